@@ -1,0 +1,30 @@
+// Package cache decides what a shared cache may store and reuse, per RFC 9111
+// §3-4 (storing, freshness, validation, invalidation), with RFC 9110 §13
+// conditional requests, RFC 5861 (stale-while-revalidate, stale-if-error),
+// RFC 8246 (immutable), RFC 9213 (targeted cache control), RFC 9211
+// (Cache-Status) and Edge Architecture 1.0 Surrogate-Control.
+//
+// The package is pure: it does no I/O and never reads the clock; callers
+// pass request and response times and "now". A Policy is safe for
+// concurrent use; a Meta is immutable once stored.
+//
+// Choices between readings of the RFCs, made here once:
+//
+//   - private="f" and no-cache="f" (§5.2.2.4, §5.2.2.7): the named fields are
+//     dropped from the stored copy, and the rest of the response is reused
+//     without revalidation.
+//   - immutable (RFC 8246): a fresh immutable entry is served even when the
+//     request says no-cache, Pragma: no-cache or max-age, the reload that the
+//     directive is meant to avoid.
+//   - Targeted fields (RFC 9213 §2.2) and Surrogate-Control replace
+//     Cache-Control and Expires entirely when they carry a valid value.
+//   - Duplicate freshness directives resolve to the smallest value; an
+//     invalid max-age or s-maxage counts as 0 (stale, §4.2.1 encourages it);
+//     an invalid stale-while-revalidate or stale-if-error is ignored.
+//   - Set-Cookie is stored with the response but served from cache only when
+//     Options.ShareCookies is set, so one user's cookie never reaches another.
+//   - A rule TTL forces the lifetime of every storable response under its
+//     prefix, overriding the origin's freshness (no-cache and no-store still
+//     apply); Options.DefaultTTL replaces heuristic freshness when the origin
+//     gives no explicit lifetime.
+package cache

@@ -1,0 +1,199 @@
+package cache
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"net/http"
+	"net/textproto"
+	"strings"
+	"time"
+)
+
+// ErrInvalidOptions is wrapped by the error that Validate returns.
+var ErrInvalidOptions = errors.New("cache: invalid options")
+
+// Options configure a Policy. Every field's zero value means its default.
+type Options struct {
+	// HeuristicFraction is the fraction of (Date - Last-Modified) used as a
+	// heuristic freshness lifetime (RFC 9111 §4.2.2). Default 0.1; must be in
+	// (0, 1].
+	HeuristicFraction float64
+	// HeuristicMax caps a heuristic freshness lifetime. Default 24h.
+	HeuristicMax time.Duration
+	// DefaultTTL is the lifetime of storable responses with no explicit
+	// freshness (no s-maxage, max-age or Expires). It replaces the heuristic
+	// of §4.2.2 and also makes such responses storable. Default 0: the RFC
+	// decides (heuristic only where allowed).
+	DefaultTTL time.Duration
+	// Targets lists the RFC 9213 targeted cache-control fields that cellar
+	// obeys, highest priority first. Default []string{"CDN-Cache-Control"}.
+	// Surrogate-Control (Edge Architecture 1.0: max-age, no-store,
+	// stale-while-revalidate, stale-if-error) is honoured after the targets
+	// and before Cache-Control.
+	Targets []string
+	// ShareCookies lets Set-Cookie be served from cache. Default false:
+	// responses with Set-Cookie are stored, but Set-Cookie is dropped from
+	// every response served from cache.
+	ShareCookies bool
+	// StaleWhileRevalidate is the RFC 5861 §3 window applied when the origin
+	// sends none. Default 0: the origin decides.
+	StaleWhileRevalidate time.Duration
+	// StaleIfError is the RFC 5861 §4 window applied when the origin sends
+	// none. Default 0: the origin decides.
+	StaleIfError time.Duration
+	// Rules are per path-prefix overrides; the first matching rule wins.
+	// Default none.
+	Rules []Rule
+	// Debug makes Cache-Status carry the cache key (key=).
+	Debug bool
+}
+
+// Rule overrides the RFC for request paths that start with Prefix.
+type Rule struct {
+	// Prefix is the path prefix, e.g. "/static/". Must start with "/".
+	Prefix string
+	// TTL, when > 0, forces this freshness lifetime on storable responses.
+	TTL time.Duration
+	// Bypass makes cellar never look up or store responses under Prefix.
+	Bypass bool
+	// IgnoreNoCache ignores the request's no-cache, Pragma: no-cache and
+	// max-age=0.
+	IgnoreNoCache bool
+}
+
+// EnsureDefaults fills zero fields with their defaults.
+func (o *Options) EnsureDefaults() {
+	if o.HeuristicFraction == 0 {
+		o.HeuristicFraction = 0.1
+	}
+	if o.HeuristicMax == 0 {
+		o.HeuristicMax = 24 * time.Hour
+	}
+	if len(o.Targets) == 0 {
+		o.Targets = []string{"CDN-Cache-Control"}
+	}
+}
+
+// Validate reports every invalid field at once, naming the field, its value
+// and the rule it breaks.
+func (o *Options) Validate() error {
+	var errs []error
+	bad := func(field string, value any, rule string) {
+		errs = append(errs, fmt.Errorf("%s = %v: %s", field, value, rule))
+	}
+	if !(o.HeuristicFraction > 0 && o.HeuristicFraction <= 1) || math.IsNaN(o.HeuristicFraction) {
+		bad("HeuristicFraction", o.HeuristicFraction, "must be in (0, 1]")
+	}
+	if o.HeuristicMax < 0 {
+		bad("HeuristicMax", o.HeuristicMax, "must not be negative")
+	}
+	if o.DefaultTTL < 0 {
+		bad("DefaultTTL", o.DefaultTTL, "must not be negative")
+	}
+	if o.StaleWhileRevalidate < 0 {
+		bad("StaleWhileRevalidate", o.StaleWhileRevalidate, "must not be negative")
+	}
+	if o.StaleIfError < 0 {
+		bad("StaleIfError", o.StaleIfError, "must not be negative")
+	}
+	seen := map[string]bool{}
+	for i, t := range o.Targets {
+		c := textproto.CanonicalMIMEHeaderKey(t)
+		switch {
+		case !isToken(t):
+			bad(fmt.Sprintf("Targets[%d]", i), fmt.Sprintf("%q", t), "must be a field name (token)")
+		case c == "Cache-Control" || c == "Surrogate-Control":
+			bad(fmt.Sprintf("Targets[%d]", i), fmt.Sprintf("%q", t), "must not be Cache-Control or Surrogate-Control")
+		case seen[c]:
+			bad(fmt.Sprintf("Targets[%d]", i), fmt.Sprintf("%q", t), "is listed twice")
+		}
+		seen[c] = true
+	}
+	for i, r := range o.Rules {
+		name := fmt.Sprintf("Rules[%d] (prefix %q)", i, r.Prefix)
+		if !strings.HasPrefix(r.Prefix, "/") {
+			bad(name+".Prefix", fmt.Sprintf("%q", r.Prefix), `must start with "/"`)
+		}
+		if r.TTL < 0 {
+			bad(name+".TTL", r.TTL, "must not be negative")
+		}
+		if r.Bypass && (r.TTL > 0 || r.IgnoreNoCache) {
+			bad(name+".Bypass", r.Bypass, "cannot be combined with TTL or IgnoreNoCache")
+		}
+	}
+	if len(errs) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%w: %w", ErrInvalidOptions, errors.Join(errs...))
+}
+
+// Policy applies RFC 9111 to requests and responses. It is safe for
+// concurrent use.
+type Policy struct {
+	opts    Options
+	targets []string // canonical names of Options.Targets
+	// private is the set of fields aimed only at cellar: targets,
+	// Surrogate-Control and the internal forced-TTL field.
+	private map[string]bool
+}
+
+// New returns a Policy for opts after EnsureDefaults and Validate.
+func New(opts Options) (*Policy, error) {
+	opts.EnsureDefaults()
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	opts.Rules = append([]Rule(nil), opts.Rules...)
+	p := &Policy{opts: opts, private: map[string]bool{
+		surrogateControl: true,
+		forcedTTLField:   true,
+	}}
+	for _, t := range opts.Targets {
+		c := textproto.CanonicalMIMEHeaderKey(t)
+		p.targets = append(p.targets, c)
+		p.private[c] = true
+	}
+	return p, nil
+}
+
+// Options returns the options in effect, defaults filled in.
+func (p *Policy) Options() Options { return p.opts }
+
+// rule returns the first rule whose prefix matches the request path, or nil.
+func (p *Policy) rule(r *http.Request) *Rule {
+	if len(p.opts.Rules) == 0 || r == nil || r.URL == nil {
+		return nil
+	}
+	path := r.URL.Path
+	if path == "" {
+		path = "/"
+	}
+	for i := range p.opts.Rules {
+		if strings.HasPrefix(path, p.opts.Rules[i].Prefix) {
+			return &p.opts.Rules[i]
+		}
+	}
+	return nil
+}
+
+// isToken reports whether s is a non-empty RFC 9110 §5.6.2 token.
+func isToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if !isTchar(s[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+func isTchar(c byte) bool {
+	switch {
+	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		return true
+	}
+	return strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0
+}

@@ -1,0 +1,156 @@
+package cache
+
+import (
+	"net/http"
+	"net/textproto"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// hopByHop lists the fields that a proxy never forwards or stores (RFC 9110
+// §7.6.1, RFC 9111 §3.1), plus Proxy-Connection, which clients still send.
+var hopByHop = map[string]bool{
+	"Connection":          true,
+	"Keep-Alive":          true,
+	"Proxy-Connection":    true,
+	"Te":                  true,
+	"Transfer-Encoding":   true,
+	"Upgrade":             true,
+	"Trailer":             true,
+	"Proxy-Authenticate":  true,
+	"Proxy-Authorization": true,
+}
+
+// Storable decides whether a response to r with status and header h may be
+// stored (RFC 9111 §3): method GET (a HEAD response has no body to store;
+// it may freshen a stored GET, §4.3.5), no Bypass rule, no request or
+// response no-store (unless must-understand with an understood status,
+// §5.2.2.3), a final status that is not 206 (never stored as complete) or
+// 304, no private, Authorization only with public, s-maxage or
+// must-revalidate (§3.5), no Vary: *, and some freshness: public, explicit
+// (s-maxage, max-age, Expires), a heuristically cacheable status, a rule TTL
+// or Options.DefaultTTL. reason says why not: "method", "bypass",
+// "no-store", "request-no-store", "status", "partial", "must-understand",
+// "private", "authorization", "vary", "no-freshness".
+func (p *Policy) Storable(r *http.Request, status int, h http.Header) (ok bool, reason string) {
+	if r.Method != http.MethodGet && r.Method != "" {
+		return false, "method"
+	}
+	rl := p.rule(r)
+	if rl != nil && rl.Bypass {
+		return false, "bypass"
+	}
+	switch {
+	case status < 200 || status > 999:
+		return false, "status"
+	case status == http.StatusPartialContent:
+		return false, "partial"
+	case status == http.StatusNotModified:
+		return false, "status"
+	}
+	if _, ok := r.Header[cacheControl]; ok && parseRequestCC(r.Header).noStore {
+		return false, "request-no-store" // §5.2.1.5
+	}
+	cc, viaCC := p.control(h)
+	if cc.mustUnderstand {
+		if !understoodStatus(status) {
+			return false, "must-understand"
+		}
+	} else if cc.noStore {
+		return false, "no-store"
+	}
+	if cc.private {
+		return false, "private"
+	}
+	if _, auth := r.Header["Authorization"]; auth && !cc.public && cc.sMaxAge < 0 && !cc.mustRevalidate {
+		return false, "authorization"
+	}
+	if _, star := VaryFields(h); star {
+		return false, "vary"
+	}
+	_, expires := h["Expires"]
+	switch {
+	case cc.public, cc.maxAge >= 0, cc.sMaxAge >= 0, viaCC && expires,
+		heuristicStatus(status), p.opts.DefaultTTL > 0, rl != nil && rl.TTL > 0:
+		return true, ""
+	}
+	return false, "no-freshness"
+}
+
+// understoodStatus lists the status codes whose caching semantics cellar
+// implements, for must-understand (§5.2.2.3).
+func understoodStatus(code int) bool {
+	switch code {
+	case 200, 203, 204, 300, 301, 302, 303, 307, 308, 404, 405, 410, 414, 501:
+		return true
+	}
+	return false
+}
+
+// NewMeta builds the Meta to store for a response to r (RFC 9111 §3.1): a
+// copy of h minus hop-by-hop fields, fields named in Connection, and fields
+// named by private="..." or no-cache="..." (chosen reading of §5.2.2.4 and
+// §5.2.2.7: drop them from the stored copy). Set-Cookie is kept and
+// filtered at serve time (see ServeHeader). A rule TTL for r's path is
+// recorded in the stored header for Lifetime.
+func (p *Policy) NewMeta(r *http.Request, status int, h http.Header, requestTime, responseTime time.Time) Meta {
+	stored := make(http.Header, len(h))
+	drop := connectionFields(h)
+	cc, _ := p.control(h)
+	for k, v := range h {
+		if hopByHop[k] || drop[k] || k == forcedTTLField {
+			continue
+		}
+		stored[k] = append([]string(nil), v...)
+	}
+	for _, f := range cc.privateFields {
+		delete(stored, f)
+	}
+	for _, f := range cc.noCacheFields {
+		delete(stored, f)
+	}
+	if rl := p.rule(r); rl != nil && rl.TTL > 0 {
+		stored[forcedTTLField] = []string{strconv.FormatInt(int64(rl.TTL/time.Second), 10)}
+	}
+	return Meta{Status: status, Header: stored, RequestTime: requestTime, ResponseTime: responseTime}
+}
+
+// connectionFields returns the canonical names listed in Connection, or nil.
+func connectionFields(h http.Header) map[string]bool {
+	lines := h["Connection"]
+	if len(lines) == 0 {
+		return nil
+	}
+	m := map[string]bool{}
+	for _, l := range lines {
+		for _, f := range strings.Split(l, ",") {
+			if f = textproto.TrimString(f); f != "" {
+				m[textproto.CanonicalMIMEHeaderKey(f)] = true
+			}
+		}
+	}
+	return m
+}
+
+// ServeHeader copies m.Header into dst for a response served from cache: it
+// drops the fields aimed only at cellar (the configured Targets and
+// Surrogate-Control) and Set-Cookie unless Options.ShareCookies. It does not
+// set Age. The value slices are shared with m with their capacity capped,
+// so an append by the caller copies instead of writing into m.
+func (p *Policy) ServeHeader(dst http.Header, m *Meta) {
+	for k, v := range m.Header {
+		if p.private[k] || (k == "Set-Cookie" && !p.opts.ShareCookies) {
+			continue
+		}
+		dst[k] = v[:len(v):len(v)]
+	}
+}
+
+// StripForClient removes the fields aimed only at cellar (the configured
+// Targets, Surrogate-Control) from a response forwarded from the origin.
+func (p *Policy) StripForClient(h http.Header) {
+	for k := range p.private {
+		delete(h, k)
+	}
+}
