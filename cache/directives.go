@@ -98,6 +98,11 @@ func parseResponseCC(value string, surrogate bool) (cc respCC, valid bool) {
 			break
 		}
 		n++
+		if surrogate {
+			if i := strings.IndexByte(name, ';'); i >= 0 {
+				name = name[:i] // Edge Architecture targeting: "no-store;cellar"
+			}
+		}
 		switch {
 		case strings.EqualFold(name, "max-age"):
 			cc.maxAge = minDelta(cc.maxAge, val, hasVal, surrogate, 0)
@@ -137,7 +142,9 @@ func parseResponseCC(value string, surrogate bool) (cc respCC, valid bool) {
 	if surrogate {
 		// Edge Architecture 1.0 defines only max-age, no-store and the
 		// stale-* extensions for Surrogate-Control.
-		cc = respCC{maxAge: cc.maxAge, swr: cc.swr, sie: cc.sie, sMaxAge: -1, noStore: cc.noStore}
+		// Its ";target" suffixes make cacheobject reject it, so validity
+		// is only "has a directive".
+		return respCC{maxAge: cc.maxAge, swr: cc.swr, sie: cc.sie, sMaxAge: -1, noStore: cc.noStore}, n > 0
 	}
 	return cc, n > 0 && err == nil
 }
