@@ -85,7 +85,7 @@ func TestAgeCalculation(t *testing.T) {
 	}{
 		{"ResidentTime", stored(), t0.Add(7 * time.Second), 7 * time.Second, 0},
 		{"AgeHeaderAdds", stored("Age: 30"), t0.Add(5 * time.Second), 35 * time.Second, 30 * time.Second},
-		{"ResponseDelayAdds", &Meta{Header: hdr("Age: 30", "Date: " + httpDate(t0)), RequestTime: t0.Add(-2 * time.Second), ResponseTime: t0}, t0, 32 * time.Second, 32 * time.Second},
+		{"ResponseDelayAdds", &Meta{Header: hdr("Age: 30", "Date: "+httpDate(t0)), RequestTime: t0.Add(-2 * time.Second), ResponseTime: t0}, t0, 32 * time.Second, 32 * time.Second},
 		{"ApparentAgeFromDate", stored("Date: " + httpDate(t0.Add(-50*time.Second))), t0, 50 * time.Second, 50 * time.Second},
 		{"LargerOfApparentAndCorrected", stored("Date: "+httpDate(t0.Add(-50*time.Second)), "Age: 10"), t0, 50 * time.Second, 50 * time.Second},
 		{"DateInTheFutureIsZero", stored("Date: " + httpDate(t0.Add(time.Hour))), t0, 0, 0},
@@ -161,7 +161,11 @@ func TestEvaluate(t *testing.T) {
 		{"ImmutableIgnoresMaxAgeZeroWhenFresh", Options{}, stored("Cache-Control: max-age=60, immutable"), []string{"Cache-Control: max-age=0"}, "", 10 * time.Second, want{Serve, false, false, "fresh"}},
 		{"ImmutableStaleRevalidates", Options{}, stored("Cache-Control: max-age=60, immutable"), []string{"Cache-Control: no-cache"}, "", 70 * time.Second, want{Revalidate, false, false, "request-no-cache"}},
 		{"InvalidRevalidates", Options{}, func() *Meta { m := stored("Cache-Control: max-age=60"); m.Invalid = true; return m }(), nil, "", 0, want{Revalidate, false, false, "invalid"}},
-		{"InvalidWithSWRServesStale", Options{}, func() *Meta { m := stored("Cache-Control: max-age=60, stale-while-revalidate=60"); m.Invalid = true; return m }(), nil, "", 0, want{ServeStale, true, false, "invalid-swr"}},
+		{"InvalidWithSWRServesStale", Options{}, func() *Meta {
+			m := stored("Cache-Control: max-age=60, stale-while-revalidate=60")
+			m.Invalid = true
+			return m
+		}(), nil, "", 0, want{ServeStale, true, false, "invalid-swr"}},
 		{"RuleIgnoresRequestNoCache", Options{Rules: []Rule{{Prefix: "/static/", IgnoreNoCache: true}}}, stored("Cache-Control: max-age=60"), []string{"Cache-Control: no-cache"}, "/static/a.js", 0, want{Serve, false, false, "fresh"}},
 		{"RuleIgnoresRequestMaxAgeZero", Options{Rules: []Rule{{Prefix: "/static/", IgnoreNoCache: true}}}, stored("Cache-Control: max-age=60"), []string{"Cache-Control: max-age=0"}, "/static/a.js", time.Second, want{Serve, false, false, "fresh"}},
 		{"RuleOnlyForItsPrefix", Options{Rules: []Rule{{Prefix: "/static/", IgnoreNoCache: true}}}, stored("Cache-Control: max-age=60"), []string{"Cache-Control: no-cache"}, "/other", 0, want{Revalidate, false, false, "request-no-cache"}},

@@ -1,0 +1,147 @@
+package cache
+
+import (
+	"crypto/tls"
+	"errors"
+	"net/http"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+// TestPrimaryKey covers the primary cache key (RFC 9111 §2, DESIGN.md).
+func TestPrimaryKey(t *testing.T) {
+	tests := []struct {
+		name, url, host string
+		tls             bool
+		want            string
+	}{
+		{"LowercasesHost", "/a", "Example.COM", false, "http://example.com/a"},
+		{"DropsDefaultHTTPPort", "/a", "example.com:80", false, "http://example.com/a"},
+		{"KeepsOtherPort", "/a", "example.com:8080", false, "http://example.com:8080/a"},
+		{"HTTPSDropsPort443", "/a", "example.com:443", true, "https://example.com/a"},
+		{"HTTPKeeps443", "/a", "example.com:443", false, "http://example.com:443/a"},
+		{"KeepsQueryAsSent", "/a?b=1&a=2", "h", false, "http://h/a?b=1&a=2"},
+		{"KeepsPathEscaping", "/a%2Fb", "h", false, "http://h/a%2Fb"},
+		{"PathCaseKept", "/A", "h", false, "http://h/A"},
+		{"IPv6DefaultPort", "/", "[::1]:80", false, "http://[::1]/"},
+		{"EmptyQueryKept", "/a?", "h", false, "http://h/a?"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := get("http://placeholder" + tt.url)
+			r.Host = tt.host
+			if tt.tls {
+				r.TLS = &tls.ConnectionState{}
+			}
+			if got := PrimaryKey(r); got != tt.want {
+				t.Errorf("PrimaryKey = %q, want %q", got, tt.want)
+			}
+		})
+	}
+	r := &http.Request{Method: "GET", Host: "h"}
+	if got := PrimaryKey(r); got != "http://h/" {
+		t.Errorf("PrimaryKey without URL = %q", got)
+	}
+}
+
+func TestKeyFromURL(t *testing.T) {
+	tests := []struct {
+		raw, want string
+		err       bool
+	}{
+		{"http://Example.com:80/a?x", "http://example.com/a?x", false},
+		{"HTTPS://example.com:443", "https://example.com/", false},
+		{"https://example.com:8443/p", "https://example.com:8443/p", false},
+		{"/relative", "", true},
+		{"ftp://example.com/a", "", true},
+		{"http://%zz", "", true},
+		{"mailto:x@y", "", true},
+	}
+	for _, tt := range tests {
+		got, err := KeyFromURL(tt.raw)
+		if (err != nil) != tt.err || got != tt.want {
+			t.Errorf("KeyFromURL(%q) = %q, %v; want %q, err %v", tt.raw, got, err, tt.want, tt.err)
+		}
+		if err != nil && !errors.Is(err, ErrBadURL) {
+			t.Errorf("KeyFromURL(%q) error %v is not ErrBadURL", tt.raw, err)
+		}
+	}
+	r := get("http://Example.com:80/a%20b?q=1")
+	k, _ := KeyFromURL("http://example.com/a%20b?q=1")
+	if PrimaryKey(r) != k {
+		t.Errorf("PrimaryKey %q != KeyFromURL %q", PrimaryKey(r), k)
+	}
+}
+
+// TestVaryFields covers §4.1: several Vary lines and lists combined, names
+// case-insensitive, "*".
+func TestVaryFields(t *testing.T) {
+	tests := []struct {
+		name   string
+		h      http.Header
+		want   []string
+		wantSt bool
+	}{
+		{"None", hdr(), nil, false},
+		{"CombinesLinesAndLists", hdr("Vary: accept-encoding, Accept", "Vary: user-agent,ACCEPT"), []string{"Accept", "Accept-Encoding", "User-Agent"}, false},
+		{"Star", hdr("Vary: Accept, *"), []string{"Accept"}, true},
+		{"IgnoresEmptyAndJunk", hdr("Vary: , ,a b,"), nil, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, star := VaryFields(tt.h)
+			if !reflect.DeepEqual(got, tt.want) || star != tt.wantSt {
+				t.Errorf("VaryFields = %v, %v; want %v, %v", got, star, tt.want, tt.wantSt)
+			}
+		})
+	}
+}
+
+// TestSecondaryKey covers §4.1 normalization and non-collision.
+func TestSecondaryKey(t *testing.T) {
+	f := []string{"Accept-Encoding", "X-A"}
+	same := [][2]http.Header{
+		{hdr("Accept-Encoding: gzip, br"), hdr("Accept-Encoding: gzip,br")},
+		{hdr("Accept-Encoding: gzip", "Accept-Encoding: br"), hdr("Accept-Encoding: gzip, br")},
+		{hdr("Accept-Encoding: gzip,   br  "), hdr("Accept-Encoding:  gzip ,br")},
+		{hdr("X-A: a    b"), hdr("X-A: a\tb")},
+	}
+	for _, c := range same {
+		if a, b := SecondaryKey(f, c[0]), SecondaryKey(f, c[1]); a != b {
+			t.Errorf("keys differ for %v and %v: %q vs %q", c[0], c[1], a, b)
+		}
+	}
+	differ := [][2]http.Header{
+		{hdr(), http.Header{"Accept-Encoding": {""}}},
+		{hdr("Accept-Encoding: gzip"), hdr("Accept-Encoding: GZIP")},
+		{hdr("Accept-Encoding: gzip"), hdr("X-A: gzip")},
+		{hdr("Accept-Encoding: a!1:X-A=1:b"), hdr("Accept-Encoding: a", "X-A: b")},
+		{hdr("Accept-Encoding: ab"), hdr("Accept-Encoding: a b")},
+	}
+	for _, c := range differ {
+		if a, b := SecondaryKey(f, c[0]), SecondaryKey(f, c[1]); a == b {
+			t.Errorf("keys collide for %v and %v: %q", c[0], c[1], a)
+		}
+	}
+	if SecondaryKey(nil, hdr("A: b")) != "" {
+		t.Error("no fields should give an empty secondary key")
+	}
+}
+
+func TestVariantAndEncodingKeys(t *testing.T) {
+	p := "http://h/a"
+	v := VariantKey(p, "x")
+	e := EncodingKey(v, "gzip")
+	for _, k := range []string{v, e, EncodingKey(p, "br")} {
+		if !strings.HasPrefix(k, p+"\x00") {
+			t.Errorf("%q does not start with primary+0", k)
+		}
+	}
+	if strings.HasPrefix(VariantKey("http://h/ab", ""), p+"\x00") {
+		t.Error("variant of another URL matches prefix")
+	}
+	if v != "http://h/a\x00v=x" || e != "http://h/a\x00v=x\x00e=gzip" {
+		t.Errorf("keys = %q, %q", v, e)
+	}
+}
