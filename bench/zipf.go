@@ -108,9 +108,9 @@ func (o *ZipfOptions) Validate() error {
 
 // Zipf generates a Zipf workload. It is not safe for concurrent use.
 type Zipf struct {
-	o      ZipfOptions
-	cdf    []float64 // cdf[r-1] = P(rank <= r)
-	rng    *rand.Rand
+	o                   ZipfOptions
+	cdf                 []float64 // cdf[r-1] = P(rank <= r)
+	rng                 *rand.Rand
 	sinceScan, scanLeft int
 	nextScanKey         uint64
 }
