@@ -66,12 +66,13 @@ func fieldValue(h http.Header, name string) (v string, ok bool) {
 //     cacheobject clamps at 2^31-1), quoted values are accepted, and an
 //     invalid max-age / s-maxage counts as 0 (stale) instead of failing the
 //     whole field;
-//   - when cacheobject rejects the field (for example "max-age=x, no-store"
-//     or "no-store=1"), the flags come from our scan and a flag written with
-//     an argument it does not take still counts when it restricts caching
-//     (no-store, no-cache, private, must-revalidate, proxy-revalidate) and
-//     is ignored when it would permit more (public, immutable), so a parse
-//     error never makes a response storable;
+//   - the restrictive flags (no-store, no-cache, private, must-revalidate,
+//     proxy-revalidate) are set when either parser sees them, even with an
+//     argument they do not take, and even when cacheobject rejects the
+//     whole field (for example "max-age=x, no-store" or "no-store=1"), so a
+//     parse error never makes a response storable; the permissive flags
+//     (public, immutable) come from cacheobject, or, when it rejects the
+//     field, from our scan only when written without an argument;
 //   - field-name lists of no-cache / private come from our scan, which also
 //     splits unquoted lists at commas (cacheobject swallows
 //     `no-cache=a,max-age=5` into the list);
@@ -117,22 +118,22 @@ func parseResponseCC(value string, surrogate bool) (cc respCC, valid bool) {
 		case strings.EqualFold(name, "no-cache"):
 			if hasVal && !surrogate {
 				cc.noCacheFields = appendFields(cc.noCacheFields, val)
-			} else if err != nil {
+			} else {
 				cc.noCache = true
 			}
 		case strings.EqualFold(name, "private"):
 			if hasVal && !surrogate {
 				cc.privateFields = appendFields(cc.privateFields, val)
-			} else if err != nil {
+			} else {
 				cc.private = true
 			}
-		case err == nil:
 		case strings.EqualFold(name, "no-store"):
 			cc.noStore = true
 		case strings.EqualFold(name, "must-revalidate"):
 			cc.mustRevalidate = true
 		case strings.EqualFold(name, "proxy-revalidate"):
 			cc.proxyRevalidate = true
+		case err == nil:
 		case strings.EqualFold(name, "public"):
 			cc.public = cc.public || !hasVal
 		case strings.EqualFold(name, "immutable"):
@@ -190,11 +191,11 @@ func parseRequestCC(h http.Header) reqCC {
 			cc.minFresh = maxDelta64(cc.minFresh, val, hasVal)
 		case strings.EqualFold(name, "stale-if-error"):
 			cc.sie = minDelta(cc.sie, val, hasVal, false, -1)
-		case err == nil:
 		case strings.EqualFold(name, "no-cache"):
 			cc.noCache = true
 		case strings.EqualFold(name, "no-store"):
 			cc.noStore = true
+		case err == nil:
 		case strings.EqualFold(name, "only-if-cached"):
 			cc.onlyIfCached = true
 		}

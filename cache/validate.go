@@ -233,9 +233,11 @@ func splitETags(s string) []string {
 		}
 		j := strings.IndexByte(s, ',')
 		if j < 0 {
-			return append(out, textproto.TrimString(s))
+			j = len(s)
 		}
-		out = append(out, textproto.TrimString(s[:j]))
+		if e := textproto.TrimString(s[:j]); e != "" {
+			out = append(out, e)
+		}
 		s = s[j:]
 	}
 }
