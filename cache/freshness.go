@@ -203,8 +203,8 @@ func (p *Policy) lifetime(m *Meta, cc *respCC, viaCC bool) time.Duration {
 			if len(ex) == 0 {
 				return 0
 			}
-			exp, err := http.ParseTime(textproto.TrimString(ex[0]))
-			if err != nil {
+			exp, ok := parseHTTPDate(ex[0])
+			if !ok {
 				return 0 // §5.3: an invalid Expires means already expired.
 			}
 			return max(exp.Sub(dateValue(m)), 0)
@@ -226,8 +226,8 @@ func (p *Policy) heuristic(m *Meta, cc *respCC) time.Duration {
 	if !ok || len(lm) == 0 {
 		return 0
 	}
-	t, err := http.ParseTime(textproto.TrimString(lm[0]))
-	if err != nil {
+	t, ok := parseHTTPDate(lm[0])
+	if !ok {
 		return 0
 	}
 	since := dateValue(m).Sub(t)
@@ -255,7 +255,7 @@ func heuristicStatus(code int) bool {
 // or invalid (RFC 9110 §6.6.1: the recipient's receipt time).
 func dateValue(m *Meta) time.Time {
 	if d := m.Header["Date"]; len(d) > 0 {
-		if t, err := http.ParseTime(textproto.TrimString(d[0])); err == nil {
+		if t, ok := parseHTTPDate(d[0]); ok {
 			return t
 		}
 	}

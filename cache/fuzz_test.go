@@ -203,3 +203,20 @@ func FuzzCacheStatus(f *testing.F) {
 		}
 	})
 }
+
+// FuzzHTTPDate checks the IMF-fixdate fast path against http.ParseTime.
+func FuzzHTTPDate(f *testing.F) {
+	f.Add("Sun, 06 Nov 1994 08:49:37 GMT")
+	f.Add("Sunday, 06-Nov-94 08:49:37 GMT")
+	f.Add("Sun Nov  6 08:49:37 1994")
+	f.Add("Mon, 31 Feb 2026 08:49:37 GMT")
+	f.Add("Xyz, 06 Nov 1994 08:49:37 GMT")
+	f.Add("Sun, 06 Nov 1994 24:00:00 GMT")
+	f.Fuzz(func(t *testing.T, s string) {
+		got, ok := parseHTTPDate(s)
+		want, err := http.ParseTime(strings.TrimSpace(s))
+		if ok != (err == nil) || (ok && !got.Equal(want)) {
+			t.Fatalf("parseHTTPDate(%q) = %v, %v; http.ParseTime = %v, %v", s, got, ok, want, err)
+		}
+	})
+}

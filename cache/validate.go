@@ -122,9 +122,9 @@ func Matches304(m *Meta, h http.Header) bool {
 		if stored == lm {
 			return true
 		}
-		a, err1 := http.ParseTime(lm)
-		b, err2 := http.ParseTime(stored)
-		return err1 == nil && err2 == nil && a.Equal(b)
+		a, ok1 := parseHTTPDate(lm)
+		b, ok2 := parseHTTPDate(stored)
+		return ok1 && ok2 && a.Equal(b)
 	}
 	return m.Header.Get("Etag") == "" && m.Header.Get("Last-Modified") == ""
 }
@@ -157,8 +157,8 @@ func NotModified(r *http.Request, m *Meta) bool {
 	if ims == "" {
 		return false
 	}
-	since, err := http.ParseTime(textproto.TrimString(ims))
-	if err != nil {
+	since, ok := parseHTTPDate(ims)
+	if !ok {
 		return false
 	}
 	return !lastModified(m).After(since)
@@ -168,7 +168,7 @@ func NotModified(r *http.Request, m *Meta) bool {
 // time (RFC 9111 §4.3.2).
 func lastModified(m *Meta) time.Time {
 	if lm := m.Header.Get("Last-Modified"); lm != "" {
-		if t, err := http.ParseTime(textproto.TrimString(lm)); err == nil {
+		if t, ok := parseHTTPDate(lm); ok {
 			return t
 		}
 	}
@@ -201,9 +201,9 @@ func PreconditionFailed(r *http.Request, m *Meta) bool {
 	if ius == "" || lm == "" {
 		return false
 	}
-	since, err1 := http.ParseTime(textproto.TrimString(ius))
-	mod, err2 := http.ParseTime(textproto.TrimString(lm))
-	if err1 != nil || err2 != nil {
+	since, ok1 := parseHTTPDate(ius)
+	mod, ok2 := parseHTTPDate(lm)
+	if !ok1 || !ok2 {
 		return false
 	}
 	return mod.After(since)
