@@ -81,13 +81,12 @@ type Lookup struct {
 // §4, §4.2.4, §5.2.1, §5.2.2; RFC 5861; RFC 8246).
 func (p *Policy) Evaluate(r *http.Request, m *Meta, now time.Time) Lookup {
 	cc, viaCC := p.control(m.Header)
-	age, initial := currentAge(m, now)
+	age, _ := currentAge(m, now)
 	lifetime := p.lifetime(m, &cc, viaCC)
 	ttl := lifetime - age
 	l := Lookup{Age: age, TTL: ttl}
 	fresh := ttl > 0 && !m.Invalid
 	staleness := max(-ttl, 0)
-	_ = initial
 
 	var rq reqCC
 	if _, ok := r.Header[cacheControl]; ok {

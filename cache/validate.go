@@ -99,6 +99,21 @@ func (p *Policy) Freshen(m *Meta, h http.Header, requestTime, responseTime time.
 	return Meta{Status: m.Status, Header: stored, RequestTime: requestTime, ResponseTime: responseTime}
 }
 
+// HeadMatches reports whether a 200 response to HEAD with header h may
+// freshen the stored GET response m (RFC 9111 §4.3.5): its ETag,
+// Last-Modified and Content-Length, where both carry them, must be equal.
+// When it reports false the stored response should be marked Invalid
+// instead.
+func HeadMatches(m *Meta, h http.Header) bool {
+	for _, k := range [...]string{"Etag", "Last-Modified", "Content-Length"} {
+		a, b := textproto.TrimString(h.Get(k)), textproto.TrimString(m.Header.Get(k))
+		if a != "" && b != "" && a != b {
+			return false
+		}
+	}
+	return true
+}
+
 // Matches304 reports whether a 304 with header h selects the stored entry m
 // (RFC 9111 §4.3.4): by its ETag (strong comparison when the 304's ETag is
 // strong, weak otherwise); else by an equal Last-Modified; else, when the

@@ -141,3 +141,26 @@ func TestClientConditionals(t *testing.T) {
 		t.Error("304 for a stored 404")
 	}
 }
+
+// TestHeadFreshensOnlyWhenValidatorsAgree covers §4.3.5.
+func TestHeadFreshensOnlyWhenValidatorsAgree(t *testing.T) {
+	m := stored(`ETag: "a"`, "Content-Length: 10", "Last-Modified: "+httpDate(t0.Add(-time.Hour)))
+	tests := []struct {
+		name string
+		h    http.Header
+		want bool
+	}{
+		{"SameValidators", hdr(`ETag: "a"`, "Content-Length: 10"), true},
+		{"NoValidators", hdr("Cache-Control: max-age=60"), true},
+		{"ETagDiffers", hdr(`ETag: "b"`), false},
+		{"LengthDiffers", hdr("Content-Length: 11"), false},
+		{"LastModifiedDiffers", hdr("Last-Modified: " + httpDate(t0)), false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := HeadMatches(m, tt.h); got != tt.want {
+				t.Errorf("HeadMatches = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
