@@ -1,0 +1,734 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cellar-cache/cellar/cache"
+	"github.com/cockroachdb/pebble/v2"
+)
+
+// Per-object bytes charged to the disk budget beyond body and meta record:
+// key encodings, checksums and LSM bookkeeping per record.
+const (
+	recordOverhead = 64
+	chunkOverhead  = 24
+)
+
+// evictSample is how many entries each eviction step samples; it evicts the
+// least recently used of them (Redis-style sampled LRU: with 16 samples the
+// victim is, on average, among the coldest 6% of objects).
+const evictSample = 16
+
+// diskEntry is the in-memory index entry of one committed object. Fields
+// other than access are guarded by diskTier.mu.
+type diskEntry struct {
+	fill      uint64
+	size      int64
+	charge    int64 // bytes charged to the budget
+	keepUntil int64 // unix nanoseconds; 0: none
+	gen       uint64
+	access    atomic.Int64 // last access, unix milliseconds
+	saved     int64        // access value persisted on disk
+}
+
+// diskTier is the pebble tier: chunked bodies, meta records, the tag index,
+// byte-budget eviction and recovery. Safe for concurrent use.
+type diskTier struct {
+	opts   Options
+	log    *slog.Logger
+	db     *pebble.DB
+	mem    *memTier // promotion target and write-through tier; may be nil
+	lockf  *os.File
+	budget int64 // bytes for objects: DiskBytes minus the ballast
+	seed   maphash.Seed
+
+	// stripes serialize the writers of one key (commit, delete, update),
+	// so that the index and pebble agree on which fill a key holds.
+	stripes [64]sync.Mutex
+
+	mu    sync.Mutex // protects index and gen
+	index map[string]*diskEntry
+	gen   uint64
+
+	used     atomic.Int64 // bytes charged: committed objects and fills in progress
+	nextFill atomic.Uint64
+	clock    atomic.Int64 // coarse now, unix milliseconds
+
+	corrupt, evictions, writeErrors atomic.Int64
+
+	pauseMu     sync.Mutex // protects pausedUntil
+	pausedUntil time.Time
+	paused      atomic.Bool
+
+	evictCh chan struct{} // wakes the background loop; buffered 1
+	done    chan struct{}
+	wg      sync.WaitGroup
+}
+
+func openDisk(opts Options, mem *memTier) (*diskTier, error) {
+	lockf, err := lockDir(opts.Dir)
+	if err != nil {
+		return nil, err
+	}
+	d := &diskTier{
+		opts:    opts,
+		log:     opts.Logger.With("component", "store"),
+		mem:     mem,
+		lockf:   lockf,
+		budget:  opts.DiskBytes - max(opts.ReserveBytes, 0),
+		seed:    maphash.MakeSeed(),
+		index:   make(map[string]*diskEntry),
+		evictCh: make(chan struct{}, 1),
+		done:    make(chan struct{}),
+	}
+	d.clock.Store(opts.now().UnixMilli())
+	d.ensureBallast()
+
+	bc := pebble.NewCache(opts.BlockCacheBytes)
+	defer bc.Unref()
+	po := &pebble.Options{
+		FS:                          vfsOnDiskFull(opts.fs, d.onDiskFull),
+		Cache:                       bc,
+		MemTableSize:                uint64(opts.MemTableBytes),
+		MemTableStopWritesThreshold: 4,
+		Logger:                      pebbleLogger{d.log},
+		MaxOpenFiles:                256,
+	}
+	po.EnsureDefaults()
+	db, err := pebble.Open(filepath.Join(opts.Dir, "db"), po)
+	if err != nil {
+		unlockDir(lockf)
+		return nil, fmt.Errorf("store: opening pebble in %s: %w", opts.Dir, err)
+	}
+	d.db = db
+	if err := d.recover(); err != nil {
+		db.Close()
+		unlockDir(lockf)
+		return nil, err
+	}
+	d.wg.Add(1)
+	go d.loop()
+	d.kick()
+	return d, nil
+}
+
+// recover removes crash leftovers (fills without a committed meta record),
+// drops corrupt meta records and builds the index.
+func (d *diskTier) recover() error {
+	var maxFill uint64
+	// Fills in progress at a crash: delete their chunks and markers.
+	it, err := d.db.NewIter(&pebble.IterOptions{LowerBound: []byte{prefixFill}, UpperBound: []byte{prefixFill + 1}})
+	if err != nil {
+		return fmt.Errorf("store: recovery: %w", err)
+	}
+	b := d.db.NewBatch()
+	leftovers := 0
+	for it.First(); it.Valid(); it.Next() {
+		k := it.Key()
+		if len(k) != 9 {
+			b.Delete(k, nil)
+			continue
+		}
+		fill := beUint64(k[1:])
+		maxFill = max(maxFill, fill)
+		start, end := chunkSpan(fill)
+		b.DeleteRange(start, end, nil)
+		b.Delete(k, nil)
+		leftovers++
+	}
+	if err := it.Close(); err != nil {
+		return fmt.Errorf("store: recovery: %w", err)
+	}
+
+	// Committed objects.
+	it, err = d.db.NewIter(&pebble.IterOptions{LowerBound: []byte{prefixMeta}, UpperBound: []byte{prefixMeta + 1}})
+	if err != nil {
+		return fmt.Errorf("store: recovery: %w", err)
+	}
+	var used int64
+	for it.First(); it.Valid(); it.Next() {
+		key := string(it.Key()[1:])
+		v, err := it.ValueAndErr()
+		if err != nil {
+			it.Close()
+			return fmt.Errorf("store: recovery: %w", err)
+		}
+		rec, err := decodeMeta(v)
+		if err != nil {
+			d.corrupt.Add(1)
+			d.log.Warn("deleting corrupt meta record", "key", key, "err", err)
+			b.Delete(it.Key(), nil)
+			// The fill id is not trustworthy; its chunks stay until a
+			// later full recovery would find them. Their bytes are small
+			// next to the budget in practice.
+			continue
+		}
+		e := &diskEntry{fill: rec.fill, size: rec.size, charge: chargeOf(key, rec, len(v))}
+		if !rec.keepUntil.IsZero() {
+			e.keepUntil = rec.keepUntil.UnixNano()
+		}
+		e.access.Store(rec.committed.UnixMilli())
+		e.saved = e.access.Load()
+		d.index[key] = e
+		used += e.charge
+		maxFill = max(maxFill, rec.fill)
+	}
+	if err := it.Close(); err != nil {
+		return fmt.Errorf("store: recovery: %w", err)
+	}
+
+	// Access times persisted at the last Close.
+	it, err = d.db.NewIter(&pebble.IterOptions{LowerBound: []byte{prefixAccess}, UpperBound: []byte{prefixAccess + 1}})
+	if err != nil {
+		return fmt.Errorf("store: recovery: %w", err)
+	}
+	for it.First(); it.Valid(); it.Next() {
+		e := d.index[string(it.Key()[1:])]
+		p, err := unseal(it.Value())
+		if e == nil || err != nil || len(p) != 8 {
+			b.Delete(it.Key(), nil)
+			continue
+		}
+		e.access.Store(int64(beUint64(p)))
+		e.saved = e.access.Load()
+	}
+	if err := it.Close(); err != nil {
+		return fmt.Errorf("store: recovery: %w", err)
+	}
+
+	// The newest chunk names the highest fill id ever used.
+	it, err = d.db.NewIter(&pebble.IterOptions{LowerBound: []byte{prefixChunk}, UpperBound: []byte{prefixChunk + 1}})
+	if err != nil {
+		return fmt.Errorf("store: recovery: %w", err)
+	}
+	if it.Last() && len(it.Key()) >= 9 {
+		maxFill = max(maxFill, beUint64(it.Key()[1:]))
+	}
+	if err := it.Close(); err != nil {
+		return fmt.Errorf("store: recovery: %w", err)
+	}
+
+	if err := b.Commit(pebble.Sync); err != nil {
+		return fmt.Errorf("store: recovery: %w", err)
+	}
+	b.Close()
+	d.nextFill.Store(maxFill)
+	d.used.Store(used)
+	if leftovers > 0 {
+		d.log.Info("removed incomplete fills", "count", leftovers)
+	}
+	return nil
+}
+
+func beUint64(b []byte) uint64 {
+	_ = b[7]
+	return uint64(b[0])<<56 | uint64(b[1])<<48 | uint64(b[2])<<40 | uint64(b[3])<<32 |
+		uint64(b[4])<<24 | uint64(b[5])<<16 | uint64(b[6])<<8 | uint64(b[7])
+}
+
+// chargeOf is the budget charge of an object: body, meta record, keys and
+// per-record overhead.
+func chargeOf(key string, rec *metaRecord, metaLen int) int64 {
+	n := rec.size + int64(metaLen+len(key)) + recordOverhead + rec.chunks()*chunkOverhead
+	for _, t := range rec.tags {
+		n += int64(len(t)+len(key)) + recordOverhead
+	}
+	return n
+}
+
+func (d *diskTier) stripe(key string) *sync.Mutex {
+	return &d.stripes[maphash.String(d.seed, key)%uint64(len(d.stripes))]
+}
+
+func (d *diskTier) nowMilli() int64 {
+	return d.opts.now().UnixMilli()
+}
+
+// touch records an access on the coarse clock, writing only when it moves
+// (a hit on a hot object should not bounce a cache line between cores).
+func (d *diskTier) touch(a *atomic.Int64) {
+	if now := d.clock.Load(); a.Load() < now {
+		a.Store(now)
+	}
+}
+
+// lookup returns the entry of key, or nil.
+func (d *diskTier) lookup(key string) (e *diskEntry, gen uint64) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	e = d.index[key]
+	if e == nil {
+		return nil, 0
+	}
+	return e, e.gen
+}
+
+// get reads key's meta record and, for small objects when a memory tier
+// exists, its whole body (promoting it when promote is set).
+func (d *diskTier) get(ctx context.Context, key string, promote bool) (*Object, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	e, gen := d.lookup(key)
+	if e == nil {
+		return nil, ErrNotFound
+	}
+	now := d.opts.now()
+	if e.keepUntil != 0 && now.UnixNano() > e.keepUntil {
+		d.remove(key, e, pebble.NoSync)
+		return nil, ErrNotFound
+	}
+	rec, err := d.readMeta(key)
+	if err != nil {
+		return nil, err
+	}
+	if rec.fill != e.fill {
+		// Replaced between lookup and read: serve what we read, but
+		// don't promote it on the strength of the old generation.
+		promote = false
+	}
+	if a := now.UnixMilli(); e.access.Load() < a {
+		e.access.Store(a)
+	}
+	o := &Object{
+		Key:       key,
+		Meta:      rec.meta,
+		Size:      rec.size,
+		Tags:      rec.tags,
+		KeepUntil: rec.keepUntil,
+		loc:       location{fill: rec.fill, chunkSize: rec.chunkSize, gen: gen},
+		access:    &e.access,
+	}
+	if d.mem == nil || rec.size > d.opts.MaxMemoryObject {
+		return o, nil
+	}
+	body := make([]byte, rec.size)
+	r := d.newReader(ctx, o, 0, rec.size)
+	_, err = io.ReadFull(r, body)
+	r.Close()
+	if err != nil {
+		if errors.Is(err, ErrCorrupt) || errors.Is(err, ErrNotFound) {
+			return nil, ErrNotFound
+		}
+		return nil, fmt.Errorf("store: reading %q: %w", key, err)
+	}
+	o.body, o.resident = body, true
+	if promote {
+		d.mu.Lock()
+		if cur := d.index[key]; cur == e && cur.gen == gen {
+			d.mem.set(o, false)
+		}
+		d.mu.Unlock()
+	}
+	return o, nil
+}
+
+// readMeta reads and verifies key's meta record. A corrupt record is
+// deleted with its object and reported as ErrNotFound.
+func (d *diskTier) readMeta(key string) (*metaRecord, error) {
+	v, closer, err := d.db.Get(metaKey(key))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store: reading %q: %w", key, err)
+	}
+	rec, err := decodeMeta(v)
+	closer.Close()
+	if err != nil {
+		d.dropCorrupt(key, 0, err)
+		return nil, ErrNotFound
+	}
+	return rec, nil
+}
+
+// dropCorrupt deletes the object under key (if it still holds fill, or any
+// fill when fill is 0), counts the corrupt record and logs it.
+func (d *diskTier) dropCorrupt(key string, fill uint64, cause error) {
+	d.corrupt.Add(1)
+	d.log.Warn("deleting object with corrupt record", "key", key, "err", cause)
+	e, _ := d.lookup(key)
+	if e != nil && (fill == 0 || e.fill == fill) {
+		d.remove(key, e, pebble.NoSync)
+	}
+}
+
+// remove deletes the object under key if the index still holds e (nil: any
+// entry). It reports whether it removed something.
+func (d *diskTier) remove(key string, e *diskEntry, wo *pebble.WriteOptions) bool {
+	st := d.stripe(key)
+	st.Lock()
+	defer st.Unlock()
+	cur, _ := d.lookup(key)
+	if cur == nil || (e != nil && cur != e) {
+		return false
+	}
+	b := d.db.NewBatch()
+	defer b.Close()
+	// The tags are in the meta record; a corrupt one leaves tag entries
+	// behind, which a tag purge skips and cleans.
+	if v, closer, err := d.db.Get(metaKey(key)); err == nil {
+		if rec, err := decodeMeta(v); err == nil {
+			for _, t := range rec.tags {
+				b.Delete(tagKey(t, key), nil)
+			}
+		}
+		closer.Close()
+	}
+	b.Delete(metaKey(key), nil)
+	b.Delete(accessKey(key), nil)
+	start, end := chunkSpan(cur.fill)
+	b.DeleteRange(start, end, nil)
+	if err := b.Commit(wo); err != nil {
+		d.writeFailed(err)
+		return false
+	}
+	d.mu.Lock()
+	if d.index[key] == cur {
+		delete(d.index, key)
+		d.used.Add(-cur.charge)
+	}
+	if d.mem != nil {
+		d.mem.del(key)
+	}
+	d.mu.Unlock()
+	return true
+}
+
+// updateMeta rewrites key's meta record through fn, keeping its body.
+func (d *diskTier) updateMeta(key string, fn func(*cache.Meta, *time.Time)) error {
+	return d.rewriteMeta(key, fn, pebble.Sync)
+}
+
+func (d *diskTier) rewriteMeta(key string, fn func(*cache.Meta, *time.Time), wo *pebble.WriteOptions) error {
+	st := d.stripe(key)
+	st.Lock()
+	defer st.Unlock()
+	e, _ := d.lookup(key)
+	if e == nil {
+		return ErrNotFound
+	}
+	rec, err := d.readMeta(key)
+	if err != nil {
+		return err
+	}
+	fn(&rec.meta, &rec.keepUntil)
+	v := rec.encode()
+	if err := d.db.Set(metaKey(key), v, wo); err != nil {
+		d.writeFailed(err)
+		return fmt.Errorf("store: updating %q: %w", key, err)
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.index[key] != e {
+		return nil
+	}
+	e.keepUntil = 0
+	if !rec.keepUntil.IsZero() {
+		e.keepUntil = rec.keepUntil.UnixNano()
+	}
+	charge := chargeOf(key, rec, len(v))
+	d.used.Add(charge - e.charge)
+	e.charge = charge
+	d.gen++
+	e.gen = d.gen
+	if d.mem != nil {
+		if o, ok := d.mem.get(key); ok {
+			c := *o
+			c.Meta = rec.meta
+			c.KeepUntil = rec.keepUntil
+			c.loc.gen = e.gen
+			d.mem.set(&c, false)
+		}
+	}
+	return nil
+}
+
+// purge removes or invalidates the objects sel matches, then syncs the WAL
+// once so that the purge survives a crash.
+func (d *diskTier) purge(ctx context.Context, sel Selector, soft bool) (int, error) {
+	keys := make(map[string]struct{})
+	d.mu.Lock()
+	for k := range d.index {
+		if sel.matchKey(k) {
+			keys[k] = struct{}{}
+		}
+	}
+	d.mu.Unlock()
+	if sel.Tag != "" {
+		p := tagPrefix(sel.Tag)
+		it, err := d.db.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: prefixEnd(p)})
+		if err != nil {
+			return 0, fmt.Errorf("store: purge: %w", err)
+		}
+		for it.First(); it.Valid(); it.Next() {
+			k := string(it.Key()[len(p):])
+			if e, _ := d.lookup(k); e == nil {
+				d.db.Delete(it.Key(), pebble.NoSync) // stale entry
+				continue
+			}
+			keys[k] = struct{}{}
+		}
+		if err := it.Close(); err != nil {
+			return 0, fmt.Errorf("store: purge: %w", err)
+		}
+	}
+	n := 0
+	for k := range keys {
+		if err := ctx.Err(); err != nil {
+			return n, err
+		}
+		if soft {
+			err := d.rewriteMeta(k, func(m *cache.Meta, _ *time.Time) { m.Invalid = true }, pebble.NoSync)
+			if err == nil {
+				n++
+			} else if !errors.Is(err, ErrNotFound) {
+				return n, err
+			}
+		} else if d.remove(k, nil, pebble.NoSync) {
+			n++
+		}
+	}
+	if n > 0 {
+		if err := d.db.LogData(nil, pebble.Sync); err != nil {
+			d.writeFailed(err)
+			return n, fmt.Errorf("store: purge: syncing: %w", err)
+		}
+	}
+	return n, nil
+}
+
+// chunkReader streams a byte range of a stored body, reading only the
+// chunks that overlap it.
+type chunkReader struct {
+	ctx      context.Context
+	d        *diskTier
+	o        *Object
+	pos, end int64
+	key      []byte
+	buf      []byte // payload of chunk bufIdx
+	bufIdx   int64
+}
+
+var chunkPool sync.Pool // *[]byte of at least ChunkSize
+
+func (d *diskTier) newReader(ctx context.Context, o *Object, off, n int64) io.ReadCloser {
+	return &chunkReader{ctx: ctx, d: d, o: o, pos: off, end: off + n, bufIdx: -1}
+}
+
+func (r *chunkReader) Read(p []byte) (int, error) {
+	if r.pos >= r.end {
+		return 0, io.EOF
+	}
+	if err := r.ctx.Err(); err != nil {
+		return 0, err
+	}
+	cs := r.o.loc.chunkSize
+	idx := r.pos / cs
+	if idx != r.bufIdx {
+		if err := r.load(idx); err != nil {
+			return 0, err
+		}
+	}
+	n := copy(p, r.buf[r.pos-idx*cs:min(int64(len(r.buf)), r.end-idx*cs)])
+	r.pos += int64(n)
+	return n, nil
+}
+
+func (r *chunkReader) load(idx int64) error {
+	cs := r.o.loc.chunkSize
+	want := min(cs, r.o.Size-idx*cs)
+	r.key = chunkKey(r.key, r.o.loc.fill, uint32(idx))
+	v, closer, err := r.d.db.Get(r.key)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return fmt.Errorf("store: chunk %d of %q is gone (object replaced or removed): %w", idx, r.o.Key, ErrNotFound)
+	}
+	if err != nil {
+		return fmt.Errorf("store: reading chunk %d of %q: %w", idx, r.o.Key, err)
+	}
+	defer closer.Close()
+	p, err := unseal(v)
+	if err == nil && int64(len(p)) != want {
+		err = fmt.Errorf("chunk of %d bytes, want %d: %w", len(p), want, ErrCorrupt)
+	}
+	if err != nil {
+		r.d.dropCorrupt(r.o.Key, r.o.loc.fill, err)
+		return fmt.Errorf("store: chunk %d of %q: %w", idx, r.o.Key, err)
+	}
+	if r.buf == nil {
+		if bp, ok := chunkPool.Get().(*[]byte); ok && int64(cap(*bp)) >= cs {
+			r.buf = (*bp)[:0]
+		} else {
+			r.buf = make([]byte, 0, cs)
+		}
+	}
+	r.buf = append(r.buf[:0], p...)
+	r.bufIdx = idx
+	return nil
+}
+
+func (r *chunkReader) Close() error {
+	if r.buf != nil {
+		b := r.buf[:0]
+		chunkPool.Put(&b)
+		r.buf = nil
+	}
+	r.pos = r.end
+	return nil
+}
+
+// kick wakes the background loop when the budget's start mark is passed.
+func (d *diskTier) kick() {
+	if float64(d.used.Load()) > d.opts.EvictStart*float64(d.budget) {
+		select {
+		case d.evictCh <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// loop is the background goroutine: it advances the coarse clock, evicts
+// down to the target when woken, and sweeps a sample for expired objects.
+// It exits when done is closed.
+func (d *diskTier) loop() {
+	defer d.wg.Done()
+	t := time.NewTicker(250 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-d.done:
+			return
+		case <-t.C:
+			d.clock.Store(d.nowMilli())
+			d.sweepExpired()
+		case <-d.evictCh:
+		}
+		d.evict()
+	}
+}
+
+// sampleVictim picks the least recently used of evictSample entries (an
+// expired one at once). Go's map iteration starts at a random position.
+func (d *diskTier) sampleVictim(now int64) (string, *diskEntry) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var vk string
+	var ve *diskEntry
+	i := 0
+	for k, e := range d.index {
+		if e.keepUntil != 0 && e.keepUntil < now {
+			return k, e
+		}
+		if ve == nil || e.access.Load() < ve.access.Load() {
+			vk, ve = k, e
+		}
+		if i++; i == evictSample {
+			break
+		}
+	}
+	return vk, ve
+}
+
+func (d *diskTier) evict() {
+	target := int64(d.opts.EvictTarget * float64(d.budget))
+	if d.used.Load() <= int64(d.opts.EvictStart*float64(d.budget)) {
+		return
+	}
+	for d.used.Load() > target {
+		select {
+		case <-d.done:
+			return
+		default:
+		}
+		k, e := d.sampleVictim(d.opts.now().UnixNano())
+		if e == nil {
+			return
+		}
+		if d.remove(k, e, pebble.NoSync) {
+			d.evictions.Add(1)
+		}
+	}
+}
+
+func (d *diskTier) sweepExpired() {
+	now := d.opts.now().UnixNano()
+	var victims []string
+	d.mu.Lock()
+	i := 0
+	for k, e := range d.index {
+		if e.keepUntil != 0 && e.keepUntil < now {
+			victims = append(victims, k)
+		}
+		if i++; i == 4*evictSample {
+			break
+		}
+	}
+	d.mu.Unlock()
+	for _, k := range victims {
+		if e, _ := d.lookup(k); e != nil && e.keepUntil != 0 && e.keepUntil < now {
+			d.remove(k, e, pebble.NoSync)
+		}
+	}
+}
+
+// saveAccess persists access times that moved since they were loaded, so
+// that eviction order survives a restart.
+func (d *diskTier) saveAccess() error {
+	b := d.db.NewBatch()
+	defer b.Close()
+	var buf [12]byte
+	d.mu.Lock()
+	for k, e := range d.index {
+		if a := e.access.Load(); a != e.saved {
+			v := buf[:4]
+			v = append(v, byte(a>>56), byte(a>>48), byte(a>>40), byte(a>>32), byte(a>>24), byte(a>>16), byte(a>>8), byte(a))
+			b.Set(accessKey(k), seal(v), nil)
+			e.saved = a
+		}
+	}
+	d.mu.Unlock()
+	if b.Empty() {
+		return nil
+	}
+	return b.Commit(pebble.Sync)
+}
+
+func (d *diskTier) close() error {
+	close(d.done)
+	d.wg.Wait()
+	err := d.saveAccess()
+	err = errors.Join(err, d.db.Close())
+	unlockDir(d.lockf)
+	if err != nil {
+		return fmt.Errorf("store: closing: %w", err)
+	}
+	return nil
+}
+
+func (d *diskTier) stats() Stats {
+	d.mu.Lock()
+	n := len(d.index)
+	d.mu.Unlock()
+	return Stats{
+		DiskBytes:   d.used.Load(),
+		DiskObjects: int64(n),
+		Corrupt:     d.corrupt.Load(),
+		Evictions:   d.evictions.Load(),
+		WriteErrors: d.writeErrors.Load(),
+	}
+}
+
+// diskUsage returns the bytes pebble's files take (WAL, tables, obsolete).
+func (d *diskTier) diskUsage() int64 {
+	return int64(d.db.Metrics().DiskSpaceUsage())
+}

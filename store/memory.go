@@ -1,0 +1,112 @@
+package store
+
+import (
+	"fmt"
+
+	"github.com/dgraph-io/ristretto/v2"
+)
+
+// entryOverhead is the fixed memory cost charged per memory-tier entry on
+// top of its header and body bytes: the Object, ristretto's item and store
+// slots, and the header map. Measured by BenchmarkMemoryHeapPerObject.
+const entryOverhead = 320
+
+// memTier is the memory tier: complete objects (with their bodies) in a
+// ristretto cache whose cost is bytes. Ristretto may drop or reject a Set;
+// that is a later miss, never an error. Safe for concurrent use.
+type memTier struct {
+	c        *ristretto.Cache[string, *Object]
+	maxBytes int64
+	maxObj   int64
+}
+
+func newMemTier(opts Options) (*memTier, error) {
+	counters := max(10*opts.MemoryBytes/opts.MeanObjectSize, 1000)
+	c, err := ristretto.NewCache(&ristretto.Config[string, *Object]{
+		NumCounters: counters,
+		MaxCost:     opts.MemoryBytes,
+		BufferItems: 64,
+		// The cost we pass in is already the object's whole footprint.
+		IgnoreInternalCost: true,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: memory tier: %w", err)
+	}
+	return &memTier{c: c, maxBytes: opts.MemoryBytes, maxObj: opts.MaxMemoryObject}, nil
+}
+
+// cost is the memory charged for o: header and body bytes plus overhead.
+func cost(o *Object) int64 {
+	n := int64(entryOverhead + len(o.Key) + len(o.body))
+	for k, vs := range o.Meta.Header {
+		n += int64(len(k)) + 16
+		for _, v := range vs {
+			n += int64(len(v)) + 16
+		}
+	}
+	for _, t := range o.Tags {
+		n += int64(len(t)) + 16
+	}
+	return n
+}
+
+// get returns the object under key, if resident.
+func (m *memTier) get(key string) (*Object, bool) {
+	o, ok := m.c.Get(key)
+	if !ok || o.Key != key {
+		return nil, false
+	}
+	return o, true
+}
+
+// set offers o (which must be resident) to the cache. With wait it returns
+// once ristretto has applied the Set, so that a following get sees it unless
+// admission rejected it.
+func (m *memTier) set(o *Object, wait bool) {
+	if !o.resident || o.Size > m.maxObj {
+		return
+	}
+	if m.c.Set(o.Key, o, cost(o)) && wait {
+		m.c.Wait()
+	}
+}
+
+func (m *memTier) del(key string) {
+	m.c.Del(key)
+}
+
+// purge removes (or, soft, replaces with an Invalid copy) every resident
+// object sel matches and returns how many it affected.
+func (m *memTier) purge(sel Selector, soft bool) int {
+	var hit []*Object
+	m.c.IterValues(func(o *Object) bool {
+		if sel.matchObject(o) {
+			hit = append(hit, o)
+		}
+		return false
+	})
+	for _, o := range hit {
+		if soft {
+			c := *o
+			c.Meta.Invalid = true
+			m.c.Set(c.Key, &c, cost(&c))
+		} else {
+			m.c.Del(o.Key)
+		}
+	}
+	m.c.Wait()
+	return len(hit)
+}
+
+// usage returns the bytes charged and the number of resident objects.
+func (m *memTier) usage() (bytes, objects int64) {
+	m.c.IterValues(func(*Object) bool {
+		objects++
+		return false
+	})
+	return m.c.MaxCost() - m.c.RemainingCost(), objects
+}
+
+func (m *memTier) close() {
+	m.c.Close()
+}

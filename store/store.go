@@ -1,0 +1,429 @@
+// Package store keeps cached responses in two tiers, a ristretto memory tier
+// in front of a pebble disk tier, with byte budgets, eviction, a durable tag
+// index and crash recovery. It stores what the cache package (RFC 9111 §3)
+// decided may be stored and hands back complete objects; it makes no HTTP
+// caching decisions itself, except that objects past their keep time
+// (RFC 9111 §4.2 freshness plus the RFC 5861 stale windows the caller folds
+// into KeepUntil) are misses and are removed.
+package store
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/cellar-cache/cellar/cache"
+	"github.com/cockroachdb/pebble/v2/vfs"
+)
+
+// Sentinel errors, for errors.Is.
+var (
+	// ErrNotFound reports a miss.
+	ErrNotFound = errors.New("store: not found")
+	// ErrTooLarge reports a Write past Options.MaxObject; the fill is aborted.
+	ErrTooLarge = errors.New("store: object too large")
+	// ErrLocked reports that another cellar (process or Store) holds the data
+	// directory.
+	ErrLocked = errors.New("store: data directory is in use by another cellar")
+	// ErrCorrupt is the category of records that fail their checksum. Get
+	// reports such a record as ErrNotFound after deleting and counting it;
+	// a body read that meets one mid-stream returns an error wrapping
+	// ErrCorrupt.
+	ErrCorrupt = errors.New("store: corrupt record")
+	// ErrUnavailable reports that storing is paused after a full disk or an
+	// I/O error; reads continue and storing resumes when space returns.
+	ErrUnavailable = errors.New("store: storing unavailable")
+)
+
+// Options configures a Store. Zero values mean the documented default; call
+// EnsureDefaults, then Validate (Open does both).
+type Options struct {
+	// Dir is the data directory; required. It is created (mode 0700) if
+	// missing.
+	Dir string
+	// MemoryBytes is the memory tier budget in bytes. Default 256 MiB;
+	// negative disables the memory tier.
+	MemoryBytes int64
+	// DiskBytes is the disk tier budget in bytes: the data directory stays
+	// within about 10% of it. Default 2 GiB.
+	DiskBytes int64
+	// MaxMemoryObject is the largest body the memory tier holds; larger
+	// objects are served from disk only. Default 1 MiB.
+	MaxMemoryObject int64
+	// MaxObject is the largest storable body in bytes. Default 1 GiB.
+	MaxObject int64
+	// Logger receives the store's logs. Default slog.Default().
+	Logger *slog.Logger
+
+	// ChunkSize is the size of the disk records a body is cut into; a Range
+	// read touches only the chunks it needs. Default 64 KiB.
+	ChunkSize int
+	// MeanObjectSize is the expected mean object size in bytes, used to size
+	// the memory tier's admission counters (10 per expected object).
+	// Default 16 KiB.
+	MeanObjectSize int64
+	// EvictStart and EvictTarget are fractions of DiskBytes: background
+	// eviction starts when the stored bytes pass EvictStart and stops at
+	// EvictTarget. Defaults 0.80 and 0.70; they leave headroom for pebble's
+	// write-ahead log and not yet compacted deletions.
+	EvictStart, EvictTarget float64
+	// BlockCacheBytes is pebble's block cache size. Default DiskBytes/64,
+	// between 1 MiB and 64 MiB.
+	BlockCacheBytes int64
+	// MemTableBytes is the size of one pebble memtable (pebble keeps at most
+	// two before it stalls writes). Default DiskBytes/32, between 256 KiB and
+	// 64 MiB.
+	MemTableBytes int64
+	// ReserveBytes is the size of a ballast file kept in Dir and deleted
+	// when the disk fills up, so that pebble can finish what it is writing
+	// while storing pauses. It counts against DiskBytes. Default DiskBytes/32,
+	// between 256 KiB and 64 MiB; negative disables the ballast.
+	ReserveBytes int64
+	// RetryInterval is how long storing stays paused after a full disk or
+	// an I/O error before it is tried again. Default 30 s.
+	RetryInterval time.Duration
+
+	// fs replaces the file system under pebble (tests inject failures).
+	fs vfs.FS
+	// now replaces time.Now (tests).
+	now func() time.Time
+}
+
+// EnsureDefaults fills in the documented defaults for zero fields.
+func (o *Options) EnsureDefaults() {
+	if o.MemoryBytes == 0 {
+		o.MemoryBytes = 256 << 20
+	}
+	if o.DiskBytes == 0 {
+		o.DiskBytes = 2 << 30
+	}
+	if o.MaxMemoryObject == 0 {
+		o.MaxMemoryObject = 1 << 20
+	}
+	if o.MaxObject == 0 {
+		o.MaxObject = 1 << 30
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.ChunkSize == 0 {
+		o.ChunkSize = 64 << 10
+	}
+	if o.MeanObjectSize == 0 {
+		o.MeanObjectSize = 16 << 10
+	}
+	if o.EvictStart == 0 {
+		o.EvictStart = 0.80
+	}
+	if o.EvictTarget == 0 {
+		o.EvictTarget = 0.70
+	}
+	if o.BlockCacheBytes == 0 {
+		o.BlockCacheBytes = clamp(o.DiskBytes/64, 1<<20, 64<<20)
+	}
+	if o.MemTableBytes == 0 {
+		o.MemTableBytes = clamp(o.DiskBytes/32, 256<<10, 64<<20)
+	}
+	if o.ReserveBytes == 0 {
+		o.ReserveBytes = clamp(o.DiskBytes/32, 256<<10, 64<<20)
+	}
+	if o.RetryInterval == 0 {
+		o.RetryInterval = 30 * time.Second
+	}
+	if o.fs == nil {
+		o.fs = vfs.Default
+	}
+	if o.now == nil {
+		o.now = time.Now
+	}
+}
+
+func clamp(v, lo, hi int64) int64 {
+	return max(lo, min(v, hi))
+}
+
+// Validate reports every invalid field at once.
+func (o *Options) Validate() error {
+	var errs []error
+	if o.Dir == "" {
+		errs = append(errs, errors.New(`store: Dir "" is invalid: a data directory is required`))
+	}
+	if o.DiskBytes < 1<<20 {
+		errs = append(errs, fmt.Errorf("store: DiskBytes %d is invalid: must be at least 1 MiB", o.DiskBytes))
+	}
+	if o.MaxMemoryObject < 0 {
+		errs = append(errs, fmt.Errorf("store: MaxMemoryObject %d is invalid: must not be negative", o.MaxMemoryObject))
+	}
+	if o.MaxObject <= 0 {
+		errs = append(errs, fmt.Errorf("store: MaxObject %d is invalid: must be positive", o.MaxObject))
+	}
+	if o.ChunkSize < 1<<10 || o.ChunkSize > 4<<20 {
+		errs = append(errs, fmt.Errorf("store: ChunkSize %d is invalid: must be between 1 KiB and 4 MiB", o.ChunkSize))
+	}
+	if o.MeanObjectSize <= 0 {
+		errs = append(errs, fmt.Errorf("store: MeanObjectSize %d is invalid: must be positive", o.MeanObjectSize))
+	}
+	if !(o.EvictTarget > 0 && o.EvictTarget < o.EvictStart && o.EvictStart <= 1) {
+		errs = append(errs, fmt.Errorf("store: EvictStart %g, EvictTarget %g are invalid: need 0 < EvictTarget < EvictStart <= 1", o.EvictStart, o.EvictTarget))
+	}
+	if o.BlockCacheBytes < 0 {
+		errs = append(errs, fmt.Errorf("store: BlockCacheBytes %d is invalid: must not be negative", o.BlockCacheBytes))
+	}
+	if o.MemTableBytes < 64<<10 {
+		errs = append(errs, fmt.Errorf("store: MemTableBytes %d is invalid: must be at least 64 KiB", o.MemTableBytes))
+	}
+	if o.RetryInterval < 0 {
+		errs = append(errs, fmt.Errorf("store: RetryInterval %v is invalid: must not be negative", o.RetryInterval))
+	}
+	return errors.Join(errs...)
+}
+
+// Object is a complete stored response. It is immutable and safe to share
+// between goroutines.
+type Object struct {
+	Key  string
+	Meta cache.Meta
+	// Size is the body length in bytes.
+	Size int64
+	Tags []string
+	// KeepUntil is when the store may delete the object; zero means until
+	// evicted.
+	KeepUntil time.Time
+
+	body     []byte // whole body when resident in memory
+	resident bool
+	loc      location      // disk location of the body
+	access   *atomic.Int64 // the disk entry's access clock; nil if not on disk
+}
+
+// location is where a body lives on disk.
+type location struct {
+	fill      uint64 // fill id: the chunk records' key prefix
+	chunkSize int64
+	gen       uint64 // index generation when read (promotion check)
+}
+
+// Body returns the whole body when the object is resident in memory (the
+// fast path of a hit: one w.Write), else nil, false.
+func (o *Object) Body() ([]byte, bool) {
+	return o.body, o.resident
+}
+
+// expired reports whether o is past KeepUntil at now (unix nanoseconds).
+func (o *Object) expired(now time.Time) bool {
+	return !o.KeepUntil.IsZero() && now.After(o.KeepUntil)
+}
+
+// CreateOptions are the per-object settings of a fill.
+type CreateOptions struct {
+	// Tags are purge tags; they are indexed durably.
+	Tags []string
+	// KeepUntil is when the store may delete the object; zero keeps it
+	// until evicted.
+	KeepUntil time.Time
+	// SizeHint is the Content-Length if known, -1 if unknown.
+	SizeHint int64
+}
+
+// Selector chooses the objects a Purge affects. Exactly the non-empty fields
+// are combined with OR.
+type Selector struct {
+	// URL is a primary key: it matches the key itself and every key that
+	// starts with URL+"\x00" (its Vary and encoding variants).
+	URL string
+	// Prefix matches every key starting with it.
+	Prefix string
+	// Tag matches every object stored with this tag.
+	Tag string
+	// All matches everything.
+	All bool
+}
+
+func (sel Selector) matchKey(key string) bool {
+	switch {
+	case sel.All:
+		return true
+	case sel.URL != "" && (key == sel.URL || strings.HasPrefix(key, sel.URL+"\x00")):
+		return true
+	case sel.Prefix != "" && strings.HasPrefix(key, sel.Prefix):
+		return true
+	}
+	return false
+}
+
+func (sel Selector) matchObject(o *Object) bool {
+	if sel.matchKey(o.Key) {
+		return true
+	}
+	if sel.Tag != "" {
+		for _, t := range o.Tags {
+			if t == sel.Tag {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func (sel Selector) empty() bool {
+	return !sel.All && sel.URL == "" && sel.Prefix == "" && sel.Tag == ""
+}
+
+// Stats are the store's gauges and cumulative counters.
+type Stats struct {
+	MemoryBytes, MemoryObjects, DiskBytes, DiskObjects int64
+	// Cumulative counters.
+	Hits, Misses, Corrupt, Evictions, WriteErrors int64
+}
+
+// Store is the composed two-tier store: lookups go to memory, then disk;
+// every object is on disk, and small ones also in memory (write-through).
+// Its methods are safe for concurrent use.
+type Store struct {
+	opts Options
+	mem  *memTier // nil when disabled
+	disk *diskTier
+
+	hits, misses atomic.Int64
+}
+
+// Open opens (creating if needed) the store in opts.Dir. It fails with an
+// error wrapping ErrLocked when another cellar holds the directory, and
+// removes incomplete fills left behind by a crash.
+func Open(opts Options) (*Store, error) {
+	opts.EnsureDefaults()
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
+		return nil, fmt.Errorf("store: creating data directory: %w", err)
+	}
+	s := &Store{opts: opts}
+	if opts.MemoryBytes > 0 {
+		m, err := newMemTier(opts)
+		if err != nil {
+			return nil, err
+		}
+		s.mem = m
+	}
+	d, err := openDisk(opts, s.mem)
+	if err != nil {
+		if s.mem != nil {
+			s.mem.close()
+		}
+		return nil, err
+	}
+	s.disk = d
+	return s, nil
+}
+
+// Close waits for background work, persists access times and closes pebble
+// cleanly. Objects and writers must not be used after Close.
+func (s *Store) Close() error {
+	err := s.disk.close()
+	if s.mem != nil {
+		s.mem.close()
+	}
+	return err
+}
+
+// Get returns the complete object stored under key: from memory first, then
+// from disk (a disk hit may be promoted to memory through ristretto's
+// admission). It returns ErrNotFound on a miss, when the object is past
+// KeepUntil (it is then removed), or when its record fails its checksum (it
+// is then deleted, counted and logged).
+func (s *Store) Get(ctx context.Context, key string) (*Object, error) {
+	if s.mem != nil {
+		if o, ok := s.mem.get(key); ok {
+			if o.KeepUntil.IsZero() || !o.expired(s.opts.now()) {
+				if o.access != nil {
+					s.disk.touch(o.access)
+				}
+				s.hits.Add(1)
+				return o, nil
+			}
+		}
+	}
+	o, err := s.disk.get(ctx, key, true)
+	if err != nil {
+		if errors.Is(err, ErrNotFound) {
+			s.misses.Add(1)
+		}
+		return nil, err
+	}
+	s.hits.Add(1)
+	return o, nil
+}
+
+// NewReader streams n bytes of o's body from offset off (n < 0: to the end).
+// It reads only the chunks it needs (Range requests). A chunk that fails its
+// checksum ends the stream with an error wrapping ErrCorrupt, and the object
+// is deleted.
+func (s *Store) NewReader(ctx context.Context, o *Object, off, n int64) (io.ReadCloser, error) {
+	if off < 0 || off > o.Size {
+		return nil, fmt.Errorf("store: offset %d is outside the body of %d bytes", off, o.Size)
+	}
+	if n < 0 || off+n > o.Size {
+		n = o.Size - off
+	}
+	if o.resident {
+		return io.NopCloser(bytes.NewReader(o.body[off : off+n])), nil
+	}
+	return s.disk.newReader(ctx, o, off, n), nil
+}
+
+// Create starts a fill of key. The body is written in chunks as it arrives,
+// so that a large object never sits whole in memory. The object becomes
+// visible to Get only on Commit, which atomically replaces any older object
+// under key; Abort, or a failed Write, leaves nothing behind. Create fails
+// with ErrUnavailable while storing is paused (full disk, I/O errors).
+func (s *Store) Create(ctx context.Context, key string, meta cache.Meta, opts CreateOptions) (*Writer, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if opts.SizeHint > s.opts.MaxObject {
+		return nil, fmt.Errorf("store: %d byte body of %q: %w", opts.SizeHint, key, ErrTooLarge)
+	}
+	return s.disk.create(key, meta, opts)
+}
+
+// UpdateMeta replaces the metadata and keep time of a stored object, keeping
+// its body (freshening after a 304, RFC 9111 §4.3.4). ErrNotFound if absent.
+func (s *Store) UpdateMeta(ctx context.Context, key string, meta cache.Meta, keepUntil time.Time) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return s.disk.updateMeta(key, func(m *cache.Meta, ku *time.Time) {
+		*m = meta
+		*ku = keepUntil
+	})
+}
+
+// Purge selects objects and removes them (soft false) or marks them Invalid
+// in their Meta (soft true: kept for stale serving). It returns the number of
+// objects affected. A purge is durable once Purge returns: it survives a
+// restart or a kill -9.
+func (s *Store) Purge(ctx context.Context, sel Selector, soft bool) (int, error) {
+	if sel.empty() {
+		return 0, errors.New("store: empty purge selector: set URL, Prefix, Tag or All")
+	}
+	return s.disk.purge(ctx, sel, soft)
+}
+
+// Stats returns the store's current gauges and counters.
+func (s *Store) Stats() Stats {
+	st := s.disk.stats()
+	if s.mem != nil {
+		st.MemoryBytes, st.MemoryObjects = s.mem.usage()
+	}
+	st.Hits = s.hits.Load()
+	st.Misses = s.misses.Load()
+	return st
+}

@@ -1,0 +1,406 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"sync"
+
+	"github.com/cellar-cache/cellar/cache"
+	"github.com/cockroachdb/pebble/v2"
+)
+
+var errAborted = errors.New("store: fill aborted")
+
+type fillState int
+
+const (
+	filling fillState = iota
+	committed
+	aborted
+)
+
+// Writer is one fill in progress, from Create to Commit or Abort. Write,
+// Commit and Abort are for the one filling goroutine; NewReader may be
+// called from any goroutine, any number of times.
+type Writer struct {
+	d    *diskTier
+	key  string
+	meta cache.Meta
+	opts CreateOptions
+	fill uint64
+	cs   int64
+
+	mu       sync.Mutex // protects the fields below
+	buf      []byte     // the chunk being filled: bytes [flushed, size)
+	flushed  int64      // bytes already in chunk records
+	size     int64
+	marker   bool   // the fill marker is on disk
+	body     []byte // whole body, kept while it may go to the memory tier
+	keepBody bool
+	charged  int64 // bytes added to d.used so far
+	state    fillState
+	err      error         // why the fill was aborted
+	changed  chan struct{} // closed and replaced whenever the fields move
+	obj      *Object       // the committed object
+}
+
+func (d *diskTier) create(key string, meta cache.Meta, opts CreateOptions) (*Writer, error) {
+	if err := d.checkStoring(); err != nil {
+		return nil, err
+	}
+	w := &Writer{
+		d:       d,
+		key:     key,
+		meta:    meta,
+		opts:    opts,
+		fill:    d.nextFill.Add(1),
+		cs:      int64(d.opts.ChunkSize),
+		changed: make(chan struct{}),
+	}
+	w.opts.Tags = slices.Clone(opts.Tags)
+	w.keepBody = d.mem != nil && opts.SizeHint <= d.opts.MaxMemoryObject
+	if w.keepBody && opts.SizeHint > 0 {
+		w.body = make([]byte, 0, opts.SizeHint)
+	}
+	initial := w.cs
+	if opts.SizeHint >= 0 {
+		initial = min(w.cs, opts.SizeHint)
+	}
+	w.buf = make([]byte, 0, initial)
+	return w, nil
+}
+
+// broadcast wakes the readers waiting for more. Call with w.mu held.
+func (w *Writer) broadcast() {
+	close(w.changed)
+	w.changed = make(chan struct{})
+}
+
+// Write appends p to the body. It copies p. Past Options.MaxObject it fails
+// with ErrTooLarge, and when storing is paused with ErrUnavailable; either
+// way the fill is aborted.
+func (w *Writer) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	switch w.state {
+	case aborted:
+		return 0, w.err
+	case committed:
+		return 0, errors.New("store: Write after Commit")
+	}
+	if w.size+int64(len(p)) > w.d.opts.MaxObject {
+		err := fmt.Errorf("store: body of %q exceeds %d bytes: %w", w.key, w.d.opts.MaxObject, ErrTooLarge)
+		w.abortLocked(err)
+		return 0, err
+	}
+	if err := w.d.checkStoring(); err != nil {
+		w.abortLocked(err)
+		return 0, err
+	}
+	if w.keepBody {
+		if w.size+int64(len(p)) <= w.d.opts.MaxMemoryObject {
+			w.body = append(w.body, p...)
+		} else {
+			w.keepBody, w.body = false, nil
+		}
+	}
+	n := len(p)
+	for len(p) > 0 {
+		if int64(len(w.buf)) == w.cs {
+			if err := w.flushLocked(); err != nil {
+				w.abortLocked(err)
+				return 0, err
+			}
+		}
+		room := w.cs - int64(len(w.buf))
+		k := min(int64(len(p)), room)
+		if int64(cap(w.buf)) < int64(len(w.buf))+k {
+			w.buf = slices.Grow(w.buf, int(min(w.cs, max(2*int64(cap(w.buf)), int64(len(w.buf))+k)))-len(w.buf))
+		}
+		w.buf = append(w.buf, p[:k]...)
+		p = p[k:]
+		w.size += k
+	}
+	w.broadcast()
+	return n, nil
+}
+
+// flushLocked writes the full chunk in buf (with the fill marker before
+// the first one, so that a crash leaves a trace Open can clean up).
+func (w *Writer) flushLocked() error {
+	b := w.d.db.NewBatch()
+	defer b.Close()
+	if !w.marker {
+		b.Set(fillKey(w.fill), sealed([]byte(w.key)), nil)
+	}
+	w.addChunk(b)
+	if err := b.Commit(pebble.NoSync); err != nil {
+		w.d.writeFailed(err)
+		return fmt.Errorf("store: writing %q: %w", w.key, errors.Join(ErrUnavailable, err))
+	}
+	w.marker = true
+	n := int64(len(w.buf))
+	w.flushed += n
+	w.charged += n + chunkOverhead
+	w.d.used.Add(n + chunkOverhead)
+	w.buf = w.buf[:0]
+	return nil
+}
+
+// addChunk adds the chunk in buf to b.
+func (w *Writer) addChunk(b *pebble.Batch) {
+	idx := uint32(w.flushed / w.cs)
+	k := chunkKey(nil, w.fill, idx)
+	op := b.SetDeferred(len(k), 4+len(w.buf))
+	copy(op.Key, k)
+	copy(op.Value[4:], w.buf)
+	seal(op.Value)
+	op.Finish()
+}
+
+// Commit makes the object visible, atomically replacing any older object
+// under the key, and returns it.
+func (w *Writer) Commit(ctx context.Context) (*Object, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	switch w.state {
+	case aborted:
+		return nil, w.err
+	case committed:
+		return w.obj, nil
+	}
+	if err := ctx.Err(); err != nil {
+		w.abortLocked(err)
+		return nil, err
+	}
+	o, err := w.commitLocked()
+	if err != nil {
+		w.abortLocked(err)
+		return nil, err
+	}
+	w.state, w.obj = committed, o
+	w.buf = nil
+	w.broadcast()
+	w.d.kick()
+	return o, nil
+}
+
+func (w *Writer) commitLocked() (*Object, error) {
+	d := w.d
+	now := d.opts.now()
+	rec := &metaRecord{
+		fill:      w.fill,
+		size:      w.size,
+		chunkSize: w.cs,
+		keepUntil: w.opts.KeepUntil,
+		committed: now,
+		tags:      w.opts.Tags,
+		meta:      w.meta,
+	}
+	mv := rec.encode()
+
+	st := d.stripe(w.key)
+	st.Lock()
+	defer st.Unlock()
+	old, _ := d.lookup(w.key)
+
+	b := d.db.NewBatch()
+	defer b.Close()
+	if old != nil {
+		start, end := chunkSpan(old.fill)
+		b.DeleteRange(start, end, nil)
+		if v, closer, err := d.db.Get(metaKey(w.key)); err == nil {
+			if orec, err := decodeMeta(v); err == nil {
+				for _, t := range orec.tags {
+					b.Delete(tagKey(t, w.key), nil)
+				}
+			}
+			closer.Close()
+		}
+		b.Delete(accessKey(w.key), nil)
+	}
+	lastChunk := int64(len(w.buf))
+	if lastChunk > 0 {
+		w.addChunk(b)
+	}
+	for _, t := range w.opts.Tags {
+		b.Set(tagKey(t, w.key), sealed(nil), nil)
+	}
+	b.Set(metaKey(w.key), mv, nil)
+	if w.marker {
+		b.Delete(fillKey(w.fill), nil)
+	}
+	if err := b.Commit(pebble.Sync); err != nil {
+		d.writeFailed(err)
+		return nil, fmt.Errorf("store: committing %q: %w", w.key, errors.Join(ErrUnavailable, err))
+	}
+	w.flushed += lastChunk
+	w.marker = false
+
+	e := &diskEntry{fill: w.fill, size: w.size, charge: chargeOf(w.key, rec, len(mv))}
+	if !rec.keepUntil.IsZero() {
+		e.keepUntil = rec.keepUntil.UnixNano()
+	}
+	e.access.Store(now.UnixMilli())
+	o := &Object{
+		Key:       w.key,
+		Meta:      w.meta,
+		Size:      w.size,
+		Tags:      w.opts.Tags,
+		KeepUntil: w.opts.KeepUntil,
+		loc:       location{fill: w.fill, chunkSize: w.cs},
+		access:    &e.access,
+	}
+	if w.keepBody && int64(len(w.body)) == w.size {
+		o.body, o.resident = w.body, true
+	}
+	d.mu.Lock()
+	d.gen++
+	e.gen = d.gen
+	o.loc.gen = e.gen
+	if cur := d.index[w.key]; cur != nil {
+		d.used.Add(-cur.charge)
+	}
+	d.index[w.key] = e
+	d.used.Add(e.charge - w.charged)
+	w.charged = 0
+	if d.mem != nil {
+		if o.resident {
+			d.mem.set(o, false)
+		} else {
+			d.mem.del(w.key)
+		}
+	}
+	d.mu.Unlock()
+	return o, nil
+}
+
+// Abort discards the fill. It is idempotent and a no-op after Commit.
+func (w *Writer) Abort() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.state == filling {
+		w.abortLocked(errAborted)
+	}
+}
+
+func (w *Writer) abortLocked(cause error) {
+	if w.state != filling {
+		return
+	}
+	w.state = aborted
+	w.err = cause
+	w.buf, w.body = nil, nil
+	if w.marker {
+		b := w.d.db.NewBatch()
+		start, end := chunkSpan(w.fill)
+		b.DeleteRange(start, end, nil)
+		b.Delete(fillKey(w.fill), nil)
+		if err := b.Commit(pebble.NoSync); err != nil {
+			// The marker stays; the next Open removes the chunks.
+			w.d.writeFailed(err)
+		}
+		b.Close()
+	}
+	w.d.used.Add(-w.charged)
+	w.charged = 0
+	w.broadcast()
+}
+
+// NewReader returns a reader that follows the fill from offset 0 (read
+// while write): Read blocks, honouring ctx, until more bytes are written,
+// returns io.EOF once everything is read after Commit, and an error if the
+// fill is aborted. It starts no goroutine; Close releases it.
+func (w *Writer) NewReader(ctx context.Context) io.ReadCloser {
+	return &fillReader{w: w, ctx: ctx, bufIdx: -1}
+}
+
+type fillReader struct {
+	w      *Writer
+	ctx    context.Context
+	pos    int64
+	key    []byte
+	buf    []byte // payload of flushed chunk bufIdx
+	bufIdx int64
+	closed bool
+}
+
+func (r *fillReader) Read(p []byte) (int, error) {
+	if r.closed {
+		return 0, errors.New("store: read of closed fill reader")
+	}
+	if len(p) == 0 {
+		return 0, nil
+	}
+	w := r.w
+	for {
+		if idx := r.pos / w.cs; idx == r.bufIdx {
+			n := copy(p, r.buf[r.pos-idx*w.cs:])
+			r.pos += int64(n)
+			return n, nil
+		}
+		w.mu.Lock()
+		switch {
+		case r.pos < w.flushed:
+			w.mu.Unlock()
+			if err := r.load(r.pos / w.cs); err != nil {
+				return 0, err
+			}
+			continue
+		case r.pos < w.size:
+			n := copy(p, w.buf[r.pos-w.flushed:])
+			w.mu.Unlock()
+			r.pos += int64(n)
+			return n, nil
+		case w.state == committed:
+			w.mu.Unlock()
+			return 0, io.EOF
+		case w.state == aborted:
+			err := w.err
+			w.mu.Unlock()
+			return 0, fmt.Errorf("store: fill of %q: %w", w.key, err)
+		}
+		ch := w.changed
+		w.mu.Unlock()
+		select {
+		case <-ch:
+		case <-r.ctx.Done():
+			return 0, r.ctx.Err()
+		}
+	}
+}
+
+func (r *fillReader) load(idx int64) error {
+	w := r.w
+	r.key = chunkKey(r.key, w.fill, uint32(idx))
+	v, closer, err := w.d.db.Get(r.key)
+	if errors.Is(err, pebble.ErrNotFound) {
+		w.mu.Lock()
+		st, cause := w.state, w.err
+		w.mu.Unlock()
+		if st == aborted {
+			return fmt.Errorf("store: fill of %q: %w", w.key, cause)
+		}
+		return fmt.Errorf("store: chunk %d of %q is gone: %w", idx, w.key, ErrNotFound)
+	}
+	if err != nil {
+		return fmt.Errorf("store: reading chunk %d of %q: %w", idx, w.key, err)
+	}
+	defer closer.Close()
+	p, err := unseal(v)
+	if err != nil {
+		return fmt.Errorf("store: chunk %d of %q: %w", idx, w.key, err)
+	}
+	r.buf = append(r.buf[:0], p...)
+	r.bufIdx = idx
+	return nil
+}
+
+func (r *fillReader) Close() error {
+	r.closed = true
+	r.buf = nil
+	return nil
+}
