@@ -312,3 +312,66 @@ func TestOptionsWithoutEnsureDefaultsStillEncode(t *testing.T) {
 		}
 	}
 }
+
+func TestPooledZstdDecoderIsReusedSafely(t *testing.T) {
+	o := newOptions(t, Options{})
+	a := encode(t, o, false, Zstd, []byte("first stream"))
+	// A reader closed halfway must not leak its stream into the next one.
+	r, err := NewReader(bytes.NewReader(a), Zstd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Read(make([]byte, 3))
+	r.Close()
+	if _, err := r.Read(make([]byte, 1)); err == nil {
+		t.Error("Read after Close succeeded")
+	}
+	// A bad stream returns its decoder to the pool in a usable state.
+	if r, err := NewReader(bytes.NewReader([]byte("not zstd at all")), Zstd); err == nil {
+		if _, err := io.ReadAll(r); err == nil {
+			t.Error("decoding garbage as zstd succeeded")
+		}
+		r.Close()
+	}
+	b := encode(t, o, false, Zstd, []byte("second stream"))
+	if got := decode(t, Zstd, b); string(got) != "second stream" {
+		t.Errorf("reused decoder gave %q, want %q", got, "second stream")
+	}
+}
+
+// TestDecodersStreamSoCallersCanBoundOutput checks the decode-bomb contract of
+// the package documentation: reading a little of a huge decoded body, even
+// from a *bytes.Buffer, costs little memory.
+func TestDecodersStreamSoCallersCanBoundOutput(t *testing.T) {
+	// The fastest levels: building the bomb is not what is tested.
+	o := newOptions(t, Options{Levels: map[string]int{Gzip: 1, Brotli: 0, Zstd: 1}})
+	const size = 24 << 20
+	for _, coding := range allCodings {
+		var enc bytes.Buffer
+		w, err := o.NewWriter(&enc, coding)
+		if err != nil {
+			t.Fatal(err)
+		}
+		zeros := make([]byte, 1<<20)
+		for i := 0; i < size/len(zeros); i++ {
+			w.Write(zeros)
+		}
+		w.Close()
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		r, err := NewReader(&enc, coding)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, err := io.Copy(io.Discard, io.LimitReader(r, 1<<20))
+		r.Close()
+		runtime.ReadMemStats(&after)
+		if err != nil || n != 1<<20 {
+			t.Fatalf("%s: read %d bytes, err %v", coding, n, err)
+		}
+		if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 12<<20 {
+			t.Errorf("%s: reading 1 MiB of a %d MiB bomb allocated %d MiB", coding, size>>20, alloc>>20)
+		}
+	}
+}
