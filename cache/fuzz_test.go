@@ -2,7 +2,9 @@ package cache
 
 import (
 	"bufio"
+	tlspkg "crypto/tls"
 	"net/http"
+	"net/url"
 	"os"
 	"slices"
 	"strconv"
@@ -217,6 +219,32 @@ func FuzzHTTPDate(f *testing.F) {
 		want, err := http.ParseTime(strings.TrimSpace(s))
 		if ok != (err == nil) || (ok && !got.Equal(want)) {
 			t.Fatalf("parseHTTPDate(%q) = %v, %v; http.ParseTime = %v, %v", s, got, ok, want, err)
+		}
+	})
+}
+
+// FuzzPrimaryKey checks that a request's key is a fixed point of
+// KeyFromURL, so purge-by-URL finds what PrimaryKey stored.
+func FuzzPrimaryKey(f *testing.F) {
+	f.Add("Example.COM:80", "/a%20b?x=1", false)
+	f.Add("[::1]:443", "/", true)
+	f.Add("h:8080", "/a?", false)
+	f.Fuzz(func(t *testing.T, host, target string, tls bool) {
+		u, err := url.ParseRequestURI(target)
+		if err != nil || strings.ContainsAny(host, "/?#@ \t\r\n%") || host == "" {
+			return
+		}
+		r := &http.Request{Method: "GET", Host: host, URL: u}
+		if tls {
+			r.TLS = &tlspkg.ConnectionState{}
+		}
+		k := PrimaryKey(r)
+		k2, err := KeyFromURL(k)
+		if err != nil {
+			return // hosts url.Parse rejects cannot be purged by URL
+		}
+		if k2 != k {
+			t.Fatalf("PrimaryKey %q, KeyFromURL of it %q", k, k2)
 		}
 	})
 }

@@ -34,8 +34,14 @@ func PrimaryKey(r *http.Request) string {
 	if r.URL != nil {
 		if p := r.URL.EscapedPath(); p != "" {
 			path = p
+			if p[0] != '/' {
+				path = "/" + p // "*" (OPTIONS) or a malformed target
+			}
 		}
 		query, force = r.URL.RawQuery, r.URL.ForceQuery
+		// A raw "#" (never sent by conforming clients) would end the
+		// URL in KeyFromURL; escape it so both agree.
+		path, query = escapeHash(path), escapeHash(query)
 	}
 	return buildKey(scheme, host, path, query, force)
 }
@@ -48,6 +54,13 @@ func KeyFromURL(raw string) (string, error) {
 		return "", fmt.Errorf("%w: %q: %v", ErrBadURL, raw, err)
 	}
 	return keyFromParsed(u, raw)
+}
+
+func escapeHash(s string) string {
+	if strings.IndexByte(s, '#') < 0 {
+		return s
+	}
+	return strings.ReplaceAll(s, "#", "%23")
 }
 
 func keyFromParsed(u *url.URL, raw string) (string, error) {
@@ -90,8 +103,8 @@ func normalizeHost(scheme, host string) string {
 			}
 			host = h
 		}
-	} else if strings.HasSuffix(host, ":") {
-		host = host[:len(host)-1]
+	} else {
+		host = strings.TrimRight(host, ":") // empty ports
 	}
 	for i := 0; i < len(host); i++ {
 		if c := host[i]; 'A' <= c && c <= 'Z' {
