@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -276,6 +277,20 @@ func (d *diskTier) lookup(key string) (e *diskEntry, gen uint64) {
 // get reads key's meta record and, for small objects when a memory tier
 // exists, its whole body (promoting it when promote is set).
 func (d *diskTier) get(ctx context.Context, key string, promote bool) (*Object, error) {
+	// A concurrent replacement can delete the body between the meta read
+	// and the body read; then the new object is there to read.
+	for range 3 {
+		o, err := d.getOnce(ctx, key, promote)
+		if !errors.Is(err, errReplaced) {
+			return o, err
+		}
+	}
+	return nil, ErrNotFound
+}
+
+var errReplaced = errors.New("store: replaced while reading")
+
+func (d *diskTier) getOnce(ctx context.Context, key string, promote bool) (*Object, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -313,12 +328,17 @@ func (d *diskTier) get(ctx context.Context, key string, promote bool) (*Object, 
 		return o, nil
 	}
 	body := make([]byte, rec.size)
-	r := d.newReader(ctx, o, 0, rec.size)
-	_, err = io.ReadFull(r, body)
-	r.Close()
+	r, err := d.newReader(ctx, o, 0, rec.size)
+	if err == nil {
+		_, err = io.ReadFull(r, body)
+		r.Close()
+	}
 	if err != nil {
-		if errors.Is(err, ErrCorrupt) || errors.Is(err, ErrNotFound) {
+		if errors.Is(err, ErrCorrupt) {
 			return nil, ErrNotFound
+		}
+		if errors.Is(err, ErrNotFound) {
+			return nil, errReplaced
 		}
 		return nil, fmt.Errorf("store: reading %q: %w", key, err)
 	}
@@ -338,6 +358,11 @@ func (d *diskTier) get(ctx context.Context, key string, promote bool) (*Object, 
 func (d *diskTier) readMeta(key string) (*metaRecord, error) {
 	v, closer, err := d.db.Get(metaKey(key))
 	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, ErrNotFound
+	}
+	if pebble.IsCorruptionError(err) {
+		// pebble's own block checksum failed under this record.
+		d.dropCorrupt(key, 0, errors.Join(ErrCorrupt, err))
 		return nil, ErrNotFound
 	}
 	if err != nil {
@@ -509,21 +534,37 @@ func (d *diskTier) purge(ctx context.Context, sel Selector, soft bool) (int, err
 }
 
 // chunkReader streams a byte range of a stored body, reading only the
-// chunks that overlap it.
+// chunks that overlap it. It reads through one pebble iterator, which sees
+// the database as of newReader: a body that is replaced or removed while it
+// streams is read to the end.
 type chunkReader struct {
 	ctx      context.Context
 	d        *diskTier
 	o        *Object
+	it       *pebble.Iterator
 	pos, end int64
 	key      []byte
-	buf      []byte // payload of chunk bufIdx
+	buf      []byte // payload of chunk bufIdx; owned by it
 	bufIdx   int64
 }
 
-var chunkPool sync.Pool // *[]byte of at least ChunkSize
-
-func (d *diskTier) newReader(ctx context.Context, o *Object, off, n int64) io.ReadCloser {
-	return &chunkReader{ctx: ctx, d: d, o: o, pos: off, end: off + n, bufIdx: -1}
+// newReader positions a reader at off. It fails with ErrNotFound when the
+// body is already gone, so that callers can fall back before they send
+// anything.
+func (d *diskTier) newReader(ctx context.Context, o *Object, off, n int64) (io.ReadCloser, error) {
+	start, end := chunkSpan(o.loc.fill)
+	it, err := d.db.NewIterWithContext(ctx, &pebble.IterOptions{LowerBound: start, UpperBound: end})
+	if err != nil {
+		return nil, fmt.Errorf("store: reading %q: %w", o.Key, err)
+	}
+	r := &chunkReader{ctx: ctx, d: d, o: o, it: it, pos: off, end: off + n, bufIdx: -1}
+	if n > 0 {
+		if err := r.load(off / o.loc.chunkSize); err != nil {
+			r.Close()
+			return nil, err
+		}
+	}
+	return r, nil
 }
 
 func (r *chunkReader) Read(p []byte) (int, error) {
@@ -549,14 +590,26 @@ func (r *chunkReader) load(idx int64) error {
 	cs := r.o.loc.chunkSize
 	want := min(cs, r.o.Size-idx*cs)
 	r.key = chunkKey(r.key, r.o.loc.fill, uint32(idx))
-	v, closer, err := r.d.db.Get(r.key)
-	if errors.Is(err, pebble.ErrNotFound) {
-		return fmt.Errorf("store: chunk %d of %q is gone (object replaced or removed): %w", idx, r.o.Key, ErrNotFound)
+	r.buf, r.bufIdx = nil, -1
+	if !r.it.SeekGE(r.key) || !bytes.Equal(r.it.Key(), r.key) {
+		err := r.it.Error()
+		if err == nil {
+			return fmt.Errorf("store: chunk %d of %q is gone (object replaced or removed): %w", idx, r.o.Key, ErrNotFound)
+		}
+		if pebble.IsCorruptionError(err) {
+			err = errors.Join(ErrCorrupt, err)
+			r.d.dropCorrupt(r.o.Key, r.o.loc.fill, err)
+		}
+		return fmt.Errorf("store: chunk %d of %q: %w", idx, r.o.Key, err)
 	}
+	v, err := r.it.ValueAndErr()
 	if err != nil {
-		return fmt.Errorf("store: reading chunk %d of %q: %w", idx, r.o.Key, err)
+		if pebble.IsCorruptionError(err) {
+			err = errors.Join(ErrCorrupt, err)
+			r.d.dropCorrupt(r.o.Key, r.o.loc.fill, err)
+		}
+		return fmt.Errorf("store: chunk %d of %q: %w", idx, r.o.Key, err)
 	}
-	defer closer.Close()
 	p, err := unseal(v)
 	if err == nil && int64(len(p)) != want {
 		err = fmt.Errorf("chunk of %d bytes, want %d: %w", len(p), want, ErrCorrupt)
@@ -565,26 +618,17 @@ func (r *chunkReader) load(idx int64) error {
 		r.d.dropCorrupt(r.o.Key, r.o.loc.fill, err)
 		return fmt.Errorf("store: chunk %d of %q: %w", idx, r.o.Key, err)
 	}
-	if r.buf == nil {
-		if bp, ok := chunkPool.Get().(*[]byte); ok && int64(cap(*bp)) >= cs {
-			r.buf = (*bp)[:0]
-		} else {
-			r.buf = make([]byte, 0, cs)
-		}
-	}
-	r.buf = append(r.buf[:0], p...)
-	r.bufIdx = idx
+	r.buf, r.bufIdx = p, idx
 	return nil
 }
 
 func (r *chunkReader) Close() error {
-	if r.buf != nil {
-		b := r.buf[:0]
-		chunkPool.Put(&b)
-		r.buf = nil
+	if r.it == nil {
+		return nil
 	}
-	r.pos = r.end
-	return nil
+	err := r.it.Close()
+	r.it, r.buf, r.pos = nil, nil, r.end
+	return err
 }
 
 // kick wakes the background loop when the budget's start mark is passed.

@@ -2,6 +2,9 @@ package store
 
 import (
 	"fmt"
+	"time"
+
+	"github.com/cellar-cache/cellar/cache"
 
 	"github.com/dgraph-io/ristretto/v2"
 )
@@ -18,6 +21,7 @@ type memTier struct {
 	c        *ristretto.Cache[string, *Object]
 	maxBytes int64
 	maxObj   int64
+	now      func() time.Time
 }
 
 func newMemTier(opts Options) (*memTier, error) {
@@ -32,7 +36,7 @@ func newMemTier(opts Options) (*memTier, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: memory tier: %w", err)
 	}
-	return &memTier{c: c, maxBytes: opts.MemoryBytes, maxObj: opts.MaxMemoryObject}, nil
+	return &memTier{c: c, maxBytes: opts.MemoryBytes, maxObj: opts.MaxMemoryObject, now: opts.now}, nil
 }
 
 // cost is the memory charged for o: header and body bytes plus overhead.
@@ -50,13 +54,31 @@ func cost(o *Object) int64 {
 	return n
 }
 
-// get returns the object under key, if resident.
+// get returns the object under key, if resident and not past KeepUntil
+// (an expired object is dropped).
 func (m *memTier) get(key string) (*Object, bool) {
 	o, ok := m.c.Get(key)
 	if !ok || o.Key != key {
 		return nil, false
 	}
+	if !o.KeepUntil.IsZero() && o.expired(m.now()) {
+		m.c.Del(key)
+		return nil, false
+	}
 	return o, true
+}
+
+// update replaces the metadata and keep time of the resident object under
+// key with a new Object sharing its body. ErrNotFound if not resident.
+func (m *memTier) update(key string, meta cache.Meta, keepUntil time.Time) error {
+	o, ok := m.get(key)
+	if !ok {
+		return ErrNotFound
+	}
+	c := *o
+	c.Meta, c.KeepUntil = meta, keepUntil
+	m.c.Set(key, &c, cost(&c))
+	return nil
 }
 
 // set offers o (which must be resident) to the cache. With wait it returns

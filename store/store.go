@@ -342,13 +342,11 @@ func (s *Store) Close() error {
 func (s *Store) Get(ctx context.Context, key string) (*Object, error) {
 	if s.mem != nil {
 		if o, ok := s.mem.get(key); ok {
-			if o.KeepUntil.IsZero() || !o.expired(s.opts.now()) {
-				if o.access != nil {
-					s.disk.touch(o.access)
-				}
-				s.hits.Add(1)
-				return o, nil
+			if o.access != nil {
+				s.disk.touch(o.access)
 			}
+			s.hits.Add(1)
+			return o, nil
 		}
 	}
 	o, err := s.disk.get(ctx, key, true)
@@ -365,7 +363,9 @@ func (s *Store) Get(ctx context.Context, key string) (*Object, error) {
 // NewReader streams n bytes of o's body from offset off (n < 0: to the end).
 // It reads only the chunks it needs (Range requests). A chunk that fails its
 // checksum ends the stream with an error wrapping ErrCorrupt, and the object
-// is deleted.
+// is deleted. It fails with ErrNotFound when the object was replaced or
+// removed since Get; once it returns, the stream sees the body as it was
+// (a later replacement does not cut it short). Close releases it.
 func (s *Store) NewReader(ctx context.Context, o *Object, off, n int64) (io.ReadCloser, error) {
 	if off < 0 || off > o.Size {
 		return nil, fmt.Errorf("store: offset %d is outside the body of %d bytes", off, o.Size)
@@ -376,7 +376,7 @@ func (s *Store) NewReader(ctx context.Context, o *Object, off, n int64) (io.Read
 	if o.resident {
 		return io.NopCloser(bytes.NewReader(o.body[off : off+n])), nil
 	}
-	return s.disk.newReader(ctx, o, off, n), nil
+	return s.disk.newReader(ctx, o, off, n)
 }
 
 // Create starts a fill of key. The body is written in chunks as it arrives,
