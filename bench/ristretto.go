@@ -48,7 +48,7 @@ func NewRistretto(o RistrettoOptions) (*Ristretto, error) {
 		items = o.Capacity / max(o.MeanSize, 1)
 	}
 	c, err := ristretto.NewCache(&ristretto.Config[uint64, struct{}]{
-		NumCounters:        10 * max(items, 1),
+		NumCounters:        max(10*items, 1000), // as store.newMemTier
 		MaxCost:            o.Capacity,
 		BufferItems:        64,
 		IgnoreInternalCost: true,

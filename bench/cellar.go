@@ -1,0 +1,147 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/cellar-cache/cellar/cache"
+	"github.com/cellar-cache/cellar/store"
+)
+
+// Cellar replays requests through cellar's real two-tier store (ristretto
+// memory tier over the pebble disk tier) in a temporary data directory: a
+// hit is a successful store.Get, a miss is followed by a fill of the
+// object's size in zero bytes. Close removes the directory.
+//
+// Its numbers include what the store really does: asynchronous, sampled
+// eviction from the disk tier between 70% and 80% of its budget, per-record
+// overhead charged to the budget, and ristretto's admission. The disk tier
+// ranks recency with a coarse clock, so a replay much faster than real time
+// makes its eviction close to random among the sampled entries.
+type Cellar struct {
+	ctx  context.Context
+	s    *store.Store
+	dir  string
+	err  error // first store error; Access then only counts misses
+	meta cache.Meta
+	key  []byte
+}
+
+// CellarOptions configures NewCellar.
+type CellarOptions struct {
+	// MemoryBytes and DiskBytes are the tiers' budgets (store.Options).
+	// DiskBytes must be at least 1 MiB.
+	MemoryBytes, DiskBytes int64
+	// MeanObjectSize sizes the memory tier's counters (store.Options).
+	MeanObjectSize int64
+	// TempDir is where the data directory is made; empty means os.TempDir().
+	TempDir string
+}
+
+// NewCellar opens a store in a new temporary directory.
+func NewCellar(ctx context.Context, o CellarOptions) (*Cellar, error) {
+	dir, err := os.MkdirTemp(o.TempDir, "cellar-bench-*")
+	if err != nil {
+		return nil, fmt.Errorf("bench: cellar policy: %w", err)
+	}
+	s, err := store.Open(store.Options{
+		Dir:            dir,
+		MemoryBytes:    o.MemoryBytes,
+		DiskBytes:      o.DiskBytes,
+		MeanObjectSize: o.MeanObjectSize,
+		Logger:         slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("bench: cellar policy: %w", err)
+	}
+	now := time.Now()
+	return &Cellar{
+		ctx: ctx,
+		s:   s,
+		dir: dir,
+		meta: cache.Meta{
+			Status:       http.StatusOK,
+			Header:       http.Header{"Content-Type": {"application/octet-stream"}},
+			RequestTime:  now,
+			ResponseTime: now,
+		},
+	}, nil
+}
+
+// newCellarPolicy maps a simulation capacity onto the store's budgets.
+func newCellarPolicy(ctx context.Context, capacity int64, bytes bool, memShare float64, meanSize int64) (*Cellar, error) {
+	if !bytes {
+		return nil, fmt.Errorf("%w: the cellar policy needs byte capacities (-bytes), since the store budgets bytes", ErrUsage)
+	}
+	mem := int64(float64(capacity) * memShare)
+	if mem == 0 {
+		mem = -1 // store: negative disables the memory tier
+	}
+	disk := capacity - max(mem, 0)
+	if disk < 1<<20 {
+		return nil, fmt.Errorf("%w: cellar policy: disk budget %d bytes (capacity %d minus memory %d) must be at least 1 MiB", ErrUsage, disk, capacity, mem)
+	}
+	return NewCellar(ctx, CellarOptions{MemoryBytes: mem, DiskBytes: disk, MeanObjectSize: meanSize})
+}
+
+// Name implements Policy.
+func (c *Cellar) Name() string { return "cellar" }
+
+var zeros [64 << 10]byte
+
+// Access implements Policy.
+func (c *Cellar) Access(key uint64, size int64) bool {
+	if c.err != nil {
+		return false
+	}
+	c.key = strconv.AppendUint(append(c.key[:0], "https://bench.invalid/o/"...), key, 10)
+	k := string(c.key)
+	_, err := c.s.Get(c.ctx, k)
+	if err == nil {
+		return true
+	}
+	if !errors.Is(err, store.ErrNotFound) {
+		c.err = fmt.Errorf("bench: cellar policy: get: %w", err)
+		return false
+	}
+	w, err := c.s.Create(c.ctx, k, c.meta, store.CreateOptions{SizeHint: size})
+	if errors.Is(err, store.ErrUnavailable) || errors.Is(err, store.ErrTooLarge) {
+		return false // not stored, as in production
+	}
+	if err != nil {
+		c.err = fmt.Errorf("bench: cellar policy: create: %w", err)
+		return false
+	}
+	for left := size; left > 0; {
+		n := min(left, int64(len(zeros)))
+		if _, err := w.Write(zeros[:n]); err != nil {
+			w.Abort()
+			return false
+		}
+		left -= n
+	}
+	if _, err := w.Commit(c.ctx); err != nil && !errors.Is(err, store.ErrUnavailable) && !errors.Is(err, store.ErrTooLarge) {
+		c.err = fmt.Errorf("bench: cellar policy: commit: %w", err)
+	}
+	return false
+}
+
+// Stats returns the store's gauges and counters.
+func (c *Cellar) Stats() store.Stats { return c.s.Stats() }
+
+// Close closes the store, removes its directory, and returns the first
+// store error met during the replay, if any.
+func (c *Cellar) Close() error {
+	err := errors.Join(c.err, c.s.Close())
+	return errors.Join(err, os.RemoveAll(c.dir))
+}
+
+var _ Policy = (*Cellar)(nil)
