@@ -68,6 +68,9 @@ func keyFromParsed(u *url.URL, raw string) (string, error) {
 	if (scheme != "http" && scheme != "https") || u.Host == "" || u.Opaque != "" {
 		return "", fmt.Errorf("%w: %q", ErrBadURL, raw)
 	}
+	if normalizeHost(scheme, u.Host) == "" {
+		return "", fmt.Errorf("%w: %q: empty host", ErrBadURL, raw)
+	}
 	path := u.EscapedPath()
 	if path == "" {
 		path = "/"
