@@ -180,19 +180,27 @@ func (z *Zipf) Next() Request {
 }
 
 // SizeOf returns the size of the object with key k: a deterministic draw
-// from the size distribution (Box-Muller on two hashes of the key and seed).
-func (z *Zipf) SizeOf(k uint64) int64 {
-	d := z.o.Size
+// from the size distribution.
+func (z *Zipf) SizeOf(k uint64) int64 { return z.o.Size.SizeOf(k, z.o.Seed) }
+
+// SizeOf returns the size of the object with key k under seed: a
+// deterministic draw (Box-Muller on two hashes of the key and seed), so an
+// object keeps its size for the whole workload.
+func (d SizeDist) SizeOf(k, seed uint64) int64 {
 	if d.Sigma == 0 {
-		return d.Median
+		return max(d.Median, 1)
 	}
-	h1 := mix64(k ^ z.o.Seed*0x9e3779b97f4a7c15)
+	h1 := mix64(k ^ seed*0x9e3779b97f4a7c15)
 	h2 := mix64(h1 + 0x632be59bd9b4e019)
 	u1 := (float64(h1>>11) + 0.5) / (1 << 53) // (0, 1)
 	u2 := float64(h2>>11) / (1 << 53)
 	n := math.Sqrt(-2*math.Log(u1)) * math.Cos(2*math.Pi*u2)
 	s := float64(d.Median) * math.Exp(d.Sigma*n)
-	return int64(min(max(math.Round(s), 1), float64(d.Max)))
+	hi := float64(d.Max)
+	if d.Max <= 0 {
+		hi = 64 << 20
+	}
+	return int64(min(max(math.Round(s), 1), hi))
 }
 
 // All yields Options().Requests requests.
