@@ -10,9 +10,11 @@ import (
 // BenchmarkLevels measures every level of every coding on the corpus in
 // testdata/corpus, each file compressed on its own as it would be served:
 // MB/s of input (from SetBytes) and ratio = input bytes / output bytes.
-// The defaults in DefaultLevels and DefaultBestLevels come from this; run
+// The defaults in DefaultLevels and DefaultBestLevels come from this (the
+// table is in DefaultLevels' doc comment); run
 //
-//	go test -run '^$' -bench BenchmarkLevels -benchtime 3x ./compress/
+//	go test -run '^$' -bench 'BenchmarkLevels/^(gzip|br|zstd)$/^([0-9])$' -benchtime 1s -count 3 ./compress/
+//	go test -run '^$' -bench 'BenchmarkLevels/^br$/^(10|11)$' -benchtime 3x -count 2 ./compress/
 func BenchmarkLevels(b *testing.B) {
 	files := loadCorpus(b)
 	var total int64

@@ -120,47 +120,67 @@ func (p *encoderPools) get(w io.Writer, coding string, level int) (io.WriteClose
 			p.m[k] = pool
 		}
 		p.mu.Unlock()
-		if e, ok := pool.Get().(encoder); ok {
-			e.Reset(w)
-			return &pooledWriter{enc: e, pool: pool}, nil
+		if st, ok := pool.Get().(*encoderState); ok {
+			st.dst.w = w
+			st.enc.Reset(st.dst)
+			return &pooledWriter{st: st, pool: pool}, nil
 		}
 	}
-	e, err := newEncoder(w, coding, level)
+	dst := &forwarder{w: w}
+	e, err := newEncoder(dst, coding, level)
 	if err != nil {
 		return nil, err
 	}
-	return &pooledWriter{enc: e, pool: pool}, nil
+	return &pooledWriter{st: &encoderState{enc: e, dst: dst}, pool: pool}, nil
 }
 
-// pooledWriter returns its encoder to the pool on a successful Close.
+// encoderState is what the pools hold: an encoder and what it writes to.
+type encoderState struct {
+	enc encoder
+	dst *forwarder
+}
+
+// forwarder passes writes on to w. Encoders write to a forwarder rather than
+// to the caller's writer so that an idle pooled encoder holds no reference to
+// a caller's buffer, without a second Reset, which costs a table clear.
+type forwarder struct {
+	w io.Writer // nil while idle
+}
+
+func (f *forwarder) Write(p []byte) (int, error) {
+	if f.w == nil {
+		return 0, errClosed
+	}
+	return f.w.Write(p)
+}
+
+// pooledWriter is one use of an encoder; the encoder goes back to its pool on
+// a successful Close. A new pooledWriter per use means a Write after Close
+// fails instead of reaching the encoder's next user.
 type pooledWriter struct {
-	enc  encoder    // nil after Close
-	pool *sync.Pool // nil for no reuse
+	st   *encoderState // nil after Close
+	pool *sync.Pool    // nil for no reuse
 }
 
 func (w *pooledWriter) Write(p []byte) (int, error) {
-	if w.enc == nil {
+	if w.st == nil {
 		return 0, errClosed
 	}
-	return w.enc.Write(p)
+	return w.st.enc.Write(p)
 }
 
 func (w *pooledWriter) Close() error {
-	if w.enc == nil {
+	st := w.st
+	if st == nil {
 		return errClosed
 	}
-	e := w.enc
-	w.enc = nil
-	if err := e.Close(); err != nil {
-		return err // state unknown: let the encoder go rather than reuse it
+	w.st = nil
+	err := st.enc.Close()
+	st.dst.w = nil
+	if err == nil && w.pool != nil {
+		w.pool.Put(st)
 	}
-	if w.pool != nil {
-		// Drop the reference to the destination so a pooled encoder does not
-		// keep a caller's buffer alive.
-		e.Reset(nil)
-		w.pool.Put(e)
-	}
-	return nil
+	return err // on error the state is unknown: let the encoder go
 }
 
 // NewReader returns a decoder of coding (gzip, x-gzip, br, zstd, deflate, or

@@ -51,7 +51,9 @@ func Negotiate(acceptEncoding []string, available []string, order []string) (cod
 		cands = append(cands, candidate{name: name, q: -1})
 	}
 	for _, a := range available {
-		add(canonical(a))
+		if a := canonical(a); a != "*" && isToken(a) {
+			add(a)
+		}
 	}
 	add(Identity)
 

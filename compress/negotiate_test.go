@@ -85,6 +85,7 @@ func TestNegotiateFollowsRFC9110AcceptEncoding(t *testing.T) {
 		{"star;q=0 excludes identity", []string{"*;q=0"}, allCodings, nil, Identity, false},
 		{"star;q=0 with identity listed keeps identity", []string{"*;q=0, identity;q=0.1"}, allCodings, nil, Identity, true},
 		{"identity;q=0 but gzip acceptable", []string{"identity;q=0, gzip;q=0.1"}, allCodings, nil, Gzip, true},
+		{"star or junk in available is ignored", []string{"*"}, []string{"*", "a b", ""}, nil, Identity, true},
 		{"deflate available from origin", []string{"deflate, gzip;q=0.5"}, []string{"deflate"}, nil, "deflate", true},
 	}
 	for _, tt := range tests {
