@@ -1,0 +1,177 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"encoding/xml"
+	"errors"
+	"image/png"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestRunSimPrintsOneJSONObjectPerPolicyAndCapacity(t *testing.T) {
+	var out bytes.Buffer
+	args := []string{"-zipf", "0.8", "-objects", "500", "-requests", "20000", "-policy", "lru,opt,ristretto-wait", "-capacity", "20,100", "-json"}
+	if err := RunSim(context.Background(), args, &out, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	byKey := map[string]Result{}
+	dec := json.NewDecoder(&out)
+	for dec.More() {
+		var r Result
+		if err := dec.Decode(&r); err != nil {
+			t.Fatal(err)
+		}
+		if r.Requests != 20000 || r.HitRatio != float64(r.Hits)/float64(r.Requests) {
+			t.Errorf("%s/%d: requests %d, hits %d, hit ratio %v", r.Policy, r.Capacity, r.Requests, r.Hits, r.HitRatio)
+		}
+		byKey[r.Policy+"/"+FormatCapacity(r.Capacity, false)] = r
+	}
+	if len(byKey) != 6 {
+		t.Fatalf("got %d results, want 6: %v", len(byKey), byKey)
+	}
+	for _, c := range []string{"20", "100"} {
+		lru, opt, ris := byKey["lru/"+c], byKey["opt/"+c], byKey["ristretto-wait/"+c]
+		if opt.Hits < lru.Hits || opt.Hits < ris.Hits {
+			t.Errorf("capacity %s: OPT %d hits below LRU %d or ristretto %d", c, opt.Hits, lru.Hits, ris.Hits)
+		}
+	}
+	if byKey["lru/100"].Hits <= byKey["lru/20"].Hits {
+		t.Errorf("LRU did not gain from 5x the capacity")
+	}
+}
+
+func TestRunSimTableAndPlots(t *testing.T) {
+	dir := t.TempDir()
+	for _, ext := range []string{"svg", "png"} {
+		var out bytes.Buffer
+		plot := filepath.Join(dir, "curve."+ext)
+		args := []string{"-objects", "300", "-requests", "5000", "-size-median", "4KiB", "-size-sigma", "1",
+			"-policy", "lru,opt", "-bytes", "64KiB,256KiB,1MiB", "-plot", plot}
+		if err := RunSim(context.Background(), args, &out, io.Discard); err != nil {
+			t.Fatal(err)
+		}
+		table := out.String()
+		for _, want := range []string{"5000 requests", "byte hit ratio", "lru", "opt", "256KiB", "1MiB"} {
+			if !strings.Contains(table, want) {
+				t.Errorf("table lacks %q:\n%s", want, table)
+			}
+		}
+		f, err := os.Open(plot)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		if ext == "png" {
+			img, err := png.Decode(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if b := img.Bounds(); b.Dx() != plotW || b.Dy() != plotH {
+				t.Errorf("png is %v", b)
+			}
+			continue
+		}
+		data, _ := io.ReadAll(f)
+		// Well-formed XML with the legend, the axis labels and a line per
+		// capacity step of each policy.
+		dec := xml.NewDecoder(bytes.NewReader(data))
+		for {
+			if _, err := dec.Token(); err == io.EOF {
+				break
+			} else if err != nil {
+				t.Fatalf("svg is not well-formed: %v", err)
+			}
+		}
+		for _, want := range []string{">lru</text>", ">opt</text>", ">hit ratio (%)</text>", ">cache size (bytes)</text>", ">1MiB</text>"} {
+			if !bytes.Contains(data, []byte(want)) {
+				t.Errorf("svg lacks %s", want)
+			}
+		}
+	}
+}
+
+func TestRunSimCellarPolicyUsesTheRealStore(t *testing.T) {
+	if testing.Short() {
+		t.Skip("writes to pebble")
+	}
+	var out bytes.Buffer
+	args := []string{"-objects", "200", "-requests", "3000", "-size-median", "4KiB",
+		"-policy", "cellar,lru", "-bytes", "4MiB", "-json"}
+	if err := RunSim(context.Background(), args, &out, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	dec := json.NewDecoder(&out)
+	res := map[string]Result{}
+	for dec.More() {
+		var r Result
+		if err := dec.Decode(&r); err != nil {
+			t.Fatal(err)
+		}
+		res[r.Policy] = r
+	}
+	// 200 objects of 4 KiB fit in the budget many times over: both caches
+	// miss each object about once.
+	for _, p := range []string{"cellar", "lru"} {
+		if r := res[p]; r.Requests != 3000 || r.Hits < 3000-2*200 {
+			t.Errorf("%s: %d hits of %d requests, want at least %d", p, r.Hits, r.Requests, 3000-2*200)
+		}
+	}
+}
+
+func TestRunSimReportsEveryBadFlag(t *testing.T) {
+	err := RunSim(context.Background(), []string{"-policy", "lru,fifo", "-capacity", "10", "-bytes", "1MiB", "-plot", "x.gif"}, io.Discard, io.Discard)
+	if !errors.Is(err, ErrUsage) {
+		t.Fatalf("err = %v, want ErrUsage", err)
+	}
+	for _, want := range []string{`"fifo"`, "-capacity and -bytes", "x.gif"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q lacks %s", err, want)
+		}
+	}
+	if err := RunSim(context.Background(), []string{"-policy", "cellar", "-capacity", "10", "-requests", "10"}, io.Discard, io.Discard); !errors.Is(err, ErrUsage) {
+		t.Errorf("cellar with object capacity: err = %v, want ErrUsage", err)
+	}
+}
+
+func TestParseBytesUnits(t *testing.T) {
+	tests := map[string]int64{"1000": 1000, "64MiB": 64 << 20, "1.5GB": 1_500_000_000, "4k": 4096, "2 KiB": 2048, "7b": 7}
+	for in, want := range tests {
+		if got, err := ParseBytes(in); err != nil || got != want {
+			t.Errorf("ParseBytes(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"", "MiB", "-1", "ten"} {
+		if _, err := ParseBytes(bad); err == nil {
+			t.Errorf("ParseBytes(%q) succeeded", bad)
+		}
+	}
+}
+
+func TestProgressBarAppearsOnlyAfterASecond(t *testing.T) {
+	var buf bytes.Buffer
+	now := time.Unix(0, 0)
+	bar := newProgressBar(&buf, func() time.Time { return now })
+	bar("lru 100", 10, 100)
+	now = now.Add(500 * time.Millisecond)
+	bar("lru 100", 50, 100)
+	if buf.Len() != 0 {
+		t.Fatalf("drew %q before a second passed", buf.String())
+	}
+	now = now.Add(600 * time.Millisecond)
+	bar("lru 100", 60, 100)
+	if !strings.Contains(buf.String(), " 60%") {
+		t.Fatalf("no bar after a second: %q", buf.String())
+	}
+	buf.Reset()
+	bar("lru 100", 100, 100)
+	if buf.String() != "\r\033[K" {
+		t.Errorf("end of run wrote %q, want the line cleared", buf.String())
+	}
+}
