@@ -1,6 +1,8 @@
 package compress
 
 import (
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -141,6 +143,9 @@ func FuzzNegotiate(f *testing.F) {
 		f.Add(s, "gzip,br")
 		f.Add(s, "zstd")
 	}
+	for _, c := range clientAcceptEncodings(f) {
+		f.Add(c[0], "br,zstd,gzip")
+	}
 	f.Fuzz(func(t *testing.T, accept, avail string) {
 		available := strings.Split(avail, ",")
 		got, ok := Negotiate([]string{accept}, available, nil)
@@ -174,4 +179,34 @@ func FuzzNegotiate(f *testing.F) {
 			}
 		}
 	})
+}
+
+// clientAcceptEncodings reads testdata/accept-encoding.txt.
+func clientAcceptEncodings(tb testing.TB) (lines [][3]string) {
+	tb.Helper()
+	data, err := os.ReadFile(filepath.Join("testdata", "accept-encoding.txt"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	for l := range strings.Lines(string(data)) {
+		l = strings.TrimSuffix(l, "\n")
+		if strings.HasPrefix(l, "#") || l == "" {
+			continue
+		}
+		f := strings.Split(l, "\t")
+		if len(f) != 3 {
+			tb.Fatalf("accept-encoding.txt: %q has %d tab-separated fields, want 3", l, len(f))
+		}
+		lines = append(lines, [3]string(f))
+	}
+	return lines
+}
+
+func TestNegotiateRealClients(t *testing.T) {
+	for _, c := range clientAcceptEncodings(t) {
+		got, ok := Negotiate([]string{c[0]}, allCodings, nil)
+		if got != c[1] || !ok {
+			t.Errorf("%s: Negotiate(%q) = %q, %v; want %q, true", c[2], c[0], got, ok, c[1])
+		}
+	}
 }

@@ -109,8 +109,8 @@ const (
 //
 // So: gzip 6 (4% larger than gzip 9 at five times its speed), br 5 (the
 // step from 4.18 to 4.51 is brotli's largest below 10; levels 6 to 9 save at
-// most 2.3% more for 40% to 150% more time), zstd 3 (SpeedBetterCompression: 4% smaller than the
-// default at two thirds of its speed, still over 70 MB/s).
+// most 2.3% more for 40% to 150% more time), zstd 3 (SpeedBetterCompression:
+// 4% smaller than the default at two thirds of its speed, still over 70 MB/s).
 func DefaultLevels() map[string]int {
 	return map[string]int{Gzip: 6, Brotli: 5, Zstd: 3}
 }

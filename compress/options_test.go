@@ -117,3 +117,39 @@ func TestCompressibleChecksTypeSizeNoTransformAndEncoding(t *testing.T) {
 		})
 	}
 }
+
+// FuzzCompressible checks properties of Compressible's header parsing on
+// arbitrary field values. As a plain test it runs the seeds only.
+func FuzzCompressible(f *testing.F) {
+	f.Add("text/html; charset=utf-8", "max-age=60", "", int64(5000))
+	f.Add("application/problem+json", `private="a, no-transform"`, "identity", int64(-1))
+	f.Add("image/svg+xml", "no-transform", "", int64(2000))
+	f.Add("text/plain", "", "gzip", int64(1<<20))
+	f.Add("TEXT/*", `a="\"", no-transform`, ",", int64(1024))
+	o := Options{}
+	o.EnsureDefaults()
+	f.Fuzz(func(t *testing.T, ct, cc, ce string, size int64) {
+		h := http.Header{"Content-Type": {ct}, "Cache-Control": {cc}, "Content-Encoding": {ce}}
+		got := o.Compressible(h, size)
+		upper := http.Header{"Content-Type": {strings.ToUpper(ct)}, "Cache-Control": {strings.ToUpper(cc)}, "Content-Encoding": {strings.ToUpper(ce)}}
+		if o.Compressible(upper, size) != got {
+			t.Fatalf("Compressible depends on case: %v", h)
+		}
+		if !got {
+			return
+		}
+		forbid := []http.Header{
+			{"Content-Type": {ct}, "Cache-Control": {cc, "no-transform"}, "Content-Encoding": {ce}},
+			{"Content-Type": {ct}, "Cache-Control": {cc}, "Content-Encoding": {ce, "br"}},
+			{"Content-Type": {ct}, "Cache-Control": {cc}, "Content-Encoding": {ce}, "Content-Range": {"bytes 0-1/2"}},
+		}
+		for _, h2 := range forbid {
+			if o.Compressible(h2, size) {
+				t.Errorf("Compressible(%v) = true, want false", h2)
+			}
+		}
+		if o.Compressible(h, o.MinSize-1) {
+			t.Errorf("Compressible(%v, MinSize-1) = true", h)
+		}
+	})
+}
