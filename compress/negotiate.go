@@ -4,7 +4,7 @@ import "strings"
 
 // Negotiate picks the content coding to send, per RFC 9110 §12.5.3, given the
 // request's Accept-Encoding field lines (all of them, as from
-// http.Header.Values; nil when the field is absent), the codings available for
+// http.Header.Values; nil or empty when the field is absent), the codings available for
 // this object, and the tie-break order (nil means [DefaultOrder]).
 //
 // Identity is always available, whether or not it is listed. The rules:
@@ -28,8 +28,8 @@ import "strings"
 // The result is the canonical coding name (such as "gzip") with ok=true, or
 // Identity with ok=false when nothing available is acceptable. In that case
 // RFC 9110 §12.5.3 lets the server either send a 406 (Not Acceptable) or
-// disregard the field and send identity; cellar's proxy sends identity, which
-// is what browsers handle best.
+// disregard the field and send identity; which one is the caller's choice
+// (identity is the one that breaks fewest clients).
 //
 // Negotiate does not allocate for up to seven available codings.
 func Negotiate(acceptEncoding []string, available []string, order []string) (coding string, ok bool) {

@@ -5,9 +5,11 @@
 // variant that a client prefers on every hit. This package holds the pieces that
 // decision needs and nothing of the proxy or the store: [Negotiate] picks a
 // coding, [Options.Compressible] says whether a response is worth compressing,
-// and [Options.NewWriter] and [NewReader] run the codecs: gzip (RFC 1952) and
-// zstd (RFC 8878, RFC 9659) from github.com/klauspost/compress, brotli
-// (RFC 7932) from github.com/andybalholm/brotli.
+// and [Options.NewWriter] (fast levels, for the fill path),
+// [Options.NewBestWriter] (dense levels, for a background pass) and
+// [NewReader] run the codecs: gzip (RFC 1952) and zstd (RFC 8878, RFC 9659)
+// from github.com/klauspost/compress, brotli (RFC 7932) from
+// github.com/andybalholm/brotli.
 //
 // Decoding is not bounded here: a small compressed body can expand to many
 // gigabytes (a decode bomb). Callers that decode untrusted input must limit
