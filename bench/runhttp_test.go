@@ -115,7 +115,7 @@ func TestReplayerStopsAtTheEndOfTheWorkloadAndOnDuration(t *testing.T) {
 		t.Errorf("finite workload: %d requests, %v; want 30", rep.Requests, err)
 	}
 	// An endless workload with a duration bound ends by itself.
-	rep, err = (&Replayer{BaseURL: srv.URL, Next: func() (Request, bool) { return Request{Key: 2, Size: 1}, true }, Duration: 100 * time.Millisecond}).Run(context.Background())
+	rep, err = (&Replayer{BaseURL: srv.URL, Next: func() (Request, bool) { return Request{Key: 2, Size: 1}, true }, Duration: 500 * time.Millisecond}).Run(context.Background())
 	if err != nil || rep.Requests == 0 {
 		t.Errorf("duration-bound workload: %d requests, %v", rep.Requests, err)
 	}

@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -173,5 +174,23 @@ func TestProgressBarAppearsOnlyAfterASecond(t *testing.T) {
 	bar("lru 100", 100, 100)
 	if buf.String() != "\r\033[K" {
 		t.Errorf("end of run wrote %q, want the line cleared", buf.String())
+	}
+}
+
+func TestCellarPolicyHitsAfterAFillAndCleansUp(t *testing.T) {
+	dir := t.TempDir()
+	c, err := NewCellar(context.Background(), CellarOptions{MemoryBytes: 1 << 20, DiskBytes: 4 << 20, MeanObjectSize: 4096, TempDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := []bool{c.Access(1, 5000), c.Access(1, 5000), c.Access(2, 70_000), c.Access(2, 70_000)}
+	if want := []bool{false, true, false, true}; !slices.Equal(got, want) {
+		t.Errorf("hits %v, want %v", got, want)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if left, _ := os.ReadDir(dir); len(left) != 0 {
+		t.Errorf("Close left %d entries in the temp dir", len(left))
 	}
 }
