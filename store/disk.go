@@ -474,6 +474,10 @@ func (d *diskTier) rewriteMeta(key string, fn func(*cache.Meta, *time.Time), wo 
 			c.KeepUntil = rec.keepUntil
 			c.loc.gen = e.gen
 			d.mem.set(&c, false)
+		} else {
+			// A Set still in ristretto's buffer would land after us
+			// with the old meta; a Del is queued behind it.
+			d.mem.del(key)
 		}
 	}
 	return nil

@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -292,6 +293,9 @@ type Store struct {
 	disk *diskTier
 
 	hits, misses atomic.Int64
+
+	closeOnce sync.Once
+	closeErr  error
 }
 
 // Open opens (creating if needed) the store in opts.Dir. It fails with an
@@ -325,13 +329,16 @@ func Open(opts Options) (*Store, error) {
 }
 
 // Close waits for background work, persists access times and closes pebble
-// cleanly. Objects and writers must not be used after Close.
+// cleanly. Objects and writers must not be used after Close; a second
+// Close returns the first one's result.
 func (s *Store) Close() error {
-	err := s.disk.close()
-	if s.mem != nil {
-		s.mem.close()
-	}
-	return err
+	s.closeOnce.Do(func() {
+		s.closeErr = s.disk.close()
+		if s.mem != nil {
+			s.mem.close()
+		}
+	})
+	return s.closeErr
 }
 
 // Get returns the complete object stored under key: from memory first, then

@@ -337,7 +337,7 @@ func (r *fillReader) Read(p []byte) (int, error) {
 	}
 	w := r.w
 	for {
-		if idx := r.pos / w.cs; idx == r.bufIdx {
+		if idx := r.pos / w.cs; idx == r.bufIdx && r.pos-idx*w.cs < int64(len(r.buf)) {
 			n := copy(p, r.buf[r.pos-idx*w.cs:])
 			r.pos += int64(n)
 			return n, nil
