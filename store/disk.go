@@ -71,6 +71,9 @@ type diskTier struct {
 	pausedUntil time.Time
 	paused      atomic.Bool
 
+	reclaimMu            sync.Mutex // protects reclaimLo, reclaimHi
+	reclaimLo, reclaimHi uint64     // fills evicted since the last compaction; 0: none
+
 	evictCh chan struct{} // wakes the background loop; buffered 1
 	done    chan struct{}
 	wg      sync.WaitGroup
@@ -105,6 +108,14 @@ func openDisk(opts Options, mem *memTier) (*diskTier, error) {
 		Logger:                      pebbleLogger{d.log},
 		MaxOpenFiles:                256,
 	}
+	// Small tables: a range deletion of evicted bodies then covers whole
+	// tables, which compaction drops without rewriting, and the transient
+	// space of a compaction (outputs written before inputs go) stays small.
+	fileSize := clamp(d.budget/64, 64<<10, 64<<20)
+	for i := range po.TargetFileSizes {
+		po.TargetFileSizes[i] = fileSize
+	}
+	po.LBaseMaxBytes = clamp(d.budget/8, 1<<20, 256<<20)
 	po.EnsureDefaults()
 	db, err := pebble.Open(filepath.Join(opts.Dir, "db"), po)
 	if err != nil {
@@ -127,32 +138,10 @@ func openDisk(opts Options, mem *memTier) (*diskTier, error) {
 // drops corrupt meta records and builds the index.
 func (d *diskTier) recover() error {
 	var maxFill uint64
-	// Fills in progress at a crash: delete their chunks and markers.
-	it, err := d.db.NewIter(&pebble.IterOptions{LowerBound: []byte{prefixFill}, UpperBound: []byte{prefixFill + 1}})
-	if err != nil {
-		return fmt.Errorf("store: recovery: %w", err)
-	}
 	b := d.db.NewBatch()
-	leftovers := 0
-	for it.First(); it.Valid(); it.Next() {
-		k := it.Key()
-		if len(k) != 9 {
-			b.Delete(k, nil)
-			continue
-		}
-		fill := beUint64(k[1:])
-		maxFill = max(maxFill, fill)
-		start, end := chunkSpan(fill)
-		b.DeleteRange(start, end, nil)
-		b.Delete(k, nil)
-		leftovers++
-	}
-	if err := it.Close(); err != nil {
-		return fmt.Errorf("store: recovery: %w", err)
-	}
-
+	defer b.Close()
 	// Committed objects.
-	it, err = d.db.NewIter(&pebble.IterOptions{LowerBound: []byte{prefixMeta}, UpperBound: []byte{prefixMeta + 1}})
+	it, err := d.db.NewIter(&pebble.IterOptions{LowerBound: []byte{prefixMeta}, UpperBound: []byte{prefixMeta + 1}})
 	if err != nil {
 		return fmt.Errorf("store: recovery: %w", err)
 	}
@@ -168,10 +157,7 @@ func (d *diskTier) recover() error {
 		if err != nil {
 			d.corrupt.Add(1)
 			d.log.Warn("deleting corrupt meta record", "key", key, "err", err)
-			b.Delete(it.Key(), nil)
-			// The fill id is not trustworthy; its chunks stay until a
-			// later full recovery would find them. Their bytes are small
-			// next to the budget in practice.
+			b.Delete(it.Key(), nil) // its fill record goes below
 			continue
 		}
 		e := &diskEntry{fill: rec.fill, size: rec.size, charge: chargeOf(key, rec, len(v))}
@@ -183,6 +169,35 @@ func (d *diskTier) recover() error {
 		d.index[key] = e
 		used += e.charge
 		maxFill = max(maxFill, rec.fill)
+	}
+	if err := it.Close(); err != nil {
+		return fmt.Errorf("store: recovery: %w", err)
+	}
+
+	// Fill records whose object is not committed: fills in progress at a
+	// crash, and bodies whose meta record was lost to corruption.
+	it, err = d.db.NewIter(&pebble.IterOptions{LowerBound: []byte{prefixFill}, UpperBound: []byte{prefixFill + 1}})
+	if err != nil {
+		return fmt.Errorf("store: recovery: %w", err)
+	}
+	leftovers := 0
+	for it.First(); it.Valid(); it.Next() {
+		k := it.Key()
+		if len(k) != 9 {
+			b.Delete(k, nil)
+			continue
+		}
+		fill := beUint64(k[1:])
+		maxFill = max(maxFill, fill)
+		if p, err := unseal(it.Value()); err == nil {
+			if e := d.index[string(p)]; e != nil && e.fill == fill {
+				continue
+			}
+		}
+		start, end := chunkSpan(fill)
+		b.DeleteRange(start, end, nil)
+		b.Delete(k, nil)
+		leftovers++
 	}
 	if err := it.Close(); err != nil {
 		return fmt.Errorf("store: recovery: %w", err)
@@ -222,11 +237,10 @@ func (d *diskTier) recover() error {
 	if err := b.Commit(pebble.Sync); err != nil {
 		return fmt.Errorf("store: recovery: %w", err)
 	}
-	b.Close()
 	d.nextFill.Store(maxFill)
 	d.used.Store(used)
 	if leftovers > 0 {
-		d.log.Info("removed incomplete fills", "count", leftovers)
+		d.log.Info("removed incomplete or orphaned fills", "count", leftovers)
 	}
 	return nil
 }
@@ -412,6 +426,7 @@ func (d *diskTier) remove(key string, e *diskEntry, wo *pebble.WriteOptions) boo
 	}
 	b.Delete(metaKey(key), nil)
 	b.Delete(accessKey(key), nil)
+	b.Delete(fillKey(cur.fill), nil)
 	start, end := chunkSpan(cur.fill)
 	b.DeleteRange(start, end, nil)
 	if err := b.Commit(wo); err != nil {
@@ -689,23 +704,64 @@ func (d *diskTier) sampleVictim(now int64) (string, *diskEntry) {
 
 func (d *diskTier) evict() {
 	target := int64(d.opts.EvictTarget * float64(d.budget))
-	if d.used.Load() <= int64(d.opts.EvictStart*float64(d.budget)) {
+	if d.used.Load() > int64(d.opts.EvictStart*float64(d.budget)) {
+		for d.used.Load() > target {
+			select {
+			case <-d.done:
+				return
+			default:
+			}
+			k, e := d.sampleVictim(d.opts.now().UnixNano())
+			if e == nil {
+				break
+			}
+			if d.remove(k, e, pebble.NoSync) {
+				d.evictions.Add(1)
+				d.evictedFills(e.fill)
+			}
+		}
+	}
+	d.reclaim()
+}
+
+// evictedFills widens the span of chunk keys deleted since the last
+// reclaim.
+func (d *diskTier) evictedFills(fill uint64) {
+	d.reclaimMu.Lock()
+	defer d.reclaimMu.Unlock()
+	if d.reclaimLo == 0 || fill < d.reclaimLo {
+		d.reclaimLo = fill
+	}
+	d.reclaimHi = max(d.reclaimHi, fill)
+}
+
+// reclaim compacts the chunk span of evicted bodies when pebble's files
+// (WAL, tables and not yet compacted deletions) pass the budget's start
+// mark. Range deletions only free space once compaction drops the tables
+// they cover; chunk keys are ordered by fill id, so the bodies of old,
+// evicted fills are mostly whole tables that the compaction drops without
+// rewriting.
+func (d *diskTier) reclaim() {
+	d.reclaimMu.Lock()
+	lo, hi := d.reclaimLo, d.reclaimHi
+	d.reclaimMu.Unlock()
+	if lo == 0 || d.diskUsage() <= int64(d.opts.EvictStart*float64(d.budget)) {
 		return
 	}
-	for d.used.Load() > target {
-		select {
-		case <-d.done:
-			return
-		default:
-		}
-		k, e := d.sampleVictim(d.opts.now().UnixNano())
-		if e == nil {
-			return
-		}
-		if d.remove(k, e, pebble.NoSync) {
-			d.evictions.Add(1)
-		}
+	start, _ := chunkSpan(lo)
+	_, end := chunkSpan(hi)
+	if err := d.db.Compact(context.Background(), start, end, false); err != nil {
+		d.log.Warn("compacting evicted bodies", "err", err)
+		return
 	}
+	d.reclaimMu.Lock()
+	if d.reclaimLo == lo {
+		d.reclaimLo = 0
+	}
+	if d.reclaimHi == hi {
+		d.reclaimHi = 0
+	}
+	d.reclaimMu.Unlock()
 }
 
 func (d *diskTier) sweepExpired() {

@@ -260,8 +260,8 @@ func TestReopenServesObjectsTagsAndPurges(t *testing.T) {
 		t.Fatalf("tag purge after reopen: %d, %v; want 2", n, err)
 	}
 	s.Close()
-	if n := rawKeys(t, opts.Dir, prefixFill); n != 0 {
-		t.Fatalf("%d fill markers left after recovery", n)
+	if n := rawKeys(t, opts.Dir, prefixFill); n != 1 {
+		t.Fatalf("%d fill records left after recovery, want 1 (d's)", n)
 	}
 	if n := rawKeys(t, opts.Dir, prefixChunk); n != 1 {
 		t.Fatalf("%d chunk records left, want 1 (d's)", n)

@@ -15,13 +15,17 @@ import (
 //
 //	"m" key                      meta record: metaRecord, the commit point
 //	"c" fill(8, BE) index(4, BE) one body chunk
-//	"f" fill(8, BE)              fill in progress: the key (crash leftovers)
+//	"f" fill(8, BE)              fill registry: the key; written with the
+//	                             first chunk, deleted with the body
+//
 //	"t" uvarint(len tag) tag key tag index entry (empty payload)
 //	"a" key                      last access, unix seconds (persisted lazily)
 //
 // Chunks are keyed by fill id, not by key, so a new fill never overwrites
 // the chunks of the object it replaces, and one DeleteRange over
-// ["c" fill, "c" fill+1) removes an object's body.
+// ["c" fill, "c" fill+1) removes an object's body. At Open, a fill record
+// whose key has no meta record naming that fill (a crash mid-fill, or a
+// meta record lost to corruption) has its chunks removed.
 const (
 	prefixMeta   = 'm'
 	prefixChunk  = 'c'

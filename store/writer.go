@@ -37,7 +37,7 @@ type Writer struct {
 	buf      []byte     // the chunk being filled: bytes [flushed, size)
 	flushed  int64      // bytes already in chunk records
 	size     int64
-	marker   bool   // the fill marker is on disk
+	marker   bool   // the fill record is on disk
 	body     []byte // whole body, kept while it may go to the memory tier
 	keepBody bool
 	charged  int64 // bytes added to d.used so far
@@ -212,6 +212,7 @@ func (w *Writer) commitLocked() (*Object, error) {
 	if old != nil {
 		start, end := chunkSpan(old.fill)
 		b.DeleteRange(start, end, nil)
+		b.Delete(fillKey(old.fill), nil)
 		if v, closer, err := d.db.Get(metaKey(w.key)); err == nil {
 			if orec, err := decodeMeta(v); err == nil {
 				for _, t := range orec.tags {
@@ -230,15 +231,15 @@ func (w *Writer) commitLocked() (*Object, error) {
 		b.Set(tagKey(t, w.key), sealed(nil), nil)
 	}
 	b.Set(metaKey(w.key), mv, nil)
-	if w.marker {
-		b.Delete(fillKey(w.fill), nil)
+	if !w.marker {
+		b.Set(fillKey(w.fill), sealed([]byte(w.key)), nil)
 	}
 	if err := b.Commit(pebble.Sync); err != nil {
 		d.writeFailed(err)
 		return nil, fmt.Errorf("store: committing %q: %w", w.key, errors.Join(ErrUnavailable, err))
 	}
 	w.flushed += lastChunk
-	w.marker = false
+	w.marker = true
 
 	e := &diskEntry{fill: w.fill, size: w.size, charge: chargeOf(w.key, rec, len(mv))}
 	if !rec.keepUntil.IsZero() {

@@ -1,0 +1,139 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"path/filepath"
+	"testing"
+
+	"github.com/cockroachdb/pebble/v2"
+)
+
+func TestDiskStaysWithinBudgetUnderSustainedFill(t *testing.T) {
+	opts := testOptions(t)
+	opts.DiskBytes = 8 << 20
+	opts.MemoryBytes = -1
+	opts.ChunkSize = 0 // default 64 KiB
+	s := openTest(t, opts)
+	budget := opts.DiskBytes
+	var peak int64
+	const obj = 100 << 10
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := range int(2 * budget / obj) {
+		put(t, s, fmt.Sprintf("http://h/%d", i), randomBody(rng, obj), CreateOptions{SizeHint: obj})
+		s.disk.evict() // what the background loop does when kicked
+		if i%8 == 7 {
+			peak = max(peak, dirSize(t, opts.Dir))
+		}
+	}
+	st := s.Stats()
+	t.Logf("peak data dir %d bytes (budget %d), stats %+v", peak, budget, st)
+	if peak > budget+budget/10 {
+		t.Fatalf("data directory peaked at %d bytes, budget %d (+10%%)", peak, budget)
+	}
+	if st.Evictions == 0 || st.DiskBytes > budget {
+		t.Fatalf("no eviction or over budget: %+v", st)
+	}
+	// The newest objects are still there.
+	if _, err := s.Get(context.Background(), fmt.Sprintf("http://h/%d", int(2*budget/obj)-1)); err != nil {
+		t.Fatalf("newest object evicted: %v", err)
+	}
+}
+
+func TestCorruptRecordIsMissDeletedAndCounted(t *testing.T) {
+	opts := testOptions(t)
+	opts.MaxMemoryObject = 10_000
+	s := openTest(t, opts)
+	put(t, s, "meta", body(100, 1), CreateOptions{Tags: []string{"t"}, SizeHint: -1})
+	put(t, s, "bigchunk", body(30_000, 2), CreateOptions{SizeHint: -1})  // streamed from disk
+	put(t, s, "smallchunk", body(3_000, 3), CreateOptions{SizeHint: -1}) // read whole on a disk hit
+	put(t, s, "fine", body(3_000, 4), CreateOptions{SizeHint: -1})
+	s.Close()
+
+	// Flip one value byte of three records with a raw pebble handle.
+	db, err := pebble.Open(filepath.Join(opts.Dir, "db"), &pebble.Options{Logger: quietLogger{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	flip := func(k []byte, at int) {
+		v, closer, err := db.Get(k)
+		if err != nil {
+			t.Fatalf("raw get %q: %v", k, err)
+		}
+		v = append([]byte(nil), v...)
+		closer.Close()
+		v[at] ^= 0x40
+		if err := db.Set(k, v, pebble.Sync); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fillOf := func(key string) uint64 {
+		v, closer, err := db.Get(metaKey(key))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer closer.Close()
+		rec, err := decodeMeta(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rec.fill
+	}
+	flip(metaKey("meta"), 10)
+	flip(chunkKey(nil, fillOf("bigchunk"), 1), 100)
+	flip(chunkKey(nil, fillOf("smallchunk"), 0), 2000)
+	db.Close()
+
+	s = openTest(t, opts)
+	ctx := context.Background()
+	if _, err := s.Get(ctx, "meta"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("corrupt meta record: %v, want ErrNotFound", err)
+	}
+	if _, err := s.Get(ctx, "smallchunk"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("corrupt chunk of small object: %v, want ErrNotFound", err)
+	}
+	o, err := s.Get(ctx, "bigchunk")
+	if err != nil {
+		t.Fatalf("big object's meta is intact, Get: %v", err)
+	}
+	r, err := s.NewReader(ctx, o, 0, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadAll(r); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("reading a corrupt chunk: %v, want ErrCorrupt", err)
+	}
+	r.Close()
+	if _, err := s.Get(ctx, "bigchunk"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("object with a corrupt chunk still served: %v", err)
+	}
+	if o, err := s.Get(ctx, "fine"); err != nil || o.Size != 3000 {
+		t.Fatalf("intact object: %v", err)
+	}
+	if st := s.Stats(); st.Corrupt != 3 || st.DiskObjects != 1 {
+		t.Fatalf("stats: Corrupt %d DiskObjects %d, want 3 and 1", st.Corrupt, st.DiskObjects)
+	}
+	s.Close()
+	if n := rawKeys(t, opts.Dir, prefixChunk); n != 1 {
+		t.Fatalf("%d chunk records left, want 1 (fine's)", n)
+	}
+}
+
+// randomBody returns n incompressible bytes.
+func randomBody(rng *rand.Rand, n int) []byte {
+	b := make([]byte, n)
+	for i := 0; i < n; i += 8 {
+		v := rng.Uint64()
+		for j := i; j < min(i+8, n); j++ {
+			b[j] = byte(v)
+			v >>= 8
+		}
+	}
+	return b
+}
+
+var _ = slog.Default
