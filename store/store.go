@@ -95,6 +95,9 @@ type Options struct {
 	fs vfs.FS
 	// now replaces time.Now (tests).
 	now func() time.Time
+	// commitNoSync skips the fsync of each commit (benchmark setup only:
+	// a kill -9 may then lose the newest commits).
+	commitNoSync bool
 }
 
 // EnsureDefaults fills in the documented defaults for zero fields.

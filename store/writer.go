@@ -234,7 +234,11 @@ func (w *Writer) commitLocked() (*Object, error) {
 	if !w.marker {
 		b.Set(fillKey(w.fill), sealed([]byte(w.key)), nil)
 	}
-	if err := b.Commit(pebble.Sync); err != nil {
+	wo := pebble.Sync
+	if d.opts.commitNoSync {
+		wo = pebble.NoSync
+	}
+	if err := b.Commit(wo); err != nil {
 		d.writeFailed(err)
 		return nil, fmt.Errorf("store: committing %q: %w", w.key, errors.Join(ErrUnavailable, err))
 	}

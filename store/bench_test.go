@@ -1,0 +1,182 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"runtime"
+	"sync"
+	"testing"
+	"time"
+)
+
+var sizes = []struct {
+	name string
+	n    int
+}{{"1KiB", 1 << 10}, {"100KiB", 100 << 10}, {"1MiB", 1 << 20}}
+
+func benchOptions(b *testing.B, memory bool) Options {
+	opts := Options{Dir: b.TempDir(), DiskBytes: 1 << 30, MemoryBytes: 256 << 20, commitNoSync: true}
+	if !memory {
+		opts.MemoryBytes = -1
+	}
+	return opts
+}
+
+// BenchmarkGetMemory is the hit path: Get plus the resident body.
+func BenchmarkGetMemory(b *testing.B) {
+	for _, sz := range sizes {
+		b.Run(sz.name, func(b *testing.B) {
+			s := openTest(b, benchOptions(b, true))
+			put(b, s, "http://h/k", body(sz.n, 1), CreateOptions{SizeHint: int64(sz.n)})
+			s.mem.c.Wait()
+			ctx := context.Background()
+			if o, err := s.Get(ctx, "http://h/k"); err != nil {
+				b.Fatal(err)
+			} else if _, ok := o.Body(); !ok {
+				b.Fatal("object not resident in memory")
+			}
+			b.SetBytes(int64(sz.n))
+			b.ReportAllocs()
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					o, err := s.Get(ctx, "http://h/k")
+					if err != nil {
+						b.Fatal(err)
+					}
+					if body, ok := o.Body(); !ok || len(body) != sz.n {
+						b.Fatal("not resident")
+					}
+				}
+			})
+		})
+	}
+}
+
+// BenchmarkGetDisk is a disk-only hit: Get plus streaming the body.
+func BenchmarkGetDisk(b *testing.B) {
+	for _, sz := range sizes {
+		b.Run(sz.name, func(b *testing.B) {
+			s := openTest(b, benchOptions(b, false))
+			put(b, s, "http://h/k", body(sz.n, 1), CreateOptions{SizeHint: int64(sz.n)})
+			ctx := context.Background()
+			b.SetBytes(int64(sz.n))
+			b.ReportAllocs()
+			b.ResetTimer()
+			for b.Loop() {
+				o, err := s.Get(ctx, "http://h/k")
+				if err != nil {
+					b.Fatal(err)
+				}
+				r, err := s.NewReader(ctx, o, 0, -1)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if n, err := io.Copy(io.Discard, r); err != nil || n != int64(sz.n) {
+					b.Fatal(n, err)
+				}
+				r.Close()
+			}
+		})
+	}
+}
+
+// BenchmarkFill measures fill throughput (MB/s) of 1 MiB objects written in
+// 32 KiB pieces, with fsync on commit, for several chunk sizes.
+func BenchmarkFill(b *testing.B) {
+	const obj = 1 << 20
+	piece := body(32<<10, 7)
+	for _, cs := range []int{16 << 10, 64 << 10, 256 << 10} {
+		b.Run(fmt.Sprintf("chunk=%dKiB", cs>>10), func(b *testing.B) {
+			opts := benchOptions(b, false)
+			opts.ChunkSize = cs
+			opts.commitNoSync = false
+			s := openTest(b, opts)
+			ctx := context.Background()
+			b.SetBytes(obj)
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				w, err := s.Create(ctx, fmt.Sprintf("http://h/%d", i), testMeta(), CreateOptions{SizeHint: obj})
+				if err != nil {
+					b.Fatal(err)
+				}
+				for range obj / len(piece) {
+					if _, err := w.Write(piece); err != nil {
+						b.Fatal(err)
+					}
+				}
+				if _, err := w.Commit(ctx); err != nil {
+					b.Fatal(err)
+				}
+				i++
+			}
+		})
+	}
+}
+
+// fillMany stores n objects of size bytes, from 16 goroutines.
+func fillMany(b *testing.B, s *Store, n, size int) {
+	var wg sync.WaitGroup
+	data := body(size, 3)
+	for g := range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := g; i < n; i += 16 {
+				put(b, s, fmt.Sprintf("http://host.example/path/%d", i), data, CreateOptions{Tags: []string{"t"}, SizeHint: int64(size)})
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// BenchmarkOpen reports the time to open a disk tier holding 100k objects.
+func BenchmarkOpen(b *testing.B) {
+	for _, n := range []int{100_000} {
+		b.Run(fmt.Sprintf("objects=%d", n), func(b *testing.B) {
+			opts := benchOptions(b, false)
+			s, err := Open(opts)
+			if err != nil {
+				b.Fatal(err)
+			}
+			fillMany(b, s, n, 1<<10)
+			s.Close()
+			var total time.Duration
+			for b.Loop() {
+				start := time.Now()
+				s, err := Open(opts)
+				if err != nil {
+					b.Fatal(err)
+				}
+				total += time.Since(start)
+				if st := s.Stats(); st.DiskObjects != int64(n) {
+					b.Fatalf("%d objects after open, want %d", st.DiskObjects, n)
+				}
+				s.Close()
+			}
+			b.ReportMetric(float64(total.Milliseconds())/float64(b.N), "ms/open")
+		})
+	}
+}
+
+// BenchmarkHeapPerObject reports the heap bytes per cached 1 KiB object:
+// its memory-tier copy and its disk index entry.
+func BenchmarkHeapPerObject(b *testing.B) {
+	const n = 20_000
+	for b.Loop() {
+		s := openTest(b, benchOptions(b, true))
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		fillMany(b, s, n, 1<<10)
+		s.mem.c.Wait()
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		_, resident := s.mem.usage()
+		b.ReportMetric(float64(int64(after.HeapAlloc)-int64(before.HeapAlloc))/n, "heap-B/object")
+		b.ReportMetric(float64(resident)/n, "resident-ratio")
+		s.Close()
+	}
+}
