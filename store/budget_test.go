@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"path/filepath"
+	"time"
 	"testing"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -52,6 +53,7 @@ func TestCorruptRecordIsMissDeletedAndCounted(t *testing.T) {
 	put(t, s, "bigchunk", body(30_000, 2), CreateOptions{SizeHint: -1})  // streamed from disk
 	put(t, s, "smallchunk", body(3_000, 3), CreateOptions{SizeHint: -1}) // read whole on a disk hit
 	put(t, s, "fine", body(3_000, 4), CreateOptions{SizeHint: -1})
+	put(t, s, "updated", body(3_000, 5), CreateOptions{SizeHint: -1})
 	s.Close()
 
 	// Flip one value byte of three records with a raw pebble handle.
@@ -90,6 +92,18 @@ func TestCorruptRecordIsMissDeletedAndCounted(t *testing.T) {
 
 	s = openTest(t, opts)
 	ctx := context.Background()
+	// Corrupt a record under the running store, through its own handle.
+	v, closer, err := s.disk.db.Get(metaKey("updated"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v = append([]byte(nil), v...)
+	closer.Close()
+	v[12] ^= 1
+	s.disk.db.Set(metaKey("updated"), v, pebble.NoSync)
+	if err := s.UpdateMeta(ctx, "updated", testMeta(), time.Time{}); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("UpdateMeta of a corrupt record: %v, want ErrNotFound", err)
+	}
 	if _, err := s.Get(ctx, "meta"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("corrupt meta record: %v, want ErrNotFound", err)
 	}
@@ -114,8 +128,8 @@ func TestCorruptRecordIsMissDeletedAndCounted(t *testing.T) {
 	if o, err := s.Get(ctx, "fine"); err != nil || o.Size != 3000 {
 		t.Fatalf("intact object: %v", err)
 	}
-	if st := s.Stats(); st.Corrupt != 3 || st.DiskObjects != 1 {
-		t.Fatalf("stats: Corrupt %d DiskObjects %d, want 3 and 1", st.Corrupt, st.DiskObjects)
+	if st := s.Stats(); st.Corrupt != 4 || st.DiskObjects != 1 {
+		t.Fatalf("stats: Corrupt %d DiskObjects %d, want 4 and 1", st.Corrupt, st.DiskObjects)
 	}
 	s.Close()
 	if n := rawKeys(t, opts.Dir, prefixChunk); n != 1 {

@@ -318,6 +318,10 @@ func (d *diskTier) getOnce(ctx context.Context, key string, promote bool) (*Obje
 		return nil, ErrNotFound
 	}
 	rec, err := d.readMeta(key)
+	if errors.Is(err, ErrCorrupt) {
+		d.dropCorrupt(key, e.fill, err)
+		return nil, ErrNotFound
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -367,8 +371,9 @@ func (d *diskTier) getOnce(ctx context.Context, key string, promote bool) (*Obje
 	return o, nil
 }
 
-// readMeta reads and verifies key's meta record. A corrupt record is
-// deleted with its object and reported as ErrNotFound.
+// readMeta reads and verifies key's meta record: ErrNotFound if absent, an
+// error wrapping ErrCorrupt if it fails its checksum (the caller drops the
+// object with dropCorrupt, outside the key's stripe lock).
 func (d *diskTier) readMeta(key string) (*metaRecord, error) {
 	v, closer, err := d.db.Get(metaKey(key))
 	if errors.Is(err, pebble.ErrNotFound) {
@@ -376,8 +381,7 @@ func (d *diskTier) readMeta(key string) (*metaRecord, error) {
 	}
 	if pebble.IsCorruptionError(err) {
 		// pebble's own block checksum failed under this record.
-		d.dropCorrupt(key, 0, errors.Join(ErrCorrupt, err))
-		return nil, ErrNotFound
+		return nil, errors.Join(ErrCorrupt, err)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("store: reading %q: %w", key, err)
@@ -385,8 +389,7 @@ func (d *diskTier) readMeta(key string) (*metaRecord, error) {
 	rec, err := decodeMeta(v)
 	closer.Close()
 	if err != nil {
-		d.dropCorrupt(key, 0, err)
-		return nil, ErrNotFound
+		return nil, err
 	}
 	return rec, nil
 }
@@ -451,6 +454,15 @@ func (d *diskTier) updateMeta(key string, fn func(*cache.Meta, *time.Time)) erro
 }
 
 func (d *diskTier) rewriteMeta(key string, fn func(*cache.Meta, *time.Time), wo *pebble.WriteOptions) error {
+	err := d.rewriteMetaLocked(key, fn, wo)
+	if errors.Is(err, ErrCorrupt) {
+		d.dropCorrupt(key, 0, err)
+		return ErrNotFound
+	}
+	return err
+}
+
+func (d *diskTier) rewriteMetaLocked(key string, fn func(*cache.Meta, *time.Time), wo *pebble.WriteOptions) error {
 	st := d.stripe(key)
 	st.Lock()
 	defer st.Unlock()
