@@ -8,8 +8,8 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"path/filepath"
-	"time"
 	"testing"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 )

@@ -153,14 +153,14 @@ func (d *diskTier) recover() error {
 			it.Close()
 			return fmt.Errorf("store: recovery: %w", err)
 		}
-		rec, err := decodeMeta(v)
+		rec, tags, tagBytes, err := decodeIndexFields(v)
 		if err != nil {
 			d.corrupt.Add(1)
 			d.log.Warn("deleting corrupt meta record", "key", key, "err", err)
 			b.Delete(it.Key(), nil) // its fill record goes below
 			continue
 		}
-		e := &diskEntry{fill: rec.fill, size: rec.size, charge: chargeOf(key, rec, len(v))}
+		e := &diskEntry{fill: rec.fill, size: rec.size, charge: charge(key, rec.size, rec.chunks(), len(v), tags, tagBytes)}
 		if !rec.keepUntil.IsZero() {
 			e.keepUntil = rec.keepUntil.UnixNano()
 		}
@@ -254,11 +254,16 @@ func beUint64(b []byte) uint64 {
 // chargeOf is the budget charge of an object: body, meta record, keys and
 // per-record overhead.
 func chargeOf(key string, rec *metaRecord, metaLen int) int64 {
-	n := rec.size + int64(metaLen+len(key)) + recordOverhead + rec.chunks()*chunkOverhead
+	tagBytes := 0
 	for _, t := range rec.tags {
-		n += int64(len(t)+len(key)) + recordOverhead
+		tagBytes += len(t)
 	}
-	return n
+	return charge(key, rec.size, rec.chunks(), metaLen, len(rec.tags), tagBytes)
+}
+
+func charge(key string, size, chunks int64, metaLen, tags, tagBytes int) int64 {
+	return size + int64(metaLen+len(key)) + 2*recordOverhead + chunks*chunkOverhead +
+		int64(tagBytes+tags*(len(key)+recordOverhead))
 }
 
 func (d *diskTier) stripe(key string) *sync.Mutex {

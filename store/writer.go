@@ -349,6 +349,11 @@ func (r *fillReader) Read(p []byte) (int, error) {
 		}
 		w.mu.Lock()
 		switch {
+		case w.state == aborted:
+			// First: an aborted fill has dropped its buffer, whatever size says.
+			err := w.err
+			w.mu.Unlock()
+			return 0, fmt.Errorf("store: fill of %q: %w", w.key, err)
 		case r.pos < w.flushed:
 			w.mu.Unlock()
 			if err := r.load(r.pos / w.cs); err != nil {
@@ -363,10 +368,6 @@ func (r *fillReader) Read(p []byte) (int, error) {
 		case w.state == committed:
 			w.mu.Unlock()
 			return 0, io.EOF
-		case w.state == aborted:
-			err := w.err
-			w.mu.Unlock()
-			return 0, fmt.Errorf("store: fill of %q: %w", w.key, err)
 		}
 		ch := w.changed
 		w.mu.Unlock()
