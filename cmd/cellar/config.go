@@ -1,0 +1,246 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/cellar-cache/cellar/cache"
+	"github.com/cellar-cache/cellar/internal/bytesize"
+	"github.com/cellar-cache/cellar/proxy"
+	"github.com/cellar-cache/cellar/store"
+)
+
+// fileConfig is the YAML config file, decoded strictly: an unknown key is an
+// error naming its line. Sizes and durations are kept as written and
+// checked in settings(), which names the key and line of a bad value.
+type fileConfig struct {
+	Listen          string        `yaml:"listen"`
+	Admin           string        `yaml:"admin"`
+	Origin          string        `yaml:"origin"`
+	Origins         []string      `yaml:"origins"`
+	DataDir         string        `yaml:"data_dir"`
+	Memory          string        `yaml:"memory"`
+	Disk            string        `yaml:"disk"`
+	MaxObject       string        `yaml:"max_object"`
+	MaxMemoryObject string        `yaml:"max_memory_object"`
+	PreserveHost    *bool         `yaml:"preserve_host"`
+	AccessLog       *bool         `yaml:"access_log"`
+	Debug           bool          `yaml:"debug"`
+	Keep            string        `yaml:"keep"`
+	HitForMiss      string        `yaml:"hit_for_miss"`
+	Timeouts        timeoutConfig `yaml:"timeouts"`
+	Cache           cacheConfig   `yaml:"cache"`
+	Purge           purgeConfig   `yaml:"purge"`
+}
+
+type timeoutConfig struct {
+	Connect  string `yaml:"connect"`
+	Response string `yaml:"response"`
+	Idle     string `yaml:"idle"`
+	Fill     string `yaml:"fill"`
+	Shutdown string `yaml:"shutdown"`
+}
+
+type cacheConfig struct {
+	HeuristicFraction    *float64     `yaml:"heuristic_fraction"`
+	HeuristicMax         string       `yaml:"heuristic_max"`
+	DefaultTTL           string       `yaml:"default_ttl"`
+	Targets              []string     `yaml:"targets"`
+	ShareCookies         bool         `yaml:"share_cookies"`
+	StaleWhileRevalidate string       `yaml:"stale_while_revalidate"`
+	StaleIfError         string       `yaml:"stale_if_error"`
+	Rules                []ruleConfig `yaml:"rules"`
+}
+
+type ruleConfig struct {
+	Prefix        string `yaml:"prefix"`
+	TTL           string `yaml:"ttl"`
+	Bypass        bool   `yaml:"bypass"`
+	IgnoreNoCache bool   `yaml:"ignore_no_cache"`
+}
+
+type purgeConfig struct {
+	Tokens []string `yaml:"tokens"`
+}
+
+// settings is everything serve needs, after defaults, file and flags.
+type settings struct {
+	listen, admin   string
+	shutdownTimeout time.Duration
+	proxy           proxy.Options
+	store           store.Options
+	cache           cache.Options
+	purgeTokens     []string
+}
+
+// loadConfig reads and strictly decodes a config file. The returned lines
+// map each key path ("cache.rules[0].ttl") to its line, for error messages.
+func loadConfig(path string) (*fileConfig, map[string]int, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	var fc fileConfig
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&fc); err != nil && !errors.Is(err, io.EOF) { // io.EOF: an empty file
+		return nil, nil, fmt.Errorf("%s: %w", path, err)
+	}
+	var root yaml.Node
+	lines := map[string]int{}
+	if yaml.Unmarshal(data, &root) == nil {
+		walkLines(&root, "", lines)
+	}
+	return &fc, lines, nil
+}
+
+// walkLines records the line of every mapping key below n.
+func walkLines(n *yaml.Node, path string, lines map[string]int) {
+	switch n.Kind {
+	case yaml.DocumentNode:
+		for _, c := range n.Content {
+			walkLines(c, path, lines)
+		}
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k := n.Content[i]
+			p := k.Value
+			if path != "" {
+				p = path + "." + k.Value
+			}
+			lines[p] = k.Line
+			walkLines(n.Content[i+1], p, lines)
+		}
+	case yaml.SequenceNode:
+		for i, c := range n.Content {
+			p := fmt.Sprintf("%s[%d]", path, i)
+			lines[p] = c.Line
+			walkLines(c, p, lines)
+		}
+	}
+}
+
+// problems collects every bad value of a config at once.
+type problems struct {
+	lines map[string]int
+	errs  []error
+}
+
+func (p *problems) add(key, value, rule string) {
+	where := ""
+	if l, ok := p.lines[key]; ok {
+		where = fmt.Sprintf("line %d: ", l)
+	}
+	p.errs = append(p.errs, fmt.Errorf("%s%s: %q: %s", where, key, value, rule))
+}
+
+func (p *problems) size(key, v string, dst *int64) {
+	if v == "" {
+		return
+	}
+	n, err := bytesize.Parse(v)
+	if err != nil {
+		p.add(key, v, "want a whole number of bytes with an optional KiB, MiB, GiB or TiB suffix, e.g. 256MiB")
+		return
+	}
+	*dst = n
+}
+
+func (p *problems) duration(key, v string, dst *time.Duration) {
+	if v == "" {
+		return
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d < 0 {
+		p.add(key, v, "want a non-negative duration such as 30s, 5m or 1h")
+		return
+	}
+	*dst = d
+}
+
+// apply folds the file's values into s, reporting every bad value with its
+// key and line.
+func (fc *fileConfig) apply(s *settings, lines map[string]int) error {
+	p := &problems{lines: lines}
+	set := func(dst *string, v string) {
+		if v != "" {
+			*dst = v
+		}
+	}
+	set(&s.listen, fc.Listen)
+	set(&s.admin, fc.Admin)
+	set(&s.store.Dir, fc.DataDir)
+	if fc.Origin != "" && len(fc.Origins) > 0 {
+		p.add("origin", fc.Origin, "give either origin or origins, not both")
+	}
+	if fc.Origin != "" {
+		s.proxy.Origins = []string{fc.Origin}
+	}
+	if len(fc.Origins) > 0 {
+		s.proxy.Origins = fc.Origins
+	}
+	p.size("memory", fc.Memory, &s.store.MemoryBytes)
+	p.size("disk", fc.Disk, &s.store.DiskBytes)
+	p.size("max_object", fc.MaxObject, &s.store.MaxObject)
+	p.size("max_memory_object", fc.MaxMemoryObject, &s.store.MaxMemoryObject)
+	if fc.PreserveHost != nil {
+		s.proxy.PreserveHost = fc.PreserveHost
+	}
+	if fc.AccessLog != nil {
+		s.proxy.AccessLog = fc.AccessLog
+	}
+	s.proxy.Debug = fc.Debug
+	s.cache.Debug = fc.Debug
+	p.duration("keep", fc.Keep, &s.proxy.Keep)
+	p.duration("hit_for_miss", fc.HitForMiss, &s.proxy.HitForMiss)
+	p.duration("timeouts.connect", fc.Timeouts.Connect, &s.proxy.ConnectTimeout)
+	p.duration("timeouts.response", fc.Timeouts.Response, &s.proxy.ResponseTimeout)
+	p.duration("timeouts.idle", fc.Timeouts.Idle, &s.proxy.IdleTimeout)
+	p.duration("timeouts.fill", fc.Timeouts.Fill, &s.proxy.FillTimeout)
+	p.duration("timeouts.shutdown", fc.Timeouts.Shutdown, &s.shutdownTimeout)
+
+	c := fc.Cache
+	if c.HeuristicFraction != nil {
+		if f := *c.HeuristicFraction; f <= 0 || f > 1 {
+			p.add("cache.heuristic_fraction", strconv.FormatFloat(f, 'g', -1, 64), "want a fraction above 0 and at most 1")
+		}
+		s.cache.HeuristicFraction = *c.HeuristicFraction
+	}
+	p.duration("cache.heuristic_max", c.HeuristicMax, &s.cache.HeuristicMax)
+	p.duration("cache.default_ttl", c.DefaultTTL, &s.cache.DefaultTTL)
+	p.duration("cache.stale_while_revalidate", c.StaleWhileRevalidate, &s.cache.StaleWhileRevalidate)
+	p.duration("cache.stale_if_error", c.StaleIfError, &s.cache.StaleIfError)
+	if len(c.Targets) > 0 {
+		s.cache.Targets = c.Targets
+	}
+	s.cache.ShareCookies = c.ShareCookies
+	for i, r := range c.Rules {
+		key := fmt.Sprintf("cache.rules[%d]", i)
+		if !strings.HasPrefix(r.Prefix, "/") {
+			p.add(key+".prefix", r.Prefix, "want a path prefix starting with /")
+		}
+		rule := cache.Rule{Prefix: r.Prefix, Bypass: r.Bypass, IgnoreNoCache: r.IgnoreNoCache}
+		p.duration(key+".ttl", r.TTL, &rule.TTL)
+		s.cache.Rules = append(s.cache.Rules, rule)
+	}
+	s.purgeTokens = fc.Purge.Tokens
+	return errors.Join(p.errs...)
+}
+
+// defaultDataDir is os.UserCacheDir()/cellar, or ./cellar-data when the
+// user has no cache directory.
+func defaultDataDir() string {
+	if d, err := os.UserCacheDir(); err == nil {
+		return filepath.Join(d, "cellar")
+	}
+	return "cellar-data"
+}

@@ -1,0 +1,238 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/cellar-cache/cellar/cache"
+	"github.com/cellar-cache/cellar/internal/bytesize"
+	"github.com/cellar-cache/cellar/internal/demo"
+	"github.com/cellar-cache/cellar/proxy"
+	"github.com/cellar-cache/cellar/store"
+)
+
+// addrs are the addresses serve listens on, reported to tests.
+type addrs struct {
+	proxy, admin, origin string
+}
+
+// serve runs the caching proxy until ctx ends. ready, when not nil, is
+// called once both listeners accept connections.
+func serve(ctx context.Context, args []string, stderr io.Writer, ready func(addrs)) error {
+	s := settings{
+		listen:          "127.0.0.1:8080",
+		admin:           "127.0.0.1:8081",
+		shutdownTimeout: 10 * time.Second,
+		store: store.Options{
+			Dir:         defaultDataDir(),
+			MemoryBytes: 256 << 20,
+			DiskBytes:   2 << 30,
+		},
+	}
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	configPath := fs.String("config", "", "YAML config `file`; flags override it")
+	origin := fs.String("origin", "", "origin `URL` (default: a bundled demo origin)")
+	listen := fs.String("listen", s.listen, "proxy listen `address`")
+	admin := fs.String("admin", s.admin, "admin listen `address` (health, metrics, purge)")
+	dataDir := fs.String("data-dir", s.store.Dir, "data `directory` of the disk tier")
+	memory := fs.String("memory", bytesize.Format(s.store.MemoryBytes), "memory tier budget (KiB, MiB, GiB)")
+	disk := fs.String("disk", bytesize.Format(s.store.DiskBytes), "disk tier budget (KiB, MiB, GiB)")
+	accessLog := fs.Bool("access-log", true, "log one line per request")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("serve: unexpected argument %q", fs.Arg(0))
+	}
+	if *configPath != "" {
+		fc, lines, err := loadConfig(*configPath)
+		if err != nil {
+			return fmt.Errorf("config: %w", err)
+		}
+		if err := fc.apply(&s, lines); err != nil {
+			return fmt.Errorf("config %s:\n%w", *configPath, err)
+		}
+	}
+	// Flags given on the command line override the file.
+	var flagErrs []error
+	fs.Visit(func(f *flag.Flag) {
+		var err error
+		switch f.Name {
+		case "origin":
+			s.proxy.Origins = []string{*origin}
+		case "listen":
+			s.listen = *listen
+		case "admin":
+			s.admin = *admin
+		case "data-dir":
+			s.store.Dir = *dataDir
+		case "memory":
+			s.store.MemoryBytes, err = bytesize.Parse(*memory)
+		case "disk":
+			s.store.DiskBytes, err = bytesize.Parse(*disk)
+		case "access-log":
+			s.proxy.AccessLog = accessLog
+		}
+		if err != nil {
+			flagErrs = append(flagErrs, fmt.Errorf("-%s: %w", f.Name, err))
+		}
+	})
+	if err := errors.Join(flagErrs...); err != nil {
+		return err
+	}
+
+	log := slog.New(slog.NewTextHandler(stderr, nil))
+	s.proxy.Logger = log
+	s.store.Logger = log
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var bg sync.WaitGroup
+	defer bg.Wait()
+
+	var originAddr string
+	if len(s.proxy.Origins) == 0 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return fmt.Errorf("demo origin: %w", err)
+		}
+		originAddr = ln.Addr().String()
+		s.proxy.Origins = []string{"http://" + originAddr}
+		bg.Add(1)
+		go func() {
+			defer bg.Done()
+			serveUntil(ctx, &http.Server{Handler: demo.New(300 * time.Millisecond), ReadHeaderTimeout: 10 * time.Second}, ln, time.Second)
+		}()
+	}
+
+	policy, err := cache.New(s.cache)
+	if err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	st, err := store.Open(s.store)
+	if err != nil {
+		return fmt.Errorf("data directory %s: %w", s.store.Dir, err)
+	}
+	defer st.Close()
+	srv, err := proxy.New(s.proxy, policy, st)
+	if err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	defer srv.Close()
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if err := srv.Metrics().Register(reg); err != nil {
+		return err
+	}
+
+	pln, err := net.Listen("tcp", s.listen)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	aln, err := net.Listen("tcp", s.admin)
+	if err != nil {
+		pln.Close()
+		return fmt.Errorf("admin listen: %w", err)
+	}
+
+	var serving atomic.Bool
+	adminMux := http.NewServeMux()
+	adminMux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		if !serving.Load() {
+			http.Error(w, "shutting down", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ok")
+	})
+	adminMux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+
+	warnUnreachable(ctx, log, s.proxy.Origins)
+
+	proxyServer := &http.Server{
+		Handler:           srv,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       90 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	adminServer := &http.Server{Handler: adminMux, ReadHeaderTimeout: 10 * time.Second}
+
+	log.Info("cellar started",
+		"listen", pln.Addr().String(), "admin", aln.Addr().String(),
+		"origins", strings.Join(s.proxy.Origins, ","), "data_dir", s.store.Dir,
+		"memory", bytesize.Format(s.store.MemoryBytes), "disk", bytesize.Format(s.store.DiskBytes))
+	if originAddr != "" {
+		log.Info("no origin given: serving the bundled demo origin", "try", "curl -i http://"+pln.Addr().String()+"/page/1")
+	}
+
+	errc := make(chan error, 2)
+	go func() { errc <- serveUntil(ctx, proxyServer, pln, s.shutdownTimeout) }()
+	go func() { errc <- serveUntil(ctx, adminServer, aln, s.shutdownTimeout) }()
+	serving.Store(true)
+	if ready != nil {
+		ready(addrs{proxy: pln.Addr().String(), admin: aln.Addr().String(), origin: originAddr})
+	}
+
+	var first error
+	select {
+	case first = <-errc: // a listener failed: stop the other
+	case <-ctx.Done():
+	}
+	serving.Store(false)
+	log.Info("shutting down", "grace", s.shutdownTimeout)
+	cancel()
+	for range 2 - boolInt(first != nil) {
+		if err := <-errc; err != nil && first == nil {
+			first = err
+		}
+	}
+	if errors.Is(first, http.ErrServerClosed) {
+		first = nil
+	}
+	return first
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// warnUnreachable logs each origin that does not accept a connection now;
+// cellar keeps serving what it has stored.
+func warnUnreachable(ctx context.Context, log *slog.Logger, origins []string) {
+	for _, o := range origins {
+		u, err := url.Parse(o)
+		if err != nil {
+			continue
+		}
+		host := u.Host
+		if u.Port() == "" {
+			host = net.JoinHostPort(u.Hostname(), map[string]string{"https": "443"}[u.Scheme]+map[string]string{"http": "80"}[u.Scheme])
+		}
+		d := net.Dialer{Timeout: 2 * time.Second}
+		c, err := d.DialContext(ctx, "tcp", host)
+		if err != nil {
+			log.Warn("origin unreachable at start; serving what is cached", "origin", o, "err", err)
+			continue
+		}
+		c.Close()
+	}
+}

@@ -1,0 +1,47 @@
+package proxy
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// Metrics are the proxy's Prometheus collectors. Register them with
+// Register; nothing is registered globally.
+type Metrics struct {
+	requests                *prometheus.CounterVec // by outcome: hit, stale, miss, pass
+	originRequests          prometheus.Counter
+	upstreamErrors          prometheus.Counter
+	fills                   prometheus.Counter
+	fillErrors              prometheus.Counter
+	collapsed               prometheus.Counter
+	hitForMiss              prometheus.Counter
+	backgroundRevalidations prometheus.Counter
+	storeErrors             prometheus.Counter
+}
+
+func newMetrics() *Metrics {
+	c := func(name, help string) prometheus.Counter {
+		return prometheus.NewCounter(prometheus.CounterOpts{Namespace: "cellar", Name: name, Help: help})
+	}
+	return &Metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "cellar", Name: "requests_total",
+			Help: "Client requests by cache outcome (hit, stale, miss, pass).",
+		}, []string{"outcome"}),
+		originRequests:          c("origin_requests_total", "Requests sent to origins."),
+		upstreamErrors:          c("origin_errors_total", "Origin requests that failed (connection, timeout, body)."),
+		fills:                   c("fills_total", "Cache fills started."),
+		fillErrors:              c("fill_errors_total", "Cache fills aborted because the origin's body failed."),
+		collapsed:               c("collapsed_requests_total", "Requests that waited on another request's fill."),
+		hitForMiss:              c("hit_for_miss_total", "Requests sent straight to the origin because their key was recently not shareable."),
+		backgroundRevalidations: c("background_revalidations_total", "Stale-while-revalidate background revalidations."),
+		storeErrors:             c("store_errors_total", "Store operations that failed other than by a miss."),
+	}
+}
+
+// Register adds the collectors to reg.
+func (m *Metrics) Register(reg prometheus.Registerer) error {
+	for _, c := range []prometheus.Collector{m.requests, m.originRequests, m.upstreamErrors, m.fills, m.fillErrors, m.collapsed, m.hitForMiss, m.backgroundRevalidations, m.storeErrors} {
+		if err := reg.Register(c); err != nil {
+			return err
+		}
+	}
+	return nil
+}

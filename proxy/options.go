@@ -1,0 +1,146 @@
+package proxy
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// Options configure a Server. Every zero field means its documented default.
+type Options struct {
+	// Origins are the upstream servers (absolute http or https URLs with no
+	// path beyond "/"), used round robin; required.
+	Origins []string
+	// PreserveHost sends the client's Host to the origin (the default,
+	// true, is set by EnsureDefaults only when HostOverride is empty).
+	// When false the origin's own host is sent.
+	PreserveHost *bool
+	// ConnectTimeout bounds dialing the origin; default 5s.
+	ConnectTimeout time.Duration
+	// ResponseTimeout bounds the wait for the origin's response headers;
+	// default 30s. A timeout answers 504.
+	ResponseTimeout time.Duration
+	// IdleTimeout closes idle upstream and client connections; default 90s.
+	IdleTimeout time.Duration
+	// FillTimeout bounds a whole cache fill (headers and body), which runs
+	// under a context owned by the server, not by the client; default 5m.
+	FillTimeout time.Duration
+	// MaxIdleConnsPerHost is the upstream keep-alive pool per origin; default 64.
+	MaxIdleConnsPerHost int
+	// Keep is how long an expired object stays stored for stale serving and
+	// revalidation past its freshness; default 1h.
+	Keep time.Duration
+	// HitForMiss is how long a key whose response was not shareable sends
+	// requests straight to the origin, in parallel, instead of collapsing
+	// them into one fill that cannot be shared; default 10s.
+	HitForMiss time.Duration
+	// AccessLog writes one log line per request; nil means true.
+	AccessLog *bool
+	// Via is the pseudonym in the Via field; default "cellar".
+	Via string
+	// Debug adds the cache key to Cache-Status (RFC 9211 key parameter);
+	// off by default since keys may reveal URLs of other users.
+	Debug bool
+	// MaxBackground bounds concurrent background revalidations
+	// (stale-while-revalidate); default 64. When full, a stale hit does not
+	// start another one.
+	MaxBackground int
+	// Logger receives errors and access lines; default slog.Default().
+	Logger *slog.Logger
+}
+
+// EnsureDefaults fills zero fields with their defaults.
+func (o *Options) EnsureDefaults() {
+	t := true
+	if o.PreserveHost == nil {
+		o.PreserveHost = &t
+	}
+	if o.AccessLog == nil {
+		o.AccessLog = &t
+	}
+	if o.ConnectTimeout == 0 {
+		o.ConnectTimeout = 5 * time.Second
+	}
+	if o.ResponseTimeout == 0 {
+		o.ResponseTimeout = 30 * time.Second
+	}
+	if o.IdleTimeout == 0 {
+		o.IdleTimeout = 90 * time.Second
+	}
+	if o.FillTimeout == 0 {
+		o.FillTimeout = 5 * time.Minute
+	}
+	if o.MaxIdleConnsPerHost == 0 {
+		o.MaxIdleConnsPerHost = 64
+	}
+	if o.HitForMiss == 0 {
+		o.HitForMiss = 10 * time.Second
+	}
+	if o.Keep == 0 {
+		o.Keep = time.Hour
+	}
+	if o.MaxBackground == 0 {
+		o.MaxBackground = 64
+	}
+	if o.Via == "" {
+		o.Via = "cellar"
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+}
+
+// Validate reports every invalid field at once.
+func (o *Options) Validate() error {
+	var errs []error
+	if len(o.Origins) == 0 {
+		errs = append(errs, errors.New("proxy: origins: at least one origin URL is required"))
+	}
+	for i, raw := range o.Origins {
+		if _, err := parseOrigin(raw); err != nil {
+			errs = append(errs, fmt.Errorf("proxy: origins[%d] %q: %w", i, raw, err))
+		}
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{
+		{"connect timeout", o.ConnectTimeout},
+		{"response timeout", o.ResponseTimeout},
+		{"idle timeout", o.IdleTimeout},
+		{"fill timeout", o.FillTimeout},
+		{"keep", o.Keep},
+		{"hit-for-miss", o.HitForMiss},
+	} {
+		if d.v < 0 {
+			errs = append(errs, fmt.Errorf("proxy: %s %s: must not be negative", d.name, d.v))
+		}
+	}
+	if strings.ContainsAny(o.Via, " \t,") {
+		errs = append(errs, fmt.Errorf("proxy: via %q: must be one token", o.Via))
+	}
+	return errors.Join(errs...)
+}
+
+// parseOrigin checks that raw is an absolute http(s) URL naming a host and
+// no path, query or fragment.
+func parseOrigin(raw string) (*url.URL, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil, err
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return nil, errors.New("scheme must be http or https")
+	}
+	if u.Host == "" {
+		return nil, errors.New("a host is required")
+	}
+	if (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {
+		return nil, errors.New("must not have a path, query or fragment")
+	}
+	u.Path = ""
+	return u, nil
+}

@@ -1,0 +1,237 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/cellar-cache/cellar/cache"
+	"github.com/cellar-cache/cellar/store"
+)
+
+// serveObject answers r from the stored object obj (§4): the stored header
+// fields, Age (§5.1), Cache-Status, and the body, or 304 / 412 / 206 / 416
+// when the request's conditional or Range fields ask for that (RFC 9110
+// §13, §14). A disk object whose body cannot be read is a miss.
+func (s *Server) serveObject(w http.ResponseWriter, r *http.Request, obj *store.Object, lk cache.Lookup, st cache.Status) {
+	m := &obj.Meta
+	body, inMemory := obj.Body()
+	var rc io.ReadCloser
+	if !inMemory && r.Method != http.MethodHead && obj.Size > 0 && !needsServeContent(r, m) {
+		var err error
+		rc, err = s.store.NewReader(r.Context(), obj, 0, -1)
+		if err != nil {
+			s.storeError("read", obj.Key, err)
+			s.fetch(w, r, found{primary: cache.PrimaryKey(r), key: obj.Key})
+			return
+		}
+		defer rc.Close()
+	}
+
+	h := w.Header()
+	s.policy.ServeHeader(h, m)
+	h["Age"] = []string{cache.AgeValue(lk.Age)}
+	h["Cache-Status"] = []string{s.statusValue(st, obj.Key)}
+	h["Via"] = append(h["Via"][:len(h["Via"]):len(h["Via"])], s.responseVia)
+
+	if cache.PreconditionFailed(r, m) {
+		delete(h, "Content-Length")
+		w.WriteHeader(http.StatusPreconditionFailed)
+		return
+	}
+	if needsServeContent(r, m) {
+		// Range, If-Range and the conditional fields of a 200: net/http
+		// implements RFC 9110 §13-§14 for seekable content.
+		delete(h, "Content-Length")
+		var modtime time.Time
+		if lm := m.Header.Get("Last-Modified"); lm != "" {
+			modtime, _ = http.ParseTime(lm)
+		}
+		if _, ok := h["Content-Type"]; !ok {
+			h["Content-Type"] = nil // never sniff a stored response
+		}
+		var rs io.ReadSeeker
+		if inMemory {
+			rs = bytes.NewReader(body)
+		} else {
+			rs = &objectSeeker{ctx: r.Context(), st: s.store, obj: obj, size: obj.Size}
+		}
+		defer closeSeeker(rs)
+		http.ServeContent(w, r, "", modtime, rs)
+		return
+	}
+	if cache.NotModified(r, m) {
+		delete(h, "Content-Length")
+		w.WriteHeader(http.StatusNotModified)
+		return
+	}
+	if bodyAllowed(m.Status) {
+		h["Content-Length"] = []string{strconv.FormatInt(obj.Size, 10)}
+	}
+	w.WriteHeader(m.Status)
+	if r.Method == http.MethodHead || obj.Size == 0 {
+		return
+	}
+	if inMemory {
+		w.Write(body)
+		return
+	}
+	bufp := bufPool.Get().(*[]byte)
+	_, err := io.CopyBuffer(w, rc, *bufp)
+	bufPool.Put(bufp)
+	if err != nil {
+		if r.Context().Err() == nil {
+			s.storeError("read", obj.Key, err)
+		}
+		// The status line is out: abort so the client sees a truncated
+		// response, never a short one that looks complete.
+		panic(http.ErrAbortHandler)
+	}
+}
+
+// needsServeContent reports whether r's Range or conditional fields need
+// the full RFC 9110 treatment that http.ServeContent gives a 200 response.
+func needsServeContent(r *http.Request, m *cache.Meta) bool {
+	if m.Status != http.StatusOK {
+		return false
+	}
+	h := r.Header
+	return h["Range"] != nil || h["If-Range"] != nil ||
+		h["If-None-Match"] != nil || h["If-Modified-Since"] != nil
+}
+
+// bodyAllowed reports whether a response with this status has content.
+func bodyAllowed(status int) bool {
+	return status >= 200 && status != http.StatusNoContent && status != http.StatusNotModified
+}
+
+// serveStream answers r from a fill in progress: headers at once, then the
+// body as the origin delivers it (read while write), flushed as it comes so
+// that the client's time to first byte is the origin's.
+func (s *Server) serveStream(w http.ResponseWriter, r *http.Request, res fillResult, st cache.Status) {
+	m := &res.meta
+	lk := s.policy.Evaluate(r, m, s.now())
+	st.TTL, st.HasTTL = lk.TTL, true
+	h := w.Header()
+	s.policy.ServeHeader(h, m)
+	h["Age"] = []string{cache.AgeValue(lk.Age)}
+	h["Cache-Status"] = []string{s.statusValue(st, res.key)}
+	h["Via"] = append(h["Via"][:len(h["Via"]):len(h["Via"])], s.responseVia)
+	delete(h, "Content-Length")
+	if cache.PreconditionFailed(r, m) {
+		w.WriteHeader(http.StatusPreconditionFailed)
+		return
+	}
+	if cache.NotModified(r, m) {
+		w.WriteHeader(http.StatusNotModified)
+		return
+	}
+	if res.size >= 0 && bodyAllowed(m.Status) {
+		h["Content-Length"] = []string{strconv.FormatInt(res.size, 10)}
+	}
+	w.WriteHeader(m.Status)
+	if r.Method == http.MethodHead || res.size == 0 || !bodyAllowed(m.Status) {
+		return
+	}
+	rd := res.writer.NewReader(r.Context())
+	defer rd.Close()
+	if err := copyFlush(w, rd); err != nil {
+		panic(http.ErrAbortHandler)
+	}
+}
+
+// copyFlush copies src to w, flushing after every read so that a slow
+// origin's bytes reach the client as they arrive.
+func copyFlush(w http.ResponseWriter, src io.Reader) error {
+	rc := http.NewResponseController(w)
+	bufp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bufp)
+	buf := *bufp
+	for {
+		n, err := src.Read(buf)
+		if n > 0 {
+			if _, werr := w.Write(buf[:n]); werr != nil {
+				return werr
+			}
+			if ferr := rc.Flush(); ferr != nil && !errors.Is(ferr, http.ErrNotSupported) {
+				return ferr
+			}
+		}
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// objectSeeker presents a disk object as an io.ReadSeeker for
+// http.ServeContent, opening a store reader at the current offset on the
+// first Read after a Seek, so that a Range request reads only the chunks it
+// needs.
+type objectSeeker struct {
+	ctx  context.Context
+	st   *store.Store
+	obj  *store.Object
+	size int64
+	off  int64
+	rc   io.ReadCloser // open at off, or nil
+}
+
+func (o *objectSeeker) Read(p []byte) (int, error) {
+	if o.off >= o.size {
+		return 0, io.EOF
+	}
+	if o.rc == nil {
+		rc, err := o.st.NewReader(o.ctx, o.obj, o.off, -1)
+		if err != nil {
+			return 0, err
+		}
+		o.rc = rc
+	}
+	n, err := o.rc.Read(p)
+	o.off += int64(n)
+	return n, err
+}
+
+func (o *objectSeeker) Seek(offset int64, whence int) (int64, error) {
+	var abs int64
+	switch whence {
+	case io.SeekStart:
+		abs = offset
+	case io.SeekCurrent:
+		abs = o.off + offset
+	case io.SeekEnd:
+		abs = o.size + offset
+	default:
+		return 0, errors.New("proxy: invalid whence")
+	}
+	if abs < 0 {
+		return 0, errors.New("proxy: negative position")
+	}
+	if abs != o.off && o.rc != nil {
+		o.rc.Close()
+		o.rc = nil
+	}
+	o.off = abs
+	return abs, nil
+}
+
+func (o *objectSeeker) Close() error {
+	if o.rc != nil {
+		return o.rc.Close()
+	}
+	return nil
+}
+
+// closeSeeker closes rs when it holds a store reader.
+func closeSeeker(rs io.ReadSeeker) {
+	if c, ok := rs.(io.Closer); ok {
+		c.Close()
+	}
+}

@@ -1,0 +1,285 @@
+// Package proxy is cellar's HTTP front: it receives client requests, answers
+// them from the store when the cache policy allows (RFC 9111 §4), collapses
+// concurrent misses into one origin fetch, and forwards everything else to
+// the origin as a reverse proxy (RFC 9110 §7.6).
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cellar-cache/cellar/cache"
+	"github.com/cellar-cache/cellar/store"
+)
+
+// Server is the caching reverse proxy. It is an http.Handler; the caller
+// owns the listeners. Close it after the http.Server has shut down.
+type Server struct {
+	opts      Options
+	policy    *cache.Policy
+	store     *store.Store
+	origins   []*url.URL
+	next      atomic.Uint64 // round-robin cursor over origins
+	transport *http.Transport
+	pass      *httputil.ReverseProxy
+	log       *slog.Logger
+	accessLog bool
+	via       string
+	metrics   *Metrics
+
+	// now is the clock; tests may replace it before serving.
+	now func() time.Time
+
+	flights flightGroup
+
+	// responseVia is our Via member on responses to clients.
+	responseVia string
+	// bgSlots bounds concurrent background revalidations.
+	bgSlots chan struct{}
+
+	// bg is the context of work the server owns (fills, background
+	// revalidation): cancelled by Close, tracked by wg.
+	bg       context.Context
+	bgCancel context.CancelFunc
+	wg       sync.WaitGroup
+}
+
+// New returns a Server that answers from st under policy p and forwards to
+// the origins in opts.
+func New(opts Options, p *cache.Policy, st *store.Store) (*Server, error) {
+	opts.EnsureDefaults()
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	if p == nil || st == nil {
+		return nil, errors.New("proxy: a cache policy and a store are required")
+	}
+	s := &Server{
+		opts:      opts,
+		policy:    p,
+		store:     st,
+		log:       opts.Logger,
+		accessLog: *opts.AccessLog,
+		via:       opts.Via,
+		metrics:   newMetrics(),
+		now:       time.Now,
+
+		responseVia: "1.1 " + opts.Via,
+		bgSlots:     make(chan struct{}, opts.MaxBackground),
+	}
+	for _, raw := range opts.Origins {
+		u, _ := parseOrigin(raw) // checked by Validate
+		s.origins = append(s.origins, u)
+	}
+	s.bg, s.bgCancel = context.WithCancel(context.Background())
+	s.transport = &http.Transport{
+		DialContext: (&net.Dialer{
+			Timeout:   opts.ConnectTimeout,
+			KeepAlive: 30 * time.Second,
+		}).DialContext,
+		ForceAttemptHTTP2:     true,
+		MaxIdleConns:          4 * opts.MaxIdleConnsPerHost,
+		MaxIdleConnsPerHost:   opts.MaxIdleConnsPerHost,
+		IdleConnTimeout:       opts.IdleTimeout,
+		ResponseHeaderTimeout: opts.ResponseTimeout,
+		TLSHandshakeTimeout:   opts.ConnectTimeout,
+		ExpectContinueTimeout: time.Second,
+		// The origin's Content-Encoding must reach the store and the client
+		// untouched: no transparent gzip.
+		DisableCompression: true,
+	}
+	s.pass = s.newPassProxy()
+	return s, nil
+}
+
+// Metrics returns the server's Prometheus collectors.
+func (s *Server) Metrics() *Metrics { return s.metrics }
+
+// Close cancels the server's background work (fills in progress, background
+// revalidations), waits for it, and closes idle upstream connections. Call
+// it after the http.Server serving s has shut down.
+func (s *Server) Close() error {
+	s.bgCancel()
+	s.wg.Wait()
+	s.transport.CloseIdleConnections()
+	return nil
+}
+
+// pickOrigin chooses the next origin, round robin.
+func (s *Server) pickOrigin() *url.URL {
+	if len(s.origins) == 1 {
+		return s.origins[0]
+	}
+	return s.origins[(s.next.Add(1)-1)%uint64(len(s.origins))]
+}
+
+// ServeHTTP answers one client request.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	var rec *recorder
+	if s.accessLog {
+		rec = &recorder{ResponseWriter: w, start: s.now()}
+		w = rec
+		defer s.logAccess(rec, r)
+	}
+	if !s.policy.Cacheable(r) {
+		s.forward(w, r)
+		return
+	}
+	s.serveCacheable(w, r)
+}
+
+// serveCacheable answers a GET or HEAD that the cache may handle: from the
+// store when the stored entry may be used (§4), else through a coalesced
+// fill (§4.3 validation, or a plain miss).
+func (s *Server) serveCacheable(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	primary := cache.PrimaryKey(r)
+	if s.flights.hitForMiss(primary, s.now()) {
+		s.metrics.hitForMiss.Inc()
+		s.forwardCacheable(w, r, cache.Status{Fwd: "miss", Detail: "hit-for-miss"})
+		return
+	}
+	found := s.lookup(ctx, r, primary)
+	now := s.now()
+	if found.obj != nil {
+		lk := s.policy.Evaluate(r, &found.obj.Meta, now)
+		switch lk.Action {
+		case cache.Serve:
+			s.metrics.requests.WithLabelValues("hit").Inc()
+			s.serveObject(w, r, found.obj, lk, cache.Status{Hit: true, TTL: lk.TTL, HasTTL: true})
+			return
+		case cache.ServeStale:
+			s.metrics.requests.WithLabelValues("stale").Inc()
+			detail := "stale"
+			if lk.Background {
+				detail = "stale-while-revalidate"
+				s.revalidateInBackground(r, found)
+			}
+			s.serveObject(w, r, found.obj, lk, cache.Status{Hit: true, TTL: lk.TTL, HasTTL: true, Detail: detail})
+			return
+		}
+	}
+	if cache.OnlyIfCached(r) {
+		// §5.2.1.7: no stored response that may be used without contacting
+		// the origin.
+		s.metrics.requests.WithLabelValues("miss").Inc()
+		st := cache.Status{Fwd: found.fwd(), Detail: "only-if-cached"}
+		w.Header().Set("Cache-Status", s.statusValue(st, found.key))
+		http.Error(w, "cellar: not in cache (only-if-cached)", http.StatusGatewayTimeout)
+		return
+	}
+	s.fetch(w, r, found)
+}
+
+// found is the outcome of a store lookup for one request.
+type found struct {
+	primary string
+	key     string        // the key a fill would store under
+	obj     *store.Object // nil on a miss
+	vary    []string      // Vary fields of the stored marker, when one exists
+}
+
+// fwd is the RFC 9211 fwd reason for going to the origin after this lookup.
+func (f found) fwd() string {
+	switch {
+	case f.obj != nil:
+		return "stale"
+	case f.vary != nil:
+		return "vary-miss"
+	}
+	return "uri-miss"
+}
+
+// lookup finds the stored response for r (§4): the entry at the primary key,
+// or, when that is a Vary marker, the variant selected by r's header fields
+// (§4.1). Store errors other than a miss are logged and count as a miss.
+func (s *Server) lookup(ctx context.Context, r *http.Request, primary string) found {
+	f := found{primary: primary, key: primary}
+	obj, err := s.store.Get(ctx, primary)
+	if err != nil {
+		s.storeError("get", primary, err)
+		return f
+	}
+	if !isVaryMarker(&obj.Meta) {
+		f.obj = obj
+		return f
+	}
+	f.vary, _ = cache.VaryFields(obj.Meta.Header)
+	f.key = variantKey(primary, f.vary, r.Header)
+	obj, err = s.store.Get(ctx, f.key)
+	if err != nil {
+		s.storeError("get", f.key, err)
+		return f
+	}
+	f.obj = obj
+	return f
+}
+
+// A Vary marker is stored at a URL's primary key when the origin's response
+// varies: it holds only the Vary field (status 0) and points lookups at the
+// variants, which are stored under VariantKey.
+func isVaryMarker(m *cache.Meta) bool { return m.Status == 0 }
+
+// variantKey is the key of the variant that request fields h select.
+func variantKey(primary string, fields []string, h http.Header) string {
+	return cache.VariantKey(primary, cache.SecondaryKey(fields, h))
+}
+
+// storeError logs a store failure that is not a plain miss.
+func (s *Server) storeError(op, key string, err error) {
+	if errors.Is(err, store.ErrNotFound) {
+		return
+	}
+	s.metrics.storeErrors.Inc()
+	s.log.Warn("store error", "op", op, "key", key, "err", err)
+}
+
+// statusValue renders Cache-Status, adding the key in debug mode.
+func (s *Server) statusValue(st cache.Status, key string) string {
+	if s.opts.Debug {
+		st.Key = key
+	}
+	return st.String()
+}
+
+// errStatus maps an upstream failure to 504 (timeouts) or 502.
+func errStatus(err error) int {
+	var ne net.Error
+	if errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()) {
+		return http.StatusGatewayTimeout
+	}
+	return http.StatusBadGateway
+}
+
+// writeUpstreamError answers a request whose origin could not be reached.
+func (s *Server) writeUpstreamError(w http.ResponseWriter, r *http.Request, st cache.Status, key string, err error) {
+	code := errStatus(err)
+	if st.Detail == "" {
+		st.Detail = "origin-unreachable"
+		if code == http.StatusGatewayTimeout {
+			st.Detail = "origin-timeout"
+		}
+	}
+	s.metrics.upstreamErrors.Inc()
+	s.log.Error("origin request failed", "method", r.Method, "url", key, "status", code, "err", err)
+	h := w.Header()
+	h.Set("Cache-Status", s.statusValue(st, key))
+	h.Set("Content-Type", "text/plain; charset=utf-8")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	if code == http.StatusGatewayTimeout {
+		fmt.Fprintln(w, "cellar: the origin did not answer in time")
+	} else {
+		fmt.Fprintln(w, "cellar: the origin could not be reached")
+	}
+}
