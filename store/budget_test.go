@@ -151,3 +151,30 @@ func randomBody(rng *rand.Rand, n int) []byte {
 }
 
 var _ = slog.Default
+
+func TestEvictionKeepsRecentlyUsedObjects(t *testing.T) {
+	clk := newClock()
+	opts := testOptions(t)
+	opts.DiskBytes = 4 << 20
+	opts.MemoryBytes = -1
+	opts.now = clk.now
+	s := openTest(t, opts)
+	ctx := context.Background()
+	hot := []string{"hot/1", "hot/2", "hot/3"}
+	for _, k := range hot {
+		put(t, s, k, body(50_000, 1), CreateOptions{SizeHint: -1})
+	}
+	for i := range 200 { // 10 MB through a 4 MiB budget
+		clk.advance(time.Second)
+		put(t, s, fmt.Sprintf("cold/%d", i), body(50_000, 2), CreateOptions{SizeHint: -1})
+		for _, k := range hot {
+			if _, err := s.Get(ctx, k); err != nil {
+				t.Fatalf("hot object %s evicted after %d fills: %v", k, i, err)
+			}
+		}
+		s.disk.evict()
+	}
+	if s.Stats().Evictions < 100 {
+		t.Fatalf("only %d evictions", s.Stats().Evictions)
+	}
+}

@@ -1,0 +1,90 @@
+package store
+
+import (
+	"context"
+	"strings"
+	"testing"
+)
+
+func TestOptionsValidateReportsEveryProblem(t *testing.T) {
+	cases := []struct {
+		name string
+		opts Options
+		want []string // substrings of the error; nil: valid
+	}{
+		{"defaults", Options{Dir: "/x"}, nil},
+		{"no dir", Options{}, []string{"Dir"}},
+		{"several", Options{Dir: "/x", DiskBytes: 10, ChunkSize: 10, EvictStart: 0.5, EvictTarget: 0.6},
+			[]string{"DiskBytes 10", "ChunkSize 10", "EvictStart 0.5"}},
+		{"negative max object", Options{Dir: "/x", MaxObject: -1}, []string{"MaxObject -1"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			o := tc.opts
+			o.EnsureDefaults()
+			err := o.Validate()
+			if tc.want == nil {
+				if err != nil {
+					t.Fatalf("Validate: %v", err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatal("Validate accepted invalid options")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not mention %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestDiskHitIsPromotedToMemory(t *testing.T) {
+	opts := testOptions(t)
+	s := openTest(t, opts)
+	put(t, s, "k", body(5000, 1), CreateOptions{SizeHint: -1})
+	s.Close()
+	s = openTest(t, opts)
+	ctx := context.Background()
+	o, err := s.Get(ctx, "k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, ok := o.Body(); !ok || len(b) != 5000 {
+		t.Fatal("small disk hit not read whole")
+	}
+	s.mem.c.Wait()
+	if _, ok := s.mem.get("k"); !ok {
+		t.Fatal("disk hit not promoted into the memory tier")
+	}
+	if st := s.Stats(); st.MemoryObjects != 1 || st.Hits != 1 || st.MemoryBytes <= 5000 {
+		t.Fatalf("stats after promotion: %+v", st)
+	}
+	// A purge reaches the promoted copy.
+	if n, _ := s.Purge(ctx, Selector{URL: "k"}, false); n != 1 {
+		t.Fatalf("purged %d", n)
+	}
+	if _, err := s.Get(ctx, "k"); err == nil {
+		t.Fatal("purged object served from memory")
+	}
+}
+
+func TestLargeObjectsSkipMemory(t *testing.T) {
+	opts := testOptions(t)
+	opts.MaxMemoryObject = 1000
+	s := openTest(t, opts)
+	o := put(t, s, "big", body(1001, 1), CreateOptions{SizeHint: -1})
+	if _, ok := o.Body(); ok {
+		t.Fatal("object above MaxMemoryObject is resident")
+	}
+	s.mem.c.Wait()
+	if _, ok := s.mem.get("big"); ok {
+		t.Fatal("object above MaxMemoryObject in the memory tier")
+	}
+	o = put(t, s, "small", body(1000, 1), CreateOptions{SizeHint: -1})
+	if _, ok := o.Body(); !ok {
+		t.Fatal("object at MaxMemoryObject not resident")
+	}
+}
