@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"runtime"
 	"sync"
 	"testing"
@@ -132,9 +133,14 @@ func fillMany(b *testing.B, s *Store, n, size int) {
 	wg.Wait()
 }
 
-// BenchmarkOpen reports the time to open a disk tier holding 100k objects.
+// BenchmarkOpen reports the time to open a disk tier holding 100k objects
+// (and 1M with CELLAR_BENCH_1M=1: its setup takes minutes).
 func BenchmarkOpen(b *testing.B) {
-	for _, n := range []int{100_000} {
+	counts := []int{100_000}
+	if os.Getenv("CELLAR_BENCH_1M") != "" {
+		counts = append(counts, 1_000_000)
+	}
+	for _, n := range counts {
 		b.Run(fmt.Sprintf("objects=%d", n), func(b *testing.B) {
 			opts := benchOptions(b, false)
 			s, err := Open(opts)

@@ -282,15 +282,16 @@ func (d *diskTier) touch(a *atomic.Int64) {
 	}
 }
 
-// lookup returns the entry of key, or nil.
-func (d *diskTier) lookup(key string) (e *diskEntry, gen uint64) {
+// lookup returns the entry of key (nil if absent) with the generation and
+// keep time it has now; those two fields change under d.mu.
+func (d *diskTier) lookup(key string) (e *diskEntry, gen uint64, keepUntil int64) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	e = d.index[key]
 	if e == nil {
-		return nil, 0
+		return nil, 0, 0
 	}
-	return e, e.gen
+	return e, e.gen, e.keepUntil
 }
 
 // get reads key's meta record and, for small objects when a memory tier
@@ -313,12 +314,12 @@ func (d *diskTier) getOnce(ctx context.Context, key string, promote bool) (*Obje
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	e, gen := d.lookup(key)
+	e, gen, keepUntil := d.lookup(key)
 	if e == nil {
 		return nil, ErrNotFound
 	}
 	now := d.opts.now()
-	if e.keepUntil != 0 && now.UnixNano() > e.keepUntil {
+	if keepUntil != 0 && now.UnixNano() > keepUntil {
 		d.remove(key, e, pebble.NoSync)
 		return nil, ErrNotFound
 	}
@@ -404,7 +405,7 @@ func (d *diskTier) readMeta(key string) (*metaRecord, error) {
 func (d *diskTier) dropCorrupt(key string, fill uint64, cause error) {
 	d.corrupt.Add(1)
 	d.log.Warn("deleting object with corrupt record", "key", key, "err", cause)
-	e, _ := d.lookup(key)
+	e, _, _ := d.lookup(key)
 	if e != nil && (fill == 0 || e.fill == fill) {
 		d.remove(key, e, pebble.NoSync)
 	}
@@ -416,7 +417,7 @@ func (d *diskTier) remove(key string, e *diskEntry, wo *pebble.WriteOptions) boo
 	st := d.stripe(key)
 	st.Lock()
 	defer st.Unlock()
-	cur, _ := d.lookup(key)
+	cur, _, _ := d.lookup(key)
 	if cur == nil || (e != nil && cur != e) {
 		return false
 	}
@@ -471,7 +472,7 @@ func (d *diskTier) rewriteMetaLocked(key string, fn func(*cache.Meta, *time.Time
 	st := d.stripe(key)
 	st.Lock()
 	defer st.Unlock()
-	e, _ := d.lookup(key)
+	e, _, _ := d.lookup(key)
 	if e == nil {
 		return ErrNotFound
 	}
@@ -534,7 +535,7 @@ func (d *diskTier) purge(ctx context.Context, sel Selector, soft bool) (int, err
 		}
 		for it.First(); it.Valid(); it.Next() {
 			k := string(it.Key()[len(p):])
-			if e, _ := d.lookup(k); e == nil {
+			if e, _, _ := d.lookup(k); e == nil {
 				d.db.Delete(it.Key(), pebble.NoSync) // stale entry
 				continue
 			}
@@ -796,7 +797,7 @@ func (d *diskTier) sweepExpired() {
 	}
 	d.mu.Unlock()
 	for _, k := range victims {
-		if e, _ := d.lookup(k); e != nil && e.keepUntil != 0 && e.keepUntil < now {
+		if e, _, ku := d.lookup(k); e != nil && ku != 0 && ku < now {
 			d.remove(k, e, pebble.NoSync)
 		}
 	}

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 )
@@ -289,3 +290,45 @@ func (quietLogger) Errorf(string, ...any)        {}
 func (quietLogger) Fatalf(f string, args ...any) { panic(f) }
 
 var _ = os.Remove
+
+func TestConcurrentGetUpdatePurgeEvict(t *testing.T) {
+	opts := testOptions(t)
+	opts.DiskBytes = 2 << 20
+	s := openTest(t, opts)
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 60 {
+				key := "k" + string(rune('a'+(i+g)%6))
+				switch (i + g) % 4 {
+				case 0:
+					put(t, s, key, body(30_000+i, byte(g)), CreateOptions{Tags: []string{"t"}, SizeHint: -1})
+				case 1:
+					if o, err := s.Get(ctx, key); err == nil {
+						if r, err := s.NewReader(ctx, o, 0, -1); err == nil {
+							io.Copy(io.Discard, r)
+							r.Close()
+						}
+					}
+				case 2:
+					s.UpdateMeta(ctx, key, testMeta(), time.Time{})
+				case 3:
+					s.Purge(ctx, Selector{Tag: "t"}, i%8 == 3)
+				}
+				if i%10 == 0 {
+					s.disk.evict()
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if _, err := s.Purge(ctx, Selector{All: true}, false); err != nil {
+		t.Fatal(err)
+	}
+	if st := s.Stats(); st.DiskBytes != 0 || st.DiskObjects != 0 {
+		t.Fatalf("byte accounting drifted: %+v after purging everything", st)
+	}
+}

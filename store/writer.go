@@ -205,7 +205,7 @@ func (w *Writer) commitLocked() (*Object, error) {
 	st := d.stripe(w.key)
 	st.Lock()
 	defer st.Unlock()
-	old, _ := d.lookup(w.key)
+	old, _, _ := d.lookup(w.key)
 
 	b := d.db.NewBatch()
 	defer b.Close()
