@@ -143,6 +143,7 @@ func BenchmarkOpen(b *testing.B) {
 	for _, n := range counts {
 		b.Run(fmt.Sprintf("objects=%d", n), func(b *testing.B) {
 			opts := benchOptions(b, false)
+			opts.DiskBytes = 8 << 30 // no eviction during setup
 			s, err := Open(opts)
 			if err != nil {
 				b.Fatal(err)

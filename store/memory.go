@@ -10,9 +10,11 @@ import (
 )
 
 // entryOverhead is the fixed memory cost charged per memory-tier entry on
-// top of its header and body bytes: the Object, ristretto's item and store
-// slots, and the header map. Measured by BenchmarkMemoryHeapPerObject.
-const entryOverhead = 320
+// top of its key, header and body bytes: the Object, ristretto's item, store
+// and policy slots, and the header map. BenchmarkHeapPerObject measures
+// about 2000 heap bytes per cached 1 KiB object with two header fields,
+// memory tier and disk index together.
+const entryOverhead = 512
 
 // memTier is the memory tier: complete objects (with their bodies) in a
 // ristretto cache whose cost is bytes. Ristretto may drop or reject a Set;

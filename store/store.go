@@ -280,7 +280,9 @@ func (sel Selector) empty() bool {
 	return !sel.All && sel.URL == "" && sel.Prefix == "" && sel.Tag == ""
 }
 
-// Stats are the store's gauges and cumulative counters.
+// Stats are the store's gauges and cumulative counters. DiskBytes is the
+// budget charge of stored objects and fills in progress (bodies, records
+// and their overhead), not the directory size.
 type Stats struct {
 	MemoryBytes, MemoryObjects, DiskBytes, DiskObjects int64
 	// Cumulative counters.
@@ -393,7 +395,9 @@ func (s *Store) NewReader(ctx context.Context, o *Object, off, n int64) (io.Read
 // so that a large object never sits whole in memory. The object becomes
 // visible to Get only on Commit, which atomically replaces any older object
 // under key; Abort, or a failed Write, leaves nothing behind. Create fails
-// with ErrUnavailable while storing is paused (full disk, I/O errors).
+// with ErrUnavailable while storing is paused (full disk, I/O errors). The
+// caller must end every fill with Commit or Abort (a forgotten one keeps
+// its chunks until the next Open).
 func (s *Store) Create(ctx context.Context, key string, meta cache.Meta, opts CreateOptions) (*Writer, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -427,7 +431,8 @@ func (s *Store) Purge(ctx context.Context, sel Selector, soft bool) (int, error)
 	return s.disk.purge(ctx, sel, soft)
 }
 
-// Stats returns the store's current gauges and counters.
+// Stats returns the store's current gauges and counters. It walks the memory
+// tier to count its objects: call it at scrape intervals, not per request.
 func (s *Store) Stats() Stats {
 	st := s.disk.stats()
 	if s.mem != nil {
