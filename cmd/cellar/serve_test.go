@@ -1,0 +1,308 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// syncBuffer is a log sink safe for the server's goroutines.
+type syncBuffer struct {
+	mu sync.Mutex // protects b
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// running is a `cellar serve` started in the test.
+type running struct {
+	addrs
+	cancel context.CancelFunc
+	done   chan error
+	log    *syncBuffer
+}
+
+// startServe runs serve with args plus loopback listeners on free ports,
+// and waits until it is ready or has failed.
+func startServe(t *testing.T, args ...string) (*running, error) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &running{cancel: cancel, done: make(chan error, 1), log: &syncBuffer{}}
+	ready := make(chan addrs, 1)
+	args = append([]string{"-listen", "127.0.0.1:0", "-admin", "127.0.0.1:0"}, args...)
+	go func() { r.done <- serve(ctx, args, r.log, func(a addrs) { ready <- a }) }()
+	select {
+	case r.addrs = <-ready:
+	case err := <-r.done:
+		cancel()
+		return nil, err
+	case <-time.After(20 * time.Second):
+		cancel()
+		t.Fatal("serve did not become ready in 20s")
+	}
+	t.Cleanup(func() { r.stop(t) })
+	return r, nil
+}
+
+// stop shuts serve down and checks it exits cleanly.
+func (r *running) stop(t *testing.T) {
+	r.cancel()
+	select {
+	case err, ok := <-r.done:
+		if ok && err != nil {
+			t.Errorf("serve returned %v", err)
+		}
+		if ok {
+			close(r.done)
+		}
+	case <-time.After(20 * time.Second):
+		t.Error("serve did not stop in 20s")
+	}
+}
+
+func get(t *testing.T, url string) (*http.Response, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp, string(b)
+}
+
+func TestServeCachesInFrontOfAnOrigin(t *testing.T) {
+	var hits atomic.Int64
+	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		w.Header().Set("Cache-Control", "max-age=60")
+		io.WriteString(w, "from the origin")
+	}))
+	defer origin.Close()
+	dir := t.TempDir()
+	r, err := startServe(t, "-origin", origin.URL, "-data-dir", dir, "-memory", "8MiB", "-disk", "64MiB")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, _ := get(t, "http://"+r.admin+"/healthz")
+	if resp.StatusCode != 200 {
+		t.Errorf("healthz = %d", resp.StatusCode)
+	}
+	for i := 0; i < 3; i++ {
+		_, body := get(t, "http://"+r.proxy+"/x")
+		if body != "from the origin" {
+			t.Fatalf("body %q", body)
+		}
+	}
+	if hits.Load() != 1 {
+		t.Errorf("origin hits = %d, want 1", hits.Load())
+	}
+	resp, body := get(t, "http://"+r.admin+"/metrics")
+	if resp.StatusCode != 200 || !strings.Contains(body, "cellar_requests_total") {
+		t.Errorf("metrics: %d, missing cellar_requests_total", resp.StatusCode)
+	}
+	if !strings.Contains(r.log.String(), "cellar started") {
+		t.Errorf("no start line in the log:\n%s", r.log)
+	}
+}
+
+func TestServeUsesTheDemoOriginWhenNoneIsGiven(t *testing.T) {
+	r, err := startServe(t, "-data-dir", t.TempDir(), "-access-log=false")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.origin == "" {
+		t.Fatal("no demo origin started")
+	}
+	resp, body := get(t, "http://"+r.proxy+"/hello")
+	if resp.StatusCode != 200 || !strings.Contains(body, "demo origin") {
+		t.Errorf("demo: %d %q", resp.StatusCode, body)
+	}
+}
+
+func TestServeShutdownLetsInFlightRequestsFinish(t *testing.T) {
+	started := make(chan struct{})
+	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		close(started)
+		time.Sleep(300 * time.Millisecond)
+		io.WriteString(w, "finished")
+	}))
+	defer origin.Close()
+	r, err := startServe(t, "-origin", origin.URL, "-data-dir", t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	type result struct {
+		body string
+		err  error
+	}
+	got := make(chan result, 1)
+	go func() {
+		resp, err := http.Get("http://" + r.proxy + "/slow")
+		if err != nil {
+			got <- result{err: err}
+			return
+		}
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		got <- result{string(b), err}
+	}()
+	<-started
+	r.cancel() // SIGINT / SIGTERM
+	res := <-got
+	if res.err != nil || res.body != "finished" {
+		t.Errorf("in-flight request: %q, %v", res.body, res.err)
+	}
+}
+
+func TestServeRefusesALockedDataDir(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := startServe(t, "-origin", "http://127.0.0.1:1", "-data-dir", dir); err != nil {
+		t.Fatal(err)
+	}
+	_, err := startServe(t, "-origin", "http://127.0.0.1:1", "-data-dir", dir)
+	if err == nil || !strings.Contains(err.Error(), dir) || !strings.Contains(err.Error(), "in use") {
+		t.Errorf("second serve on %s: %v, want an error naming the dir and saying it is in use", dir, err)
+	}
+}
+
+func TestServeRefusesADataDirThatCannotBeCreated(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := startServe(t, "-origin", "http://127.0.0.1:1", "-data-dir", filepath.Join(file, "sub"))
+	if err == nil || !strings.Contains(err.Error(), "data directory") {
+		t.Errorf("serve with an impossible data dir: %v", err)
+	}
+}
+
+func TestServeWarnsAboutAnUnreachableOriginAndKeepsServing(t *testing.T) {
+	origin := httptest.NewServer(http.NotFoundHandler())
+	addr := origin.URL
+	origin.Close()
+	r, err := startServe(t, "-origin", addr, "-data-dir", t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(r.log.String(), "origin unreachable at start") {
+		t.Errorf("no warning in the log:\n%s", r.log)
+	}
+	resp, _ := get(t, "http://"+r.admin+"/healthz")
+	if resp.StatusCode != 200 {
+		t.Errorf("healthz = %d", resp.StatusCode)
+	}
+	resp, _ = get(t, "http://"+r.proxy+"/x")
+	if resp.StatusCode != http.StatusBadGateway {
+		t.Errorf("request to a down origin = %d, want 502", resp.StatusCode)
+	}
+}
+
+func TestServeRejectsBadSizes(t *testing.T) {
+	_, err := startServe(t, "-origin", "http://127.0.0.1:1", "-data-dir", t.TempDir(), "-memory", "lots")
+	if err == nil || !strings.Contains(err.Error(), "-memory") {
+		t.Errorf("bad -memory: %v", err)
+	}
+}
+
+func writeConfig(t *testing.T, text string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "cellar.yaml")
+	if err := os.WriteFile(p, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestConfigErrorsNameKeyAndLine(t *testing.T) {
+	for _, tc := range []struct {
+		name, text string
+		want       []string
+	}{
+		{"unknown key", "listen: 127.0.0.1:0\nmemroy: 1GiB\n", []string{"line 2", "memroy"}},
+		{"unknown nested key", "cache:\n  heuristic_fraction: 0.1\n  default_tll: 1h\n", []string{"line 3", "default_tll"}},
+		{"bad size", "disk: 2GB\n", []string{"line 1", "disk", `"2GB"`, "KiB"}},
+		{"bad duration", "timeouts:\n  connect: soon\n", []string{"line 2", "timeouts.connect", `"soon"`, "duration"}},
+		{"bad rule", "cache:\n  rules:\n    - prefix: static\n      ttl: 1x\n", []string{"line 3", "cache.rules[0].prefix", "line 4", "cache.rules[0].ttl"}},
+		{"bad fraction", "cache:\n  heuristic_fraction: 2\n", []string{"line 2", "heuristic_fraction"}},
+		{"wrong type", "access_log: maybe\n", []string{"line 1", "bool"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := startServe(t, "-config", writeConfig(t, tc.text), "-origin", "http://127.0.0.1:1", "-data-dir", t.TempDir())
+			if err == nil {
+				t.Fatal("serve started with a bad config")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not mention %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestExampleConfigIsValid(t *testing.T) {
+	fc, lines, err := loadConfig("../../testdata/cellar.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s settings
+	if err := fc.apply(&s, lines); err != nil {
+		t.Fatal(err)
+	}
+	if s.store.MemoryBytes != 256<<20 || s.store.DiskBytes != 2<<30 || len(s.cache.Rules) != 2 || s.proxy.FillTimeout != 5*time.Minute {
+		t.Errorf("example config decoded to %+v", s)
+	}
+}
+
+func TestFlagsOverrideTheConfigFile(t *testing.T) {
+	var hits atomic.Int64
+	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		io.WriteString(w, "flag origin")
+	}))
+	defer origin.Close()
+	cfg := writeConfig(t, "origin: http://127.0.0.1:1\nmemory: 1MiB\n")
+	r, err := startServe(t, "-config", cfg, "-origin", origin.URL, "-data-dir", t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, body := get(t, "http://"+r.proxy+"/"); body != "flag origin" || hits.Load() != 1 {
+		t.Errorf("body %q, origin hits %d: the -origin flag did not win", body, hits.Load())
+	}
+}
+
+func TestRunDispatchesSubcommands(t *testing.T) {
+	var out, errb bytes.Buffer
+	if err := run(context.Background(), []string{"version"}, &out, &errb); err != nil || !strings.HasPrefix(out.String(), "cellar ") {
+		t.Errorf("version: %q, %v", out.String(), err)
+	}
+	if err := run(context.Background(), []string{"nonsense"}, &out, &errb); err == nil {
+		t.Error("unknown subcommand accepted")
+	}
+	if err := run(context.Background(), nil, &out, &errb); err == nil {
+		t.Error("no subcommand accepted")
+	}
+}
