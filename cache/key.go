@@ -210,3 +210,10 @@ func VariantKey(primary, secondary string) string {
 func EncodingKey(key, coding string) string {
 	return key + "\x00e=" + coding
 }
+
+// EncodingsField is an internal header field that the proxy adds to a stored
+// response's Meta to record which content-coding variants of it are stored
+// (under EncodingKey) and which fill of it they were made from. It is never
+// taken from an origin's response (NewMeta, Freshen) and never sent to
+// clients (ServeHeader, StripForClient).
+const EncodingsField = "Cellar-Encodings"

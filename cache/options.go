@@ -134,7 +134,7 @@ type Policy struct {
 	opts    Options
 	targets []string // canonical names of Options.Targets
 	// private is the set of fields aimed only at cellar: targets,
-	// Surrogate-Control and the internal forced-TTL field.
+	// Surrogate-Control and the internal forced-TTL and encodings fields.
 	private map[string]bool
 }
 
@@ -148,6 +148,7 @@ func New(opts Options) (*Policy, error) {
 	p := &Policy{opts: opts, private: map[string]bool{
 		surrogateControl: true,
 		forcedTTLField:   true,
+		EncodingsField:   true,
 	}}
 	for _, t := range opts.Targets {
 		c := textproto.CanonicalMIMEHeaderKey(t)

@@ -99,7 +99,7 @@ func (p *Policy) NewMeta(r *http.Request, status int, h http.Header, requestTime
 	drop := connectionFields(h)
 	cc, _ := p.control(h)
 	for k, v := range h {
-		if hopByHop[k] || drop[k] || k == forcedTTLField {
+		if hopByHop[k] || drop[k] || k == forcedTTLField || k == EncodingsField {
 			continue
 		}
 		stored[k] = append([]string(nil), v...)

@@ -82,7 +82,7 @@ func (p *Policy) Freshen(m *Meta, h http.Header, requestTime, responseTime time.
 		return false
 	}
 	for k, v := range h {
-		if hopByHop[k] || drop[k] || freshenSkip[k] || k == forcedTTLField || excluded(k) {
+		if hopByHop[k] || drop[k] || freshenSkip[k] || k == forcedTTLField || k == EncodingsField || excluded(k) {
 			continue
 		}
 		stored[k] = append([]string(nil), v...)
