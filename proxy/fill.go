@@ -2,6 +2,8 @@ package proxy
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptrace"
@@ -19,17 +21,30 @@ import (
 // be shareable (hit-for-miss) so that later requests for them go straight to
 // the origin in parallel instead of queueing behind each other.
 type flightGroup struct {
-	mu  sync.Mutex           // protects m and hfm
-	m   map[string]*flight   // fills in progress by key
-	hfm map[string]time.Time // hit-for-miss keys and when that ends
+	mu      sync.Mutex           // protects m, hfm, sweepAt and every flight's waiting
+	m       map[string]*flight   // fills in progress by key
+	hfm     map[string]time.Time // hit-for-miss keys and when that ends
+	sweepAt int                  // len(hfm) at which expired marks are swept
 }
+
+// maxHitForMiss bounds the hit-for-miss marks kept at once, so that a
+// stream of distinct uncacheable URLs cannot grow the map without end.
+// Past it, arbitrary marks are dropped: the cost is one collapsed request.
+const maxHitForMiss = 1 << 16
 
 // flight is one fill. Its leader publishes the result once, closing ready;
 // waiters read res only after ready is closed.
 type flight struct {
-	ready chan struct{}
-	res   fillResult
+	ready   chan struct{}
+	res     fillResult
+	waiting int // requests waiting for ready; guarded by flightGroup.mu
 }
+
+// errRevalidate marks an origin failure while validating a stored response
+// that may not be served stale (must-revalidate, proxy-revalidate,
+// s-maxage, no-cache, or past the stale-if-error window): RFC 9111 §4.2.4
+// and §5.2.2.2 answer it with 504.
+var errRevalidate = errors.New("proxy: revalidation failed and the stored response may not be served stale")
 
 // resultKind says how clients of a flight are answered.
 type resultKind int
@@ -49,46 +64,85 @@ type fillResult struct {
 	size      int64         // resultStream: body length, -1 unknown
 	key       string        // the key the response is stored under
 	vary      []string      // the response's Vary fields (resultStream)
-	obj       *store.Object // resultObject
+	obj       *store.Object // resultObject; resultError: the stored entry that could not be revalidated
 	stale     bool          // resultObject: a stale entry served on error
 	fwdStatus int           // the origin's status, for Cache-Status
 	err       error         // resultError
 }
 
 // join returns the flight for key, creating it (leader true) when none is in
-// progress.
-func (g *flightGroup) join(key string) (fl *flight, leader bool) {
+// progress. A request that would wait beyond maxWaiters others on the
+// flight gets ok false and must not wait; a waiter that gets ok true calls
+// leave once it stops waiting.
+func (g *flightGroup) join(key string, maxWaiters int) (fl *flight, leader, ok bool) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if fl, ok := g.m[key]; ok {
-		return fl, false
+	if fl, found := g.m[key]; found {
+		if fl.waiting >= maxWaiters {
+			return fl, false, false
+		}
+		fl.waiting++
+		return fl, false, true
 	}
 	if g.m == nil {
 		g.m = make(map[string]*flight)
 	}
 	fl = &flight{ready: make(chan struct{})}
 	g.m[key] = fl
-	return fl, true
+	return fl, true, true
+}
+
+// leave takes a waiter off fl's waiting list.
+func (g *flightGroup) leave(fl *flight) {
+	g.mu.Lock()
+	fl.waiting--
+	g.mu.Unlock()
 }
 
 // forget ends fl's life as the flight for key: later requests look in the
-// store again.
-func (g *flightGroup) forget(key string, fl *flight) {
+// store again. It reports whether fl was still the flight for key.
+func (g *flightGroup) forget(key string, fl *flight) bool {
 	g.mu.Lock()
+	defer g.mu.Unlock()
 	if g.m[key] == fl {
 		delete(g.m, key)
+		return true
 	}
-	g.mu.Unlock()
+	return false
 }
 
-// markHitForMiss makes requests for key skip the cache until `until`.
-func (g *flightGroup) markHitForMiss(key string, until time.Time) {
+// inProgress returns the number of flights in progress.
+func (g *flightGroup) inProgress() int {
 	g.mu.Lock()
+	defer g.mu.Unlock()
+	return len(g.m)
+}
+
+// markHitForMiss makes requests for key skip the cache for d from now.
+// Expired marks of other keys are swept once the map has doubled since the
+// last sweep, and it never holds more than maxHitForMiss marks.
+func (g *flightGroup) markHitForMiss(key string, now time.Time, d time.Duration) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
 	if g.hfm == nil {
 		g.hfm = make(map[string]time.Time)
 	}
-	g.hfm[key] = until
-	g.mu.Unlock()
+	_, marked := g.hfm[key]
+	if !marked && len(g.hfm) >= max(g.sweepAt, 1024) {
+		for k, until := range g.hfm {
+			if !now.Before(until) {
+				delete(g.hfm, k)
+			}
+		}
+		g.sweepAt = 2 * len(g.hfm)
+	}
+	if !marked && len(g.hfm) >= maxHitForMiss {
+		for k := range g.hfm { // drop an arbitrary mark
+			delete(g.hfm, k)
+			break
+		}
+	}
+	g.hfm[key] = now.Add(d)
 }
 
 // hitForMiss reports whether key is marked hit-for-miss at now.
@@ -114,17 +168,45 @@ func (g *flightGroup) clearHitForMiss(key string) {
 // fetch answers r through the origin: as the leader of a new fill of f.key,
 // or as a waiter on the fill in progress.
 func (s *Server) fetch(w http.ResponseWriter, r *http.Request, f found) {
-	fl, leader := s.flights.join(f.key)
+	s.fetchVariant(w, r, f, 0)
+}
+
+// fetchVariant is fetch after redirects re-dispatches to another variant's
+// flight (§4.1). A waiter is answered from the fill when it may share it;
+// it goes to the origin itself, uncollapsed, when the waiting list is full,
+// when the response header does not come within WaitTimeout, and when the
+// response turns out not to be shareable.
+func (s *Server) fetchVariant(w http.ResponseWriter, r *http.Request, f found, redirects int) {
+	fl, leader, ok := s.flights.join(f.key, s.opts.MaxWaiters)
+	if !ok {
+		s.metrics.collapseReleased.Inc()
+		s.forwardCacheable(w, r, cache.Status{Fwd: f.fwd(), Detail: "waiting-list-full"})
+		return
+	}
 	collapsed := !leader
 	var direct *http.Response
 	var done func()
 	if leader {
+		s.metrics.fillsInProgress.Inc()
 		direct, done = s.lead(r, f, fl, w)
 	} else {
 		s.metrics.collapsed.Inc()
+		timer := time.NewTimer(s.opts.WaitTimeout)
 		select {
 		case <-fl.ready:
+		case <-timer.C:
 		case <-r.Context().Done():
+		}
+		timer.Stop()
+		s.flights.leave(fl)
+		select {
+		case <-fl.ready:
+		default:
+			if r.Context().Err() != nil {
+				return // the client went away; the fill goes on for the others
+			}
+			s.metrics.collapseReleased.Inc()
+			s.forwardCacheable(w, r, cache.Status{Fwd: f.fwd(), Detail: "wait-timeout"})
 			return
 		}
 	}
@@ -132,6 +214,20 @@ func (s *Server) fetch(w http.ResponseWriter, r *http.Request, f found) {
 	st := cache.Status{Fwd: f.fwd(), FwdStatus: res.fwdStatus, Collapsed: collapsed}
 	switch res.kind {
 	case resultError:
+		if res.obj != nil {
+			// RFC 5861 §4, RFC 9111 §4.2.4: each client's own request
+			// decides whether the stale entry may answer it.
+			lk := s.policy.Evaluate(r, &res.obj.Meta, s.now())
+			if lk.StaleIfError {
+				st.Fwd, st.TTL, st.HasTTL, st.Detail = "stale", lk.TTL, true, "stale-if-error"
+				s.metrics.requests.WithLabelValues("stale").Inc()
+				s.serveObject(w, r, res.obj, lk, st)
+				return
+			}
+			st.Detail = "stale-forbidden"
+			s.writeUpstreamError(w, r, st, f.key, fmt.Errorf("%w: %w", errRevalidate, res.err))
+			return
+		}
 		s.writeUpstreamError(w, r, st, f.key, res.err)
 	case resultPass:
 		if direct != nil {
@@ -145,18 +241,42 @@ func (s *Server) fetch(w http.ResponseWriter, r *http.Request, f found) {
 		lk := s.policy.Evaluate(r, &res.obj.Meta, s.now())
 		st.TTL, st.HasTTL = lk.TTL, true
 		if res.stale {
+			if !lk.StaleIfError {
+				// The leader's request allowed the stale answer; this
+				// one does not (no-cache, say): ask the origin itself.
+				st.Detail = "stale-forbidden"
+				s.forwardCacheable(w, r, st)
+				return
+			}
 			st.Detail = "stale-if-error"
+			s.metrics.requests.WithLabelValues("stale").Inc()
 		}
 		s.serveObject(w, r, res.obj, lk, st)
 	case resultStream:
-		if len(res.vary) > 0 && variantKey(f.primary, res.vary, r.Header) != res.key {
-			// §4.1: the response varies and this request selects another
-			// variant: fetch that one (coalesced with its own flight).
-			s.fetch(w, r, found{primary: f.primary, key: variantKey(f.primary, res.vary, r.Header), vary: res.vary})
-			return
+		if len(res.vary) > 0 {
+			if vk := variantKey(f.primary, res.vary, r.Header); vk != res.key {
+				// §4.1: the response varies and this request selects
+				// another variant: fetch that one, coalesced with its own
+				// flight. An origin whose Vary keeps changing is not chased
+				// further.
+				if redirects > 0 {
+					st.Detail = "vary-mismatch"
+					s.forwardCacheable(w, r, st)
+					return
+				}
+				s.fetchVariant(w, r, found{primary: f.primary, key: vk, vary: res.vary}, redirects+1)
+				return
+			}
 		}
 		st.Stored = true
 		s.serveStream(w, r, res, st)
+	}
+}
+
+// endFlight ends fl as the flight for key (see forget) and counts it out.
+func (s *Server) endFlight(key string, fl *flight) {
+	if s.flights.forget(key, fl) {
+		s.metrics.fillsInProgress.Dec()
 	}
 }
 
@@ -182,7 +302,7 @@ func (s *Server) lead(r *http.Request, f found, fl *flight, w http.ResponseWrite
 			if lk := s.policy.Evaluate(r, &again.obj.Meta, s.now()); lk.Action == cache.Serve {
 				cancel()
 				publish(fillResult{kind: resultObject, obj: again.obj, key: f.key})
-				s.flights.forget(f.key, fl)
+				s.endFlight(f.key, fl)
 				return nil, nil
 			}
 		}
@@ -200,13 +320,11 @@ func (s *Server) lead(r *http.Request, f found, fl *flight, w http.ResponseWrite
 	resp, err := s.transport.RoundTrip(out)
 	respTime := s.now()
 	if err != nil {
+		// A connection error or timeout (RFC 5861 §4): every client
+		// decides for itself whether the stale entry, if any, may answer.
 		cancel()
-		s.flights.forget(f.key, fl)
-		if f.obj != nil && s.policy.Evaluate(r, &f.obj.Meta, respTime).StaleIfError {
-			publish(fillResult{kind: resultObject, obj: f.obj, key: f.key, stale: true})
-			return nil, nil
-		}
-		publish(fillResult{kind: resultError, err: err})
+		s.endFlight(f.key, fl)
+		publish(fillResult{kind: resultError, obj: f.obj, key: f.key, err: err})
 		return nil, nil
 	}
 	removeHopByHop(resp.Header)
@@ -215,7 +333,7 @@ func (s *Server) lead(r *http.Request, f found, fl *flight, w http.ResponseWrite
 		if obj, ok := s.revalidated(ctx, r, f, resp, reqTime, respTime); ok {
 			drain(resp)
 			cancel()
-			s.flights.forget(f.key, fl)
+			s.endFlight(f.key, fl)
 			publish(fillResult{kind: resultObject, obj: obj, key: f.key, stale: obj == f.obj, fwdStatus: resp.StatusCode})
 			return nil, nil
 		}
@@ -252,9 +370,9 @@ func (s *Server) lead(r *http.Request, f found, fl *flight, w http.ResponseWrite
 		}
 	}
 	if !ok {
-		s.flights.forget(f.key, fl)
+		s.endFlight(f.key, fl)
 		if reason != "store-unavailable" && resp.StatusCode < 500 {
-			s.flights.markHitForMiss(f.primary, s.now().Add(s.opts.HitForMiss))
+			s.flights.markHitForMiss(f.primary, s.now(), s.opts.HitForMiss)
 		}
 		publish(fillResult{kind: resultPass, fwdStatus: resp.StatusCode})
 		return resp, cancel
@@ -302,7 +420,7 @@ func (s *Server) revalidated(ctx context.Context, r *http.Request, f found, resp
 func (s *Server) copyFill(ctx context.Context, cancel context.CancelFunc, resp *http.Response, wr *store.Writer, f found, fl *flight, key string, vary []string, meta cache.Meta) {
 	defer s.wg.Done()
 	defer cancel()
-	defer s.flights.forget(f.key, fl)
+	defer s.endFlight(f.key, fl)
 	defer resp.Body.Close()
 	bufp := bufPool.Get().(*[]byte)
 	n, err := io.CopyBuffer(wr, resp.Body, *bufp)
@@ -358,11 +476,12 @@ func (s *Server) revalidateInBackground(r *http.Request, f found) {
 	default:
 		return
 	}
-	fl, leader := s.flights.join(f.key)
+	fl, leader, _ := s.flights.join(f.key, 0)
 	if !leader {
 		<-s.bgSlots
 		return
 	}
+	s.metrics.fillsInProgress.Inc()
 	req := r.Clone(s.bg)
 	s.wg.Add(1)
 	go func() {

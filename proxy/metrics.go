@@ -11,6 +11,8 @@ type Metrics struct {
 	fills                   prometheus.Counter
 	fillErrors              prometheus.Counter
 	collapsed               prometheus.Counter
+	collapseReleased        prometheus.Counter
+	fillsInProgress         prometheus.Gauge
 	hitForMiss              prometheus.Counter
 	backgroundRevalidations prometheus.Counter
 	storeErrors             prometheus.Counter
@@ -19,6 +21,9 @@ type Metrics struct {
 func newMetrics() *Metrics {
 	c := func(name, help string) prometheus.Counter {
 		return prometheus.NewCounter(prometheus.CounterOpts{Namespace: "cellar", Name: name, Help: help})
+	}
+	g := func(name, help string) prometheus.Gauge {
+		return prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "cellar", Name: name, Help: help})
 	}
 	return &Metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -30,6 +35,8 @@ func newMetrics() *Metrics {
 		fills:                   c("fills_total", "Cache fills started."),
 		fillErrors:              c("fill_errors_total", "Cache fills aborted because the origin's body failed."),
 		collapsed:               c("collapsed_requests_total", "Requests that waited on another request's fill."),
+		collapseReleased:        c("collapse_released_total", "Requests that stopped waiting on a fill (waiting list full or wait timeout) and went to the origin themselves."),
+		fillsInProgress:         g("fills_in_progress", "Coalesced origin requests (fills and revalidations) in progress."),
 		hitForMiss:              c("hit_for_miss_total", "Requests sent straight to the origin because their key was recently not shareable."),
 		backgroundRevalidations: c("background_revalidations_total", "Stale-while-revalidate background revalidations."),
 		storeErrors:             c("store_errors_total", "Store operations that failed other than by a miss."),
@@ -38,7 +45,7 @@ func newMetrics() *Metrics {
 
 // Register adds the collectors to reg.
 func (m *Metrics) Register(reg prometheus.Registerer) error {
-	for _, c := range []prometheus.Collector{m.requests, m.originRequests, m.upstreamErrors, m.fills, m.fillErrors, m.collapsed, m.hitForMiss, m.backgroundRevalidations, m.storeErrors} {
+	for _, c := range []prometheus.Collector{m.requests, m.originRequests, m.upstreamErrors, m.fills, m.fillErrors, m.collapsed, m.collapseReleased, m.fillsInProgress, m.hitForMiss, m.backgroundRevalidations, m.storeErrors} {
 		if err := reg.Register(c); err != nil {
 			return err
 		}

@@ -7,6 +7,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/cellar-cache/cellar/compress"
 )
 
 // Options configure a Server. Every zero field means its documented default.
@@ -37,6 +39,16 @@ type Options struct {
 	// requests straight to the origin, in parallel, instead of collapsing
 	// them into one fill that cannot be shared; default 10s.
 	HitForMiss time.Duration
+	// MaxWaiters is the waiting list limit per key: how many requests may
+	// wait on one fill in progress (coalescing). A request beyond it goes
+	// to the origin itself, uncollapsed and without storing. Default 10000.
+	MaxWaiters int
+	// WaitTimeout is how long a request waits on another request's fill
+	// for the response header before it goes to the origin itself,
+	// uncollapsed and without storing (as nginx's proxy_cache_lock_timeout);
+	// default 5s. Once the header has arrived the body streams to every
+	// waiter with no further limit than FillTimeout.
+	WaitTimeout time.Duration
 	// AccessLog writes one log line per request; nil means true.
 	AccessLog *bool
 	// Via is the pseudonym in the Via field; default "cellar".
@@ -50,6 +62,20 @@ type Options struct {
 	MaxBackground int
 	// Logger receives errors and access lines; default slog.Default().
 	Logger *slog.Logger
+	// Compress chooses which stored responses get gzip, br and zstd
+	// variants and at which levels (see compress.Options); zero fields mean
+	// that package's defaults.
+	Compress compress.Options
+	// CompressWorkers bounds the background jobs that encode variants
+	// after a fill; default 2. When all are busy a fill gets no variants
+	// until a later hit schedules them. Negative disables precompression
+	// (stored variants and origin-encoded responses are still served).
+	CompressWorkers int
+	// CompressBestMax is the largest body, in bytes, that a second
+	// background pass re-encodes at compress.Options.BestLevels (brotli 11
+	// runs at about 0.3 MB/s), one object at a time; default 1 MiB.
+	// Negative disables the pass.
+	CompressBestMax int64
 }
 
 // EnsureDefaults fills zero fields with their defaults.
@@ -79,6 +105,12 @@ func (o *Options) EnsureDefaults() {
 	if o.HitForMiss == 0 {
 		o.HitForMiss = 10 * time.Second
 	}
+	if o.MaxWaiters == 0 {
+		o.MaxWaiters = 10000
+	}
+	if o.WaitTimeout == 0 {
+		o.WaitTimeout = 5 * time.Second
+	}
 	if o.Keep == 0 {
 		o.Keep = time.Hour
 	}
@@ -90,6 +122,13 @@ func (o *Options) EnsureDefaults() {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
+	}
+	o.Compress.EnsureDefaults()
+	if o.CompressWorkers == 0 {
+		o.CompressWorkers = 2
+	}
+	if o.CompressBestMax == 0 {
+		o.CompressBestMax = 1 << 20
 	}
 }
 
@@ -114,13 +153,20 @@ func (o *Options) Validate() error {
 		{"fill timeout", o.FillTimeout},
 		{"keep", o.Keep},
 		{"hit-for-miss", o.HitForMiss},
+		{"wait timeout", o.WaitTimeout},
 	} {
 		if d.v < 0 {
 			errs = append(errs, fmt.Errorf("proxy: %s %s: must not be negative", d.name, d.v))
 		}
 	}
+	if o.MaxWaiters < 0 {
+		errs = append(errs, fmt.Errorf("proxy: max waiters %d: must not be negative", o.MaxWaiters))
+	}
 	if strings.ContainsAny(o.Via, " \t,") {
 		errs = append(errs, fmt.Errorf("proxy: via %q: must be one token", o.Via))
+	}
+	if err := o.Compress.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("proxy: compress: %w", err))
 	}
 	return errors.Join(errs...)
 }

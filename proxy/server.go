@@ -251,10 +251,11 @@ func (s *Server) statusValue(st cache.Status, key string) string {
 	return st.String()
 }
 
-// errStatus maps an upstream failure to 504 (timeouts) or 502.
+// errStatus maps an upstream failure to 504 (timeouts, failed revalidations
+// of a stored response, RFC 9111 §4.2.4) or 502.
 func errStatus(err error) int {
 	var ne net.Error
-	if errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()) {
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, errRevalidate) || (errors.As(err, &ne) && ne.Timeout()) {
 		return http.StatusGatewayTimeout
 	}
 	return http.StatusBadGateway
