@@ -234,6 +234,12 @@ type CreateOptions struct {
 	KeepUntil time.Time
 	// SizeHint is the Content-Length if known, -1 if unknown.
 	SizeHint int64
+	// Since is the purge sequence number (PurgeSeq) read before the
+	// origin request of this fill started. A purge after it that matches
+	// the object makes Commit store it Invalid: a response in flight when
+	// the purge arrived is never served as fresh afterwards. Zero means
+	// PurgeSeq at Create.
+	Since uint64
 }
 
 // Selector chooses the objects a Purge affects. Exactly the non-empty fields
@@ -298,6 +304,7 @@ type Store struct {
 	disk *diskTier
 
 	hits, misses atomic.Int64
+	purges       purgeLog
 
 	closeOnce sync.Once
 	closeErr  error
@@ -315,6 +322,7 @@ func Open(opts Options) (*Store, error) {
 		return nil, fmt.Errorf("store: creating data directory: %w", err)
 	}
 	s := &Store{opts: opts}
+	s.purges.seq = 1 // so that CreateOptions.Since zero means unset
 	if opts.MemoryBytes > 0 {
 		m, err := newMemTier(opts)
 		if err != nil {
@@ -405,7 +413,21 @@ func (s *Store) Create(ctx context.Context, key string, meta cache.Meta, opts Cr
 	if opts.SizeHint > s.opts.MaxObject {
 		return nil, fmt.Errorf("store: %d byte body of %q: %w", opts.SizeHint, key, ErrTooLarge)
 	}
-	return s.disk.create(key, meta, opts)
+	if opts.Since == 0 {
+		opts.Since = s.purges.current()
+	}
+	w, err := s.disk.create(key, meta, opts)
+	if err != nil {
+		return nil, err
+	}
+	// w.purges = &s.purges
+	return w, nil
+}
+
+// PurgeSeq returns the sequence number of the newest purge, for
+// CreateOptions.Since: read it before sending the origin request of a fill.
+func (s *Store) PurgeSeq() uint64 {
+	return s.purges.current()
 }
 
 // UpdateMeta replaces the metadata and keep time of a stored object, keeping
@@ -423,11 +445,13 @@ func (s *Store) UpdateMeta(ctx context.Context, key string, meta cache.Meta, kee
 // Purge selects objects and removes them (soft false) or marks them Invalid
 // in their Meta (soft true: kept for stale serving). It returns the number of
 // objects affected. A purge is durable once Purge returns: it survives a
-// restart or a kill -9.
+// restart or a kill -9. Fills in progress that it matches and that started
+// before it (CreateOptions.Since) commit Invalid, whatever soft says.
 func (s *Store) Purge(ctx context.Context, sel Selector, soft bool) (int, error) {
 	if sel.empty() {
 		return 0, errors.New("store: empty purge selector: set URL, Prefix, Tag or All")
 	}
+	s.purges.record(sel)
 	return s.disk.purge(ctx, sel, soft)
 }
 

@@ -45,6 +45,8 @@ type Writer struct {
 	err      error         // why the fill was aborted
 	changed  chan struct{} // closed and replaced whenever the fields move
 	obj      *Object       // the committed object
+
+	purges *purgeLog // set by Store.Create; nil in tests of the disk tier alone
 }
 
 func (d *diskTier) create(key string, meta cache.Meta, opts CreateOptions) (*Writer, error) {
@@ -190,6 +192,16 @@ func (w *Writer) Commit(ctx context.Context) (*Object, error) {
 
 func (w *Writer) commitLocked() (*Object, error) {
 	d := w.d
+	if w.purges != nil {
+		// A purge that came after the fill started wins: store the
+		// object Invalid (see purgeLog for why the lock is held until
+		// the index update).
+		w.purges.mu.RLock()
+		defer w.purges.mu.RUnlock()
+		if w.purges.matchedLocked(w.opts.Since, w.key, w.opts.Tags) {
+			w.meta.Invalid = true
+		}
+	}
 	now := d.opts.now()
 	rec := &metaRecord{
 		fill:      w.fill,
@@ -250,6 +262,7 @@ func (w *Writer) commitLocked() (*Object, error) {
 		e.keepUntil = rec.keepUntil.UnixNano()
 	}
 	e.access.Store(now.UnixMilli())
+	e.saved = now.UnixMilli() // the meta record's commit time stands for it
 	o := &Object{
 		Key:       w.key,
 		Meta:      w.meta,

@@ -1,0 +1,124 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+)
+
+// TestPurgeWinsOverFillInProgress checks that a purge arriving while a fill
+// of a matching object is in progress (or after its origin request began,
+// CreateOptions.Since) makes the fill commit Invalid, and that purges that
+// do not match it leave it fresh.
+func TestPurgeWinsOverFillInProgress(t *testing.T) {
+	const key = "http://h.example/a"
+	tags := []string{"product-42"}
+	tests := []struct {
+		name        string
+		key         string // the fill's key; default key
+		sinceBefore bool // read PurgeSeq before the purge, Create after it
+		sel         Selector
+		soft        bool
+		purges      int // how many times to purge sel
+		wantInvalid bool
+	}{
+		{name: "url", sel: Selector{URL: key}, purges: 1, wantInvalid: true},
+		{name: "url soft", sel: Selector{URL: key}, soft: true, purges: 1, wantInvalid: true},
+		{name: "variant of url", key: key + "\x00e=gzip", sel: Selector{URL: key}, purges: 1, wantInvalid: true},
+		{name: "prefix", sel: Selector{Prefix: "http://h.example/"}, purges: 1, wantInvalid: true},
+		{name: "tag", sel: Selector{Tag: "product-42"}, purges: 1, wantInvalid: true},
+		{name: "all", sel: Selector{All: true}, purges: 1, wantInvalid: true},
+		{name: "purge between fetch start and create", sinceBefore: true, sel: Selector{URL: key}, purges: 1, wantInvalid: true},
+		{name: "other url", sel: Selector{URL: "http://h.example/ab"}, purges: 1},
+		{name: "tag that is a prefix of the object's tag", sel: Selector{Tag: "product-4"}, purges: 1},
+		{name: "other prefix", sel: Selector{Prefix: "http://other.example/"}, purges: 1},
+		{name: "log overflow counts as a match", sel: Selector{URL: "http://h.example/other"}, purges: purgeLogSize + 1, wantInvalid: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := openTest(t, testOptions(t))
+			ctx := context.Background()
+			key := key
+			if tt.key != "" {
+				key = tt.key
+			}
+			var opts CreateOptions
+			opts.Tags, opts.SizeHint = tags, -1
+			if tt.sinceBefore {
+				opts.Since = s.PurgeSeq()
+			}
+			var w *Writer
+			create := func() {
+				var err error
+				if w, err = s.Create(ctx, key, testMeta(), opts); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if !tt.sinceBefore {
+				create()
+			}
+			for range tt.purges {
+				if _, err := s.Purge(ctx, tt.sel, tt.soft); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if tt.sinceBefore {
+				create()
+			}
+			w.Write(body(5000, 1))
+			o, err := w.Commit(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if o.Meta.Invalid != tt.wantInvalid {
+				t.Errorf("committed object Invalid = %v, want %v", o.Meta.Invalid, tt.wantInvalid)
+			}
+			got, err := s.Get(ctx, key)
+			if err != nil {
+				t.Fatalf("Get after commit: %v", err)
+			}
+			if got.Meta.Invalid != tt.wantInvalid {
+				t.Errorf("stored object Invalid = %v, want %v", got.Meta.Invalid, tt.wantInvalid)
+			}
+		})
+	}
+}
+
+// TestPurgeRacingCommitsNeverLeavesFreshObject runs purges concurrently
+// with fills that started before them: whichever comes first, every object
+// is afterwards absent or Invalid.
+func TestPurgeRacingCommitsNeverLeavesFreshObject(t *testing.T) {
+	s := openTest(t, testOptions(t))
+	ctx := context.Background()
+	const n = 64
+	writers := make([]*Writer, n)
+	for i := range writers {
+		w, err := s.Create(ctx, fmt.Sprintf("http://h.example/%d", i), testMeta(), CreateOptions{Tags: []string{"t"}, SizeHint: -1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.Write(body(100, byte(i)))
+		writers[i] = w
+	}
+	var wg sync.WaitGroup
+	for _, w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := w.Commit(ctx); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	if _, err := s.Purge(ctx, Selector{Tag: "t"}, false); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	for i := range n {
+		o, err := s.Get(ctx, fmt.Sprintf("http://h.example/%d", i))
+		if err == nil && !o.Meta.Invalid {
+			t.Errorf("object %d is fresh after a purge that raced its commit", i)
+		}
+	}
+}
