@@ -420,7 +420,7 @@ func (s *Store) Create(ctx context.Context, key string, meta cache.Meta, opts Cr
 	if err != nil {
 		return nil, err
 	}
-	// w.purges = &s.purges
+	w.purges = &s.purges
 	return w, nil
 }
 
