@@ -17,7 +17,7 @@ func TestPurgeWinsOverFillInProgress(t *testing.T) {
 	tests := []struct {
 		name        string
 		key         string // the fill's key; default key
-		sinceBefore bool // read PurgeSeq before the purge, Create after it
+		sinceBefore bool   // read PurgeSeq before the purge, Create after it
 		sel         Selector
 		soft        bool
 		purges      int // how many times to purge sel
