@@ -1,0 +1,131 @@
+package purge
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+const cliUsage = `Usage: cellar purge url|prefix|tag|all [VALUE...] [flags]
+
+  cellar purge url http://example.com/a http://example.com/b
+  cellar purge prefix http://example.com/blog/
+  cellar purge tag product-42 -soft
+  cellar purge all
+
+Flags (before or after the values):
+`
+
+// RunCLI is the command-line client of the admin API ("cellar purge"):
+// args are what follows "purge". Without -token it uses CELLAR_PURGE_TOKEN,
+// else the token file in -data-dir (default defaultDataDir). It prints the
+// number of objects purged to stdout.
+func RunCLI(ctx context.Context, args []string, stdout, stderr io.Writer, defaultDataDir string) error {
+	fs := flag.NewFlagSet("purge", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, cliUsage)
+		fs.PrintDefaults()
+	}
+	soft := fs.Bool("soft", false, "mark objects stale instead of removing them")
+	admin := fs.String("admin", "http://127.0.0.1:8081", "admin listener `URL`")
+	token := fs.String("token", "", "bearer `token` (default: $"+EnvToken+", else the token file in -data-dir)")
+	dataDir := fs.String("data-dir", defaultDataDir, "data `directory` holding the generated token file")
+	timeout := fs.Duration("timeout", time.Minute, "give up after this long")
+
+	// Flags may follow the values: parse until no flags remain.
+	var vals []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return err
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			break
+		}
+		vals = append(vals, args[0])
+		args = args[1:]
+	}
+	if len(vals) == 0 {
+		fs.Usage()
+		return errors.New("purge: want a kind: url, prefix, tag or all")
+	}
+	k, vals := vals[0], vals[1:]
+	body := map[string]any{"soft": *soft}
+	switch k {
+	case "url":
+		body["urls"] = vals
+	case "prefix":
+		body["prefixes"] = vals
+	case "tag":
+		body["tags"] = vals
+	case "all":
+		if len(vals) > 0 {
+			return fmt.Errorf("purge all: unexpected value %q", vals[0])
+		}
+	default:
+		fs.Usage()
+		return fmt.Errorf("purge: unknown kind %q: want url, prefix, tag or all", k)
+	}
+	if k != "all" && len(vals) == 0 {
+		return fmt.Errorf("purge %s: give at least one value", k)
+	}
+	// Catch malformed values here, with the server's own rules.
+	payload, _ := json.Marshal(body)
+	if _, _, err := ParseRequest(k, payload); err != nil {
+		return err
+	}
+
+	tok := *token
+	if tok == "" {
+		tok = strings.TrimSpace(os.Getenv(EnvToken))
+	}
+	if tok == "" {
+		path := filepath.Join(*dataDir, TokenFile)
+		var err error
+		if tok, err = ReadTokenFile(path); err != nil {
+			return fmt.Errorf("%w (give -token, set %s or -data-dir)", err, EnvToken)
+		}
+	}
+
+	ctx, cancel := context.WithTimeout(ctx, *timeout)
+	defer cancel()
+	u := strings.TrimRight(*admin, "/") + "/purge/" + k
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(payload))
+	if err != nil {
+		return fmt.Errorf("purge: -admin %q: %w", *admin, err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+tok)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("purge: %w", err)
+	}
+	defer resp.Body.Close()
+	var res result
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err == nil {
+		err = json.Unmarshal(b, &res)
+	}
+	if resp.StatusCode != http.StatusOK {
+		msg := res.Error
+		if msg == "" {
+			msg = strings.TrimSpace(string(b))
+		}
+		return fmt.Errorf("purge: %s: %s", resp.Status, msg)
+	}
+	if err != nil {
+		return fmt.Errorf("purge: reading the answer: %w", err)
+	}
+	fmt.Fprintf(stdout, "purged %d\n", res.Purged)
+	return nil
+}

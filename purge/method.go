@@ -1,0 +1,68 @@
+package purge
+
+import (
+	"net/http"
+	"net/netip"
+
+	"github.com/cellar-cache/cellar/cache"
+	"github.com/cellar-cache/cellar/store"
+)
+
+// MethodPurge is the non-standard method that purges one URL on the main
+// listener (Varnish, Squid, nginx's purge module).
+const MethodPurge = "PURGE"
+
+// MethodHandler returns the handler of the PURGE method on the main
+// listener: it removes every stored variant of the request's own URL (its
+// primary key, RFC 9111 §4) and answers 200 with {"purged": N}, N possibly
+// 0. Clients outside Options.Networks get 403 and purge nothing; other
+// methods get 405. The proxy routes PURGE requests to it (proxy.Options.Purge).
+func (a *API) MethodHandler() http.Handler {
+	return http.HandlerFunc(a.serveMethod)
+}
+
+func (a *API) serveMethod(w http.ResponseWriter, r *http.Request) {
+	if r.Method != MethodPurge {
+		w.Header().Set("Allow", MethodPurge)
+		writeJSON(w, http.StatusMethodNotAllowed, result{Error: "only the PURGE method is handled here"})
+		return
+	}
+	if !a.allowed(r.RemoteAddr) {
+		a.metrics.requests.WithLabelValues("method", "forbidden").Inc()
+		a.log.Warn("purge denied", "who", r.RemoteAddr, "kind", "method", "url", cache.PrimaryKey(r), "reason", "client network not allowed")
+		writeJSON(w, http.StatusForbidden, result{Error: "PURGE is not allowed from this address"})
+		return
+	}
+	key := cache.PrimaryKey(r)
+	start := a.now()
+	n, err := a.purge(r.Context(), []store.Selector{{URL: key}}, false)
+	if err != nil {
+		a.metrics.requests.WithLabelValues("method", "error").Inc()
+		a.log.Error("purge failed", "who", r.RemoteAddr, "kind", "method", "what", "url="+key, "purged", n, "err", err)
+		writeJSON(w, http.StatusInternalServerError, result{Purged: n, Error: "purge failed: " + err.Error()})
+		return
+	}
+	a.metrics.requests.WithLabelValues("method", "ok").Inc()
+	a.metrics.objects.WithLabelValues("method").Add(float64(n))
+	a.log.Info("purge", "who", r.RemoteAddr, "token", "none", "kind", "method", "what", "url="+key, "soft", false, "purged", n, "duration", a.now().Sub(start))
+	writeJSON(w, http.StatusOK, result{Purged: n})
+}
+
+// allowed reports whether the connection peer remoteAddr ("ip:port") is in
+// one of the configured networks. An unparsable address is refused.
+func (a *API) allowed(remoteAddr string) bool {
+	ap, err := netip.ParseAddrPort(remoteAddr)
+	var addr netip.Addr
+	if err == nil {
+		addr = ap.Addr()
+	} else if addr, err = netip.ParseAddr(remoteAddr); err != nil {
+		return false
+	}
+	addr = addr.Unmap().WithZone("")
+	for _, p := range a.opts.Networks {
+		if p.Contains(addr) {
+			return true
+		}
+	}
+	return false
+}
