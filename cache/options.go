@@ -47,6 +47,10 @@ type Options struct {
 	Rules []Rule
 	// Debug makes Cache-Status carry the cache key (key=).
 	Debug bool
+	// ExposeTags keeps the purge tag fields Surrogate-Key and Cache-Tag
+	// (see Tags) in responses sent to clients. Default false: they are
+	// removed, since the origin meant them for the cache.
+	ExposeTags bool
 }
 
 // Rule overrides the RFC for request paths that start with Prefix.
@@ -154,6 +158,10 @@ func New(opts Options) (*Policy, error) {
 		c := textproto.CanonicalMIMEHeaderKey(t)
 		p.targets = append(p.targets, c)
 		p.private[c] = true
+	}
+	if !opts.ExposeTags {
+		p.private["Surrogate-Key"] = true
+		p.private["Cache-Tag"] = true
 	}
 	return p, nil
 }
