@@ -37,9 +37,15 @@ type fileConfig struct {
 	Debug           bool          `yaml:"debug"`
 	Keep            string        `yaml:"keep"`
 	HitForMiss      string        `yaml:"hit_for_miss"`
+	TLS             tlsConfig     `yaml:"tls"`
 	Timeouts        timeoutConfig `yaml:"timeouts"`
 	Cache           cacheConfig   `yaml:"cache"`
 	Purge           purgeConfig   `yaml:"purge"`
+}
+
+type tlsConfig struct {
+	Cert string `yaml:"cert"`
+	Key  string `yaml:"key"`
 }
 
 type timeoutConfig struct {
@@ -75,6 +81,7 @@ type purgeConfig struct {
 // settings is everything serve needs, after defaults, file and flags.
 type settings struct {
 	listen, admin   string
+	tlsCert, tlsKey string
 	shutdownTimeout time.Duration
 	proxy           proxy.Options
 	store           store.Options
@@ -179,6 +186,8 @@ func (fc *fileConfig) apply(s *settings, lines map[string]int) error {
 	set(&s.listen, fc.Listen)
 	set(&s.admin, fc.Admin)
 	set(&s.store.Dir, fc.DataDir)
+	set(&s.tlsCert, fc.TLS.Cert)
+	set(&s.tlsKey, fc.TLS.Key)
 	if fc.Origin != "" && len(fc.Origins) > 0 {
 		p.add("origin", fc.Origin, "give either origin or origins, not both")
 	}

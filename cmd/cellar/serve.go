@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -54,6 +55,8 @@ func serve(ctx context.Context, args []string, stderr io.Writer, ready func(addr
 	memory := fs.String("memory", bytesize.Format(s.store.MemoryBytes), "memory tier budget (KiB, MiB, GiB)")
 	disk := fs.String("disk", bytesize.Format(s.store.DiskBytes), "disk tier budget (KiB, MiB, GiB)")
 	accessLog := fs.Bool("access-log", true, "log one line per request")
+	tlsCert := fs.String("tls-cert", "", "PEM certificate `file`: terminate TLS (and speak HTTP/2) on -listen")
+	tlsKey := fs.String("tls-key", "", "PEM private key `file` for -tls-cert")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -88,11 +91,18 @@ func serve(ctx context.Context, args []string, stderr io.Writer, ready func(addr
 			s.store.DiskBytes, err = bytesize.Parse(*disk)
 		case "access-log":
 			s.proxy.AccessLog = accessLog
+		case "tls-cert":
+			s.tlsCert = *tlsCert
+		case "tls-key":
+			s.tlsKey = *tlsKey
 		}
 		if err != nil {
 			flagErrs = append(flagErrs, fmt.Errorf("-%s: %w", f.Name, err))
 		}
 	})
+	if (s.tlsCert == "") != (s.tlsKey == "") {
+		flagErrs = append(flagErrs, errors.New("tls: give both a certificate and a key, or neither"))
+	}
 	if err := errors.Join(flagErrs...); err != nil {
 		return err
 	}
@@ -146,6 +156,17 @@ func serve(ctx context.Context, args []string, stderr io.Writer, ready func(addr
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
+	scheme := "http"
+	if s.tlsCert != "" {
+		// TLS termination; net/http negotiates HTTP/2 through ALPN.
+		cert, err := tls.LoadX509KeyPair(s.tlsCert, s.tlsKey)
+		if err != nil {
+			pln.Close()
+			return fmt.Errorf("tls: %w", err)
+		}
+		pln = tls.NewListener(pln, &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{"h2", "http/1.1"}, MinVersion: tls.VersionTLS12})
+		scheme = "https"
+	}
 	aln, err := net.Listen("tcp", s.admin)
 	if err != nil {
 		pln.Close()
@@ -174,7 +195,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer, ready func(addr
 	adminServer := &http.Server{Handler: adminMux, ReadHeaderTimeout: 10 * time.Second}
 
 	log.Info("cellar started",
-		"listen", pln.Addr().String(), "admin", aln.Addr().String(),
+		"listen", scheme+"://"+pln.Addr().String(), "admin", aln.Addr().String(),
 		"origins", strings.Join(s.proxy.Origins, ","), "data_dir", s.store.Dir,
 		"memory", bytesize.Format(s.store.MemoryBytes), "disk", bytesize.Format(s.store.DiskBytes))
 	if originAddr != "" {
