@@ -315,6 +315,8 @@ func (s *Server) lead(r *http.Request, f found, fl *flight, w http.ResponseWrite
 	if w != nil {
 		out = out.WithContext(httptrace.WithClientTrace(ctx, s.interimTrace(w)))
 	}
+	// A purge from now on wins over this fill (store.CreateOptions.Since).
+	since := s.store.PurgeSeq()
 	reqTime := s.now()
 	s.metrics.originRequests.Inc()
 	resp, err := s.transport.RoundTrip(out)
@@ -363,6 +365,7 @@ func (s *Server) lead(r *http.Request, f found, fl *flight, w http.ResponseWrite
 			Tags:      cache.Tags(resp.Header),
 			KeepUntil: s.policy.KeepUntil(&meta, s.opts.Keep),
 			SizeHint:  resp.ContentLength,
+			Since:     since,
 		})
 		if err != nil {
 			s.storeError("create", key, err)

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"net/url"
 	"strings"
 	"time"
@@ -62,6 +63,10 @@ type Options struct {
 	MaxBackground int
 	// Logger receives errors and access lines; default slog.Default().
 	Logger *slog.Logger
+	// Purge answers requests with the PURGE method (purge.API.MethodHandler
+	// purges the request's URL); nil forwards PURGE to the origin like any
+	// unknown method.
+	Purge http.Handler
 	// Compress chooses which stored responses get gzip, br and zstd
 	// variants and at which levels (see compress.Options); zero fields mean
 	// that package's defaults.

@@ -130,6 +130,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w = rec
 		defer s.logAccess(rec, r)
 	}
+	if r.Method == "PURGE" && s.opts.Purge != nil {
+		s.opts.Purge.ServeHTTP(w, r) // Varnish/Squid/nginx convention
+		return
+	}
 	if !s.policy.Cacheable(r) {
 		s.forward(w, r)
 		return
