@@ -58,12 +58,17 @@ const (
 
 // fillResult is what a flight's leader learned from the origin.
 type fillResult struct {
-	kind      resultKind
-	meta      cache.Meta    // resultStream: the response being stored
-	writer    *store.Writer // resultStream
-	size      int64         // resultStream: body length, -1 unknown
-	key       string        // the key the response is stored under
-	vary      []string      // the response's Vary fields (resultStream)
+	kind   resultKind
+	meta   cache.Meta    // resultStream: the response being stored
+	writer *store.Writer // resultStream
+	size   int64         // resultStream: body length, -1 unknown
+	key    string        // the key the response is stored under
+	vary   []string      // the response's Vary fields (resultStream)
+	// header is the origin's response header (resultStream), hop-by-hop
+	// fields removed. Only the leader's own client is answered with it:
+	// the fields that are not stored (private="f", no-cache="f") and
+	// Set-Cookie are meant for that client (RFC 9111 §3.1, §5.2.2.7).
+	header    http.Header
 	obj       *store.Object // resultObject; resultError: the stored entry that could not be revalidated
 	stale     bool          // resultObject: a stale entry served on error
 	fwdStatus int           // the origin's status, for Cache-Status
@@ -269,6 +274,9 @@ func (s *Server) fetchVariant(w http.ResponseWriter, r *http.Request, f found, r
 			}
 		}
 		st.Stored = true
+		if !leader {
+			res.header = nil
+		}
 		s.serveStream(w, r, res, st)
 	}
 }
@@ -384,7 +392,7 @@ func (s *Server) lead(r *http.Request, f found, fl *flight, w http.ResponseWrite
 	s.metrics.fills.Inc()
 	s.wg.Add(1)
 	go s.copyFill(ctx, cancel, resp, wr, f, fl, key, fields, meta)
-	publish(fillResult{kind: resultStream, meta: meta, writer: wr, size: resp.ContentLength, key: key, vary: fields, fwdStatus: resp.StatusCode})
+	publish(fillResult{kind: resultStream, meta: meta, writer: wr, size: resp.ContentLength, key: key, vary: fields, header: resp.Header, fwdStatus: resp.StatusCode})
 	return nil, nil
 }
 

@@ -117,7 +117,16 @@ func (s *Server) serveStream(w http.ResponseWriter, r *http.Request, res fillRes
 	lk := s.policy.Evaluate(r, m, s.now())
 	st.TTL, st.HasTTL = lk.TTL, true
 	h := w.Header()
-	s.policy.ServeHeader(h, m)
+	if res.header != nil {
+		// The client whose request fetched the response gets it as the
+		// origin sent it, minus the fields aimed only at cellar.
+		for k, v := range res.header {
+			h[k] = v[:len(v):len(v)]
+		}
+		s.policy.StripForClient(h)
+	} else {
+		s.policy.ServeHeader(h, m)
+	}
 	h["Age"] = []string{cache.AgeValue(lk.Age)}
 	h["Cache-Status"] = []string{s.statusValue(st, res.key)}
 	h["Via"] = append(h["Via"][:len(h["Via"]):len(h["Via"])], s.responseVia)
