@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -147,7 +148,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (s *Server) serveCacheable(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	primary := cache.PrimaryKey(r)
-	if s.flights.hitForMiss(primary, s.now()) {
+	// §5.2.1.7: only-if-cached never goes forward, not even for a key
+	// that is marked hit-for-miss.
+	if s.flights.hitForMiss(primary, s.now()) && !cache.OnlyIfCached(r) {
 		s.metrics.hitForMiss.Inc()
 		s.forwardCacheable(w, r, cache.Status{Fwd: "miss", Detail: "hit-for-miss"})
 		return
@@ -171,6 +174,9 @@ func (s *Server) serveCacheable(w http.ResponseWriter, r *http.Request) {
 			s.serveObject(w, r, found.obj, lk, cache.Status{Hit: true, TTL: lk.TTL, HasTTL: true, Detail: detail})
 			return
 		}
+		// RFC 9211 §2.2: a fresh entry that the request's own directives
+		// (no-cache, max-age, min-fresh) refused is fwd=request.
+		found.request = lk.TTL > 0 && strings.HasPrefix(lk.Detail, "request-")
 	}
 	if cache.OnlyIfCached(r) {
 		// §5.2.1.7: no stored response that may be used without contacting
@@ -190,11 +196,14 @@ type found struct {
 	key     string        // the key a fill would store under
 	obj     *store.Object // nil on a miss
 	vary    []string      // Vary fields of the stored marker, when one exists
+	request bool          // obj is fresh but the request's directives refused it
 }
 
 // fwd is the RFC 9211 fwd reason for going to the origin after this lookup.
 func (f found) fwd() string {
 	switch {
+	case f.obj != nil && f.request:
+		return "request"
 	case f.obj != nil:
 		return "stale"
 	case f.vary != nil:
