@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -57,7 +58,10 @@ type Replayer struct {
 // HTTPReport is the outcome of a Replayer run. Its JSON form is what
 // `cellar bench http -json` prints.
 type HTTPReport struct {
-	Requests int64 `json:"requests"`
+	// Label names the target in tables and plots (-label; by default the
+	// proxy's host:port, or "origin").
+	Label    string `json:"label,omitempty"`
+	Requests int64  `json:"requests"`
 	// Errors counts transport errors and responses other than 200 and 304.
 	Errors int64   `json:"errors"`
 	Bytes  int64   `json:"bytes"`
@@ -78,6 +82,8 @@ type HTTPReport struct {
 	P99  float64 `json:"p99_ms"`
 	P999 float64 `json:"p999_ms"`
 	Max  float64 `json:"max_ms"`
+	// Latency is the distribution at LatencyQuantiles, for plots.
+	Latency []Percentile `json:"latency_percentiles,omitempty"`
 }
 
 // ErrNoRequests is returned by Replayer.Run when nothing was sent.
@@ -234,6 +240,9 @@ produce:
 		P99:             hist.quantile(0.99).Seconds() * 1e3,
 		P999:            hist.quantile(0.999).Seconds() * 1e3,
 		Max:             hist.max.Seconds() * 1e3,
+	}
+	for _, q := range LatencyQuantiles {
+		rep.Latency = append(rep.Latency, Percentile{Q: q, Ms: hist.quantile(q).Seconds() * 1e3})
 	}
 	if elapsed > 0 {
 		rep.Throughput = float64(rep.Requests) / elapsed.Seconds()
@@ -409,6 +418,9 @@ func RunHTTP(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		requests     = fs.Int64("requests", 0, "stop after this many requests (0: at the end of the trace, or 100000 for Zipf)")
 		duration     = fs.Duration("duration", 0, "stop after this long (0: no limit)")
 		jsonOut      = fs.Bool("json", false, "print the report as JSON")
+		label        = fs.String("label", "", "`name` of the target in the report and the plot (default: the proxy's host:port, or \"origin\")")
+		plotFile     = fs.String("plot", "", "draw latency against percentile into `file`.svg or .png, one line per target")
+		plotWith     = fs.String("plot-with", "", "comma-separated `files` of earlier -json reports to draw beside this run (e.g. other proxies on the same workload)")
 	)
 	if err := fs.Parse(args); err != nil {
 		return fmt.Errorf("%w: %w", ErrUsage, err)
@@ -435,8 +447,23 @@ func RunHTTP(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			problems = append(problems, fmt.Sprintf("%s %q: want http://host[:port]", u.flag, u.v))
 		}
 	}
+	if ext := strings.ToLower(filepath.Ext(*plotFile)); *plotFile != "" && ext != ".svg" && ext != ".png" {
+		problems = append(problems, fmt.Sprintf("-plot %q: want a .svg or .png file", *plotFile))
+	}
+	if *plotWith != "" && *plotFile == "" {
+		problems = append(problems, "-plot-with needs -plot")
+	}
 	if len(problems) > 0 {
 		return fmt.Errorf("%w: %s", ErrUsage, strings.Join(problems, "; "))
+	}
+	// Read earlier reports first, so that a bad file fails before the run.
+	var earlier []HTTPReport
+	for _, name := range splitList(*plotWith) {
+		rs, err := ReadHTTPReports(name)
+		if err != nil {
+			return fmt.Errorf("%w: -plot-with: %w", ErrUsage, err)
+		}
+		earlier = append(earlier, rs...)
 	}
 	dist := SizeDist{Median: median, Sigma: *sizeSigma}
 
@@ -545,15 +572,33 @@ func RunHTTP(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	if *jsonOut {
-		return json.NewEncoder(stdout).Encode(rep)
+	rep.Label = *label
+	if rep.Label == "" {
+		rep.Label = labelFor(*proxyURL)
 	}
-	return WriteHTTPReport(stdout, rep)
+	if *jsonOut {
+		err = json.NewEncoder(stdout).Encode(rep)
+	} else {
+		err = WriteHTTPReport(stdout, rep)
+	}
+	if err != nil {
+		return err
+	}
+	if *plotFile != "" {
+		title := fmt.Sprintf("Latency, %d requests at concurrency %d", rep.Requests, *concurrency)
+		if err := WritePlotFile(*plotFile, PlotLatency(title, append(earlier, rep))); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // WriteHTTPReport prints a report as a two-column table.
 func WriteHTTPReport(w io.Writer, r HTTPReport) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	if r.Label != "" {
+		fmt.Fprintf(tw, "target\t%s\n", r.Label)
+	}
 	fmt.Fprintf(tw, "requests\t%d (%d errors)\n", r.Requests, r.Errors)
 	fmt.Fprintf(tw, "throughput\t%.0f requests/s, %s/s\n", r.Throughput, FormatCapacity(int64(float64(r.Bytes)/max(r.Secs, 1e-9)), true))
 	if r.OriginRequests >= 0 {
