@@ -76,6 +76,8 @@ type rig struct {
 	popts  Options
 	sopts  store.Options
 	copts  cache.Options
+	// extraOrigins follow the counting origin in the proxy's round robin.
+	extraOrigins []string
 }
 
 // clock is an adjustable time source for the proxy.
@@ -134,7 +136,7 @@ func (r *rig) start() {
 		t.Fatalf("cache.New: %v", err)
 	}
 	popts := r.popts
-	popts.Origins = []string{r.origin.URL}
+	popts.Origins = append([]string{r.origin.URL}, r.extraOrigins...)
 	srv, err := New(popts, p, st)
 	if err != nil {
 		t.Fatalf("proxy.New: %v", err)

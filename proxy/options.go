@@ -50,6 +50,17 @@ type Options struct {
 	// default 5s. Once the header has arrived the body streams to every
 	// waiter with no further limit than FillTimeout.
 	WaitTimeout time.Duration
+	// FailCooldown is how long an origin that refused or dropped a
+	// connection is skipped by the round robin (passive health checking);
+	// default 10s.
+	FailCooldown time.Duration
+	// HealthCheckPath, when set, is probed on every origin each
+	// HealthCheckInterval; an answer other than 2xx/3xx takes the origin out
+	// of the round robin until a probe succeeds. Empty (the default): only
+	// passive checking.
+	HealthCheckPath string
+	// HealthCheckInterval is the active probe interval; default 5s.
+	HealthCheckInterval time.Duration
 	// AccessLog writes one log line per request; nil means true.
 	AccessLog *bool
 	// Via is the pseudonym in the Via field; default "cellar".
@@ -116,6 +127,12 @@ func (o *Options) EnsureDefaults() {
 	if o.WaitTimeout == 0 {
 		o.WaitTimeout = 5 * time.Second
 	}
+	if o.FailCooldown == 0 {
+		o.FailCooldown = 10 * time.Second
+	}
+	if o.HealthCheckInterval == 0 {
+		o.HealthCheckInterval = 5 * time.Second
+	}
 	if o.Keep == 0 {
 		o.Keep = time.Hour
 	}
@@ -157,6 +174,8 @@ func (o *Options) Validate() error {
 		{"idle timeout", o.IdleTimeout},
 		{"fill timeout", o.FillTimeout},
 		{"keep", o.Keep},
+		{"fail cooldown", o.FailCooldown},
+		{"health check interval", o.HealthCheckInterval},
 		{"hit-for-miss", o.HitForMiss},
 		{"wait timeout", o.WaitTimeout},
 	} {
@@ -166,6 +185,9 @@ func (o *Options) Validate() error {
 	}
 	if o.MaxWaiters < 0 {
 		errs = append(errs, fmt.Errorf("proxy: max waiters %d: must not be negative", o.MaxWaiters))
+	}
+	if o.HealthCheckPath != "" && !strings.HasPrefix(o.HealthCheckPath, "/") {
+		errs = append(errs, fmt.Errorf("proxy: health check path %q: must start with /", o.HealthCheckPath))
 	}
 	if strings.ContainsAny(o.Via, " \t,") {
 		errs = append(errs, fmt.Errorf("proxy: via %q: must be one token", o.Via))

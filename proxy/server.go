@@ -15,7 +15,6 @@ import (
 	"net/url"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/cellar-cache/cellar/cache"
@@ -28,9 +27,7 @@ type Server struct {
 	opts      Options
 	policy    *cache.Policy
 	store     *store.Store
-	origins   []*url.URL
-	next      atomic.Uint64 // round-robin cursor over origins
-	transport *http.Transport
+	transport *pool // the origins, their health and the HTTP transport
 	pass      *httputil.ReverseProxy
 	log       *slog.Logger
 	accessLog bool
@@ -41,6 +38,8 @@ type Server struct {
 	now func() time.Time
 
 	flights flightGroup
+	// variants tracks the background jobs that store coding variants.
+	variants variantJobs
 
 	// responseVia is our Via member on responses to clients.
 	responseVia string
@@ -77,12 +76,8 @@ func New(opts Options, p *cache.Policy, st *store.Store) (*Server, error) {
 		responseVia: "1.1 " + opts.Via,
 		bgSlots:     make(chan struct{}, opts.MaxBackground),
 	}
-	for _, raw := range opts.Origins {
-		u, _ := parseOrigin(raw) // checked by Validate
-		s.origins = append(s.origins, u)
-	}
 	s.bg, s.bgCancel = context.WithCancel(context.Background())
-	s.transport = &http.Transport{
+	tr := &http.Transport{
 		DialContext: (&net.Dialer{
 			Timeout:   opts.ConnectTimeout,
 			KeepAlive: 30 * time.Second,
@@ -97,6 +92,19 @@ func New(opts Options, p *cache.Policy, st *store.Store) (*Server, error) {
 		// The origin's Content-Encoding must reach the store and the client
 		// untouched: no transparent gzip.
 		DisableCompression: true,
+	}
+	var origins []*url.URL
+	for _, raw := range opts.Origins {
+		u, _ := parseOrigin(raw) // checked by Validate
+		origins = append(origins, u)
+	}
+	s.transport = newPool(origins, tr, opts.FailCooldown)
+	if opts.HealthCheckPath != "" {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.transport.checkHealth(s.bg, opts.HealthCheckPath, opts.HealthCheckInterval)
+		}()
 	}
 	s.pass = s.newPassProxy()
 	return s, nil
@@ -115,13 +123,8 @@ func (s *Server) Close() error {
 	return nil
 }
 
-// pickOrigin chooses the next origin, round robin.
-func (s *Server) pickOrigin() *url.URL {
-	if len(s.origins) == 1 {
-		return s.origins[0]
-	}
-	return s.origins[(s.next.Add(1)-1)%uint64(len(s.origins))]
-}
+// pickOrigin chooses the next healthy origin, round robin.
+func (s *Server) pickOrigin() *url.URL { return s.transport.pick() }
 
 // ServeHTTP answers one client request.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
