@@ -445,10 +445,12 @@ func (s *Server) copyFill(ctx context.Context, cancel context.CancelFunc, resp *
 		s.log.Warn("fill aborted", "key", key, "bytes", n, "err", err)
 		return
 	}
-	if _, err := wr.Commit(ctx); err != nil {
+	obj, err := wr.Commit(ctx)
+	if err != nil {
 		s.storeError("commit", key, err)
 		return
 	}
+	s.scheduleVariants(obj) // variants.go
 	if len(vary) > 0 {
 		s.putVaryMarker(ctx, f.primary, vary, meta)
 	}

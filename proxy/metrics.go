@@ -16,6 +16,7 @@ type Metrics struct {
 	hitForMiss              prometheus.Counter
 	backgroundRevalidations prometheus.Counter
 	storeErrors             prometheus.Counter
+	variants                *variantMetrics // precompression (variants.go)
 }
 
 func newMetrics() *Metrics {
@@ -40,12 +41,14 @@ func newMetrics() *Metrics {
 		hitForMiss:              c("hit_for_miss_total", "Requests sent straight to the origin because their key was recently not shareable."),
 		backgroundRevalidations: c("background_revalidations_total", "Stale-while-revalidate background revalidations."),
 		storeErrors:             c("store_errors_total", "Store operations that failed other than by a miss."),
+		variants:                newVariantMetrics(),
 	}
 }
 
 // Register adds the collectors to reg.
 func (m *Metrics) Register(reg prometheus.Registerer) error {
-	for _, c := range []prometheus.Collector{m.requests, m.originRequests, m.upstreamErrors, m.fills, m.fillErrors, m.collapsed, m.collapseReleased, m.fillsInProgress, m.hitForMiss, m.backgroundRevalidations, m.storeErrors} {
+	cs := []prometheus.Collector{m.requests, m.originRequests, m.upstreamErrors, m.fills, m.fillErrors, m.collapsed, m.collapseReleased, m.fillsInProgress, m.hitForMiss, m.backgroundRevalidations, m.storeErrors}
+	for _, c := range append(cs, m.variants.collectors()...) {
 		if err := reg.Register(c); err != nil {
 			return err
 		}

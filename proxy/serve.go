@@ -18,6 +18,11 @@ import (
 // when the request's conditional or Range fields ask for that (RFC 9110
 // §13, §14). A disk object whose body cannot be read is a miss.
 func (s *Server) serveObject(w http.ResponseWriter, r *http.Request, obj *store.Object, lk cache.Lookup, st cache.Status) {
+	// The negotiated coding variant, if any (variants.go).
+	w, obj, done := s.pickEncoding(w, r, obj, lk, st)
+	if done {
+		return
+	}
 	m := &obj.Meta
 	body, inMemory := obj.Body()
 	var rc io.ReadCloser
@@ -26,7 +31,7 @@ func (s *Server) serveObject(w http.ResponseWriter, r *http.Request, obj *store.
 		rc, err = s.store.NewReader(r.Context(), obj, 0, -1)
 		if err != nil {
 			s.storeError("read", obj.Key, err)
-			s.fetch(w, r, found{primary: cache.PrimaryKey(r), key: obj.Key})
+			s.fetch(w, r, found{primary: cache.PrimaryKey(r), key: identityKey(obj.Key)})
 			return
 		}
 		defer rc.Close()
@@ -127,6 +132,7 @@ func (s *Server) serveStream(w http.ResponseWriter, r *http.Request, res fillRes
 	} else {
 		s.policy.ServeHeader(h, m)
 	}
+	s.streamVary(h, m, res.size)
 	h["Age"] = []string{cache.AgeValue(lk.Age)}
 	h["Cache-Status"] = []string{s.statusValue(st, res.key)}
 	h["Via"] = append(h["Via"][:len(h["Via"]):len(h["Via"])], s.responseVia)
