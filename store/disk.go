@@ -50,7 +50,7 @@ type diskTier struct {
 	db     *pebble.DB
 	mem    *memTier // promotion target and write-through tier; may be nil
 	lockf  *os.File
-	budget int64 // bytes for objects: DiskBytes minus the ballast
+	budget int64 // bytes for objects: DiskBytes minus the ballast and WALs
 	seed   maphash.Seed
 
 	// stripes serialize the writers of one key (commit, delete, update),
@@ -85,11 +85,13 @@ func openDisk(opts Options, mem *memTier) (*diskTier, error) {
 		return nil, err
 	}
 	d := &diskTier{
-		opts:    opts,
-		log:     opts.Logger.With("component", "store"),
-		mem:     mem,
-		lockf:   lockf,
-		budget:  opts.DiskBytes - max(opts.ReserveBytes, 0),
+		opts:  opts,
+		log:   opts.Logger.With("component", "store"),
+		mem:   mem,
+		lockf: lockf,
+		// The ballast and pebble's write-ahead logs (about one memtable
+		// each, two at a time) take their share of the directory first.
+		budget:  opts.DiskBytes - max(opts.ReserveBytes, 0) - 2*opts.MemTableBytes,
 		seed:    maphash.MakeSeed(),
 		index:   make(map[string]*diskEntry),
 		evictCh: make(chan struct{}, 1),
@@ -754,11 +756,13 @@ func (d *diskTier) evictedFills(fill uint64) {
 }
 
 // reclaim compacts the chunk span of evicted bodies when pebble's files
-// (WAL, tables and not yet compacted deletions) pass the budget's start
-// mark. Range deletions only free space once compaction drops the tables
-// they cover; chunk keys are ordered by fill id, so the bodies of old,
-// evicted fills are mostly whole tables that the compaction drops without
-// rewriting.
+// (WAL, tables and not yet compacted deletions) reach 95% of the budget.
+// Range deletions only free space once compaction drops the tables they
+// cover. Usually pebble's own delete-only compactions do that in time (chunk
+// keys are ordered by fill id, so evicted old bodies tend to cover whole
+// tables); this manual compaction is the backstop that keeps the directory
+// within its budget when they lag, at the price of rewriting live tables in
+// the span.
 func (d *diskTier) reclaim() {
 	d.reclaimMu.Lock()
 	lo, hi := d.reclaimLo, d.reclaimHi

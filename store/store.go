@@ -72,8 +72,9 @@ type Options struct {
 	MeanObjectSize int64
 	// EvictStart and EvictTarget are fractions of DiskBytes: background
 	// eviction starts when the stored bytes pass EvictStart and stops at
-	// EvictTarget. Defaults 0.80 and 0.70; they leave headroom for pebble's
-	// write-ahead log and not yet compacted deletions.
+	// EvictTarget. Defaults 0.75 and 0.65; they leave headroom for
+	// compactions in flight and not yet compacted deletions (measured by
+	// TestDiskStaysWithinBudgetUnderSustainedFill).
 	EvictStart, EvictTarget float64
 	// BlockCacheBytes is pebble's block cache size. Default DiskBytes/64,
 	// between 1 MiB and 64 MiB.
@@ -124,10 +125,10 @@ func (o *Options) EnsureDefaults() {
 		o.MeanObjectSize = 16 << 10
 	}
 	if o.EvictStart == 0 {
-		o.EvictStart = 0.80
+		o.EvictStart = 0.75
 	}
 	if o.EvictTarget == 0 {
-		o.EvictTarget = 0.70
+		o.EvictTarget = 0.65
 	}
 	if o.BlockCacheBytes == 0 {
 		o.BlockCacheBytes = clamp(o.DiskBytes/64, 1<<20, 64<<20)
@@ -182,6 +183,9 @@ func (o *Options) Validate() error {
 	}
 	if o.MemTableBytes < 64<<10 {
 		errs = append(errs, fmt.Errorf("store: MemTableBytes %d is invalid: must be at least 64 KiB", o.MemTableBytes))
+	}
+	if room := o.DiskBytes - max(o.ReserveBytes, 0) - 2*o.MemTableBytes; room < o.DiskBytes/2 {
+		errs = append(errs, fmt.Errorf("store: ReserveBytes %d and MemTableBytes %d are invalid: with DiskBytes %d they must leave at least half of it for objects", o.ReserveBytes, o.MemTableBytes, o.DiskBytes))
 	}
 	if o.RetryInterval < 0 {
 		errs = append(errs, fmt.Errorf("store: RetryInterval %v is invalid: must not be negative", o.RetryInterval))
