@@ -34,7 +34,7 @@ func (s *Server) newPassProxy() *httputil.ReverseProxy {
 
 // rewrite points out at the next origin and adds the forwarding fields.
 func (s *Server) rewrite(out, in *http.Request) {
-	target := s.pickOrigin()
+	target := s.pickOrigin(in)
 	out.URL.Scheme = target.Scheme
 	out.URL.Host = target.Host
 	if *s.opts.PreserveHost {

@@ -17,6 +17,10 @@ type Options struct {
 	// Origins are the upstream servers (absolute http or https URLs with no
 	// path beyond "/"), used round robin; required.
 	Origins []string
+	// Sites route requests by Host and path prefix to their own origins;
+	// the first matching site wins, and a request that matches none goes to
+	// Origins. None by default.
+	Sites []Site
 	// PreserveHost sends the client's Host to the origin (the default,
 	// true, is set by EnsureDefaults only when HostOverride is empty).
 	// When false the origin's own host is sent.
@@ -94,6 +98,15 @@ type Options struct {
 	CompressBestMax int64
 }
 
+// Site is a routing rule: requests for one of Hosts (any host when empty;
+// "*.example.com" matches its subdomains; the port is ignored) whose path
+// starts with PathPrefix (any path when empty) go to Origins, round robin.
+type Site struct {
+	Hosts      []string
+	PathPrefix string
+	Origins    []string
+}
+
 // EnsureDefaults fills zero fields with their defaults.
 func (o *Options) EnsureDefaults() {
 	t := true
@@ -163,6 +176,19 @@ func (o *Options) Validate() error {
 	for i, raw := range o.Origins {
 		if _, err := parseOrigin(raw); err != nil {
 			errs = append(errs, fmt.Errorf("proxy: origins[%d] %q: %w", i, raw, err))
+		}
+	}
+	for i, st := range o.Sites {
+		if len(st.Origins) == 0 {
+			errs = append(errs, fmt.Errorf("proxy: sites[%d]: at least one origin URL is required", i))
+		}
+		for j, raw := range st.Origins {
+			if _, err := parseOrigin(raw); err != nil {
+				errs = append(errs, fmt.Errorf("proxy: sites[%d].origins[%d] %q: %w", i, j, raw, err))
+			}
+		}
+		if st.PathPrefix != "" && !strings.HasPrefix(st.PathPrefix, "/") {
+			errs = append(errs, fmt.Errorf("proxy: sites[%d].path_prefix %q: must start with /", i, st.PathPrefix))
 		}
 	}
 	for _, d := range []struct {

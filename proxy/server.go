@@ -93,12 +93,7 @@ func New(opts Options, p *cache.Policy, st *store.Store) (*Server, error) {
 		// untouched: no transparent gzip.
 		DisableCompression: true,
 	}
-	var origins []*url.URL
-	for _, raw := range opts.Origins {
-		u, _ := parseOrigin(raw) // checked by Validate
-		origins = append(origins, u)
-	}
-	s.transport = newPool(origins, tr, opts.FailCooldown)
+	s.transport = newPool(opts.Sites, opts.Origins, tr, opts.FailCooldown)
 	if opts.HealthCheckPath != "" {
 		s.wg.Add(1)
 		go func() {
@@ -123,8 +118,9 @@ func (s *Server) Close() error {
 	return nil
 }
 
-// pickOrigin chooses the next healthy origin, round robin.
-func (s *Server) pickOrigin() *url.URL { return s.transport.pick() }
+// pickOrigin chooses the origin for r: its site's next healthy origin,
+// round robin.
+func (s *Server) pickOrigin(r *http.Request) *url.URL { return s.transport.pick(r) }
 
 // ServeHTTP answers one client request.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {

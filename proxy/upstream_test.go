@@ -42,7 +42,7 @@ func TestDownOriginIsSkippedAndRequestsRetried(t *testing.T) {
 			t.Fatalf("request %d: %d %q; want the live origin's answer", i, resp.StatusCode, body)
 		}
 	}
-	if u := r.server.transport.byHost(deadURL[len("http://"):]); u.healthy(time.Now()) {
+	if u := r.server.transport.byHost[deadURL[len("http://"):]]; u.healthy(time.Now()) {
 		t.Error("the dead origin is still marked healthy")
 	}
 }
@@ -67,7 +67,7 @@ func TestActiveHealthCheckTakesAFailingOriginOut(t *testing.T) {
 		o.HealthCheckInterval = 20 * time.Millisecond
 	}))
 	host := o2.URL[len("http://"):]
-	waitFor(t, "the failing origin marked down", func() bool { return !r.server.transport.byHost(host).healthy(time.Now()) })
+	waitFor(t, "the failing origin marked down", func() bool { return !r.server.transport.byHost[host].healthy(time.Now()) })
 	for i := 0; i < 6; i++ {
 		r.do(http.MethodPost, "/h", nil)
 	}
@@ -75,5 +75,39 @@ func TestActiveHealthCheckTakesAFailingOriginOut(t *testing.T) {
 		t.Errorf("the unhealthy origin served %d requests", n)
 	}
 	sick.Store(false)
-	waitFor(t, "the recovered origin marked up", func() bool { return r.server.transport.byHost(host).healthy(time.Now()) })
+	waitFor(t, "the recovered origin marked up", func() bool { return r.server.transport.byHost[host].healthy(time.Now()) })
+}
+
+func TestSitesRouteByHostAndPathPrefix(t *testing.T) {
+	answer := func(name string) *httptest.Server {
+		s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, name) }))
+		t.Cleanup(s.Close)
+		return s
+	}
+	api, img := answer("api"), answer("img")
+	r := newRig(t, func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "default") },
+		withProxyOptions(func(o *Options) {
+			o.Sites = []Site{
+				{Hosts: []string{testHost}, PathPrefix: "/api/", Origins: []string{api.URL}},
+				{Hosts: []string{"*.images.test"}, Origins: []string{img.URL}},
+			}
+		}))
+	for _, tc := range []struct{ host, path, want string }{
+		{testHost, "/api/v1", "api"},
+		{testHost, "/other", "default"},
+		{"a.images.test:8080", "/x.png", "img"},
+		{"images.test", "/x.png", "default"},
+	} {
+		req, _ := http.NewRequest(http.MethodGet, r.front.URL+tc.path, nil)
+		req.Host = tc.host
+		resp, err := r.front.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if string(b) != tc.want {
+			t.Errorf("%s%s went to %q, want %q", tc.host, tc.path, b, tc.want)
+		}
+	}
 }
