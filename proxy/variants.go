@@ -44,6 +44,12 @@ import (
 // token of the job that made it, which the identity's EncodingsField names.
 const variantOfField = "Cellar-Variant-Of"
 
+// variantPassField is the internal field of a variant's Meta that marks one
+// made by the best-level pass. Its bytes differ from the fast variant's, so
+// its strong entity tag must differ too (RFC 9110 §8.8.3): a Range request
+// with If-Range must never splice the two.
+const variantPassField = "Cellar-Variant-Pass"
+
 // variantCodings are the codings cellar makes, in the order they are made.
 var variantCodings = [...]string{compress.Brotli, compress.Zstd, compress.Gzip}
 
@@ -210,6 +216,15 @@ func (s *Server) pickEncoding(w http.ResponseWriter, r *http.Request, obj *store
 	return s.counted(w, coding), withCoding(obj, v, coding), false
 }
 
+// etagSuffix is what a variant's entity tag adds to the identity's: the
+// coding, and "-best" for the best-level pass.
+func etagSuffix(v *store.Object, coding string) string {
+	if v.Meta.Header.Get(variantPassField) != "" {
+		return coding + "-best"
+	}
+	return coding
+}
+
 // withCoding returns a copy of body (obj itself or its variant) that carries
 // obj's Meta, adjusted for the content coding: Content-Encoding and a
 // distinct entity tag when coding is not empty, Vary: Accept-Encoding, and
@@ -224,22 +239,23 @@ func withCoding(obj, body *store.Object, coding string) *store.Object {
 	if coding != "" {
 		h["Content-Encoding"] = []string{coding}
 		delete(h, "Content-Length")
-		setCodingETag(h, coding)
+		setCodingETag(h, etagSuffix(body, coding))
 	}
 	addVaryAcceptEncoding(h)
 	out.Meta = cache.Meta{Status: obj.Meta.Status, Header: h, RequestTime: obj.Meta.RequestTime, ResponseTime: obj.Meta.ResponseTime, Invalid: obj.Meta.Invalid}
 	return &out
 }
 
-// setCodingETag makes h's entity tag distinct for coding (RFC 9110 §8.8.3):
-// "abc" becomes "abc-br" and W/"abc" becomes W/"abc-br". A malformed tag is
-// dropped rather than shared between representations.
-func setCodingETag(h http.Header, coding string) {
+// setCodingETag makes h's entity tag distinct for a coding variant (RFC 9110
+// §8.8.3) by adding suffix: with "br", "abc" becomes "abc-br" and W/"abc"
+// becomes W/"abc-br". A malformed tag is dropped rather than shared between
+// representations.
+func setCodingETag(h http.Header, suffix string) {
 	et := h["Etag"]
 	if len(et) == 0 {
 		return
 	}
-	if t, ok := codingETag(et[0], coding); ok {
+	if t, ok := codingETag(et[0], suffix); ok {
 		h["Etag"] = []string{t}
 	} else {
 		delete(h, "Etag")
@@ -479,6 +495,9 @@ func (s *Server) encodeVariant(ctx context.Context, obj *store.Object, coding, t
 		Header:       http.Header{"Content-Encoding": {coding}, variantOfField: {token}},
 		RequestTime:  obj.Meta.RequestTime,
 		ResponseTime: obj.Meta.ResponseTime,
+	}
+	if best {
+		meta.Header[variantPassField] = []string{"best"}
 	}
 	wr, err := s.store.Create(ctx, key, meta, store.CreateOptions{Tags: obj.Tags, KeepUntil: obj.KeepUntil, SizeHint: -1})
 	if err != nil {

@@ -512,18 +512,31 @@ func TestMissAndVariantlessHitsCarryVaryAcceptEncoding(t *testing.T) {
 }
 
 func TestBestPassReplacesTheFastVariants(t *testing.T) {
-	r := newEncRig(t, encOrigin(encBody, "Content-Type: text/html", cacheable),
+	r := newEncRig(t, encOrigin(encBody, "Content-Type: text/html", cacheable, `ETag: "b1"`),
 		withProxyOptions(func(o *Options) { o.CompressBestMax = 1 << 20 }))
 	r.fillVariants("/best")
 	m := r.server.metrics.variants
 	if n := testutil.CollectAndCount(m.compressSec); n < 4 {
 		t.Errorf("compress_seconds has %d series, want the best pass's next to the fast pass's 3", n)
 	}
+	replaced := 0
 	for _, c := range variantCodings {
 		resp, b := encDo(r, "GET", "/best", "Accept-Encoding: "+c)
 		if resp.Header.Get("Content-Encoding") != c || decode(t, b, c) != encBody {
 			t.Errorf("%s after the best pass: Content-Encoding %q", c, resp.Header.Get("Content-Encoding"))
 		}
+		// The best variant's bytes differ from the fast one's: so must its
+		// strong validator.
+		switch et := resp.Header.Get("Etag"); et {
+		case `"b1-` + c + `-best"`:
+			replaced++
+		case `"b1-` + c + `"`:
+		default:
+			t.Errorf("%s: ETag %s", c, et)
+		}
+	}
+	if replaced == 0 {
+		t.Error("the best pass replaced no variant")
 	}
 }
 
