@@ -71,6 +71,7 @@ type fillResult struct {
 	header    http.Header
 	obj       *store.Object // resultObject; resultError: the stored entry that could not be revalidated
 	stale     bool          // resultObject: a stale entry served on error
+	stored    bool          // resultObject: found in the store on a second look, not fetched
 	fwdStatus int           // the origin's status, for Cache-Status
 	err       error         // resultError
 }
@@ -244,6 +245,10 @@ func (s *Server) fetchVariant(w http.ResponseWriter, r *http.Request, f found, r
 		s.forwardCacheable(w, r, st)
 	case resultObject:
 		lk := s.policy.Evaluate(r, &res.obj.Meta, s.now())
+		if res.stored {
+			// Another fill stored it meanwhile: a hit, nothing went forward.
+			st = cache.Status{Hit: true, Collapsed: collapsed}
+		}
 		st.TTL, st.HasTTL = lk.TTL, true
 		if res.stale {
 			if !lk.StaleIfError {
@@ -309,7 +314,7 @@ func (s *Server) lead(r *http.Request, f found, fl *flight, w http.ResponseWrite
 		if again := s.lookup(ctx, r, f.primary); again.obj != nil && again.key == f.key {
 			if lk := s.policy.Evaluate(r, &again.obj.Meta, s.now()); lk.Action == cache.Serve {
 				cancel()
-				publish(fillResult{kind: resultObject, obj: again.obj, key: f.key})
+				publish(fillResult{kind: resultObject, obj: again.obj, key: f.key, stored: true})
 				s.endFlight(f.key, fl)
 				return nil, nil
 			}
