@@ -37,10 +37,24 @@ type fileConfig struct {
 	Debug           bool          `yaml:"debug"`
 	Keep            string        `yaml:"keep"`
 	HitForMiss      string        `yaml:"hit_for_miss"`
+	Sites           []siteConfig  `yaml:"sites"`
+	Health          healthConfig  `yaml:"health_check"`
 	TLS             tlsConfig     `yaml:"tls"`
 	Timeouts        timeoutConfig `yaml:"timeouts"`
 	Cache           cacheConfig   `yaml:"cache"`
 	Purge           purgeConfig   `yaml:"purge"`
+}
+
+type siteConfig struct {
+	Hosts      []string `yaml:"hosts"`
+	PathPrefix string   `yaml:"path_prefix"`
+	Origins    []string `yaml:"origins"`
+}
+
+type healthConfig struct {
+	Path         string `yaml:"path"`
+	Interval     string `yaml:"interval"`
+	FailCooldown string `yaml:"fail_cooldown"`
 }
 
 type tlsConfig struct {
@@ -209,6 +223,12 @@ func (fc *fileConfig) apply(s *settings, lines map[string]int) error {
 	}
 	s.proxy.Debug = fc.Debug
 	s.cache.Debug = fc.Debug
+	for _, st := range fc.Sites {
+		s.proxy.Sites = append(s.proxy.Sites, proxy.Site{Hosts: st.Hosts, PathPrefix: st.PathPrefix, Origins: st.Origins})
+	}
+	s.proxy.HealthCheckPath = fc.Health.Path
+	p.duration("health_check.interval", fc.Health.Interval, &s.proxy.HealthCheckInterval)
+	p.duration("health_check.fail_cooldown", fc.Health.FailCooldown, &s.proxy.FailCooldown)
 	p.duration("keep", fc.Keep, &s.proxy.Keep)
 	p.duration("hit_for_miss", fc.HitForMiss, &s.proxy.HitForMiss)
 	p.duration("timeouts.connect", fc.Timeouts.Connect, &s.proxy.ConnectTimeout)
