@@ -15,6 +15,11 @@ import (
 // the ReverseProxy's response hook.
 type passStatus struct{}
 
+// passRequest carries the client's request to the response hook, whose
+// resp.Request is the outgoing one: rewritten to the origin's URL and,
+// without PreserveHost, its Host.
+type passRequest struct{}
+
 // newPassProxy is the reverse proxy for requests the cache does not answer:
 // unsafe and unknown methods, bypass rules, hit-for-miss keys and waiters
 // released from a fill whose response was not shareable. It streams bodies
@@ -59,7 +64,8 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request) {
 // answering with Cache-Status st.
 func (s *Server) forwardCacheable(w http.ResponseWriter, r *http.Request, st cache.Status) {
 	s.metrics.originRequests.Inc()
-	r = r.WithContext(context.WithValue(r.Context(), passStatus{}, &st))
+	ctx := context.WithValue(r.Context(), passStatus{}, &st)
+	r = r.WithContext(context.WithValue(ctx, passRequest{}, r))
 	s.pass.ServeHTTP(w, r)
 }
 
@@ -68,8 +74,13 @@ func (s *Server) forwardCacheable(w http.ResponseWriter, r *http.Request, st cac
 // Via and Cache-Status.
 func (s *Server) modifyPassResponse(resp *http.Response) error {
 	r := resp.Request
+	in, ok := r.Context().Value(passRequest{}).(*http.Request)
+	if !ok {
+		in = r
+	}
 	if !safeMethod(r.Method) {
-		for _, key := range cache.Invalidations(r, resp.StatusCode, resp.Header) {
+		// §4.4: the target URI is the client's, the key it is stored under.
+		for _, key := range cache.Invalidations(in, resp.StatusCode, resp.Header) {
 			if _, err := s.store.Purge(r.Context(), store.Selector{URL: key}, false); err != nil {
 				s.storeError("invalidate", key, err)
 			}
@@ -80,7 +91,7 @@ func (s *Server) modifyPassResponse(resp *http.Response) error {
 	resp.Header.Add("Via", viaValue(resp.ProtoMajor, resp.ProtoMinor, s.via))
 	if st, ok := r.Context().Value(passStatus{}).(*cache.Status); ok {
 		st.FwdStatus = resp.StatusCode
-		resp.Header.Set("Cache-Status", s.statusValue(*st, r.URL.String()))
+		resp.Header.Set("Cache-Status", s.statusValue(*st, cache.PrimaryKey(in)))
 	}
 	return nil
 }
