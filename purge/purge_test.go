@@ -1,0 +1,512 @@
+package purge_test
+
+import (
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cellar-cache/cellar/cache"
+	"github.com/cellar-cache/cellar/purge"
+	"github.com/cellar-cache/cellar/store"
+)
+
+// catalog is the origin of the endpoint tests: tagged pages, a page that
+// varies on Accept-Language, all fresh for an hour.
+func catalog(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	h.Set("Cache-Control", "max-age=3600")
+	h.Set("Content-Type", "application/octet-stream") // no coding variants
+	h.Set("ETag", `"`+r.URL.Path+`"`)
+	switch r.URL.Path {
+	case "/a":
+		if r.URL.RawQuery == "" {
+			h.Set("Surrogate-Key", "product-4 shoes")
+		} else {
+			h.Set("Surrogate-Key", "other")
+		}
+	case "/b":
+		h.Set("Surrogate-Key", "product-42")
+	case "/blog/1", "/blog/2":
+		h.Set("Cache-Tag", "blog, news")
+	case "/v":
+		h.Set("Vary", "Accept-Language")
+		h.Set("Surrogate-Key", "vary")
+	}
+	fmt.Fprintf(w, "%s %s", r.URL.RequestURI(), r.Header.Get("Accept-Language"))
+}
+
+// request is one request of the catalog: its path and Accept-Language.
+type request struct{ path, lang string }
+
+var catalogRequests = []request{{"/a", ""}, {"/a?x=1", ""}, {"/b", ""}, {"/blog/1", ""}, {"/blog/2", ""}, {"/v", "en"}, {"/v", "fr"}}
+
+func (r *rig) getLang(q request) (*http.Response, string) {
+	r.t.Helper()
+	var h http.Header
+	if q.lang != "" {
+		h = http.Header{"Accept-Language": {q.lang}}
+	}
+	return r.do(http.MethodGet, q.path, h)
+}
+
+// fillCatalog stores every catalog request and waits until each one hits.
+func (r *rig) fillCatalog() {
+	r.t.Helper()
+	for _, q := range catalogRequests {
+		resp, _ := r.getLang(q)
+		for _, f := range []string{"Surrogate-Key", "Cache-Tag"} {
+			if v := resp.Header.Get(f); v != "" {
+				r.t.Errorf("GET %s: %s %q sent to the client", q.path, f, v)
+			}
+		}
+	}
+	for _, q := range catalogRequests {
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			resp, _ := r.getLang(q)
+			if isHit(resp) {
+				for _, f := range []string{"Surrogate-Key", "Cache-Tag"} {
+					if v := resp.Header.Get(f); v != "" {
+						r.t.Errorf("hit %s: %s %q sent to the client", q.path, f, v)
+					}
+				}
+				break
+			}
+			if time.Now().After(deadline) {
+				r.t.Fatalf("GET %s: no hit after 5s", q.path)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	for _, q := range catalogRequests {
+		if n := r.origin.count(q.path); n != 1 && q.path != "/v" || q.path == "/v" && n != 2 {
+			r.t.Fatalf("origin saw %s %d times while filling", q.path, n)
+		}
+	}
+}
+
+// TestPurgeEndpointsRemoveExactlyTheirObjects purges through each admin
+// endpoint and checks the count, which requests go back to the origin and
+// which still hit, and the audit line. Tags that are prefixes of each other
+// (product-4, product-42) must not cross-talk.
+func TestPurgeEndpointsRemoveExactlyTheirObjects(t *testing.T) {
+	tests := []struct {
+		name, kind, body string
+		want             int
+		refetched        []string // paths that must go to the origin again
+		audit            string
+	}{
+		{name: "url with all its variants", kind: "url", body: `{"urls":["http://cellar.test/a","http://CELLAR.test:80/v"]}`, want: 4, refetched: []string{"/a", "/v"}, audit: "what=\"url=http://cellar.test/a url=http://cellar.test/v\""},
+		{name: "prefix", kind: "prefix", body: `{"prefixes":["http://cellar.test/blog/"]}`, want: 2, refetched: []string{"/blog/1", "/blog/2"}, audit: `what="prefix=http://cellar.test/blog/"`},
+		{name: "tag that prefixes another tag", kind: "tag", body: `{"tags":["product-4"]}`, want: 1, refetched: []string{"/a"}, audit: `what="tag=product-4"`},
+		{name: "tag that another tag prefixes", kind: "tag", body: `{"tags":["product-42"]}`, want: 1, refetched: []string{"/b"}},
+		{name: "cache-tag", kind: "tag", body: `{"tags":["news"]}`, want: 2, refetched: []string{"/blog/1", "/blog/2"}},
+		{name: "several tags", kind: "tag", body: `{"tags":["blog","vary"]}`, want: 4, refetched: []string{"/blog/1", "/blog/2", "/v"}},
+		{name: "unknown tag", kind: "tag", body: `{"tags":["nothing"]}`, want: 0},
+		{name: "soft url", kind: "url", body: `{"urls":["http://cellar.test/a?x=1"],"soft":true}`, want: 1, refetched: []string{"/a?x=1"}, audit: "soft=true"},
+		{name: "all", kind: "all", body: `{}`, want: 8, refetched: []string{"/a", "/a?x=1", "/b", "/blog/1", "/blog/2", "/v"}},
+		{name: "all without a body", kind: "all", body: ``, want: 8, refetched: []string{"/a", "/a?x=1", "/b", "/blog/1", "/blog/2", "/v"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := newRig(t, catalog)
+			r.fillCatalog()
+			code, a := r.purgeReq(tt.kind, tt.body, testToken)
+			if code != http.StatusOK || a.Purged != tt.want {
+				t.Fatalf("POST /purge/%s %s = %d %+v, want 200 purged %d", tt.kind, tt.body, code, a, tt.want)
+			}
+			refetched := map[string]bool{}
+			for _, p := range tt.refetched {
+				refetched[p] = true
+			}
+			before := map[string]int{}
+			for _, q := range catalogRequests {
+				before[q.path] = r.origin.count(q.path)
+			}
+			for _, q := range catalogRequests {
+				resp, body := r.getLang(q)
+				if want := q.path + " " + q.lang; body != want {
+					t.Errorf("GET %s: body %q, want %q", q.path, body, want)
+				}
+				if isHit(resp) == refetched[q.path] {
+					t.Errorf("GET %s (%s) after purge: hit = %v, want %v (Cache-Status %q)", q.path, q.lang, isHit(resp), !refetched[q.path], resp.Header.Get("Cache-Status"))
+				}
+			}
+			for p, n := range before {
+				want := 0
+				if refetched[p] {
+					for _, q := range catalogRequests {
+						if q.path == p {
+							want++ // one per variant
+						}
+					}
+				}
+				if got := r.origin.count(p) - n; got != want {
+					t.Errorf("origin requests for %s after purge = %d, want %d", p, got, want)
+				}
+			}
+			log := r.audit.String()
+			line := ""
+			for _, l := range strings.Split(log, "\n") {
+				if strings.Contains(l, "msg=purge ") {
+					if line != "" {
+						t.Errorf("more than one audit line:\n%s", log)
+					}
+					line = l
+				}
+			}
+			for _, want := range []string{"who=127.0.0.1:", "token=" + purge.Fingerprint(testToken), "kind=" + tt.kind, fmt.Sprintf("purged=%d", tt.want), tt.audit} {
+				if !strings.Contains(line, want) {
+					t.Errorf("audit line %q lacks %q", line, want)
+				}
+			}
+			if strings.Contains(log, testToken) {
+				t.Errorf("the token itself is in the log:\n%s", log)
+			}
+		})
+	}
+}
+
+// TestPurgeRejectsBadRequestsAndPurgesNothing checks 401 for a missing or
+// wrong token and 400, saying what is wrong, for a malformed body; in every
+// case nothing is purged, even the valid part of a partly valid list.
+func TestPurgeRejectsBadRequestsAndPurgesNothing(t *testing.T) {
+	r := newRig(t, catalog)
+	r.fillCatalog()
+	tests := []struct {
+		name, kind, body, token string
+		code                    int
+		msg                     string
+	}{
+		{"no token", "all", `{}`, "", 401, "bearer token"},
+		{"wrong token", "all", `{}`, "wrong-token-0123456789abcdef", 401, "bearer token"},
+		{"token with a suffix", "all", `{}`, testToken + "x", 401, "bearer token"},
+		{"token prefix", "all", `{}`, testToken[:len(testToken)-1], 401, "bearer token"},
+		{"bad JSON", "url", `{"urls":["http://cellar.test/a"`, testToken, 400, "bad JSON"},
+		{"not JSON", "tag", `tags=product-4`, testToken, 400, "bad JSON"},
+		{"unknown field", "url", `{"urls":["http://cellar.test/a"],"tags":["x"]}`, testToken, 400, `unknown field "tags"`},
+		{"misspelled soft", "tag", `{"tags":["product-4"],"sfot":true}`, testToken, 400, `unknown field "sfot"`},
+		{"wrong type", "tag", `{"tags":"product-4"}`, testToken, 400, `field "tags" must be []string`},
+		{"trailing data", "tag", `{"tags":["product-4"]} {"tags":["blog"]}`, testToken, 400, "data after the object"},
+		{"empty body", "url", ``, testToken, 400, "empty body"},
+		{"empty list", "prefix", `{"prefixes":[]}`, testToken, 400, "the list is empty"},
+		{"missing list", "tag", `{"soft":true}`, testToken, 400, "the list is empty"},
+		{"relative url after a good one", "url", `{"urls":["http://cellar.test/a","/b"]}`, testToken, 400, `urls[1] "/b": must be an absolute http or https URL`},
+		{"ftp url", "url", `{"urls":["ftp://cellar.test/a"]}`, testToken, 400, "absolute http or https"},
+		{"relative prefix", "prefix", `{"prefixes":["/blog/"]}`, testToken, 400, "absolute http or https URL prefix"},
+		{"empty tag", "tag", `{"tags":["product-4",""]}`, testToken, 400, "tags[1] is empty"},
+		{"tag with a space", "tag", `{"tags":["product-4 shoes"]}`, testToken, 400, "white space"},
+		{"every problem at once", "url", `{"urls":["a","b"]}`, testToken, 400, `urls[1] "b"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, a := r.purgeReq(tt.kind, tt.body, tt.token)
+			if code != tt.code || !strings.Contains(a.Error, tt.msg) || a.Purged != 0 {
+				t.Errorf("POST /purge/%s %s = %d %+v, want %d with %q", tt.kind, tt.body, code, a, tt.code, tt.msg)
+			}
+		})
+	}
+	if st := r.store.Stats(); st.DiskObjects != 8 {
+		t.Errorf("%d objects stored after rejected purges, want all 8", st.DiskObjects)
+	}
+	for _, q := range catalogRequests {
+		if resp, _ := r.getLang(q); !isHit(resp) {
+			t.Errorf("GET %s: not a hit after rejected purges", q.path)
+		}
+	}
+	// Only POST is routed.
+	resp, err := r.admin.Client().Get(r.admin.URL + "/purge/all")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusMethodNotAllowed {
+		t.Errorf("GET /purge/all = %d, want 405", resp.StatusCode)
+	}
+}
+
+// TestSoftPurgeServesStaleWhileOneRevalidation checks that a soft purge
+// keeps the object for stale-while-revalidate (RFC 5861 §3): requests after
+// it get the old body at once while exactly one revalidation runs, and the
+// refreshed response then hits.
+func TestSoftPurgeServesStaleWhileOneRevalidation(t *testing.T) {
+	entered := make(chan struct{}, 1)
+	release := make(chan struct{})
+	var mu sync.Mutex // protects version
+	version := 0
+	r := newRig(t, func(w http.ResponseWriter, req *http.Request) {
+		mu.Lock()
+		version++
+		v := version
+		mu.Unlock()
+		if v > 1 {
+			entered <- struct{}{}
+			<-release
+		}
+		w.Header().Set("Cache-Control", "max-age=3600, stale-while-revalidate=60")
+		w.Header().Set("ETag", fmt.Sprintf(`"v%d"`, v))
+		fmt.Fprintf(w, "v%d", v)
+	})
+	const key = "http://" + testHost + "/s"
+	if _, body := r.get("/s"); body != "v1" {
+		t.Fatalf("first GET: %q", body)
+	}
+	r.waitStored(key, func(*store.Object) bool { return true })
+	if code, a := r.purgeReq("url", `{"urls":["`+key+`"],"soft":true}`, testToken); code != 200 || a.Purged != 1 {
+		t.Fatalf("soft purge = %d %+v", code, a)
+	}
+	if o, err := r.store.Get(t.Context(), key); err != nil || !o.Meta.Invalid {
+		t.Fatalf("after soft purge: object %+v, err %v; want it kept, Invalid", o, err)
+	}
+	for i := range 5 {
+		resp, body := r.get("/s")
+		if body != "v1" || !isHit(resp) || !strings.Contains(resp.Header.Get("Cache-Status"), "stale") {
+			t.Errorf("GET %d after soft purge: %q, Cache-Status %q; want the stale v1", i, body, resp.Header.Get("Cache-Status"))
+		}
+		if i == 0 {
+			<-entered // the one revalidation has reached the origin
+		}
+	}
+	close(release)
+	r.waitStored(key, func(o *store.Object) bool { return !o.Meta.Invalid })
+	resp, body := r.get("/s")
+	if body != "v2" || !isHit(resp) {
+		t.Errorf("GET after revalidation: %q, Cache-Status %q; want a fresh hit on v2", body, resp.Header.Get("Cache-Status"))
+	}
+	if n := r.origin.count("/s"); n != 2 {
+		t.Errorf("origin saw %d requests, want 2 (the fill and one revalidation)", n)
+	}
+}
+
+// TestPurgeDuringFillWins starts a fill, purges its object while the origin
+// is still answering, and checks that the response is delivered to its
+// client but is not served as fresh afterwards.
+func TestPurgeDuringFillWins(t *testing.T) {
+	const key = "http://" + testHost + "/slow"
+	tests := []struct {
+		name         string
+		afterHeaders bool // purge once the headers are out, else before the origin answers
+		kind, body   string
+		soft         bool
+	}{
+		{"url, while the body streams", true, "url", `{"urls":["` + key + `"]}`, false},
+		{"tag, while the body streams", true, "tag", `{"tags":["slow"]}`, false},
+		{"prefix, before the origin answers", false, "prefix", `{"prefixes":["http://cellar.test/"]}`, false},
+		{"soft url, before the origin answers", false, "url", `{"urls":["` + key + `"],"soft":true}`, true},
+		{"all, while the body streams", true, "all", `{}`, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			entered := make(chan struct{}, 2)
+			release := make(chan struct{})
+			var mu sync.Mutex // protects n
+			n := 0
+			r := newRig(t, func(w http.ResponseWriter, req *http.Request) {
+				mu.Lock()
+				n++
+				first := n == 1
+				mu.Unlock()
+				w.Header().Set("Cache-Control", "max-age=3600")
+				w.Header().Set("Surrogate-Key", "slow")
+				if !first {
+					fmt.Fprint(w, "second")
+					return
+				}
+				if !tt.afterHeaders {
+					entered <- struct{}{}
+					<-release
+				}
+				w.Header().Set("Content-Length", "10")
+				w.WriteHeader(200)
+				fmt.Fprint(w, "first")
+				w.(http.Flusher).Flush()
+				if tt.afterHeaders {
+					entered <- struct{}{}
+					<-release
+				}
+				fmt.Fprint(w, "-body")
+			})
+			type result struct {
+				body string
+				err  error
+			}
+			done := make(chan result, 1)
+			go func() {
+				req, _ := http.NewRequest(http.MethodGet, r.front.URL+"/slow", nil)
+				req.Host = testHost
+				resp, err := r.front.Client().Do(req)
+				if err != nil {
+					done <- result{err: err}
+					return
+				}
+				defer resp.Body.Close()
+				var b strings.Builder
+				_, err = fmt.Fprint(&b, readAll(resp))
+				done <- result{body: b.String(), err: err}
+			}()
+			<-entered
+			if code, a := r.purgeReq(tt.kind, tt.body, testToken); code != 200 {
+				t.Fatalf("purge = %d %+v", code, a)
+			}
+			close(release)
+			res := <-done
+			if res.err != nil || res.body != "first-body" {
+				t.Fatalf("the client of the fill got %q, %v; want the whole response", res.body, res.err)
+			}
+			r.waitStored(key, func(*store.Object) bool { return true })
+			// A request joining the fill's flight before it ends gets the
+			// response in flight; see the package notes.
+			r.waitIdle()
+			resp, body := r.get("/slow")
+			if isHit(resp) && !strings.Contains(resp.Header.Get("Cache-Status"), "stale") {
+				t.Errorf("GET after the purge: fresh hit %q (Cache-Status %q); the purge lost the race", body, resp.Header.Get("Cache-Status"))
+			}
+			if got := r.origin.count("/slow"); got != 2 {
+				t.Errorf("origin saw %d requests, want 2: the purged response must be revalidated", got)
+			}
+			if body != "second" {
+				t.Errorf("GET after the purge: %q, want the origin's new response", body)
+			}
+		})
+	}
+}
+
+func readAll(resp *http.Response) string {
+	var b strings.Builder
+	buf := make([]byte, 4096)
+	for {
+		n, err := resp.Body.Read(buf)
+		b.Write(buf[:n])
+		if err != nil {
+			return b.String()
+		}
+	}
+}
+
+// TestPurgeSurvivesRestart purges (hard by tag, soft by URL), restarts on
+// the same data directory, and checks that neither object is served fresh.
+func TestPurgeSurvivesRestart(t *testing.T) {
+	r := newRig(t, catalog)
+	r.fillCatalog()
+	if code, a := r.purgeReq("tag", `{"tags":["product-4"]}`, testToken); code != 200 || a.Purged != 1 {
+		t.Fatalf("tag purge = %d %+v", code, a)
+	}
+	if code, a := r.purgeReq("url", `{"urls":["http://cellar.test/b"],"soft":true}`, testToken); code != 200 || a.Purged != 1 {
+		t.Fatalf("soft purge = %d %+v", code, a)
+	}
+	r.restart()
+	if _, err := r.store.Get(t.Context(), "http://cellar.test/a"); err == nil {
+		t.Errorf("/a is stored after restart; it was purged")
+	}
+	if o, err := r.store.Get(t.Context(), "http://cellar.test/b"); err != nil || !o.Meta.Invalid {
+		t.Errorf("/b after restart: %v, err %v; want it kept, Invalid", o, err)
+	}
+	for _, p := range []string{"/a", "/b"} {
+		if resp, _ := r.get(p); isHit(resp) {
+			t.Errorf("GET %s after restart: hit; it was purged", p)
+		}
+		if n := r.origin.count(p); n != 2 {
+			t.Errorf("origin saw %s %d times, want 2", p, n)
+		}
+	}
+	if resp, _ := r.get("/blog/1"); !isHit(resp) {
+		t.Errorf("GET /blog/1 after restart: miss; it was not purged")
+	}
+}
+
+// TestPurgeMethod checks the PURGE method on the main listener: allowed
+// from loopback (a real connection), 403 from other networks unless
+// configured, and forwarded to the origin when no purge handler is set.
+func TestPurgeMethod(t *testing.T) {
+	r := newRig(t, catalog)
+	r.fillCatalog()
+	resp, body := r.do("PURGE", "/a", nil)
+	if resp.StatusCode != 200 || !strings.Contains(body, `"purged":1`) {
+		t.Fatalf("PURGE /a from loopback = %d %s", resp.StatusCode, body)
+	}
+	if resp, _ := r.get("/a"); isHit(resp) {
+		t.Errorf("GET /a after PURGE: hit")
+	}
+	if resp, _ := r.get("/a?x=1"); !isHit(resp) {
+		t.Errorf("GET /a?x=1 after PURGE /a: miss; another URL was purged")
+	}
+	if !strings.Contains(r.audit.String(), "kind=method") {
+		t.Errorf("no audit line for PURGE:\n%s", r.audit.String())
+	}
+
+	for _, tt := range []struct {
+		remote   string
+		networks []netip.Prefix
+		want     int
+	}{
+		{"203.0.113.5:4000", nil, http.StatusForbidden},
+		{"[2001:db8::1]:4000", nil, http.StatusForbidden},
+		{"10.0.0.1:4000", nil, http.StatusForbidden},
+		{"garbage", nil, http.StatusForbidden},
+		{"203.0.113.5:4000", []netip.Prefix{netip.MustParsePrefix("203.0.113.0/24")}, http.StatusOK},
+		{"[::ffff:203.0.113.5]:4000", []netip.Prefix{netip.MustParsePrefix("203.0.113.0/24")}, http.StatusOK},
+		{"127.0.0.1:4000", []netip.Prefix{netip.MustParsePrefix("203.0.113.0/24")}, http.StatusForbidden},
+	} {
+		t.Run(tt.remote, func(t *testing.T) {
+			st, err := store.Open(store.Options{Dir: t.TempDir(), MemoryBytes: -1, DiskBytes: 16 << 20})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer st.Close()
+			w, _ := st.Create(t.Context(), "http://cellar.test/b", cache.Meta{Status: 200}, store.CreateOptions{SizeHint: -1})
+			w.Commit(t.Context())
+			api, err := purge.New(st, purge.Options{Tokens: []string{testToken}, Networks: tt.networks, Logger: r.aopts.Logger})
+			if err != nil {
+				t.Fatal(err)
+			}
+			req := httptest.NewRequest("PURGE", "http://cellar.test/b", nil)
+			req.RemoteAddr = tt.remote
+			rec := httptest.NewRecorder()
+			api.MethodHandler().ServeHTTP(rec, req)
+			if rec.Code != tt.want {
+				t.Errorf("PURGE from %s with networks %v = %d, want %d", tt.remote, tt.networks, rec.Code, tt.want)
+			}
+			_, err = st.Get(t.Context(), "http://cellar.test/b")
+			if purged := err != nil; purged != (tt.want == http.StatusOK) {
+				t.Errorf("object purged = %v after %d", purged, rec.Code)
+			}
+		})
+	}
+
+	// The disallowed case through the proxy itself: it routes PURGE to the
+	// handler, which refuses.
+	req := httptest.NewRequest("PURGE", "http://cellar.test/b", nil)
+	req.RemoteAddr = "198.51.100.7:5555"
+	rec := httptest.NewRecorder()
+	r.proxy.ServeHTTP(rec, req)
+	if rec.Code != http.StatusForbidden {
+		t.Errorf("PURGE through the proxy from 198.51.100.7 = %d, want 403", rec.Code)
+	}
+	if resp, _ := r.get("/b"); !isHit(resp) {
+		t.Errorf("GET /b after a refused PURGE: miss")
+	}
+}
+
+// TestPurgeMethodForwardedWithoutHandler checks that PURGE is an ordinary
+// unknown method, forwarded to the origin, when proxy.Options.Purge is nil.
+func TestPurgeMethodForwardedWithoutHandler(t *testing.T) {
+	var mu sync.Mutex // protects methods
+	var methods []string
+	r := newRig(t, func(w http.ResponseWriter, req *http.Request) {
+		mu.Lock()
+		methods = append(methods, req.Method)
+		mu.Unlock()
+		w.WriteHeader(204)
+	}, func(r *rig) { r.noPurgeMethod = true })
+	resp, _ := r.do("PURGE", "/x", nil)
+	mu.Lock()
+	defer mu.Unlock()
+	if resp.StatusCode != 204 || len(methods) != 1 || methods[0] != "PURGE" {
+		t.Errorf("PURGE without handler: %d, origin saw %v; want it forwarded", resp.StatusCode, methods)
+	}
+}
