@@ -110,6 +110,9 @@ func TestFullDiskPausesStoringAndKeepsServing(t *testing.T) {
 	if _, err := s.Create(ctx, "next", testMeta(), CreateOptions{SizeHint: -1}); !errors.Is(err, ErrUnavailable) {
 		t.Fatalf("Create while paused: %v, want ErrUnavailable", err)
 	}
+	if _, err := s.Get(ctx, "during"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("fill cut short by the full disk is visible: %v", err)
+	}
 	if o, err := s.Get(ctx, "before"); err != nil || len(readAll(t, s, o)) != 20_000 {
 		t.Fatalf("reads must continue while storing is paused: %v", err)
 	}

@@ -58,7 +58,9 @@ type Options struct {
 	// MaxMemoryObject is the largest body the memory tier holds; larger
 	// objects are served from disk only. Default 1 MiB.
 	MaxMemoryObject int64
-	// MaxObject is the largest storable body in bytes. Default 1 GiB.
+	// MaxObject is the largest storable body in bytes. Default 1 GiB, or a
+	// quarter of DiskBytes if that is less (one fill must not evict the
+	// whole disk tier).
 	MaxObject int64
 	// Logger receives the store's logs. Default slog.Default().
 	Logger *slog.Logger
@@ -113,7 +115,7 @@ func (o *Options) EnsureDefaults() {
 		o.MaxMemoryObject = 1 << 20
 	}
 	if o.MaxObject == 0 {
-		o.MaxObject = 1 << 30
+		o.MaxObject = min(1<<30, max(o.DiskBytes, 1<<20)/4)
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
