@@ -207,11 +207,11 @@ func TestOperatorOverrides(t *testing.T) {
 		after time.Duration // clock advance before the second request
 		hit   bool
 	}{
-		{"/plain", nil, 30 * time.Second, true},      // DefaultTTL
-		{"/plain2", nil, 61 * time.Second, false},    // DefaultTTL elapsed
-		{"/explicit", nil, 30 * time.Second, false},  // DefaultTTL never overrides explicit freshness
-		{"/static/a", nil, 30 * time.Minute, true},   // rule TTL overrides max-age=0
-		{"/api/x", nil, time.Second, false},          // bypass
+		{"/plain", nil, 30 * time.Second, true},     // DefaultTTL
+		{"/plain2", nil, 61 * time.Second, false},   // DefaultTTL elapsed
+		{"/explicit", nil, 30 * time.Second, false}, // DefaultTTL never overrides explicit freshness
+		{"/static/a", nil, 30 * time.Minute, true},  // rule TTL overrides max-age=0
+		{"/api/x", nil, time.Second, false},         // bypass
 		{"/img/a", []string{"Cache-Control: no-cache"}, time.Second, true},
 		{"/img/b", []string{"Pragma: no-cache"}, time.Second, true},
 	}
