@@ -591,12 +591,18 @@ type chunkReader struct {
 // body is already gone, so that callers can fall back before they send
 // anything.
 func (d *diskTier) newReader(ctx context.Context, o *Object, off, n int64) (io.ReadCloser, error) {
-	start, end := chunkSpan(o.loc.fill)
-	it, err := d.db.NewIterWithContext(ctx, &pebble.IterOptions{LowerBound: start, UpperBound: end})
-	if err != nil {
-		return nil, fmt.Errorf("store: reading %q: %w", o.Key, err)
+	r := &chunkReader{ctx: ctx, d: d, o: o, pos: off, end: off + n, bufIdx: -1}
+	if cs := o.loc.chunkSize; n > 0 && off/cs != (off+n-1)/cs {
+		// Several chunks: one iterator gives them a consistent view. A
+		// single chunk is one point read, which is consistent anyway and
+		// much cheaper (the small-object hit path).
+		start, end := chunkSpan(o.loc.fill)
+		it, err := d.db.NewIterWithContext(ctx, &pebble.IterOptions{LowerBound: start, UpperBound: end})
+		if err != nil {
+			return nil, fmt.Errorf("store: reading %q: %w", o.Key, err)
+		}
+		r.it = it
 	}
-	r := &chunkReader{ctx: ctx, d: d, o: o, it: it, pos: off, end: off + n, bufIdx: -1}
 	if n > 0 {
 		if err := r.load(off / o.loc.chunkSize); err != nil {
 			r.Close()
@@ -630,6 +636,9 @@ func (r *chunkReader) load(idx int64) error {
 	want := min(cs, r.o.Size-idx*cs)
 	r.key = chunkKey(r.key, r.o.loc.fill, uint32(idx))
 	r.buf, r.bufIdx = nil, -1
+	if r.it == nil {
+		return r.loadOne(idx, want)
+	}
 	if !r.it.SeekGE(r.key) || !bytes.Equal(r.it.Key(), r.key) {
 		err := r.it.Error()
 		if err == nil {
@@ -661,11 +670,39 @@ func (r *chunkReader) load(idx int64) error {
 	return nil
 }
 
-func (r *chunkReader) Close() error {
-	if r.it == nil {
-		return nil
+// loadOne reads chunk idx with a point read (readers of one chunk).
+func (r *chunkReader) loadOne(idx, want int64) error {
+	v, closer, err := r.d.db.Get(r.key)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return fmt.Errorf("store: chunk %d of %q is gone (object replaced or removed): %w", idx, r.o.Key, ErrNotFound)
 	}
-	err := r.it.Close()
+	if pebble.IsCorruptionError(err) {
+		err = errors.Join(ErrCorrupt, err)
+		r.d.dropCorrupt(r.o.Key, r.o.loc.fill, err)
+		return fmt.Errorf("store: chunk %d of %q: %w", idx, r.o.Key, err)
+	}
+	if err != nil {
+		return fmt.Errorf("store: reading chunk %d of %q: %w", idx, r.o.Key, err)
+	}
+	p, err := unseal(v)
+	if err == nil && int64(len(p)) != want {
+		err = fmt.Errorf("chunk of %d bytes, want %d: %w", len(p), want, ErrCorrupt)
+	}
+	if err != nil {
+		closer.Close()
+		r.d.dropCorrupt(r.o.Key, r.o.loc.fill, err)
+		return fmt.Errorf("store: chunk %d of %q: %w", idx, r.o.Key, err)
+	}
+	r.buf, r.bufIdx = append(r.buf[:0], p...), idx
+	closer.Close()
+	return nil
+}
+
+func (r *chunkReader) Close() error {
+	var err error
+	if r.it != nil {
+		err = r.it.Close()
+	}
 	r.it, r.buf, r.pos = nil, nil, r.end
 	return err
 }
