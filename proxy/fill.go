@@ -529,6 +529,12 @@ func (s *Server) outgoing(ctx context.Context, in *http.Request) *http.Request {
 	for _, f := range []string{"If-None-Match", "If-Modified-Since", "If-Match", "If-Unmodified-Since", "If-Range", "Range", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto"} {
 		delete(out.Header, f)
 	}
+	if s.opts.CompressWorkers >= 0 {
+		// cellar makes and negotiates the codings itself (variants.go): fill
+		// with the identity body, so that one stored response serves every
+		// client's Accept-Encoding.
+		out.Header["Accept-Encoding"] = []string{"identity"}
+	}
 	s.rewrite(out, in)
 	return out
 }

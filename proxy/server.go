@@ -243,6 +243,7 @@ func isVaryMarker(m *cache.Meta) bool { return m.Status == 0 }
 
 // variantKey is the key of the variant that request fields h select.
 func variantKey(primary string, fields []string, h http.Header) string {
+	fields = withoutAcceptEncoding(fields) // variants.go
 	return cache.VariantKey(primary, cache.SecondaryKey(fields, h))
 }
 

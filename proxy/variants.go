@@ -616,3 +616,25 @@ func (s *Server) streamVary(h http.Header, m *cache.Meta, size int64) {
 		addVaryAcceptEncoding(h)
 	}
 }
+
+// withoutAcceptEncoding returns the Vary fields of a stored response minus
+// Accept-Encoding, which never selects a stored response: cellar serves
+// every client the stored representation re-coded as it accepts (a stored
+// variant, identity, or the origin's coding decoded on the fly), so the
+// cache key does not multiply with raw Accept-Encoding values. fields is
+// returned as is when it does not name Accept-Encoding.
+func withoutAcceptEncoding(fields []string) []string {
+	for i, f := range fields {
+		if strings.EqualFold(f, "Accept-Encoding") {
+			out := make([]string, 0, len(fields)-1)
+			out = append(out, fields[:i]...)
+			for _, g := range fields[i+1:] {
+				if !strings.EqualFold(g, "Accept-Encoding") {
+					out = append(out, g)
+				}
+			}
+			return out
+		}
+	}
+	return fields
+}

@@ -596,3 +596,51 @@ func BenchmarkBrotliHitVsIdentity(b *testing.B) {
 	b.ReportMetric(float64(idTime.Nanoseconds())/float64(b.N), "identity-ns/hit")
 	b.ReportMetric(float64(len(encBody))/float64(brBytes), "br-ratio")
 }
+
+func TestOriginVaryingOnAcceptEncodingIsFilledOnceForEveryClient(t *testing.T) {
+	var gz bytes.Buffer
+	var o compress.Options
+	o.EnsureDefaults()
+	enc, _ := o.NewWriter(&gz, compress.Gzip)
+	io.WriteString(enc, encBody)
+	enc.Close()
+	// An origin that compresses itself when asked, as nginx with gzip on.
+	r := newEncRig(t, func(w http.ResponseWriter, req *http.Request) {
+		w.Header().Set("Content-Type", "text/html")
+		w.Header().Set("Cache-Control", "max-age=3600")
+		w.Header().Set("Vary", "Accept-Encoding, Origin")
+		if strings.Contains(req.Header.Get("Accept-Encoding"), "gzip") {
+			w.Header().Set("Content-Encoding", "gzip")
+			w.Write(gz.Bytes())
+			return
+		}
+		io.WriteString(w, encBody)
+	})
+	for i, ae := range []string{"gzip, deflate, br, zstd", "gzip, br", "br;q=1.0, gzip;q=0.8, *;q=0.1", "zstd", "identity", "gzip"} {
+		resp, b := encDo(r, "GET", "/site", "Accept-Encoding: "+ae)
+		want := map[string]string{"gzip, deflate, br, zstd": "br", "gzip, br": "br", "br;q=1.0, gzip;q=0.8, *;q=0.1": "br", "zstd": "zstd", "identity": "", "gzip": "gzip"}[ae]
+		if i == 0 {
+			// The miss streams the fill: identity, since fills ask for it.
+			want = ""
+			r.waitVariants()
+		}
+		if got := resp.Header.Get("Content-Encoding"); got != want || decode(t, b, got) != encBody {
+			t.Errorf("Accept-Encoding %q: Content-Encoding %q, want %q", ae, got, want)
+		}
+		if !varies(resp.Header, "Accept-Encoding") || !varies(resp.Header, "Origin") {
+			t.Errorf("Accept-Encoding %q: Vary %q", ae, resp.Header.Values("Vary"))
+		}
+	}
+	if got := r.origin.lastRequest().Header.Get("Accept-Encoding"); got != "identity" {
+		t.Errorf("the fill asked the origin for Accept-Encoding %q, want identity", got)
+	}
+	if got := r.origin.hits.Load(); got != 1 {
+		t.Errorf("origin requests = %d, want 1: Accept-Encoding must not split the cache key", got)
+	}
+	// A different Origin still selects another response (§4.1).
+	encDo(r, "GET", "/site", "Accept-Encoding: br", "Origin: https://other.example")
+	if got := r.origin.hits.Load(); got != 2 {
+		t.Errorf("origin requests = %d, want 2 after another Origin", got)
+	}
+	r.waitVariants()
+}
