@@ -644,3 +644,27 @@ func TestOriginVaryingOnAcceptEncodingIsFilledOnceForEveryClient(t *testing.T) {
 	}
 	r.waitVariants()
 }
+
+func TestPurgeByTagRemovesTheVariants(t *testing.T) {
+	r := newEncRig(t, encOrigin(encBody, "Content-Type: text/html", cacheable, "Surrogate-Key: product-7"))
+	r.fillVariants("/p")
+	n, err := r.store.Purge(context.Background(), store.Selector{Tag: "product-7"}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 4 {
+		t.Errorf("purge by tag removed %d objects, want 4 (identity and its three variants)", n)
+	}
+	if resp, _ := encDo(r, "GET", "/p", "Accept-Encoding: br"); isHit(resp.Header.Get("Cache-Status")) {
+		t.Errorf("purged variant served: Cache-Status %q", resp.Header.Get("Cache-Status"))
+	}
+	r.waitVariants()
+}
+
+func TestInternalFieldsAreNotForwardedFromPassedResponses(t *testing.T) {
+	r := newEncRig(t, encOrigin("x", "Cellar-Encodings: br; v=forged", "Cache-Control: no-store"))
+	resp, _ := encDo(r, "GET", "/pass")
+	if v := resp.Header.Get(cache.EncodingsField); v != "" {
+		t.Errorf("%s reached the client: %q", cache.EncodingsField, v)
+	}
+}
