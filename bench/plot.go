@@ -26,6 +26,11 @@ type Plot struct {
 	Title, XLabel, YLabel string
 	// LogX spaces the x axis logarithmically (base 2).
 	LogX bool
+	// LogY spaces the y axis logarithmically (base 10), from the decade
+	// below the smallest positive y to the one above the largest, with
+	// ticks at 1, 2 and 5 times powers of ten. Points with y <= 0 are
+	// drawn on the bottom axis.
+	LogY bool
 	// XFormat labels x ticks; nil prints the number.
 	XFormat func(x float64) string
 	Series  []Series
@@ -139,11 +144,14 @@ func (p Plot) layout() drawing {
 	y0, y1 := float64(plotH-marginB), float64(marginT) // y0 is the bottom
 
 	var xs []float64
-	ymax := 0.0
+	ymax, yminPos := 0.0, math.Inf(1)
 	for _, s := range p.Series {
 		xs = append(xs, s.X...)
 		for _, y := range s.Y {
 			ymax = max(ymax, y)
+			if y > 0 {
+				yminPos = min(yminPos, y)
+			}
 		}
 	}
 	slices.Sort(xs)
@@ -153,10 +161,41 @@ func (p Plot) layout() drawing {
 		xfmt = func(x float64) string { return strconv.FormatFloat(x, 'g', 6, 64) }
 	}
 
-	// y: 0 to the next multiple of the tick step above the data.
-	ystep := niceStep(max(ymax, 1) / 5)
-	ytop := math.Ceil(max(ymax, 1)/ystep) * ystep
-	ymap := func(v float64) float64 { return y0 - (y0-y1)*v/ytop }
+	// y: 0 to the next multiple of the tick step above the data, or
+	// decades on a log scale.
+	var ymap func(float64) float64
+	var yticks []float64
+	if p.LogY && ymax > 0 {
+		lo := math.Floor(math.Log10(yminPos))
+		hi := math.Ceil(math.Log10(ymax))
+		if hi <= lo {
+			hi = lo + 1
+		}
+		ymap = func(v float64) float64 {
+			if v <= 0 {
+				return y0
+			}
+			return y0 - (y0-y1)*(math.Log10(v)-lo)/(hi-lo)
+		}
+		mults := []float64{1, 2, 5}
+		if hi-lo > 4 {
+			mults = []float64{1} // decades only, or the labels crowd
+		}
+		for e := lo; e <= hi; e++ {
+			for _, m := range mults {
+				if v := m * math.Pow(10, e); math.Log10(v) <= hi+1e-9 {
+					yticks = append(yticks, v)
+				}
+			}
+		}
+	} else {
+		ystep := niceStep(max(ymax, 1) / 5)
+		ytop := math.Ceil(max(ymax, 1)/ystep) * ystep
+		ymap = func(v float64) float64 { return y0 - (y0-y1)*v/ytop }
+		for v := 0.0; v <= ytop+ystep/2; v += ystep {
+			yticks = append(yticks, v)
+		}
+	}
 
 	// x: linear from 0, or log2 between the smallest and largest values.
 	var xmap func(float64) float64
@@ -190,7 +229,7 @@ func (p Plot) layout() drawing {
 
 	grid := color.RGBA{0xdd, 0xdd, 0xdd, 0xff}
 	black := color.RGBA{0x22, 0x22, 0x22, 0xff}
-	for v := 0.0; v <= ytop+ystep/2; v += ystep {
+	for _, v := range yticks {
 		y := ymap(v)
 		d.segs = append(d.segs, segment{x0, y, x1, y, grid, 1, false}, segment{x0 - 5, y, x0, y, black, 1, false})
 		d.labels = append(d.labels, label{x0 - 8, y + 4, strconv.FormatFloat(v, 'g', 4, 64), "end", 12, false})

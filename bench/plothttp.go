@@ -25,13 +25,15 @@ var LatencyQuantiles = []float64{0.5, 0.75, 0.9, 0.95, 0.99, 0.995, 0.999, 0.999
 // PlotLatency draws latency (ms) against percentile, one line per report,
 // labelled with the report's Label and its origin offload or hit ratio.
 // The x axis is spaced by "nines" (log of 1/(1-q)), so p50, p90, p99 and
-// p99.9 are evenly apart and the tail, where proxies differ, is readable.
+// p99.9 are evenly apart, and the y axis is logarithmic, so that a median
+// of 0.1 ms and a tail of 100 ms are both readable.
 func PlotLatency(title string, reports []HTTPReport) Plot {
 	p := Plot{
 		Title:   title,
 		XLabel:  "percentile (log scale of 1/(1-q))",
-		YLabel:  "latency (ms)",
+		YLabel:  "latency (ms, log scale)",
 		LogX:    true,
+		LogY:    true,
 		XFormat: formatNines,
 	}
 	for i, r := range reports {

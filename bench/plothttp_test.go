@@ -8,6 +8,7 @@ import (
 	"errors"
 	"image/png"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -132,7 +133,7 @@ func TestRunHTTPPlotsOneLinePerTarget(t *testing.T) {
 		if n := len(circles); n != 2 {
 			t.Errorf("markers in %d colours, want 2", n)
 		}
-		for _, want := range []string{">first (0% off)</text>", ">origin (0% off)</text>", ">latency (ms)</text>", ">p50</text>", ">p99.9</text>"} {
+		for _, want := range []string{">first (0% off)</text>", ">origin (0% off)</text>", ">latency (ms, log scale)</text>", ">p50</text>", ">p99.9</text>"} {
 			if !bytes.Contains(data, []byte(want)) {
 				t.Errorf("svg lacks %s", want)
 			}
@@ -166,5 +167,36 @@ func TestRunHTTPRejectsBadPlotFlags(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "p.svg")); err == nil {
 		t.Errorf("a plot was written although the flags were bad")
+	}
+}
+
+func TestLogYSpacesDecadesEvenly(t *testing.T) {
+	tests := []struct {
+		name   string
+		logY   bool
+		ys     []float64
+		evenly bool // equal pixel steps between successive points
+	}{
+		{"log scale, decades", true, []float64{0.1, 1, 10, 100}, true},
+		{"linear scale, decades", false, []float64{0.1, 1, 10, 100}, false},
+		{"linear scale, steps of 10", false, []float64{10, 20, 30, 40}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := Plot{LogY: tt.logY, Series: []Series{{Name: "s", X: []float64{1, 2, 3, 4}, Y: tt.ys}}}
+			d := p.layout()
+			// The first len(ys) markers are the points, the last the legend.
+			ms := d.markers[:len(tt.ys)]
+			step := ms[0].y - ms[1].y
+			even := true
+			for i := 1; i < len(ms); i++ {
+				if got := ms[i-1].y - ms[i].y; got <= 0 || math.Abs(got-step) > 0.5 {
+					even = false
+				}
+			}
+			if even != tt.evenly {
+				t.Errorf("points at y %v: evenly spaced %v, want %v", []float64{ms[0].y, ms[1].y, ms[2].y, ms[3].y}, even, tt.evenly)
+			}
+		})
 	}
 }
