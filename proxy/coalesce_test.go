@@ -146,6 +146,10 @@ func slowObject(delay time.Duration, cc string) http.HandlerFunc {
 	}
 }
 
+// herdBound is the wall time a herd of 1,000 must stay under; see
+// TestColdHerdMakesOneOriginRequest.
+const herdBound = 20 * time.Second
+
 // TestColdHerdMakesOneOriginRequest: 1,000 concurrent cold requests for one
 // slow object are collapsed into one origin request, every client gets the
 // whole body, and the herd takes about one origin delay.
@@ -187,9 +191,10 @@ func TestColdHerdMakesOneOriginRequest(t *testing.T) {
 	if collapsed == 0 {
 		t.Errorf("no client was collapsed; the herd did not arrive within the origin's delay")
 	}
-	// Generous: 1,000 clients under -race on a shared 2-core machine. What
-	// it rules out is serialised fetches (1,000 origin delays).
-	if took > 10*time.Second {
+	// Generous: 1,000 clients under -race on a shared, busy 2-core machine
+	// (about 1.5 s when idle, 12 s seen under load). What it rules out is
+	// serialised fetches: 1,000 origin delays, 500 s.
+	if took > herdBound {
 		t.Errorf("herd took %v, want about one origin delay (%v)", took, delay)
 	}
 	r.waitIdle()
@@ -244,7 +249,7 @@ func TestUncacheableHerdGoesToTheOriginInParallel(t *testing.T) {
 	if p := peak.Load(); p < n/4 {
 		t.Errorf("at most %d origin requests ran at once, want them in parallel", p)
 	}
-	if took > 10*time.Second {
+	if took > herdBound {
 		t.Errorf("herd took %v, want about two origin delays (%v each), not %d of them", took, delay, n)
 	}
 	t.Logf("%d clients in %v: %d released, %d hit-for-miss, peak %d origin requests at once", n, took, released, hfm, peak.Load())
