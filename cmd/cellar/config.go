@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -89,7 +90,9 @@ type ruleConfig struct {
 }
 
 type purgeConfig struct {
-	Tokens []string `yaml:"tokens"`
+	Tokens     []string `yaml:"tokens"`
+	Networks   []string `yaml:"networks"`
+	ExposeTags bool     `yaml:"expose_tags"`
 }
 
 // settings is everything serve needs, after defaults, file and flags.
@@ -101,6 +104,7 @@ type settings struct {
 	store           store.Options
 	cache           cache.Options
 	purgeTokens     []string
+	purgeNetworks   []netip.Prefix
 }
 
 // loadConfig reads and strictly decodes a config file. The returned lines
@@ -262,6 +266,19 @@ func (fc *fileConfig) apply(s *settings, lines map[string]int) error {
 		s.cache.Rules = append(s.cache.Rules, rule)
 	}
 	s.purgeTokens = fc.Purge.Tokens
+	for i, n := range fc.Purge.Networks {
+		pfx, err := netip.ParsePrefix(n)
+		if err != nil {
+			a, aerr := netip.ParseAddr(n)
+			if aerr != nil {
+				p.add(fmt.Sprintf("purge.networks[%d]", i), n, "want a network such as 10.0.0.0/8 or an address")
+				continue
+			}
+			pfx = netip.PrefixFrom(a, a.BitLen())
+		}
+		s.purgeNetworks = append(s.purgeNetworks, pfx.Masked())
+	}
+	s.cache.ExposeTags = fc.Purge.ExposeTags
 	return errors.Join(p.errs...)
 }
 

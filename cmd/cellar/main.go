@@ -3,6 +3,7 @@
 //
 //	cellar serve [-origin URL] [-listen ADDR] [-admin ADDR] [-data-dir DIR] [-memory SIZE] [-disk SIZE] [-config FILE]
 //	cellar demo-origin [-listen ADDR] [-delay D]
+//	cellar purge url|prefix|tag|all VALUE... [-soft] [-admin URL] [-token T]
 //	cellar bench sim|http ...
 //	cellar version
 package main
@@ -23,6 +24,7 @@ import (
 
 	"github.com/cellar-cache/cellar/bench"
 	"github.com/cellar-cache/cellar/internal/demo"
+	"github.com/cellar-cache/cellar/purge"
 )
 
 func main() {
@@ -41,6 +43,8 @@ const usage = `cellar: a caching HTTP accelerator
 Usage:
   cellar serve [flags]        run the caching reverse proxy (cellar serve -h for flags)
   cellar demo-origin [flags]  run the demo origin alone
+  cellar purge url|prefix|tag|all VALUE... [-soft] [-admin URL] [-token T]
+                              purge through the admin API
   cellar bench sim [flags]    hit ratios of cache policies on traces, in process
   cellar bench http [flags]   load a running proxy over HTTP
   cellar version              print the version
@@ -57,6 +61,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return serve(ctx, args[1:], stderr, nil)
 	case "demo-origin":
 		return demoOrigin(ctx, args[1:], stdout, stderr)
+	case "purge":
+		return purge.RunCLI(ctx, args[1:], stdout, stderr, defaultDataDir())
 	case "bench":
 		if len(args) < 2 {
 			return errors.New("bench: want a mode: sim or http")

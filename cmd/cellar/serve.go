@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -24,6 +25,7 @@ import (
 	"github.com/cellar-cache/cellar/internal/bytesize"
 	"github.com/cellar-cache/cellar/internal/demo"
 	"github.com/cellar-cache/cellar/proxy"
+	"github.com/cellar-cache/cellar/purge"
 	"github.com/cellar-cache/cellar/store"
 )
 
@@ -140,6 +142,15 @@ func serve(ctx context.Context, args []string, stderr io.Writer, ready func(addr
 		return fmt.Errorf("data directory %s: %w", s.store.Dir, err)
 	}
 	defer st.Close()
+	tokens, err := purge.ResolveTokens(s.purgeTokens, os.Getenv(purge.EnvToken), s.store.Dir, log)
+	if err != nil {
+		return fmt.Errorf("purge token: %w", err)
+	}
+	purger, err := purge.New(st, purge.Options{Tokens: tokens, Networks: s.purgeNetworks, Logger: log})
+	if err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	s.proxy.Purge = purger.MethodHandler()
 	srv, err := proxy.New(s.proxy, policy, st)
 	if err != nil {
 		return fmt.Errorf("config: %w", err)
@@ -149,6 +160,9 @@ func serve(ctx context.Context, args []string, stderr io.Writer, ready func(addr
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if err := srv.Metrics().Register(reg); err != nil {
+		return err
+	}
+	if err := purger.Metrics().Register(reg); err != nil {
 		return err
 	}
 
@@ -183,6 +197,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer, ready func(addr
 		fmt.Fprintln(w, "ok")
 	})
 	adminMux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	adminMux.Handle("/purge/", purger.Handler())
 
 	warnUnreachable(ctx, log, s.proxy.Origins)
 
