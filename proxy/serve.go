@@ -52,6 +52,11 @@ func (s *Server) serveObject(w http.ResponseWriter, r *http.Request, obj *store.
 		// Range, If-Range and the conditional fields of a 200: net/http
 		// implements RFC 9110 §13-§14 for seekable content.
 		delete(h, "Content-Length")
+		if _, ok := h["Content-Encoding"]; ok {
+			// ServeContent leaves a whole coded body's length unset (it
+			// sets it for ranges and removes it from 304s and errors).
+			h["Content-Length"] = []string{strconv.FormatInt(obj.Size, 10)}
+		}
 		var modtime time.Time
 		if lm := m.Header.Get("Last-Modified"); lm != "" {
 			modtime, _ = http.ParseTime(lm)

@@ -358,6 +358,9 @@ func TestETagIsDistinctPerCodingAndIfNoneMatchSelectsTheVariant(t *testing.T) {
 				if c.status == 200 && decode(t, b, resp.Header.Get("Content-Encoding")) != encBody {
 					t.Errorf("AE %s, If-None-Match %s: body differs", c.ae, c.inm)
 				}
+				if c.status == 200 && resp.ContentLength != int64(len(b)) {
+					t.Errorf("AE %s, If-None-Match %s: Content-Length %d for %d bytes", c.ae, c.inm, resp.ContentLength, len(b))
+				}
 			}
 		})
 	}
