@@ -187,7 +187,7 @@ func TestBodyLargerThanMemoryBudgetStreams(t *testing.T) {
 				return
 			}
 		}
-	})
+	}, withStoreOptions(func(o *store.Options) { o.DiskBytes = 256 << 20 })) // room for a 24 MiB object (MaxObject defaults to a quarter of the disk budget)
 	for i := 0; i < 2; i++ {
 		req, _ := http.NewRequest(http.MethodGet, r.front.URL+"/big", nil)
 		req.Host = testHost
