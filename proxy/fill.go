@@ -238,6 +238,15 @@ func (s *Server) fetchVariant(w http.ResponseWriter, r *http.Request, f found, r
 	case resultPass:
 		if direct != nil {
 			defer done()
+			if direct.StatusCode == http.StatusNotModified && f.obj != nil {
+				// §4.3.4: the 304 answered our validators but selects no
+				// stored response; it means nothing to this client. Send
+				// the client's own request instead.
+				drain(direct)
+				st.FwdStatus, st.Detail = 0, "304-mismatch"
+				s.forwardCacheable(w, r, st)
+				return
+			}
 			s.writeResponse(w, r, direct, st, f.key)
 			return
 		}

@@ -288,3 +288,25 @@ func TestEarlyHintsAreForwardedAndNeverStored(t *testing.T) {
 	}
 
 }
+
+// TestNotModifiedThatSelectsNoStoredResponseIsNotServed checks §4.3.4: a
+// 304 whose validator matches no stored response updates nothing, and a
+// client that sent no validators of its own never receives it.
+func TestNotModifiedThatSelectsNoStoredResponseIsNotServed(t *testing.T) {
+	r := newRig(t, reply(200, "old", "Cache-Control: max-age=10", `ETag: "1"`))
+	r.sget("/mm")
+	r.origin.setHandler(func(w http.ResponseWriter, req *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=60")
+		w.Header().Set("ETag", `"2"`)
+		if req.Header.Get("If-None-Match") != "" {
+			w.WriteHeader(http.StatusNotModified) // wrongly: "1" does not match "2"
+			return
+		}
+		w.Write([]byte("new"))
+	})
+	r.clock.advance(20 * time.Second)
+	resp, body := r.sget("/mm")
+	if resp.StatusCode != 200 || body != "new" {
+		t.Errorf("got %d %q, want the origin's full response", resp.StatusCode, body)
+	}
+}
