@@ -12,12 +12,30 @@
 //
 //   - private="f" and no-cache="f" (§5.2.2.4, §5.2.2.7): the named fields are
 //     dropped from the stored copy, and the rest of the response is reused
-//     without revalidation.
+//     without revalidation. The client whose request fetched the response
+//     gets it whole (named fields and Set-Cookie included): the directive
+//     limits what is stored, not what reaches that client.
 //   - immutable (RFC 8246): a fresh immutable entry is served even when the
 //     request says no-cache, Pragma: no-cache or max-age, the reload that the
 //     directive is meant to avoid.
 //   - Targeted fields (RFC 9213 §2.2) and Surrogate-Control replace
 //     Cache-Control and Expires entirely when they carry a valid value.
+//     Every configured target, CDN-Cache-Control included, and
+//     Surrogate-Control are removed before the client: cellar is taken to
+//     be the last CDN hop.
+//   - HEAD (§4.3.5): cellar fills and revalidates a cacheable HEAD with a
+//     GET, so a HEAD response never reaches the store; a 304 to that
+//     conditional GET freshens the stored GET as in §4.3.4.
+//   - A revalidation that the origin cannot answer (connection error or
+//     timeout) gives 504 (§4.2.4's SHOULD) unless stale-if-error or the
+//     client's max-stale allows the stale entry; must-revalidate,
+//     proxy-revalidate, s-maxage and no-cache never allow it.
+//   - A 304 whose validators select no stored response (§4.3.4) updates
+//     nothing and is never sent to a client that did not ask for it: the
+//     client's own request is forwarded instead.
+//   - Cache-Status fwd=request (RFC 9211 §2.2) only when the entry was fresh
+//     and the request's no-cache, max-age or min-fresh refused it; a stale
+//     entry is fwd=stale whatever the request said.
 //   - Duplicate freshness directives resolve to the smallest value; an
 //     invalid max-age or s-maxage counts as 0 (stale, §4.2.1 encourages it);
 //     an invalid stale-while-revalidate or stale-if-error is ignored.
