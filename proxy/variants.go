@@ -157,63 +157,78 @@ func (s *Server) counted(w http.ResponseWriter, coding string) http.ResponseWrit
 }
 
 // pickEncoding chooses the representation of the stored response obj to
-// send for r, per RFC 9110 §12.5.3. It returns the writer to serve through
-// and the object to serve: obj itself when nothing changes, a copy of obj
-// with Vary: Accept-Encoding when the client gets identity of a compressible
-// response, or the chosen stored variant carrying obj's header fields. When
-// it has answered r itself (an origin-encoded body decoded for a client that
-// does not accept its coding) done is true.
+// send for r, per RFC 9110 §12.5.3, among the stored body (identity, or the
+// origin's coding) and the variants recorded in its EncodingsField. It
+// returns the writer to serve through and the object to serve: obj itself
+// when nothing changes, a copy of obj with Vary: Accept-Encoding, or the
+// chosen stored variant carrying obj's header fields. When it has answered
+// r itself (an origin-encoded body decoded on the fly for a client that does
+// not accept its coding) done is true.
 //
-// A missing variant, or one made from an older identity, is never served:
-// identity is, and a new encoding job is scheduled.
+// A missing variant, or one made from an older response (another job's
+// token), is never served: the stored body is, decoded if need be, and a new
+// encoding job is scheduled.
 func (s *Server) pickEncoding(w http.ResponseWriter, r *http.Request, obj *store.Object, lk cache.Lookup, st cache.Status) (_ http.ResponseWriter, _ *store.Object, done bool) {
 	m := &obj.Meta
 	if m.Status != http.StatusOK {
 		return w, obj, false
 	}
-	if ce := m.Header["Content-Encoding"]; len(ce) > 0 {
-		coding := storedCoding(ce)
-		if coding == compress.Identity {
-			return s.counted(w, compress.Identity), obj, false
-		}
-		if coding == "" {
-			return w, obj, false // several codings, or one we cannot decode
-		}
-		if c, _ := compress.Negotiate(r.Header["Accept-Encoding"], []string{coding}, s.opts.Compress.Order); c == compress.Identity {
-			s.serveDecoded(w, r, obj, coding, lk, st)
-			return w, obj, true
-		}
-		return s.counted(w, coding), withCoding(obj, obj, ""), false
+	src := storedCoding(m.Header["Content-Encoding"])
+	if src == "" {
+		return w, obj, false // several codings, or one we cannot decode: as stored
 	}
-	field := m.Header[cache.EncodingsField]
-	if len(field) == 0 {
-		if !s.opts.Compress.Compressible(m.Header, obj.Size) {
-			return s.counted(w, compress.Identity), obj, false
-		}
+	var list, token string
+	if field := m.Header[cache.EncodingsField]; len(field) > 0 {
+		list, token = parseEncodings(field[0])
+	} else if src == compress.Identity && !s.opts.Compress.Compressible(m.Header, obj.Size) {
+		return s.counted(w, compress.Identity), obj, false // only ever identity
+	} else {
 		s.scheduleVariants(obj)
-		return s.counted(w, compress.Identity), withCoding(obj, obj, ""), false
 	}
-	list, token := parseEncodings(field[0])
-	var buf [len(variantCodings)]string
+	var buf [len(variantCodings) + 1]string
 	avail := buf[:0]
+	if src != compress.Identity {
+		avail = append(avail, src)
+	}
 	for c := range strings.FieldsSeq(list) {
-		if len(avail) < len(buf) {
+		if c != src && len(avail) < len(buf) {
 			avail = append(avail, c)
 		}
 	}
-	coding, _ := compress.Negotiate(r.Header["Accept-Encoding"], avail, s.opts.Compress.Order)
-	if coding == compress.Identity {
-		return s.counted(w, compress.Identity), withCoding(obj, obj, ""), false
-	}
-	v, err := s.store.Get(r.Context(), cache.EncodingKey(obj.Key, coding))
-	if err != nil || token == "" || v.Meta.Header.Get(variantOfField) != token {
+	ae := r.Header["Accept-Encoding"]
+	coding, _ := compress.Negotiate(ae, avail, s.opts.Compress.Order)
+	if coding != src && token != "" {
+		key := cache.EncodingKey(obj.Key, coding)
+		v, err := s.store.Get(r.Context(), key)
+		if err == nil && v.Meta.Header.Get(variantOfField) == token {
+			return s.counted(w, coding), withCoding(obj, v, coding), false
+		}
 		if err != nil {
-			s.storeError("get", cache.EncodingKey(obj.Key, coding), err)
+			s.storeError("get", key, err)
 		}
 		s.scheduleVariants(obj)
-		return s.counted(w, compress.Identity), withCoding(obj, obj, ""), false
 	}
-	return s.counted(w, coding), withCoding(obj, v, coding), false
+	if src != compress.Identity {
+		if c, _ := compress.Negotiate(ae, avail[:1], s.opts.Compress.Order); c != src && !noTransform(m.Header) {
+			s.serveDecoded(w, r, obj, src, lk, st)
+			return w, obj, true
+		}
+	}
+	return s.counted(w, src), withCoding(obj, obj, ""), false
+}
+
+// noTransform reports whether Cache-Control has no-transform, which
+// forbids an intermediary to change the content coding (RFC 9111
+// §5.2.2.6, RFC 9110 §7.7).
+func noTransform(h http.Header) bool {
+	for _, l := range h["Cache-Control"] {
+		for d := range strings.SplitSeq(l, ",") {
+			if strings.EqualFold(textproto.TrimString(d), "no-transform") {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // etagSuffix is what a variant's entity tag adds to the identity's: the
@@ -237,7 +252,11 @@ func withCoding(obj, body *store.Object, coding string) *store.Object {
 	}
 	delete(h, cache.EncodingsField)
 	if coding != "" {
-		h["Content-Encoding"] = []string{coding}
+		if coding == compress.Identity {
+			delete(h, "Content-Encoding") // the decoded form of an encoded body
+		} else {
+			h["Content-Encoding"] = []string{coding}
+		}
 		delete(h, "Content-Length")
 		setCodingETag(h, etagSuffix(body, coding))
 	}
@@ -401,14 +420,37 @@ type readCloser struct {
 
 func (rc readCloser) Close() error { return rc.close() }
 
+// variantSource reports whether obj, a stored response, is worth storing
+// coding variants of, and the coding of its stored body: identity, or the
+// one coding the origin applied, which cellar decodes first (the decoded
+// form is stored as the "identity" variant).
+func (s *Server) variantSource(obj *store.Object) (string, bool) {
+	m := &obj.Meta
+	if s.opts.CompressWorkers < 0 || m.Status != http.StatusOK || obj.Size <= 0 {
+		return "", false
+	}
+	src := storedCoding(m.Header["Content-Encoding"])
+	switch src {
+	case "":
+		return "", false
+	case compress.Identity:
+		return src, s.opts.Compress.Compressible(m.Header, obj.Size)
+	}
+	h := make(http.Header, len(m.Header))
+	for k, v := range m.Header {
+		h[k] = v
+	}
+	delete(h, "Content-Encoding")
+	return src, s.opts.Compress.Compressible(h, obj.Size)
+}
+
 // scheduleVariants starts a background job that stores the coding variants
-// of obj, a stored identity response, unless obj is not worth compressing,
-// a job for it is running, or every job slot is busy (then a later hit
-// schedules it again). The job runs under the server's context and is
-// tracked by s.wg.
+// of obj, unless obj is not worth it, a job for it is running, or every job
+// slot is busy (then a later hit schedules it again). The job runs under
+// the server's context and is tracked by s.wg.
 func (s *Server) scheduleVariants(obj *store.Object) {
-	if s.opts.CompressWorkers < 0 || obj.Meta.Status != http.StatusOK || obj.Size <= 0 ||
-		!s.opts.Compress.Compressible(obj.Meta.Header, obj.Size) || s.bg.Err() != nil {
+	src, ok := s.variantSource(obj)
+	if !ok || s.bg.Err() != nil {
 		return
 	}
 	if !s.variants.claim(obj.Key, s.opts.CompressWorkers) {
@@ -419,82 +461,123 @@ func (s *Server) scheduleVariants(obj *store.Object) {
 	go func() {
 		defer s.wg.Done()
 		defer s.variants.release(obj.Key)
-		s.makeVariants(obj)
+		s.makeVariants(obj, src)
 	}()
 }
 
-// makeVariants encodes obj's body with every coding at the fast levels,
-// stores the variants that are smaller than obj, records them in obj's
-// Meta, and then starts the best-level pass when it is free.
-func (s *Server) makeVariants(obj *store.Object) {
+// makeVariants stores the coding variants of obj, whose body has coding
+// src: for an encoded body first its decoded form (the identity variant),
+// then, from the identity body, every other coding at the fast levels, each
+// kept only when smaller than identity. It records them in obj's Meta and
+// then starts the best-level pass when that is free.
+func (s *Server) makeVariants(obj *store.Object, src string) {
 	ctx, cancel := context.WithTimeout(s.bg, s.opts.FillTimeout)
 	defer cancel()
 	token := strconv.FormatUint(rand.Uint64(), 36)
 	var made []string
+	fail := func() { s.metrics.variants.jobs.WithLabelValues("failed").Inc() }
+	id := obj
+	if src != compress.Identity {
+		if _, ok := s.encodeVariant(ctx, obj, obj, src, compress.Identity, token, false); !ok {
+			fail()
+			return
+		}
+		v, err := s.store.Get(ctx, cache.EncodingKey(obj.Key, compress.Identity))
+		if err != nil || v.Meta.Header.Get(variantOfField) != token {
+			fail()
+			return
+		}
+		id = v
+		made = append(made, compress.Identity)
+	}
 	for _, c := range variantCodings {
-		if _, ok := s.encodeVariant(ctx, obj, c, token, false); ok {
+		if c == src {
+			continue
+		}
+		if _, ok := s.encodeVariant(ctx, obj, id, compress.Identity, c, token, false); ok {
 			made = append(made, c)
 		}
 		if ctx.Err() != nil {
-			s.metrics.variants.jobs.WithLabelValues("failed").Inc()
+			fail()
 			return
 		}
 	}
 	if !s.recordEncodings(ctx, obj, made, token) {
-		s.metrics.variants.jobs.WithLabelValues("failed").Inc()
+		fail()
 		return
 	}
 	s.metrics.variants.jobs.WithLabelValues("done").Inc()
-	if len(made) > 0 && obj.Size <= s.opts.CompressBestMax && s.variants.best.CompareAndSwap(false, true) {
+	if len(made) > 0 && id.Size <= s.opts.CompressBestMax && s.variants.best.CompareAndSwap(false, true) {
 		s.variants.active.Add(1)
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
 			defer s.variants.active.Add(-1)
 			defer s.variants.best.Store(false)
-			s.bestVariants(obj, made, token)
+			s.bestVariants(obj, id, made, token)
 		}()
 	}
 }
 
-// bestVariants re-encodes obj at the dense levels and replaces each variant
-// that comes out smaller. It keeps the token: the bytes are another
-// encoding of the same identity.
-func (s *Server) bestVariants(obj *store.Object, made []string, token string) {
+// bestVariants re-encodes id, the identity body of obj, at the dense
+// levels and replaces each variant that comes out smaller. It keeps the
+// token: the bytes are another encoding of the same response.
+func (s *Server) bestVariants(obj, id *store.Object, made []string, token string) {
 	ctx, cancel := context.WithTimeout(s.bg, s.opts.FillTimeout)
 	defer cancel()
 	for _, c := range made {
+		if c == compress.Identity {
+			continue
+		}
 		old, err := s.store.Get(ctx, cache.EncodingKey(obj.Key, c))
 		if err != nil || old.Meta.Header.Get(variantOfField) != token {
 			return // replaced or removed since: the fast job of the new one decides
 		}
-		if _, ok := s.encodeVariant(ctx, obj, c, token, true, old.Size); !ok && ctx.Err() != nil {
+		if _, ok := s.encodeVariant(ctx, obj, id, compress.Identity, c, token, true, old.Size); !ok && ctx.Err() != nil {
 			return
 		}
 	}
 }
 
-// encodeVariant stores the coding variant of obj made by job token, at the
-// best levels when best is set. The variant is stored only when it is
-// smaller than obj and than limit (the variant it would replace), if given.
-func (s *Server) encodeVariant(ctx context.Context, obj *store.Object, coding, token string, best bool, limit ...int64) (int64, bool) {
+// encodeVariant stores the coding variant of obj made by job token from
+// the body of src (obj itself or its identity variant), whose coding is
+// from, at the best levels when best is set. A coded variant is stored only
+// when it is smaller than src and than limit (the variant it would replace),
+// if given; an identity variant (src decoded) always is.
+func (s *Server) encodeVariant(ctx context.Context, obj, src *store.Object, from, coding, token string, best bool, limit ...int64) (int64, bool) {
 	start := time.Now() // real time: this is a measurement, not cache time
-	limitSize := obj.Size
+	limitSize := src.Size
 	for _, l := range limit {
 		limitSize = min(limitSize, l)
 	}
-	rd, err := s.store.NewReader(ctx, obj, 0, -1)
+	if coding == compress.Identity {
+		limitSize = maxDecoded
+	}
+	rd, err := s.store.NewReader(ctx, src, 0, -1)
 	if err != nil {
-		s.storeError("read", obj.Key, err)
+		s.storeError("read", src.Key, err)
 		return 0, false
 	}
 	defer rd.Close()
+	var body io.Reader = rd
+	if from != compress.Identity {
+		dec, err := compress.NewReader(rd, from)
+		if err != nil {
+			s.log.Warn("stored body cannot be decoded", "key", src.Key, "coding", from, "err", err)
+			return 0, false
+		}
+		defer dec.Close()
+		body = io.LimitReader(dec, maxDecoded+1)
+	}
 	key := cache.EncodingKey(obj.Key, coding)
 	meta := cache.Meta{
 		Status:       http.StatusOK,
-		Header:       http.Header{"Content-Encoding": {coding}, variantOfField: {token}},
+		Header:       http.Header{variantOfField: {token}},
 		RequestTime:  obj.Meta.RequestTime,
 		ResponseTime: obj.Meta.ResponseTime,
+	}
+	if coding != compress.Identity {
+		meta.Header["Content-Encoding"] = []string{coding}
 	}
 	if best {
 		meta.Header[variantPassField] = []string{"best"}
@@ -505,18 +588,20 @@ func (s *Server) encodeVariant(ctx context.Context, obj *store.Object, coding, t
 		return 0, false
 	}
 	cw := &byteCounter{w: wr}
-	newWriter := s.opts.Compress.NewWriter
-	if best {
-		newWriter = s.opts.Compress.NewBestWriter
-	}
-	enc, err := newWriter(cw, coding)
-	if err != nil {
-		wr.Abort()
-		s.log.Error("encoder", "coding", coding, "err", err)
-		return 0, false
+	var enc io.WriteCloser = nopWriteCloser{cw}
+	if coding != compress.Identity {
+		newWriter := s.opts.Compress.NewWriter
+		if best {
+			newWriter = s.opts.Compress.NewBestWriter
+		}
+		if enc, err = newWriter(cw, coding); err != nil {
+			wr.Abort()
+			s.log.Error("encoder", "coding", coding, "err", err)
+			return 0, false
+		}
 	}
 	bufp := bufPool.Get().(*[]byte)
-	_, err = io.CopyBuffer(enc, ctxReader{ctx, rd}, *bufp)
+	_, err = io.CopyBuffer(enc, ctxReader{ctx, body}, *bufp)
 	bufPool.Put(bufp)
 	if cerr := enc.Close(); err == nil {
 		err = cerr
@@ -532,14 +617,21 @@ func (s *Server) encodeVariant(ctx context.Context, obj *store.Object, coding, t
 		s.storeError("commit", key, err)
 		return 0, false
 	}
-	pass := "fast"
-	if best {
-		pass = "best"
+	if coding != compress.Identity {
+		pass := "fast"
+		if best {
+			pass = "best"
+		}
+		s.metrics.variants.compressSec.WithLabelValues(coding, pass).Observe(time.Since(start).Seconds())
+		s.metrics.variants.ratio.WithLabelValues(coding, pass).Observe(float64(src.Size) / float64(max(cw.n, 1)))
 	}
-	s.metrics.variants.compressSec.WithLabelValues(coding, pass).Observe(time.Since(start).Seconds())
-	s.metrics.variants.ratio.WithLabelValues(coding, pass).Observe(float64(obj.Size) / float64(max(cw.n, 1)))
 	return cw.n, true
 }
+
+// nopWriteCloser is a writer whose Close does nothing.
+type nopWriteCloser struct{ io.Writer }
+
+func (nopWriteCloser) Close() error { return nil }
 
 // recordEncodings writes the codings made by job token into the identity's
 // EncodingsField, provided the identity stored under obj.Key is still the

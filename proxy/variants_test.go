@@ -270,7 +270,8 @@ func TestResponsesThatMustNotBeTransformedGetNoVariants(t *testing.T) {
 	}
 }
 
-func TestOriginEncodedBodyIsStoredAsSentAndDecodedForOtherClients(t *testing.T) {
+// gzipped is encBody as an origin's own gzip would send it.
+func gzipped(t testing.TB) []byte {
 	var gz bytes.Buffer
 	var o compress.Options
 	o.EnsureDefaults()
@@ -280,7 +281,14 @@ func TestOriginEncodedBodyIsStoredAsSentAndDecodedForOtherClients(t *testing.T) 
 	}
 	io.WriteString(enc, encBody)
 	enc.Close()
-	r := newEncRig(t, encOrigin(gz.String(), "Content-Type: text/html", "Content-Encoding: gzip", cacheable, `ETag: "e1"`, "Vary: Origin"))
+	return gz.Bytes()
+}
+
+func TestOriginEncodedBodyIsStoredAsSentAndDecodedOnTheFly(t *testing.T) {
+	gz := bytes.NewBuffer(gzipped(t))
+	// Precompression off: nothing but the origin's body is stored.
+	r := newEncRig(t, encOrigin(gz.String(), "Content-Type: text/html", "Content-Encoding: gzip", cacheable, `ETag: "e1"`, "Vary: Origin"),
+		withProxyOptions(func(o *Options) { o.CompressWorkers = -1 }))
 	r.fillVariants("/enc")
 
 	resp, b := encDo(r, "GET", "/enc", "Accept-Encoding: gzip, br")
@@ -318,7 +326,7 @@ func TestOriginEncodedBodyIsStoredAsSentAndDecodedForOtherClients(t *testing.T) 
 		t.Errorf("origin requests = %d, want 1", got)
 	}
 	if got := r.store.Stats().DiskObjects; got != 2 {
-		t.Errorf("stored objects = %d, want 2 (Vary marker, response): an encoded body gets no variants", got)
+		t.Errorf("stored objects = %d, want 2 (Vary marker, response)", got)
 	}
 }
 
@@ -617,12 +625,7 @@ func BenchmarkBrotliHitVsIdentity(b *testing.B) {
 }
 
 func TestOriginVaryingOnAcceptEncodingIsFilledOnceForEveryClient(t *testing.T) {
-	var gz bytes.Buffer
-	var o compress.Options
-	o.EnsureDefaults()
-	enc, _ := o.NewWriter(&gz, compress.Gzip)
-	io.WriteString(enc, encBody)
-	enc.Close()
+	gz := bytes.NewBuffer(gzipped(t))
 	// An origin that compresses itself when asked, as nginx with gzip on.
 	r := newEncRig(t, func(w http.ResponseWriter, req *http.Request) {
 		w.Header().Set("Content-Type", "text/html")
@@ -741,4 +744,55 @@ func TestCloseDuringEncodingLeavesOnlyRecordedVariantsServed(t *testing.T) {
 		t.Error("body after restart differs")
 	}
 	r.waitVariants()
+}
+
+func TestOriginEncodedBodyGetsItsDecodedFormAndOtherCodingsStored(t *testing.T) {
+	gz := gzipped(t)
+	r := newEncRig(t, encOrigin(string(gz), "Content-Type: text/html", "Content-Encoding: gzip", cacheable, `ETag: "e1"`))
+	r.fillVariants("/og")
+	if got := r.store.Stats().DiskObjects; got != 4 {
+		t.Errorf("stored objects = %d, want 4 (the origin's gzip, identity, br, zstd)", got)
+	}
+	for _, tc := range []struct {
+		ae, coding, etag string
+	}{
+		{"gzip", "gzip", `"e1"`}, // the origin's bytes, as sent
+		{"br, gzip", "br", `"e1-br"`},
+		{"zstd", "zstd", `"e1-zstd"`},
+		{"identity", "", `"e1-identity"`},
+	} {
+		resp, b := encDo(r, "GET", "/og", "Accept-Encoding: "+tc.ae)
+		if got := resp.Header.Get("Content-Encoding"); got != tc.coding || decode(t, b, got) != encBody {
+			t.Errorf("AE %s: Content-Encoding %q, want %q", tc.ae, got, tc.coding)
+		}
+		if tc.coding == "gzip" && !bytes.Equal(b, gz) {
+			t.Errorf("AE gzip: not the origin's bytes")
+		}
+		if resp.ContentLength != int64(len(b)) {
+			t.Errorf("AE %s: Content-Length %d for %d bytes", tc.ae, resp.ContentLength, len(b))
+		}
+		if got := resp.Header.Get("Etag"); got != tc.etag {
+			t.Errorf("AE %s: ETag %s, want %s", tc.ae, got, tc.etag)
+		}
+	}
+	// The stored decoded form serves ranges of the decoded bytes.
+	if resp, b := encDo(r, "GET", "/og", "Range: bytes=0-14"); resp.StatusCode != http.StatusPartialContent || string(b) != encBody[:15] {
+		t.Errorf("Range of the decoded form: status %d, %q", resp.StatusCode, b)
+	}
+	if got := r.origin.hits.Load(); got != 1 {
+		t.Errorf("origin requests = %d, want 1", got)
+	}
+}
+
+func TestNoTransformEncodedBodyIsNeverDecoded(t *testing.T) {
+	gz := gzipped(t)
+	r := newEncRig(t, encOrigin(string(gz), "Content-Type: text/html", "Content-Encoding: gzip", "Cache-Control: max-age=3600, no-transform"))
+	r.fillVariants("/nt")
+	resp, b := encDo(r, "GET", "/nt", "Accept-Encoding: identity")
+	if resp.Header.Get("Content-Encoding") != "gzip" || !bytes.Equal(b, gz) {
+		t.Errorf("Content-Encoding %q, %d bytes: no-transform forbids decoding (RFC 9111 §5.2.2.6)", resp.Header.Get("Content-Encoding"), len(b))
+	}
+	if got := r.store.Stats().DiskObjects; got != 1 {
+		t.Errorf("stored objects = %d, want 1", got)
+	}
 }
