@@ -153,7 +153,11 @@ func (w *countingWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter 
 
 // counted wraps w so that the body bytes it writes count as coding.
 func (s *Server) counted(w http.ResponseWriter, coding string) http.ResponseWriter {
-	return &countingWriter{ResponseWriter: w, c: s.metrics.variants.servedBy[coding]}
+	c, ok := s.metrics.variants.servedBy[coding]
+	if !ok {
+		return w // an origin's coding that cellar does not make, such as deflate
+	}
+	return &countingWriter{ResponseWriter: w, c: c}
 }
 
 // pickEncoding chooses the representation of the stored response obj to

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bytes"
+	"compress/zlib"
 	"context"
 	"errors"
 	"fmt"
@@ -794,5 +795,26 @@ func TestNoTransformEncodedBodyIsNeverDecoded(t *testing.T) {
 	}
 	if got := r.store.Stats().DiskObjects; got != 1 {
 		t.Errorf("stored objects = %d, want 1", got)
+	}
+}
+
+func TestOriginDeflateBodyIsServedAndDecoded(t *testing.T) {
+	var df bytes.Buffer
+	zw, err := zlib.NewWriterLevel(&df, zlib.DefaultCompression)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.WriteString(zw, encBody)
+	zw.Close()
+	r := newEncRig(t, encOrigin(df.String(), "Content-Type: text/html", "Content-Encoding: deflate", cacheable))
+	r.fillVariants("/df")
+	if resp, b := encDo(r, "GET", "/df", "Accept-Encoding: deflate"); resp.Header.Get("Content-Encoding") != "deflate" || !bytes.Equal(b, df.Bytes()) {
+		t.Errorf("deflate client: Content-Encoding %q: want the origin's bytes", resp.Header.Get("Content-Encoding"))
+	}
+	for _, ae := range []string{"br", "identity"} {
+		resp, b := encDo(r, "GET", "/df", "Accept-Encoding: "+ae)
+		if got := resp.Header.Get("Content-Encoding"); decode(t, b, got) != encBody {
+			t.Errorf("AE %s: Content-Encoding %q, body does not decode to the origin's", ae, got)
+		}
 	}
 }
