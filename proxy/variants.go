@@ -19,7 +19,15 @@ package proxy
 // distinct per coding (RFC 9110 §8.8.3: a strong validator changes with the
 // representation's content coding). Because variants are chosen by
 // negotiation and not by the raw Accept-Encoding value, clients that send
-// different lists share the same stored variants.
+// different lists share the same stored variants: fills ask the origin for
+// identity, and an origin's Vary: Accept-Encoding does not split the key.
+//
+// A body the origin encoded itself is stored as sent. The job stores its
+// decoded form as the "identity" variant and the other codings made from
+// that; until then, a client that does not accept the origin's coding gets
+// it decoded on the fly, unless no-transform forbids it.
+//
+// Variant Metas carry no Content-Length: the object's size gives it.
 
 import (
 	"context"
