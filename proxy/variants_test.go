@@ -818,3 +818,103 @@ func TestOriginDeflateBodyIsServedAndDecoded(t *testing.T) {
 		}
 	}
 }
+
+func TestCodingETag(t *testing.T) {
+	for _, tc := range []struct {
+		in, suffix, want string
+		ok               bool
+	}{
+		{`"abc"`, "br", `"abc-br"`, true},
+		{`W/"abc"`, "gzip", `W/"abc-gzip"`, true},
+		{` "abc" `, "zstd", `"abc-zstd"`, true},
+		{`""`, "br", `"-br"`, true},
+		{`"a,b"`, "br-best", `"a,b-br-best"`, true},
+		{`abc`, "br", "", false},
+		{`W/abc`, "br", "", false},
+		{`"`, "br", "", false},
+		{``, "br", "", false},
+	} {
+		got, ok := codingETag(tc.in, tc.suffix)
+		if got != tc.want || ok != tc.ok {
+			t.Errorf("codingETag(%q, %q) = %q, %v; want %q, %v", tc.in, tc.suffix, got, ok, tc.want, tc.ok)
+		}
+	}
+}
+
+func TestStoredCoding(t *testing.T) {
+	for _, tc := range []struct {
+		lines []string
+		want  string
+	}{
+		{nil, "identity"},
+		{[]string{"identity"}, "identity"},
+		{[]string{"gzip"}, "gzip"},
+		{[]string{"X-Gzip"}, "gzip"},
+		{[]string{" BR "}, "br"},
+		{[]string{"zstd"}, "zstd"},
+		{[]string{"deflate"}, "deflate"},
+		{[]string{"gzip, br"}, ""},
+		{[]string{"gzip", "br"}, ""},
+		{[]string{"compress"}, ""},
+		{[]string{"identity, gzip"}, "gzip"},
+	} {
+		if got := storedCoding(tc.lines); got != tc.want {
+			t.Errorf("storedCoding(%q) = %q, want %q", tc.lines, got, tc.want)
+		}
+	}
+}
+
+func TestVaryGetsAcceptEncodingOnce(t *testing.T) {
+	for _, tc := range []struct {
+		in   []string
+		want []string
+	}{
+		{nil, []string{"Accept-Encoding"}},
+		{[]string{"Origin"}, []string{"Origin, Accept-Encoding"}},
+		{[]string{"Origin", "Cookie"}, []string{"Origin, Cookie, Accept-Encoding"}},
+		{[]string{"accept-encoding"}, []string{"accept-encoding"}},
+		{[]string{"Origin, Accept-Encoding"}, []string{"Origin, Accept-Encoding"}},
+		{[]string{"*"}, []string{"*"}},
+	} {
+		h := http.Header{}
+		if tc.in != nil {
+			h["Vary"] = tc.in
+		}
+		addVaryAcceptEncoding(h)
+		if !slices.Equal(h["Vary"], tc.want) {
+			t.Errorf("Vary %q -> %q, want %q", tc.in, h["Vary"], tc.want)
+		}
+	}
+}
+
+func TestAcceptEncodingIsDroppedFromVaryFields(t *testing.T) {
+	for _, tc := range []struct{ in, want []string }{
+		{nil, nil},
+		{[]string{"Origin"}, []string{"Origin"}},
+		{[]string{"Accept-Encoding"}, []string{}},
+		{[]string{"Accept-Encoding", "Origin", "accept-encoding"}, []string{"Origin"}},
+	} {
+		if got := withoutAcceptEncoding(tc.in); !slices.Equal(got, tc.want) {
+			t.Errorf("withoutAcceptEncoding(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
+func TestCompressOptionsAreAppliedAndValidated(t *testing.T) {
+	body := strings.Repeat("tiny,", 40) // 200 bytes: below the default MinSize
+	r := newEncRig(t, encOrigin(body, "Content-Type: application/x-custom", cacheable),
+		withProxyOptions(func(o *Options) {
+			o.Compress = compress.Options{Types: []string{"application/x-custom"}, MinSize: 1, Order: []string{"gzip", "br"}}
+		}))
+	r.fillVariants("/c")
+	resp, b := encDo(r, "GET", "/c", "Accept-Encoding: br, gzip, zstd")
+	if got := resp.Header.Get("Content-Encoding"); got != "gzip" || decode(t, b, got) != body {
+		t.Errorf("Content-Encoding %q, want gzip (configured type, size and order)", got)
+	}
+
+	o := Options{Origins: []string{"http://127.0.0.1:1"}, Compress: compress.Options{Levels: map[string]int{"br": 42}}}
+	o.EnsureDefaults()
+	if err := o.Validate(); !errors.Is(err, compress.ErrInvalidOptions) {
+		t.Errorf("Validate with brotli level 42: %v, want compress.ErrInvalidOptions", err)
+	}
+}
