@@ -24,26 +24,45 @@ import (
 // error naming its line. Sizes and durations are kept as written and
 // checked in settings(), which names the key and line of a bad value.
 type fileConfig struct {
-	Listen          string        `yaml:"listen"`
-	Admin           string        `yaml:"admin"`
-	Origin          string        `yaml:"origin"`
-	Origins         []string      `yaml:"origins"`
-	DataDir         string        `yaml:"data_dir"`
-	Memory          string        `yaml:"memory"`
-	Disk            string        `yaml:"disk"`
-	MaxObject       string        `yaml:"max_object"`
-	MaxMemoryObject string        `yaml:"max_memory_object"`
-	PreserveHost    *bool         `yaml:"preserve_host"`
-	AccessLog       *bool         `yaml:"access_log"`
-	Debug           bool          `yaml:"debug"`
-	Keep            string        `yaml:"keep"`
-	HitForMiss      string        `yaml:"hit_for_miss"`
-	Sites           []siteConfig  `yaml:"sites"`
-	Health          healthConfig  `yaml:"health_check"`
-	TLS             tlsConfig     `yaml:"tls"`
-	Timeouts        timeoutConfig `yaml:"timeouts"`
-	Cache           cacheConfig   `yaml:"cache"`
-	Purge           purgeConfig   `yaml:"purge"`
+	Listen          string         `yaml:"listen"`
+	Admin           string         `yaml:"admin"`
+	Origin          string         `yaml:"origin"`
+	Origins         []string       `yaml:"origins"`
+	DataDir         string         `yaml:"data_dir"`
+	Memory          string         `yaml:"memory"`
+	Disk            string         `yaml:"disk"`
+	MaxObject       string         `yaml:"max_object"`
+	MaxMemoryObject string         `yaml:"max_memory_object"`
+	PreserveHost    *bool          `yaml:"preserve_host"`
+	AccessLog       *bool          `yaml:"access_log"`
+	Debug           bool           `yaml:"debug"`
+	Keep            string         `yaml:"keep"`
+	HitForMiss      string         `yaml:"hit_for_miss"`
+	Coalescing      coalesceConfig `yaml:"coalescing"`
+	Compression     compressConfig `yaml:"compression"`
+	Sites           []siteConfig   `yaml:"sites"`
+	Health          healthConfig   `yaml:"health_check"`
+	TLS             tlsConfig      `yaml:"tls"`
+	Timeouts        timeoutConfig  `yaml:"timeouts"`
+	Cache           cacheConfig    `yaml:"cache"`
+	Purge           purgeConfig    `yaml:"purge"`
+}
+
+type coalesceConfig struct {
+	MaxWaiters    int    `yaml:"max_waiters"`
+	WaitTimeout   string `yaml:"wait_timeout"`
+	MaxBackground int    `yaml:"max_background"`
+}
+
+type compressConfig struct {
+	Enabled    *bool          `yaml:"enabled"`
+	Order      []string       `yaml:"order"`
+	Types      []string       `yaml:"types"`
+	MinSize    string         `yaml:"min_size"`
+	Levels     map[string]int `yaml:"levels"`
+	BestLevels map[string]int `yaml:"best_levels"`
+	Workers    int            `yaml:"workers"`
+	BestMax    string         `yaml:"best_max"`
 }
 
 type siteConfig struct {
@@ -229,6 +248,27 @@ func (fc *fileConfig) apply(s *settings, lines map[string]int) error {
 	s.cache.Debug = fc.Debug
 	for _, st := range fc.Sites {
 		s.proxy.Sites = append(s.proxy.Sites, proxy.Site{Hosts: st.Hosts, PathPrefix: st.PathPrefix, Origins: st.Origins})
+	}
+	co := fc.Coalescing
+	if co.MaxWaiters < 0 {
+		p.add("coalescing.max_waiters", strconv.Itoa(co.MaxWaiters), "want a positive number of requests")
+	}
+	if co.MaxBackground < 0 {
+		p.add("coalescing.max_background", strconv.Itoa(co.MaxBackground), "want a positive number of revalidations")
+	}
+	s.proxy.MaxWaiters, s.proxy.MaxBackground = co.MaxWaiters, co.MaxBackground
+	p.duration("coalescing.wait_timeout", co.WaitTimeout, &s.proxy.WaitTimeout)
+	cz := fc.Compression
+	s.proxy.Compress.Order, s.proxy.Compress.Types = cz.Order, cz.Types
+	s.proxy.Compress.Levels, s.proxy.Compress.BestLevels = cz.Levels, cz.BestLevels
+	p.size("compression.min_size", cz.MinSize, &s.proxy.Compress.MinSize)
+	p.size("compression.best_max", cz.BestMax, &s.proxy.CompressBestMax)
+	if cz.Workers < 0 {
+		p.add("compression.workers", strconv.Itoa(cz.Workers), "want a positive number; use enabled: false to turn precompression off")
+	}
+	s.proxy.CompressWorkers = cz.Workers
+	if cz.Enabled != nil && !*cz.Enabled {
+		s.proxy.CompressWorkers = -1
 	}
 	s.proxy.HealthCheckPath = fc.Health.Path
 	p.duration("health_check.interval", fc.Health.Interval, &s.proxy.HealthCheckInterval)

@@ -281,8 +281,17 @@ func TestExampleConfigIsValid(t *testing.T) {
 	if err := fc.apply(&s, lines); err != nil {
 		t.Fatal(err)
 	}
-	if s.store.MemoryBytes != 256<<20 || s.store.DiskBytes != 2<<30 || len(s.cache.Rules) != 2 || s.proxy.FillTimeout != 5*time.Minute {
+	if s.store.MemoryBytes != 256<<20 || s.store.DiskBytes != 2<<30 || len(s.cache.Rules) != 2 || s.proxy.FillTimeout != 5*time.Minute ||
+		s.proxy.Compress.Levels["br"] != 5 || s.proxy.MaxWaiters != 10000 || len(s.proxy.Sites) != 1 {
 		t.Errorf("example config decoded to %+v", s)
+	}
+	s.proxy.EnsureDefaults()
+	if err := s.proxy.Validate(); err != nil {
+		t.Errorf("the example's proxy settings are invalid: %v", err)
+	}
+	s.cache.EnsureDefaults()
+	if err := s.cache.Validate(); err != nil {
+		t.Errorf("the example's cache settings are invalid: %v", err)
 	}
 }
 
