@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	"github.com/pquerna/cachecontrol/cacheobject"
+
+	"github.com/cellar-cache/cellar/internal/httpheader"
 )
 
 // maxDelta is the largest delta-seconds value cellar keeps: RFC 9111 §1.2.2
@@ -269,7 +271,7 @@ func parseDelta(s string) (int64, bool) {
 func appendFields(dst []string, list string) []string {
 	for _, f := range strings.Split(list, ",") {
 		f = textproto.TrimString(f)
-		if isToken(f) {
+		if httpheader.IsToken(f) {
 			dst = append(dst, textproto.CanonicalMIMEHeaderKey(f))
 		}
 	}

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cellar-cache/cellar/internal/httpheader"
 )
 
 // addSeeds adds each line of testdata/name to f's corpus.
@@ -118,7 +120,7 @@ func FuzzVary(f *testing.F) {
 			t.Fatalf("VaryFields(%q) = %q not sorted and unique", v, fields)
 		}
 		for _, fl := range fields {
-			if !isToken(fl) || http.CanonicalHeaderKey(fl) != fl {
+			if !httpheader.IsToken(fl) || http.CanonicalHeaderKey(fl) != fl {
 				t.Fatalf("VaryFields(%q) gave %q", v, fl)
 			}
 		}

@@ -10,6 +10,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/cellar-cache/cellar/internal/httpheader"
 )
 
 // ErrBadURL is returned (wrapped) by KeyFromURL for a URL that is relative,
@@ -129,7 +131,7 @@ func VaryFields(h http.Header) (fields []string, star bool) {
 			switch {
 			case f == "*":
 				star = true
-			case isToken(f):
+			case httpheader.IsToken(f):
 				fields = append(fields, textproto.CanonicalMIMEHeaderKey(f))
 			}
 		}

@@ -8,6 +8,8 @@ import (
 	"net/textproto"
 	"strings"
 	"time"
+
+	"github.com/cellar-cache/cellar/internal/httpheader"
 )
 
 // ErrInvalidOptions is wrapped by the error that Validate returns.
@@ -105,7 +107,7 @@ func (o *Options) Validate() error {
 	for i, t := range o.Targets {
 		c := textproto.CanonicalMIMEHeaderKey(t)
 		switch {
-		case !isToken(t):
+		case !httpheader.IsToken(t):
 			bad(fmt.Sprintf("Targets[%d]", i), fmt.Sprintf("%q", t), "must be a field name (token)")
 		case c == "Cache-Control" || c == "Surrogate-Control":
 			bad(fmt.Sprintf("Targets[%d]", i), fmt.Sprintf("%q", t), "must not be Cache-Control or Surrogate-Control")
@@ -184,25 +186,4 @@ func (p *Policy) rule(r *http.Request) *Rule {
 		}
 	}
 	return nil
-}
-
-// isToken reports whether s is a non-empty RFC 9110 §5.6.2 token.
-func isToken(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if !isTchar(s[i]) {
-			return false
-		}
-	}
-	return true
-}
-
-func isTchar(c byte) bool {
-	switch {
-	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		return true
-	}
-	return strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0
 }

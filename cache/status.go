@@ -4,6 +4,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/cellar-cache/cellar/internal/httpheader"
 )
 
 // Status is one Cache-Status field member (RFC 9211) for cache "cellar".
@@ -87,7 +89,7 @@ func isSFToken(v string) bool {
 		return false
 	}
 	for i := 1; i < len(v); i++ {
-		if c := v[i]; !isTchar(c) && c != ':' && c != '/' {
+		if c := v[i]; !httpheader.IsTchar(c) && c != ':' && c != '/' {
 			return false
 		}
 	}

@@ -2,25 +2,11 @@ package cache
 
 import (
 	"net/http"
-	"net/textproto"
 	"strconv"
-	"strings"
 	"time"
-)
 
-// hopByHop lists the fields that a proxy never forwards or stores (RFC 9110
-// §7.6.1, RFC 9111 §3.1), plus Proxy-Connection, which clients still send.
-var hopByHop = map[string]bool{
-	"Connection":          true,
-	"Keep-Alive":          true,
-	"Proxy-Connection":    true,
-	"Te":                  true,
-	"Transfer-Encoding":   true,
-	"Upgrade":             true,
-	"Trailer":             true,
-	"Proxy-Authenticate":  true,
-	"Proxy-Authorization": true,
-}
+	"github.com/cellar-cache/cellar/internal/httpheader"
+)
 
 // Storable decides whether a response to r with status and header h may be
 // stored (RFC 9111 §3): method GET (a HEAD response has no body to store;
@@ -99,7 +85,7 @@ func (p *Policy) NewMeta(r *http.Request, status int, h http.Header, requestTime
 	drop := connectionFields(h)
 	cc, _ := p.control(h)
 	for k, v := range h {
-		if hopByHop[k] || drop[k] || k == forcedTTLField || k == EncodingsField {
+		if httpheader.IsHopByHop(k) || drop[k] || k == forcedTTLField || k == EncodingsField {
 			continue
 		}
 		stored[k] = append([]string(nil), v...)
@@ -116,19 +102,16 @@ func (p *Policy) NewMeta(r *http.Request, status int, h http.Header, requestTime
 	return Meta{Status: status, Header: stored, RequestTime: requestTime, ResponseTime: responseTime}
 }
 
-// connectionFields returns the canonical names listed in Connection, or nil.
+// connectionFields returns the set of canonical names listed in
+// Connection, or nil.
 func connectionFields(h http.Header) map[string]bool {
-	lines := h["Connection"]
-	if len(lines) == 0 {
+	names := httpheader.ConnectionFields(h)
+	if names == nil {
 		return nil
 	}
-	m := map[string]bool{}
-	for _, l := range lines {
-		for _, f := range strings.Split(l, ",") {
-			if f = textproto.TrimString(f); f != "" {
-				m[textproto.CanonicalMIMEHeaderKey(f)] = true
-			}
-		}
+	m := make(map[string]bool, len(names))
+	for _, n := range names {
+		m[n] = true
 	}
 	return m
 }

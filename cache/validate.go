@@ -5,6 +5,8 @@ import (
 	"net/textproto"
 	"strings"
 	"time"
+
+	"github.com/cellar-cache/cellar/internal/httpheader"
 )
 
 // Conditional prepares a validation request (RFC 9111 §4.3.1) on the
@@ -82,7 +84,7 @@ func (p *Policy) Freshen(m *Meta, h http.Header, requestTime, responseTime time.
 		return false
 	}
 	for k, v := range h {
-		if hopByHop[k] || drop[k] || freshenSkip[k] || k == forcedTTLField || k == EncodingsField || excluded(k) {
+		if httpheader.IsHopByHop(k) || drop[k] || freshenSkip[k] || k == forcedTTLField || k == EncodingsField || excluded(k) {
 			continue
 		}
 		stored[k] = append([]string(nil), v...)

@@ -3,6 +3,8 @@ package compress
 import (
 	"net/http"
 	"strings"
+
+	"github.com/cellar-cache/cellar/internal/httpheader"
 )
 
 // Compressible reports whether a response with header h and a body of size
@@ -29,7 +31,7 @@ func (o *Options) Compressible(h http.Header, size int64) bool {
 	}
 	for _, line := range h.Values("Content-Encoding") {
 		for c := range strings.SplitSeq(line, ",") {
-			if c = trimOWS(c); c != "" && !strings.EqualFold(c, Identity) {
+			if c = httpheader.TrimOWS(c); c != "" && !strings.EqualFold(c, Identity) {
 				return false
 			}
 		}
@@ -58,7 +60,7 @@ func hasNoTransform(lines []string) bool {
 				break
 			}
 			name, _, _ := strings.Cut(member, "=")
-			if strings.EqualFold(trimOWS(name), "no-transform") {
+			if strings.EqualFold(httpheader.TrimOWS(name), "no-transform") {
 				return true
 			}
 		}
@@ -70,9 +72,9 @@ func hasNoTransform(lines []string) bool {
 // matches one of the patterns (see [Options.Types]).
 func matchType(ct string, patterns []string) bool {
 	mt, _, _ := strings.Cut(ct, ";")
-	mt = trimOWS(mt)
+	mt = httpheader.TrimOWS(mt)
 	typ, sub, ok := strings.Cut(mt, "/")
-	if !ok || !isToken(typ) || !isToken(sub) {
+	if !ok || !httpheader.IsToken(typ) || !httpheader.IsToken(sub) {
 		return false
 	}
 	for _, p := range patterns {

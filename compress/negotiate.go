@@ -1,6 +1,10 @@
 package compress
 
-import "strings"
+import (
+	"strings"
+
+	"github.com/cellar-cache/cellar/internal/httpheader"
+)
 
 // Negotiate picks the content coding to send, per RFC 9110 §12.5.3, given the
 // request's Accept-Encoding field lines (all of them, as from
@@ -51,7 +55,7 @@ func Negotiate(acceptEncoding []string, available []string, order []string) (cod
 		cands = append(cands, candidate{name: name, q: -1})
 	}
 	for _, a := range available {
-		if a := canonical(a); a != "*" && isToken(a) {
+		if a := canonical(a); a != "*" && httpheader.IsToken(a) {
 			add(a)
 		}
 	}
@@ -183,8 +187,8 @@ func (m *memberScanner) nextRaw() (member string, more bool) {
 // parseMember parses one list member: a coding and optional parameters.
 func parseMember(member string) (name string, q int, more bool) {
 	name, params, _ := strings.Cut(member, ";")
-	name = trimOWS(name)
-	if !isToken(name) {
+	name = httpheader.TrimOWS(name)
+	if !httpheader.IsToken(name) {
 		return "", -1, true
 	}
 	q = 1000
@@ -192,12 +196,12 @@ func parseMember(member string) (name string, q int, more bool) {
 	for params != "" {
 		var p string
 		p, params = cutParam(params)
-		p = trimOWS(p)
+		p = httpheader.TrimOWS(p)
 		if p == "" {
 			continue
 		}
 		k, v, _ := strings.Cut(p, "=")
-		k, v = trimOWS(k), trimOWS(v)
+		k, v = httpheader.TrimOWS(k), httpheader.TrimOWS(v)
 		if !strings.EqualFold(k, "q") {
 			continue // RFC 9110 defines no other parameter here; ignore it
 		}
@@ -257,30 +261,4 @@ func parseQValue(v string) (int, bool) {
 		return 0, false
 	}
 	return q, true
-}
-
-// trimOWS trims RFC 9110 §5.6.3 optional whitespace (spaces and tabs).
-func trimOWS(s string) string {
-	return strings.Trim(s, " \t")
-}
-
-// isToken reports whether s is an RFC 9110 §5.6.2 token.
-func isToken(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if !isTchar(s[i]) {
-			return false
-		}
-	}
-	return true
-}
-
-func isTchar(c byte) bool {
-	switch {
-	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		return true
-	}
-	return strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0
 }

@@ -22,6 +22,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/cellar-cache/cellar/internal/httpheader"
 )
 
 // Codings cellar produces itself. Their order here is the default preference
@@ -263,10 +265,10 @@ func sortedKeys(m map[string]int) []string {
 // each part an RFC 9110 §5.6.2 token.
 func validTypePattern(t string) bool {
 	if suffix, ok := strings.CutPrefix(t, "+"); ok {
-		return isToken(suffix)
+		return httpheader.IsToken(suffix)
 	}
 	typ, sub, ok := strings.Cut(t, "/")
-	return ok && isToken(typ) && typ != "*" && (sub == "*" || isToken(sub))
+	return ok && httpheader.IsToken(typ) && typ != "*" && (sub == "*" || httpheader.IsToken(sub))
 }
 
 // canonical lower-cases a coding name and maps the aliases RFC 9110 §8.4.1

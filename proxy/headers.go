@@ -3,38 +3,14 @@ package proxy
 import (
 	"net"
 	"net/http"
-	"net/textproto"
 	"strings"
-)
 
-// hopByHop are the connection-specific fields of RFC 9110 §7.6.1, plus the
-// older Proxy-Connection and Keep-Alive that implementations still send.
-var hopByHop = []string{
-	"Connection",
-	"Proxy-Connection",
-	"Keep-Alive",
-	"Proxy-Authenticate",
-	"Proxy-Authorization",
-	"Te",
-	"Trailer",
-	"Transfer-Encoding",
-	"Upgrade",
-}
+	"github.com/cellar-cache/cellar/internal/httpheader"
+)
 
 // removeHopByHop deletes the hop-by-hop fields from h, including every field
 // that Connection names (RFC 9110 §7.6.1). It applies to both legs.
-func removeHopByHop(h http.Header) {
-	for _, v := range h["Connection"] {
-		for _, f := range strings.Split(v, ",") {
-			if f = textproto.TrimString(f); f != "" {
-				h.Del(f)
-			}
-		}
-	}
-	for _, f := range hopByHop {
-		h.Del(f)
-	}
-}
+func removeHopByHop(h http.Header) { httpheader.RemoveHopByHop(h) }
 
 // setForwarded adds X-Forwarded-For, X-Forwarded-Proto, X-Forwarded-Host and
 // Via (RFC 9110 §7.6.3) to out, the request about to go upstream, from in.
