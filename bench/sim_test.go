@@ -6,47 +6,15 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
-	"runtime"
 	"strings"
 	"testing"
-	"time"
+
+	"github.com/cellar-cache/cellar/internal/leaktest"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if code == 0 {
-		if leaked := leakedGoroutines(); leaked != "" {
-			fmt.Fprintf(os.Stderr, "leaked goroutines:\n%s\n", leaked)
-			code = 1
-		}
-	}
-	os.Exit(code)
-}
-
-// leakedGoroutines returns the stacks of goroutines still running code of
-// this package, ristretto or net/http after the tests, giving exiting ones
-// a moment to finish (as net/http's main_test.go does).
-func leakedGoroutines() string {
-	var leaked []string
-	for range 50 {
-		leaked = leaked[:0]
-		buf := make([]byte, 1<<20)
-		buf = buf[:runtime.Stack(buf, true)]
-		for g := range strings.SplitSeq(string(buf), "\n\n") {
-			if strings.Contains(g, "testing.(*M).") || strings.Contains(g, "leakedGoroutines") {
-				continue
-			}
-			if strings.Contains(g, "ristretto") || strings.Contains(g, "cellar/bench.") || strings.Contains(g, "net/http.") {
-				leaked = append(leaked, g)
-			}
-		}
-		if len(leaked) == 0 {
-			return ""
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return strings.Join(leaked, "\n\n")
-}
+// TestMain fails the run if goroutines (ristretto's, the HTTP replayer's)
+// outlive the tests.
+func TestMain(m *testing.M) { os.Exit(leaktest.Main(m)) }
 
 // roundTo rounds a ratio, as a percentage, to decimals places.
 func roundTo(ratio float64, decimals int) float64 {

@@ -10,51 +10,17 @@ import (
 	"io"
 	"os"
 	"runtime"
-	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/klauspost/compress/zstd"
+
+	"github.com/cellar-cache/cellar/internal/leaktest"
 )
 
-// TestMain fails the run if a test leaves behind goroutines running codec
-// code: the zstd encoder and decoder start workers unless configured not to.
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if code == 0 {
-		// Goroutines of finished tests may still be exiting; give them a
-		// moment, as net/http's main_test.go does.
-		var leaked []string
-		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-			leaked = codecGoroutines()
-			if len(leaked) == 0 || time.Now().After(deadline) {
-				break
-			}
-		}
-		if len(leaked) > 0 {
-			fmt.Fprintf(os.Stderr, "leaked %d goroutines:\n%s\n", len(leaked), strings.Join(leaked, "\n\n"))
-			code = 1
-		}
-	}
-	os.Exit(code)
-}
-
-// codecGoroutines returns the stacks of goroutines running codec code.
-func codecGoroutines() []string {
-	buf := make([]byte, 1<<20)
-	buf = buf[:runtime.Stack(buf, true)]
-	var found []string
-	for g := range strings.SplitSeq(string(buf), "\n\n") {
-		if strings.Contains(g, "compress.TestMain") {
-			continue
-		}
-		if strings.Contains(g, "klauspost/compress") || strings.Contains(g, "andybalholm/brotli") || strings.Contains(g, "cellar/compress.") {
-			found = append(found, g)
-		}
-	}
-	return found
-}
+// TestMain fails the run if a test leaves goroutines behind: the zstd
+// encoder and decoder start workers unless configured not to.
+func TestMain(m *testing.M) { os.Exit(leaktest.Main(m)) }
 
 func newOptions(t testing.TB, o Options) *Options {
 	t.Helper()
