@@ -160,6 +160,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer, ready func(addr
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(st.Collector())
 	if err := srv.Metrics().Register(reg); err != nil {
 		return err
 	}

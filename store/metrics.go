@@ -1,0 +1,42 @@
+package store
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// Collector exposes the store's Stats to Prometheus, read once per scrape.
+func (s *Store) Collector() prometheus.Collector { return statsCollector{s} }
+
+type statsCollector struct{ s *Store }
+
+var (
+	descBytes   = prometheus.NewDesc("cellar_store_bytes", "Bytes held by a tier.", []string{"tier"}, nil)
+	descObjects = prometheus.NewDesc("cellar_store_objects", "Objects held by a tier.", []string{"tier"}, nil)
+	descLookups = prometheus.NewDesc("cellar_store_lookups_total", "Store lookups by result.", []string{"result"}, nil)
+	descCorrupt = prometheus.NewDesc("cellar_store_corrupt_records_total", "Records that failed their checksum and were deleted.", nil, nil)
+	descEvicted = prometheus.NewDesc("cellar_store_evictions_total", "Objects evicted from the disk tier to keep its budget.", nil, nil)
+	descWriteEr = prometheus.NewDesc("cellar_store_write_errors_total", "Writes that failed (disk full, I/O errors).", nil, nil)
+)
+
+func (c statsCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descBytes, descObjects, descLookups, descCorrupt, descEvicted, descWriteEr} {
+		ch <- d
+	}
+}
+
+func (c statsCollector) Collect(ch chan<- prometheus.Metric) {
+	st := c.s.Stats()
+	gauge := func(d *prometheus.Desc, v int64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, float64(v), labels...)
+	}
+	counter := func(d *prometheus.Desc, v int64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
+	}
+	gauge(descBytes, st.MemoryBytes, "memory")
+	gauge(descBytes, st.DiskBytes, "disk")
+	gauge(descObjects, st.MemoryObjects, "memory")
+	gauge(descObjects, st.DiskObjects, "disk")
+	counter(descLookups, st.Hits, "hit")
+	counter(descLookups, st.Misses, "miss")
+	counter(descCorrupt, st.Corrupt)
+	counter(descEvicted, st.Evictions)
+	counter(descWriteEr, st.WriteErrors)
+}
