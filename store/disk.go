@@ -30,6 +30,10 @@ const (
 // victim is, on average, among the coldest 6% of objects).
 const evictSample = 16
 
+// maxPointDeletes is the largest number of chunks removed with point
+// deletions rather than one range deletion (see remove).
+const maxPointDeletes = 16
+
 // diskEntry is the in-memory index entry of one committed object. Fields
 // other than access are guarded by diskTier.mu.
 type diskEntry struct {
@@ -425,6 +429,7 @@ func (d *diskTier) remove(key string, e *diskEntry, wo *pebble.WriteOptions) boo
 	}
 	b := d.db.NewBatch()
 	defer b.Close()
+	pointDeleted := false
 	// The tags are in the meta record; a corrupt one leaves tag entries
 	// behind, which a tag purge skips and cleans.
 	if v, closer, err := d.db.Get(metaKey(key)); err == nil {
@@ -432,14 +437,26 @@ func (d *diskTier) remove(key string, e *diskEntry, wo *pebble.WriteOptions) boo
 			for _, t := range rec.tags {
 				b.Delete(tagKey(t, key), nil)
 			}
+			// A small body's chunks get point deletions: pebble
+			// re-fragments every range deletion in the memtable for each
+			// later read until a flush, so removing many objects with
+			// DeleteRange (a tag purge, eviction) was quadratic.
+			if n := rec.chunks(); rec.fill == cur.fill && n <= maxPointDeletes {
+				for i := range n {
+					b.Delete(chunkKey(nil, cur.fill, uint32(i)), nil)
+				}
+				pointDeleted = true
+			}
 		}
 		closer.Close()
 	}
 	b.Delete(metaKey(key), nil)
 	b.Delete(accessKey(key), nil)
 	b.Delete(fillKey(cur.fill), nil)
-	start, end := chunkSpan(cur.fill)
-	b.DeleteRange(start, end, nil)
+	if !pointDeleted {
+		start, end := chunkSpan(cur.fill)
+		b.DeleteRange(start, end, nil)
+	}
 	if err := b.Commit(wo); err != nil {
 		d.writeFailed(err)
 		return false
