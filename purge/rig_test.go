@@ -95,6 +95,7 @@ type rig struct {
 	popts  proxy.Options
 	aopts  purge.Options
 	copts  cache.Options
+	sopts  store.Options // Dir is set by start
 	// noPurgeMethod leaves proxy.Options.Purge nil.
 	noPurgeMethod bool
 	audit         *syncBuffer
@@ -120,6 +121,7 @@ func newRig(t testing.TB, h http.HandlerFunc, opts ...func(*rig)) *rig {
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	r := &rig{t: t, origin: o, dir: t.TempDir(), audit: &syncBuffer{}}
 	r.popts = proxy.Options{AccessLog: &f, Logger: quiet}
+	r.sopts = store.Options{MemoryBytes: 8 << 20, DiskBytes: 64 << 20, Logger: quiet}
 	r.aopts = purge.Options{Tokens: []string{testToken}, Logger: slog.New(slog.NewTextHandler(r.audit, nil))}
 	for _, opt := range opts {
 		opt(r)
@@ -130,7 +132,9 @@ func newRig(t testing.TB, h http.HandlerFunc, opts ...func(*rig)) *rig {
 
 func (r *rig) start() {
 	t := r.t
-	st, err := store.Open(store.Options{Dir: r.dir, MemoryBytes: 8 << 20, DiskBytes: 64 << 20, Logger: r.popts.Logger})
+	sopts := r.sopts
+	sopts.Dir = r.dir
+	st, err := store.Open(sopts)
 	if err != nil {
 		t.Fatalf("store.Open: %v", err)
 	}
