@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 )
 
 // TestPurgeWinsOverFillInProgress checks that a purge arriving while a fill
@@ -120,5 +121,47 @@ func TestPurgeRacingCommitsNeverLeavesFreshObject(t *testing.T) {
 		if err == nil && !o.Meta.Invalid {
 			t.Errorf("object %d is fresh after a purge that raced its commit", i)
 		}
+	}
+}
+
+// TestSoftPurgeWinsOverRevalidationInProgress checks that a 304 whose
+// request started before a matching soft purge does not make the object
+// fresh again (UpdateMetaSince), while one that started after it does.
+func TestSoftPurgeWinsOverRevalidationInProgress(t *testing.T) {
+	for _, tt := range []struct {
+		name        string
+		sel         Selector
+		purgeFirst  bool // purge before the revalidation starts
+		wantInvalid bool
+	}{
+		{"url purge during revalidation", Selector{URL: "http://h.example/r"}, false, true},
+		{"tag purge during revalidation", Selector{Tag: "r-tag"}, false, true},
+		{"other tag during revalidation", Selector{Tag: "r"}, false, false},
+		{"purge before revalidation", Selector{URL: "http://h.example/r"}, true, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			s := openTest(t, testOptions(t))
+			ctx := context.Background()
+			const key = "http://h.example/r"
+			put(t, s, key, body(100, 1), CreateOptions{Tags: []string{"r-tag"}, SizeHint: -1})
+			if tt.purgeFirst {
+				s.Purge(ctx, tt.sel, true)
+			}
+			since := s.PurgeSeq() // the revalidation's request starts
+			if !tt.purgeFirst {
+				s.Purge(ctx, tt.sel, true)
+			}
+			m := testMeta() // the freshened meta of a 304: Invalid false
+			if err := s.UpdateMetaSince(ctx, key, m, time.Time{}, since); err != nil {
+				t.Fatal(err)
+			}
+			o, err := s.Get(ctx, key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if o.Meta.Invalid != tt.wantInvalid {
+				t.Errorf("Invalid after the 304 = %v, want %v", o.Meta.Invalid, tt.wantInvalid)
+			}
+		})
 	}
 }

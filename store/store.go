@@ -448,6 +448,31 @@ func (s *Store) UpdateMeta(ctx context.Context, key string, meta cache.Meta, kee
 	})
 }
 
+// UpdateMetaSince is UpdateMeta for a revalidation whose origin request
+// started at purge sequence number since (PurgeSeq): when a purge after it
+// matches the object, the new metadata is stored Invalid, so that a 304
+// that was in flight when a soft purge arrived does not make the object
+// fresh again.
+func (s *Store) UpdateMetaSince(ctx context.Context, key string, meta cache.Meta, keepUntil time.Time, since uint64) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	var tags []string
+	if rec, err := s.disk.readMeta(key); err == nil {
+		tags = rec.tags
+	}
+	// Held until the rewrite is done; see purgeLog.
+	s.purges.mu.RLock()
+	defer s.purges.mu.RUnlock()
+	if s.purges.matchedLocked(since, key, tags) {
+		meta.Invalid = true
+	}
+	return s.disk.updateMeta(key, func(m *cache.Meta, ku *time.Time) {
+		*m = meta
+		*ku = keepUntil
+	})
+}
+
 // Purge selects objects and removes them (soft false) or marks them Invalid
 // in their Meta (soft true: kept for stale serving). It returns the number of
 // objects affected. A purge is durable once Purge returns: it survives a
