@@ -354,7 +354,7 @@ func (s *Server) lead(r *http.Request, f found, fl *flight, w http.ResponseWrite
 	removeHopByHop(resp.Header)
 
 	if f.obj != nil {
-		if obj, ok := s.revalidated(ctx, r, f, resp, reqTime, respTime); ok {
+		if obj, ok := s.revalidated(ctx, r, f, resp, reqTime, respTime, since); ok {
 			drain(resp)
 			cancel()
 			s.endFlight(f.key, fl)
@@ -415,7 +415,7 @@ func (s *Server) lead(r *http.Request, f found, fl *flight, w http.ResponseWrite
 // (§4.3.4) and returns it; a 500, 502, 503 or 504 returns the stale entry
 // itself when stale-if-error allows (RFC 5861 §4). Anything else is a new
 // response for the caller to handle.
-func (s *Server) revalidated(ctx context.Context, r *http.Request, f found, resp *http.Response, reqTime, respTime time.Time) (*store.Object, bool) {
+func (s *Server) revalidated(ctx context.Context, r *http.Request, f found, resp *http.Response, reqTime, respTime time.Time, since uint64) (*store.Object, bool) {
 	switch resp.StatusCode {
 	case http.StatusNotModified:
 		if !cache.Matches304(&f.obj.Meta, resp.Header) {
@@ -423,7 +423,8 @@ func (s *Server) revalidated(ctx context.Context, r *http.Request, f found, resp
 		}
 		m := s.policy.Freshen(&f.obj.Meta, resp.Header, reqTime, respTime)
 		keep := s.policy.KeepUntil(&m, s.opts.Keep)
-		if err := s.store.UpdateMeta(ctx, f.key, m, keep); err != nil {
+		// A purge since the request started keeps the entry Invalid.
+		if err := s.store.UpdateMetaSince(ctx, f.key, m, keep, since); err != nil {
 			s.storeError("update", f.key, err)
 		}
 		obj := *f.obj
