@@ -510,3 +510,47 @@ func TestPurgeMethodForwardedWithoutHandler(t *testing.T) {
 		t.Errorf("PURGE without handler: %d, origin saw %v; want it forwarded", resp.StatusCode, methods)
 	}
 }
+
+// TestSoftPurgeDuringRevalidationWins checks that a 304 for a conditional
+// request that was in flight when a soft purge arrived does not make the
+// stored response fresh again (RFC 9111 §4.3.4 freshening loses to the
+// purge).
+func TestSoftPurgeDuringRevalidationWins(t *testing.T) {
+	entered := make(chan struct{}, 1)
+	release := make(chan struct{})
+	r := newRig(t, func(w http.ResponseWriter, req *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=0, must-revalidate")
+		w.Header().Set("ETag", `"e1"`)
+		if req.Header.Get("If-None-Match") == `"e1"` {
+			entered <- struct{}{}
+			<-release
+			w.WriteHeader(http.StatusNotModified)
+			return
+		}
+		fmt.Fprint(w, "body")
+	})
+	const key = "http://" + testHost + "/r"
+	r.get("/r")
+	r.waitStored(key, func(*store.Object) bool { return true })
+	r.waitIdle()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		req, _ := http.NewRequest(http.MethodGet, r.front.URL+"/r", nil)
+		req.Host = testHost
+		if resp, err := r.front.Client().Do(req); err == nil {
+			readAll(resp)
+			resp.Body.Close()
+		}
+	}()
+	<-entered
+	if code, a := r.purgeReq("url", `{"urls":["`+key+`"],"soft":true}`, testToken); code != 200 || a.Purged != 1 {
+		t.Fatalf("soft purge = %d %+v", code, a)
+	}
+	close(release)
+	<-done
+	r.waitIdle()
+	if o, err := r.store.Get(t.Context(), key); err != nil || !o.Meta.Invalid {
+		t.Errorf("after a 304 that raced a soft purge: %+v, %v; want the entry kept Invalid", o, err)
+	}
+}
