@@ -59,26 +59,35 @@ func Invalidations(r *http.Request, status int, h http.Header) []string {
 	return keys
 }
 
-// Tags returns the purge tags of a response: the space-separated
-// Surrogate-Key values and the comma-separated Cache-Tag values, in order,
-// deduplicated.
-func Tags(h http.Header) []string {
+// DefaultTagFields are the response fields that carry purge tags unless
+// Options.TagFields says otherwise: Surrogate-Key (space-separated, as
+// Fastly and Varnish use it) and Cache-Tag (comma-separated, as Cloudflare
+// does).
+var DefaultTagFields = []string{"Surrogate-Key", "Cache-Tag"}
+
+// Tags returns the purge tags of a response from DefaultTagFields, in
+// order, deduplicated.
+func Tags(h http.Header) []string { return tagsFrom(h, DefaultTagFields) }
+
+// Tags returns the purge tags of a response from the configured tag fields.
+func (p *Policy) Tags(h http.Header) []string { return tagsFrom(h, p.tagFields) }
+
+// tagsFrom splits the values of the canonical fields on white space and
+// commas; a tag never contains either.
+func tagsFrom(h http.Header, fields []string) []string {
 	var tags []string
-	seen := map[string]bool{}
-	add := func(t string) {
-		if t != "" && !seen[t] {
-			seen[t] = true
-			tags = append(tags, t)
-		}
-	}
-	for _, l := range h["Surrogate-Key"] {
-		for _, t := range strings.Fields(l) {
-			add(t)
-		}
-	}
-	for _, l := range h["Cache-Tag"] {
-		for _, t := range strings.Split(l, ",") {
-			add(textproto.TrimString(t))
+	var seen map[string]bool
+	for _, f := range fields {
+		for _, l := range h[f] {
+			for _, t := range strings.FieldsFunc(l, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' }) {
+				if seen == nil {
+					seen = map[string]bool{}
+				}
+				if !seen[t] {
+					seen[t] = true
+					tags = append(tags, t)
+				}
+			}
 		}
 	}
 	return tags

@@ -45,3 +45,22 @@ func TestTags(t *testing.T) {
 		t.Errorf("Tags of nothing = %q", got)
 	}
 }
+
+func TestConfiguredTagFields(t *testing.T) {
+	p, err := New(Options{TagFields: []string{"x-purge-tags"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := hdr("X-Purge-Tags: a b,c", "Surrogate-Key: not-a-tag")
+	if got, want := p.Tags(h), []string{"a", "b", "c"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("Tags = %q, want %q", got, want)
+	}
+	dst := http.Header{}
+	p.ServeHeader(dst, &Meta{Header: h})
+	if dst.Get("X-Purge-Tags") != "" || dst.Get("Surrogate-Key") == "" {
+		t.Errorf("served header %v: want the configured tag field removed and others kept", dst)
+	}
+	if _, err := New(Options{TagFields: []string{"bad field"}}); err == nil {
+		t.Error("a tag field that is not a token was accepted")
+	}
+}

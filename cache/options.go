@@ -49,9 +49,13 @@ type Options struct {
 	Rules []Rule
 	// Debug makes Cache-Status carry the cache key (key=).
 	Debug bool
-	// ExposeTags keeps the purge tag fields Surrogate-Key and Cache-Tag
-	// (see Tags) in responses sent to clients. Default false: they are
-	// removed, since the origin meant them for the cache.
+	// TagFields are the response fields whose values (separated by white
+	// space or commas) are the object's purge tags; default
+	// DefaultTagFields (Surrogate-Key, Cache-Tag).
+	TagFields []string
+	// ExposeTags keeps the purge tag fields (TagFields) in responses sent
+	// to clients. Default false: they are removed, since the origin meant
+	// them for the cache.
 	ExposeTags bool
 }
 
@@ -79,6 +83,9 @@ func (o *Options) EnsureDefaults() {
 	if len(o.Targets) == 0 {
 		o.Targets = []string{"CDN-Cache-Control"}
 	}
+	if len(o.TagFields) == 0 {
+		o.TagFields = DefaultTagFields
+	}
 }
 
 // Validate reports every invalid field at once, naming the field, its value
@@ -104,6 +111,11 @@ func (o *Options) Validate() error {
 		bad("StaleIfError", o.StaleIfError, "must not be negative")
 	}
 	seen := map[string]bool{}
+	for i, f := range o.TagFields {
+		if !httpheader.IsToken(f) {
+			bad(fmt.Sprintf("TagFields[%d]", i), fmt.Sprintf("%q", f), "must be a field name (token)")
+		}
+	}
 	for i, t := range o.Targets {
 		c := textproto.CanonicalMIMEHeaderKey(t)
 		switch {
@@ -139,6 +151,8 @@ func (o *Options) Validate() error {
 type Policy struct {
 	opts    Options
 	targets []string // canonical names of Options.Targets
+	// tagFields are the canonical names of Options.TagFields.
+	tagFields []string
 	// private is the set of fields aimed only at cellar: targets,
 	// Surrogate-Control and the internal forced-TTL and encodings fields.
 	private map[string]bool
@@ -161,9 +175,13 @@ func New(opts Options) (*Policy, error) {
 		p.targets = append(p.targets, c)
 		p.private[c] = true
 	}
+	for _, f := range opts.TagFields {
+		p.tagFields = append(p.tagFields, textproto.CanonicalMIMEHeaderKey(f))
+	}
 	if !opts.ExposeTags {
-		p.private["Surrogate-Key"] = true
-		p.private["Cache-Tag"] = true
+		for _, f := range p.tagFields {
+			p.private[f] = true
+		}
 	}
 	return p, nil
 }

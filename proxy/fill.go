@@ -384,7 +384,7 @@ func (s *Server) lead(r *http.Request, f found, fl *flight, w http.ResponseWrite
 		}
 		meta = s.policy.NewMeta(r, resp.StatusCode, resp.Header, reqTime, respTime)
 		wr, err = s.store.Create(ctx, key, meta, store.CreateOptions{
-			Tags:      cache.Tags(resp.Header),
+			Tags:      s.policy.Tags(resp.Header),
 			KeepUntil: s.policy.KeepUntil(&meta, s.opts.Keep),
 			SizeHint:  resp.ContentLength,
 			Since:     since,

@@ -3,13 +3,11 @@ package purge_test
 import (
 	"bytes"
 	"encoding/json"
-	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -18,29 +16,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/cellar-cache/cellar/cache"
+	"github.com/cellar-cache/cellar/internal/leaktest"
 	"github.com/cellar-cache/cellar/proxy"
 	"github.com/cellar-cache/cellar/purge"
 	"github.com/cellar-cache/cellar/store"
 )
 
 // TestMain fails the run if goroutines outlive the tests.
-func TestMain(m *testing.M) {
-	base := runtime.NumGoroutine()
-	code := m.Run()
-	if code == 0 {
-		deadline := time.Now().Add(5 * time.Second)
-		for runtime.NumGoroutine() > base && time.Now().Before(deadline) {
-			time.Sleep(10 * time.Millisecond)
-		}
-		if n := runtime.NumGoroutine(); n > base {
-			buf := make([]byte, 1<<20)
-			buf = buf[:runtime.Stack(buf, true)]
-			fmt.Fprintf(os.Stderr, "%d goroutines leaked (base %d):\n%s\n", n-base, base, buf)
-			code = 1
-		}
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(leaktest.Main(m)) }
 
 const (
 	testHost  = "cellar.test"

@@ -112,6 +112,7 @@ type purgeConfig struct {
 	Tokens     []string `yaml:"tokens"`
 	Networks   []string `yaml:"networks"`
 	ExposeTags bool     `yaml:"expose_tags"`
+	TagFields  []string `yaml:"tag_fields"`
 }
 
 // settings is everything serve needs, after defaults, file and flags.
@@ -319,6 +320,7 @@ func (fc *fileConfig) apply(s *settings, lines map[string]int) error {
 		s.purgeNetworks = append(s.purgeNetworks, pfx.Masked())
 	}
 	s.cache.ExposeTags = fc.Purge.ExposeTags
+	s.cache.TagFields = fc.Purge.TagFields
 	return errors.Join(p.errs...)
 }
 
