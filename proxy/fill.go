@@ -226,7 +226,6 @@ func (s *Server) fetchVariant(w http.ResponseWriter, r *http.Request, f found, r
 			lk := s.policy.Evaluate(r, &res.obj.Meta, s.now())
 			if lk.StaleIfError {
 				st.Fwd, st.TTL, st.HasTTL, st.Detail = "stale", lk.TTL, true, "stale-if-error"
-				s.metrics.requests.WithLabelValues("stale").Inc()
 				s.serveObject(w, r, res.obj, lk, st)
 				return
 			}
@@ -268,7 +267,6 @@ func (s *Server) fetchVariant(w http.ResponseWriter, r *http.Request, f found, r
 				return
 			}
 			st.Detail = "stale-if-error"
-			s.metrics.requests.WithLabelValues("stale").Inc()
 		}
 		s.serveObject(w, r, res.obj, lk, st)
 	case resultStream:

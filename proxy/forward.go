@@ -56,7 +56,7 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		st.Fwd = "method"
 	}
-	s.metrics.requests.WithLabelValues("pass").Inc()
+	s.metrics.passes.Inc()
 	s.forwardCacheable(w, r, st)
 }
 

@@ -6,6 +6,8 @@ import "github.com/prometheus/client_golang/prometheus"
 // Register; nothing is registered globally.
 type Metrics struct {
 	requests                *prometheus.CounterVec // by outcome: hit, stale, miss, pass
+	hits, stales, misses    prometheus.Counter     // requests' children, resolved once (hit path)
+	passes                  prometheus.Counter
 	originRequests          prometheus.Counter
 	upstreamErrors          prometheus.Counter
 	fills                   prometheus.Counter
@@ -26,11 +28,16 @@ func newMetrics() *Metrics {
 	g := func(name, help string) prometheus.Gauge {
 		return prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "cellar", Name: name, Help: help})
 	}
+	requests := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "cellar", Name: "requests_total",
+		Help: "Client requests by cache outcome: hit (fresh), stale (served stale without asking the origin first), miss (went to the origin: fills, revalidations, stale-if-error), pass (not cacheable).",
+	}, []string{"outcome"})
 	return &Metrics{
-		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: "cellar", Name: "requests_total",
-			Help: "Client requests by cache outcome (hit, stale, miss, pass).",
-		}, []string{"outcome"}),
+		requests:                requests,
+		hits:                    requests.WithLabelValues("hit"),
+		stales:                  requests.WithLabelValues("stale"),
+		misses:                  requests.WithLabelValues("miss"),
+		passes:                  requests.WithLabelValues("pass"),
 		originRequests:          c("origin_requests_total", "Requests sent to origins."),
 		upstreamErrors:          c("origin_errors_total", "Origin requests that failed (connection, timeout, body)."),
 		fills:                   c("fills_total", "Cache fills started."),

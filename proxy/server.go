@@ -160,11 +160,11 @@ func (s *Server) serveCacheable(w http.ResponseWriter, r *http.Request) {
 		lk := s.policy.Evaluate(r, &found.obj.Meta, now)
 		switch lk.Action {
 		case cache.Serve:
-			s.metrics.requests.WithLabelValues("hit").Inc()
+			s.metrics.hits.Inc()
 			s.serveObject(w, r, found.obj, lk, cache.Status{Hit: true, TTL: lk.TTL, HasTTL: true})
 			return
 		case cache.ServeStale:
-			s.metrics.requests.WithLabelValues("stale").Inc()
+			s.metrics.stales.Inc()
 			detail := "stale"
 			if lk.Background {
 				detail = "stale-while-revalidate"
@@ -180,12 +180,13 @@ func (s *Server) serveCacheable(w http.ResponseWriter, r *http.Request) {
 	if cache.OnlyIfCached(r) {
 		// §5.2.1.7: no stored response that may be used without contacting
 		// the origin.
-		s.metrics.requests.WithLabelValues("miss").Inc()
+		s.metrics.misses.Inc()
 		st := cache.Status{Fwd: found.fwd(), Detail: "only-if-cached"}
 		w.Header().Set("Cache-Status", s.statusValue(st, found.key))
 		http.Error(w, "cellar: not in cache (only-if-cached)", http.StatusGatewayTimeout)
 		return
 	}
+	s.metrics.misses.Inc()
 	s.fetch(w, r, found)
 }
 
