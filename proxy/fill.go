@@ -458,6 +458,9 @@ func (s *Server) copyFill(ctx context.Context, cancel context.CancelFunc, resp *
 		s.log.Warn("fill aborted", "key", key, "bytes", n, "err", err)
 		return
 	}
+	// The body is whole: clients following the fill finish now, without
+	// waiting for the commit's fsync.
+	wr.Seal()
 	obj, err := wr.Commit(ctx)
 	if err != nil {
 		s.storeError("commit", key, err)

@@ -42,6 +42,7 @@ type Writer struct {
 	keepBody bool
 	charged  int64 // bytes added to d.used so far
 	state    fillState
+	sealed   bool // Seal was called: the body is complete, readers may end
 	err      error         // why the fill was aborted
 	changed  chan struct{} // closed and replaced whenever the fields move
 	obj      *Object       // the committed object
@@ -92,6 +93,9 @@ func (w *Writer) Write(p []byte) (int, error) {
 		return 0, w.err
 	case committed:
 		return 0, errors.New("store: Write after Commit")
+	}
+	if w.sealed {
+		return 0, errors.New("store: Write after Seal")
 	}
 	if w.size+int64(len(p)) > w.d.opts.MaxObject {
 		err := fmt.Errorf("store: body of %q exceeds %d bytes: %w", w.key, w.d.opts.MaxObject, ErrTooLarge)
@@ -328,6 +332,20 @@ func (w *Writer) abortLocked(cause error) {
 	w.broadcast()
 }
 
+// Seal marks the body complete: readers following the fill (NewReader)
+// return io.EOF once they have read every byte, without waiting for
+// Commit and its durable write. Writes after Seal fail. A sealed fill may
+// still fail to commit; its readers have then had a complete body that is
+// simply not stored.
+func (w *Writer) Seal() {
+	w.mu.Lock()
+	if w.state == filling && !w.sealed {
+		w.sealed = true
+		w.broadcast()
+	}
+	w.mu.Unlock()
+}
+
 // NewReader returns a reader that follows the fill from offset 0 (read
 // while write): Read blocks, honouring ctx, until more bytes are written,
 // returns io.EOF once everything is read after Commit, and an error if the
@@ -378,7 +396,7 @@ func (r *fillReader) Read(p []byte) (int, error) {
 			w.mu.Unlock()
 			r.pos += int64(n)
 			return n, nil
-		case w.state == committed:
+		case w.state == committed || w.sealed:
 			w.mu.Unlock()
 			return 0, io.EOF
 		}
