@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/http/httptrace"
 	"net/textproto"
-	"strings"
 	"sync"
 	"time"
 
@@ -237,7 +236,7 @@ func (s *Server) fetchVariant(w http.ResponseWriter, r *http.Request, f found, r
 	case resultPass:
 		if direct != nil {
 			defer done()
-			if direct.StatusCode == http.StatusNotModified && f.obj != nil {
+			if direct.StatusCode == http.StatusNotModified {
 				// §4.3.4: the 304 answered our validators but selects no
 				// stored response; it means nothing to this client. Send
 				// the client's own request instead.
@@ -332,6 +331,7 @@ func (s *Server) lead(r *http.Request, f found, fl *flight, w http.ResponseWrite
 	if f.obj != nil {
 		cache.Conditional(out.Header, &f.obj.Meta) // §4.3.1
 	}
+	addVariantETags(out.Header, f) // §4.3.1: every stored variant's ETag
 	if w != nil {
 		out = out.WithContext(httptrace.WithClientTrace(ctx, s.interimTrace(w)))
 	}
@@ -357,6 +357,16 @@ func (s *Server) lead(r *http.Request, f found, fl *flight, w http.ResponseWrite
 			cancel()
 			s.endFlight(f.key, fl)
 			publish(fillResult{kind: resultObject, obj: obj, key: f.key, stale: obj == f.obj, fwdStatus: resp.StatusCode})
+			return nil, nil
+		}
+	}
+
+	if resp.StatusCode == http.StatusNotModified && f.marker != nil {
+		if obj, key, ok := s.revalidatedVariant(ctx, f, resp, reqTime, respTime, since); ok {
+			drain(resp)
+			cancel()
+			s.endFlight(f.key, fl)
+			publish(fillResult{kind: resultObject, obj: obj, key: key, fwdStatus: resp.StatusCode})
 			return nil, nil
 		}
 	}
@@ -468,30 +478,7 @@ func (s *Server) copyFill(ctx context.Context, cancel context.CancelFunc, resp *
 	}
 	s.scheduleVariants(obj) // variants.go
 	if len(vary) > 0 {
-		s.putVaryMarker(ctx, f.primary, vary, meta)
-	}
-}
-
-// putVaryMarker stores the marker that sends lookups of primary to its
-// variants (§4.1), unless an identical one is there.
-func (s *Server) putVaryMarker(ctx context.Context, primary string, vary []string, meta cache.Meta) {
-	if old, err := s.store.Get(ctx, primary); err == nil && isVaryMarker(&old.Meta) {
-		if f, _ := cache.VaryFields(old.Meta.Header); strings.Join(f, ",") == strings.Join(vary, ",") {
-			return
-		}
-	}
-	marker := cache.Meta{
-		Header:       http.Header{"Vary": {strings.Join(vary, ", ")}},
-		RequestTime:  meta.RequestTime,
-		ResponseTime: meta.ResponseTime,
-	}
-	wr, err := s.store.Create(ctx, primary, marker, store.CreateOptions{KeepUntil: s.policy.KeepUntil(&meta, s.opts.Keep), SizeHint: 0})
-	if err != nil {
-		s.storeError("create", primary, err)
-		return
-	}
-	if _, err := wr.Commit(ctx); err != nil {
-		s.storeError("commit", primary, err)
+		s.noteVariant(ctx, f.primary, vary, key, meta)
 	}
 }
 

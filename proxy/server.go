@@ -196,6 +196,7 @@ type found struct {
 	key     string        // the key a fill would store under
 	obj     *store.Object // nil on a miss
 	vary    []string      // Vary fields of the stored marker, when one exists
+	marker  *store.Object // the Vary marker at the primary key, when one exists
 	request bool          // obj is fresh but the request's directives refused it
 }
 
@@ -226,6 +227,7 @@ func (s *Server) lookup(ctx context.Context, r *http.Request, primary string) fo
 		f.obj = obj
 		return f
 	}
+	f.marker = obj
 	f.vary, _ = cache.VaryFields(obj.Meta.Header)
 	f.key = variantKey(primary, f.vary, r.Header)
 	obj, err = s.store.Get(ctx, f.key)
