@@ -42,7 +42,7 @@ type Writer struct {
 	keepBody bool
 	charged  int64 // bytes added to d.used so far
 	state    fillState
-	sealed   bool // Seal was called: the body is complete, readers may end
+	sealed   bool          // Seal was called: the body is complete, readers may end
 	err      error         // why the fill was aborted
 	changed  chan struct{} // closed and replaced whenever the fields move
 	obj      *Object       // the committed object
