@@ -200,10 +200,7 @@ func (r *rig) waitIdle() {
 	r.t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for time.Now().Before(deadline) {
-		r.server.flights.mu.Lock()
-		n := len(r.server.flights.m)
-		r.server.flights.mu.Unlock()
-		if n == 0 {
+		if r.server.flights.inProgress() == 0 {
 			return
 		}
 		time.Sleep(time.Millisecond)

@@ -25,8 +25,9 @@ func (s *Server) serveObject(w http.ResponseWriter, r *http.Request, obj *store.
 	}
 	m := &obj.Meta
 	body, inMemory := obj.Body()
+	full := needsServeContent(r, m)
 	var rc io.ReadCloser
-	if !inMemory && r.Method != http.MethodHead && obj.Size > 0 && !needsServeContent(r, m) {
+	if !inMemory && r.Method != http.MethodHead && obj.Size > 0 && !full {
 		var err error
 		rc, err = s.store.NewReader(r.Context(), obj, 0, -1)
 		if err != nil {
@@ -48,7 +49,7 @@ func (s *Server) serveObject(w http.ResponseWriter, r *http.Request, obj *store.
 		w.WriteHeader(http.StatusPreconditionFailed)
 		return
 	}
-	if needsServeContent(r, m) {
+	if full {
 		// Range, If-Range and the conditional fields of a 200: net/http
 		// implements RFC 9110 §13-§14 for seekable content.
 		delete(h, "Content-Length")

@@ -44,12 +44,6 @@ func (o *origin) count(pathQuery string) int {
 	return o.hits[pathQuery]
 }
 
-func (o *origin) setHandler(h http.HandlerFunc) {
-	o.mu.Lock()
-	o.handler = h
-	o.mu.Unlock()
-}
-
 // syncBuffer collects log output from many goroutines.
 type syncBuffer struct {
 	mu sync.Mutex // protects b
