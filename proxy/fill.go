@@ -463,6 +463,9 @@ func (s *Server) copyFill(ctx context.Context, cancel context.CancelFunc, resp *
 		err = io.ErrUnexpectedEOF
 	}
 	if err != nil {
+		// End the flight before readers see the abort: a client that
+		// retries at once must start a new fill, not join this dead one.
+		s.endFlight(f.key, fl)
 		wr.Abort()
 		s.metrics.fillErrors.Inc()
 		s.log.Warn("fill aborted", "key", key, "bytes", n, "err", err)
