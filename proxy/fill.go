@@ -24,6 +24,7 @@ type flightGroup struct {
 	m       map[string]*flight   // fills in progress by key
 	hfm     map[string]time.Time // hit-for-miss keys and when that ends
 	sweepAt int                  // len(hfm) at which expired marks are swept
+	running int                  // flights not yet ended, including replaced ones
 }
 
 // maxHitForMiss bounds the hit-for-miss marks kept at once, so that a
@@ -36,7 +37,9 @@ const maxHitForMiss = 1 << 16
 type flight struct {
 	ready   chan struct{}
 	res     fillResult
-	waiting int // requests waiting for ready; guarded by flightGroup.mu
+	waiting int    // requests waiting for ready; guarded by flightGroup.mu
+	ended   bool   // forgotten; guarded by flightGroup.mu
+	seq     uint64 // the store's purge sequence when the flight began
 }
 
 // errRevalidate marks an origin failure while validating a stored response
@@ -79,10 +82,16 @@ type fillResult struct {
 // progress. A request that would wait beyond maxWaiters others on the
 // flight gets ok false and must not wait; a waiter that gets ok true calls
 // leave once it stops waiting.
-func (g *flightGroup) join(key string, maxWaiters int) (fl *flight, leader, ok bool) {
+//
+// seq is the store's purge sequence now. A flight that began before a
+// later purge is not joined: its response may be one the purge removed
+// (RFC 9111 §4.4 and the purge API's promise that a purge wins over a fill
+// in progress), so a new flight replaces it for later requests while it
+// finishes for its own clients; the store refuses its commit.
+func (g *flightGroup) join(key string, maxWaiters int, seq uint64) (fl *flight, leader, ok bool) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if fl, found := g.m[key]; found {
+	if fl, found := g.m[key]; found && fl.seq >= seq {
 		if fl.waiting >= maxWaiters {
 			return fl, false, false
 		}
@@ -92,8 +101,9 @@ func (g *flightGroup) join(key string, maxWaiters int) (fl *flight, leader, ok b
 	if g.m == nil {
 		g.m = make(map[string]*flight)
 	}
-	fl = &flight{ready: make(chan struct{})}
+	fl = &flight{ready: make(chan struct{}), seq: seq}
 	g.m[key] = fl
+	g.running++
 	return fl, true, true
 }
 
@@ -104,23 +114,28 @@ func (g *flightGroup) leave(fl *flight) {
 	g.mu.Unlock()
 }
 
-// forget ends fl's life as the flight for key: later requests look in the
-// store again. It reports whether fl was still the flight for key.
+// forget ends fl's life as the flight for key, if a newer flight has not
+// replaced it already: later requests look in the store again. It reports
+// whether this call ended fl (true once per flight).
 func (g *flightGroup) forget(key string, fl *flight) bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.m[key] == fl {
 		delete(g.m, key)
-		return true
 	}
-	return false
+	if fl.ended {
+		return false
+	}
+	fl.ended = true
+	g.running--
+	return true
 }
 
 // inProgress returns the number of flights in progress.
 func (g *flightGroup) inProgress() int {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	return len(g.m)
+	return g.running
 }
 
 // markHitForMiss makes requests for key skip the cache for d from now.
@@ -182,7 +197,7 @@ func (s *Server) fetch(w http.ResponseWriter, r *http.Request, f found) {
 // when the response header does not come within WaitTimeout, and when the
 // response turns out not to be shareable.
 func (s *Server) fetchVariant(w http.ResponseWriter, r *http.Request, f found, redirects int) {
-	fl, leader, ok := s.flights.join(f.key, s.opts.MaxWaiters)
+	fl, leader, ok := s.flights.join(f.key, s.opts.MaxWaiters, s.store.PurgeSeq())
 	if !ok {
 		s.metrics.collapseReleased.Inc()
 		s.forwardCacheable(w, r, cache.Status{Fwd: f.fwd(), Detail: "waiting-list-full"})
@@ -475,6 +490,11 @@ func (s *Server) copyFill(ctx context.Context, cancel context.CancelFunc, resp *
 	// waiting for the commit's fsync.
 	wr.Seal()
 	obj, err := wr.Commit(ctx)
+	if errors.Is(err, store.ErrSuperseded) {
+		// A purge overtook this fill and a newer response is stored.
+		s.log.Debug("fill superseded after a purge", "key", key)
+		return
+	}
 	if err != nil {
 		s.storeError("commit", key, err)
 		return
@@ -495,7 +515,7 @@ func (s *Server) revalidateInBackground(r *http.Request, f found) {
 	default:
 		return
 	}
-	fl, leader, _ := s.flights.join(f.key, 0)
+	fl, leader, _ := s.flights.join(f.key, 0, s.store.PurgeSeq())
 	if !leader {
 		<-s.bgSlots
 		return

@@ -359,8 +359,6 @@ func TestPurgeDuringFillWins(t *testing.T) {
 				t.Fatalf("the client of the fill got %q, %v; want the whole response", res.body, res.err)
 			}
 			r.waitStored(key, func(*store.Object) bool { return true })
-			// A request joining the fill's flight before it ends gets the
-			// response in flight; see the package notes.
 			r.waitIdle()
 			resp, body := r.get("/slow")
 			if isHit(resp) && !strings.Contains(resp.Header.Get("Cache-Status"), "stale") {
@@ -373,6 +371,84 @@ func TestPurgeDuringFillWins(t *testing.T) {
 				t.Errorf("GET after the purge: %q, want the origin's new response", body)
 			}
 		})
+	}
+}
+
+// TestRequestAfterPurgeDoesNotJoinTheFillInProgress purges an object while
+// its fill is still streaming and checks that a request arriving after the
+// purge is not collapsed onto that fill (whose response the purge removed)
+// but gets the origin's new response, while the fill's own client still
+// receives its whole response.
+func TestRequestAfterPurgeDoesNotJoinTheFillInProgress(t *testing.T) {
+	const key = "http://" + testHost + "/slow"
+	entered := make(chan struct{}, 1)
+	release := make(chan struct{})
+	var mu sync.Mutex // protects n
+	n := 0
+	r := newRig(t, func(w http.ResponseWriter, req *http.Request) {
+		mu.Lock()
+		n++
+		first := n == 1
+		mu.Unlock()
+		w.Header().Set("Cache-Control", "max-age=3600")
+		if !first {
+			fmt.Fprint(w, "second")
+			return
+		}
+		w.Header().Set("Content-Length", "10")
+		w.WriteHeader(200)
+		fmt.Fprint(w, "first")
+		w.(http.Flusher).Flush()
+		entered <- struct{}{}
+		select {
+		case <-release:
+		case <-req.Context().Done():
+			return
+		}
+		fmt.Fprint(w, "-body")
+	})
+	released := false
+	releaseOnce := func() {
+		if !released {
+			released = true
+			close(release)
+		}
+	}
+	defer releaseOnce()
+	first := make(chan string, 1)
+	go func() {
+		_, body := r.get("/slow")
+		first <- body
+	}()
+	<-entered
+	if code, a := r.purgeReq("url", `{"urls":["`+key+`"]}`, testToken); code != 200 {
+		t.Fatalf("purge = %d %+v", code, a)
+	}
+	second := make(chan string, 1)
+	go func() {
+		_, body := r.get("/slow")
+		second <- body
+	}()
+	select {
+	case body := <-second:
+		if body != "second" {
+			t.Errorf("request after the purge got %q, want the origin's new response", body)
+		}
+	case <-time.After(10 * time.Second):
+		releaseOnce()
+		t.Fatalf("request after the purge waited on the purged fill: got %q", <-second)
+	}
+	releaseOnce()
+	if body := <-first; body != "first-body" {
+		t.Errorf("the purged fill's own client got %q, want its whole response", body)
+	}
+	r.waitIdle()
+	resp, body := r.get("/slow")
+	if !isHit(resp) || body != "second" {
+		t.Errorf("after both fills: %q (Cache-Status %q), want a hit of the new response", body, resp.Header.Get("Cache-Status"))
+	}
+	if got := r.origin.count("/slow"); got != 2 {
+		t.Errorf("origin saw %d requests, want 2", got)
 	}
 }
 

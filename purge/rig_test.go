@@ -260,8 +260,8 @@ func (r *rig) metric(name string) float64 {
 	return sum
 }
 
-// waitIdle waits until no fill or revalidation is in progress, so that a
-// request after it cannot join a flight that started before.
+// waitIdle waits until no fill or revalidation is in progress, so that the
+// store holds what every fill committed.
 func (r *rig) waitIdle() {
 	r.t.Helper()
 	deadline := time.Now().Add(5 * time.Second)

@@ -305,7 +305,16 @@ func TestConcurrentGetUpdatePurgeEvict(t *testing.T) {
 				key := "k" + string(rune('a'+(i+g)%6))
 				switch (i + g) % 4 {
 				case 0:
-					put(t, s, key, body(30_000+i, byte(g)), CreateOptions{Tags: []string{"t"}, SizeHint: -1})
+					// A purge may overtake the fill: ErrSuperseded then.
+					w, err := s.Create(ctx, key, testMeta(), CreateOptions{Tags: []string{"t"}, SizeHint: -1})
+					if err != nil {
+						t.Errorf("Create(%q): %v", key, err)
+						return
+					}
+					w.Write(body(30_000+i, byte(g)))
+					if _, err := w.Commit(ctx); err != nil && !errors.Is(err, ErrSuperseded) {
+						t.Errorf("Commit(%q): %v", key, err)
+					}
 				case 1:
 					if o, err := s.Get(ctx, key); err == nil {
 						if r, err := s.NewReader(ctx, o, 0, -1); err == nil {

@@ -1,11 +1,16 @@
 package store
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/cockroachdb/pebble/v2"
 )
 
 // TestPurgeWinsOverFillInProgress checks that a purge arriving while a fill
@@ -161,6 +166,62 @@ func TestSoftPurgeWinsOverRevalidationInProgress(t *testing.T) {
 			}
 			if o.Meta.Invalid != tt.wantInvalid {
 				t.Errorf("Invalid after the 304 = %v, want %v", o.Meta.Invalid, tt.wantInvalid)
+			}
+		})
+	}
+}
+
+// TestFillOvertakenByPurgeNeverReplacesNewerObject starts fill A, purges
+// its key, commits fill B (which began after the purge), then commits A:
+// A's commit is dropped with ErrSuperseded and B stays, while a reader that
+// was following A still gets A's whole body and A's chunks go once it
+// closes. For a soft purge the same holds.
+func TestFillOvertakenByPurgeNeverReplacesNewerObject(t *testing.T) {
+	const key = "http://h.example/a"
+	for _, soft := range []bool{false, true} {
+		t.Run(fmt.Sprintf("soft=%v", soft), func(t *testing.T) {
+			s := openTest(t, testOptions(t))
+			ctx := context.Background()
+			put(t, s, key, body(3000, 9), CreateOptions{SizeHint: -1})
+			a, err := s.Create(ctx, key, testMeta(), CreateOptions{SizeHint: -1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			bodyA := body(10_000, 1) // more than two 4 KiB chunks
+			if _, err := a.Write(bodyA); err != nil {
+				t.Fatal(err)
+			}
+			rd := a.NewReader(ctx)
+			first := make([]byte, 100)
+			if _, err := io.ReadFull(rd, first); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := s.Purge(ctx, Selector{URL: key}, soft); err != nil {
+				t.Fatal(err)
+			}
+			bodyB := body(6000, 2)
+			put(t, s, key, bodyB, CreateOptions{SizeHint: -1})
+			a.Seal()
+			if o, err := a.Commit(ctx); !errors.Is(err, ErrSuperseded) {
+				t.Fatalf("Commit of the overtaken fill = %v, %v; want ErrSuperseded", o, err)
+			}
+			got, err := s.Get(ctx, key)
+			if err != nil || got.Meta.Invalid || !bytes.Equal(readAll(t, s, got), bodyB) {
+				t.Fatalf("after the overtaken commit: %v (Invalid %v); want the newer object, valid", err, got != nil && got.Meta.Invalid)
+			}
+			rest, err := io.ReadAll(rd)
+			if err != nil || !bytes.Equal(append(first, rest...), bodyA) {
+				t.Fatalf("reader of the overtaken fill: %d bytes, %v; want its whole body", 100+len(rest), err)
+			}
+			rd.Close()
+			it, err := s.disk.db.NewIter(&pebble.IterOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer it.Close()
+			start, end := chunkSpan(a.fill)
+			for it.SeekGE(start); it.Valid() && bytes.Compare(it.Key(), end) < 0; it.Next() {
+				t.Fatalf("chunk %q of the overtaken fill is still stored after its last reader closed", it.Key())
 			}
 		})
 	}

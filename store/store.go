@@ -41,6 +41,11 @@ var (
 	// ErrUnavailable reports that storing is paused after a full disk or an
 	// I/O error; reads continue and storing resumes when space returns.
 	ErrUnavailable = errors.New("store: storing unavailable")
+	// ErrSuperseded reports a Commit that was dropped because a purge
+	// overtook the fill and a valid object committed after that purge
+	// holds the key: the older response must not replace it. Readers
+	// following the fill still get its whole body.
+	ErrSuperseded = errors.New("store: fill superseded by a newer object")
 )
 
 // Options configures a Store. Zero values mean the documented default; call

@@ -20,6 +20,7 @@ const (
 	filling fillState = iota
 	committed
 	aborted
+	superseded // Commit dropped the fill (ErrSuperseded); readers finish it
 )
 
 // Writer is one fill in progress, from Create to Commit or Abort. Write,
@@ -46,6 +47,7 @@ type Writer struct {
 	err      error         // why the fill was aborted
 	changed  chan struct{} // closed and replaced whenever the fields move
 	obj      *Object       // the committed object
+	readers  int           // fill readers not yet closed
 
 	purges *purgeLog // set by Store.Create; nil in tests of the disk tier alone
 }
@@ -183,6 +185,16 @@ func (w *Writer) Commit(ctx context.Context) (*Object, error) {
 		return nil, err
 	}
 	o, err := w.commitLocked()
+	if errors.Is(err, ErrSuperseded) {
+		// Readers following the fill keep reading its chunks and buffer;
+		// the last of them to close removes the chunks.
+		w.state = superseded
+		w.broadcast()
+		if w.readers == 0 {
+			w.dropLocked()
+		}
+		return nil, err
+	}
 	if err != nil {
 		w.abortLocked(err)
 		return nil, err
@@ -196,6 +208,7 @@ func (w *Writer) Commit(ctx context.Context) (*Object, error) {
 
 func (w *Writer) commitLocked() (*Object, error) {
 	d := w.d
+	purged := false
 	if w.purges != nil {
 		// A purge that came after the fill started wins: store the
 		// object Invalid (see purgeLog for why the lock is held until
@@ -204,6 +217,7 @@ func (w *Writer) commitLocked() (*Object, error) {
 		defer w.purges.mu.RUnlock()
 		if w.purges.matchedLocked(w.opts.Since, w.key, w.opts.Tags) {
 			w.meta.Invalid = true
+			purged = true
 		}
 	}
 	now := d.opts.now()
@@ -222,6 +236,21 @@ func (w *Writer) commitLocked() (*Object, error) {
 	st.Lock()
 	defer st.Unlock()
 	old, _, _ := d.lookup(w.key)
+	var oldTags []string
+	if old != nil {
+		if v, closer, err := d.db.Get(metaKey(w.key)); err == nil {
+			if orec, err := decodeMeta(v); err == nil {
+				// The purge removed or invalidated what the key held
+				// then, so a valid object now came after it: keep it.
+				if purged && !orec.meta.Invalid {
+					closer.Close()
+					return nil, fmt.Errorf("store: committing %q: %w", w.key, ErrSuperseded)
+				}
+				oldTags = orec.tags
+			}
+			closer.Close()
+		}
+	}
 
 	b := d.db.NewBatch()
 	defer b.Close()
@@ -229,13 +258,8 @@ func (w *Writer) commitLocked() (*Object, error) {
 		start, end := chunkSpan(old.fill)
 		b.DeleteRange(start, end, nil)
 		b.Delete(fillKey(old.fill), nil)
-		if v, closer, err := d.db.Get(metaKey(w.key)); err == nil {
-			if orec, err := decodeMeta(v); err == nil {
-				for _, t := range orec.tags {
-					b.Delete(tagKey(t, w.key), nil)
-				}
-			}
-			closer.Close()
+		for _, t := range oldTags {
+			b.Delete(tagKey(t, w.key), nil)
 		}
 		b.Delete(accessKey(w.key), nil)
 	}
@@ -315,6 +339,13 @@ func (w *Writer) abortLocked(cause error) {
 	}
 	w.state = aborted
 	w.err = cause
+	w.dropLocked()
+	w.broadcast()
+}
+
+// dropLocked removes the fill's chunks and gives back its charge. Call it
+// with w.mu held, once no reader needs them.
+func (w *Writer) dropLocked() {
 	w.buf, w.body = nil, nil
 	if w.marker {
 		b := w.d.db.NewBatch()
@@ -327,9 +358,9 @@ func (w *Writer) abortLocked(cause error) {
 		}
 		b.Close()
 	}
+	w.marker = false
 	w.d.used.Add(-w.charged)
 	w.charged = 0
-	w.broadcast()
 }
 
 // Seal marks the body complete: readers following the fill (NewReader)
@@ -351,6 +382,9 @@ func (w *Writer) Seal() {
 // returns io.EOF once everything is read after Commit, and an error if the
 // fill is aborted. It starts no goroutine; Close releases it.
 func (w *Writer) NewReader(ctx context.Context) io.ReadCloser {
+	w.mu.Lock()
+	w.readers++
+	w.mu.Unlock()
 	return &fillReader{w: w, ctx: ctx, bufIdx: -1}
 }
 
@@ -396,7 +430,7 @@ func (r *fillReader) Read(p []byte) (int, error) {
 			w.mu.Unlock()
 			r.pos += int64(n)
 			return n, nil
-		case w.state == committed || w.sealed:
+		case w.state == committed || w.state == superseded || w.sealed:
 			w.mu.Unlock()
 			return 0, io.EOF
 		}
@@ -437,7 +471,17 @@ func (r *fillReader) load(idx int64) error {
 }
 
 func (r *fillReader) Close() error {
+	if r.closed {
+		return nil
+	}
 	r.closed = true
 	r.buf = nil
+	w := r.w
+	w.mu.Lock()
+	w.readers--
+	if w.readers == 0 && w.state == superseded {
+		w.dropLocked()
+	}
+	w.mu.Unlock()
 	return nil
 }
