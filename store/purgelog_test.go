@@ -226,3 +226,44 @@ func TestFillOvertakenByPurgeNeverReplacesNewerObject(t *testing.T) {
 		})
 	}
 }
+
+// TestFillReaderOutlivesPurgeAfterCommit follows a fill with a slow reader,
+// commits it, then purges (hard) and replaces the object: the reader still
+// gets the whole body it was following, and a later Close releases what
+// pinned it (the store closes cleanly).
+func TestFillReaderOutlivesPurgeAfterCommit(t *testing.T) {
+	const key = "http://h.example/slow"
+	s := openTest(t, testOptions(t))
+	ctx := context.Background()
+	w, err := s.Create(ctx, key, testMeta(), CreateOptions{SizeHint: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := body(20_000, 3) // five 4 KiB chunks
+	if _, err := w.Write(want); err != nil {
+		t.Fatal(err)
+	}
+	rd := w.NewReader(ctx)
+	first := make([]byte, 10)
+	if _, err := io.ReadFull(rd, first); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.Purge(ctx, Selector{URL: key}, false); err != nil || n != 1 {
+		t.Fatalf("Purge = %d, %v", n, err)
+	}
+	put(t, s, key, body(5000, 4), CreateOptions{SizeHint: -1})
+	s.disk.db.Compact(ctx, []byte{0}, []byte{0xff}, true)
+	rest, err := io.ReadAll(rd)
+	if err != nil || !bytes.Equal(append(first, rest...), want) {
+		t.Fatalf("reader after purge and replacement: %d bytes, %v; want the whole body it followed", len(first)+len(rest), err)
+	}
+	if err := rd.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if w.snap != nil {
+		t.Fatal("the last reader's Close left the snapshot open")
+	}
+}

@@ -48,6 +48,10 @@ type Writer struct {
 	changed  chan struct{} // closed and replaced whenever the fields move
 	obj      *Object       // the committed object
 	readers  int           // fill readers not yet closed
+	// snap pins the committed chunks for readers still following the fill,
+	// so that a purge or replacement after Commit does not cut them short
+	// (Store.NewReader gives readers of stored objects the same promise).
+	snap *pebble.Snapshot
 
 	purges *purgeLog // set by Store.Create; nil in tests of the disk tier alone
 }
@@ -284,6 +288,10 @@ func (w *Writer) commitLocked() (*Object, error) {
 	}
 	w.flushed += lastChunk
 	w.marker = true
+	if w.readers > 0 {
+		// Before the index update: nothing can have removed the chunks yet.
+		w.snap = d.db.NewSnapshot()
+	}
 
 	e := &diskEntry{fill: w.fill, size: w.size, charge: chargeOf(w.key, rec, len(mv))}
 	if !rec.keepUntil.IsZero() {
@@ -447,7 +455,13 @@ func (r *fillReader) Read(p []byte) (int, error) {
 func (r *fillReader) load(idx int64) error {
 	w := r.w
 	r.key = chunkKey(r.key, w.fill, uint32(idx))
-	v, closer, err := w.d.db.Get(r.key)
+	w.mu.Lock()
+	var get func([]byte) ([]byte, io.Closer, error) = w.d.db.Get
+	if w.snap != nil {
+		get = w.snap.Get
+	}
+	w.mu.Unlock()
+	v, closer, err := get(r.key)
 	if errors.Is(err, pebble.ErrNotFound) {
 		w.mu.Lock()
 		st, cause := w.state, w.err
@@ -479,8 +493,14 @@ func (r *fillReader) Close() error {
 	w := r.w
 	w.mu.Lock()
 	w.readers--
-	if w.readers == 0 && w.state == superseded {
-		w.dropLocked()
+	if w.readers == 0 {
+		if w.snap != nil {
+			w.snap.Close()
+			w.snap = nil
+		}
+		if w.state == superseded {
+			w.dropLocked()
+		}
 	}
 	w.mu.Unlock()
 	return nil
