@@ -107,7 +107,7 @@ func openDisk(opts Options, mem *memTier) (*diskTier, error) {
 	bc := pebble.NewCache(opts.BlockCacheBytes)
 	defer bc.Unref()
 	po := &pebble.Options{
-		FS:                          vfsOnDiskFull(opts.fs, d.onDiskFull),
+		FS:                          vfsOnDiskFull(opts.FS, d.onDiskFull),
 		Cache:                       bc,
 		MemTableSize:                uint64(opts.MemTableBytes),
 		MemTableStopWritesThreshold: 4,

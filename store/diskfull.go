@@ -33,7 +33,7 @@ func (d *diskTier) ensureBallast() bool {
 	if d.opts.ReserveBytes <= 0 {
 		return true
 	}
-	fs := d.opts.fs
+	fs := d.opts.FS
 	if fi, err := fs.Stat(d.ballastPath()); err == nil && fi.Size() == d.opts.ReserveBytes {
 		return true
 	}
@@ -61,7 +61,7 @@ func (d *diskTier) ensureBallast() bool {
 // held, after a write met ENOSPC.
 func (d *diskTier) onDiskFull() {
 	if d.opts.ReserveBytes > 0 {
-		d.opts.fs.Remove(d.ballastPath())
+		d.opts.FS.Remove(d.ballastPath())
 	}
 	d.writeFailed(fmt.Errorf("disk full (ENOSPC)"))
 }

@@ -98,9 +98,10 @@ type Options struct {
 	// RetryInterval is how long storing stays paused after a full disk or
 	// an I/O error before it is tried again. Default 30 s.
 	RetryInterval time.Duration
+	// FS is the file system under pebble; nil means the real one
+	// (vfs.Default). Tests inject failures such as a full disk.
+	FS vfs.FS
 
-	// fs replaces the file system under pebble (tests inject failures).
-	fs vfs.FS
 	// now replaces time.Now (tests).
 	now func() time.Time
 	// commitNoSync skips the fsync of each commit (benchmark setup only:
@@ -149,8 +150,8 @@ func (o *Options) EnsureDefaults() {
 	if o.RetryInterval == 0 {
 		o.RetryInterval = 30 * time.Second
 	}
-	if o.fs == nil {
-		o.fs = vfs.Default
+	if o.FS == nil {
+		o.FS = vfs.Default
 	}
 	if o.now == nil {
 		o.now = time.Now
