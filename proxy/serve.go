@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strconv"
@@ -151,6 +152,15 @@ func (s *Server) serveStream(w http.ResponseWriter, r *http.Request, res fillRes
 		w.WriteHeader(http.StatusNotModified)
 		return
 	}
+	switch ans, start, length := streamRange(r, m, res.size); ans {
+	case rangeUnsatisfiable:
+		h["Content-Range"] = []string{"bytes */" + strconv.FormatInt(res.size, 10)}
+		w.WriteHeader(http.StatusRequestedRangeNotSatisfiable)
+		return
+	case rangePartial:
+		s.streamPart(w, r, res, st, start, length)
+		return
+	}
 	if res.size >= 0 && bodyAllowed(m.Status) {
 		h["Content-Length"] = []string{strconv.FormatInt(res.size, 10)}
 	}
@@ -161,6 +171,31 @@ func (s *Server) serveStream(w http.ResponseWriter, r *http.Request, res fillRes
 	rd := res.writer.NewReader(r.Context())
 	defer rd.Close()
 	if err := copyFlush(w, rd); err != nil {
+		panic(http.ErrAbortHandler)
+	}
+}
+
+// streamPart answers a single byte range from a fill in progress with a
+// 206 (RFC 9110 §15.3.7) once the fill has reached the range's first byte,
+// then streams the range as it arrives. A fill that fails before that
+// point is answered 502; one that fails later aborts the response.
+func (s *Server) streamPart(w http.ResponseWriter, r *http.Request, res fillResult, st cache.Status, start, length int64) {
+	rd := res.writer.NewReader(r.Context())
+	defer rd.Close()
+	if _, err := io.CopyN(io.Discard, rd, start); err != nil {
+		if r.Context().Err() != nil {
+			return
+		}
+		clear(w.Header()) // the stored response's fields describe no 502
+		st.Stored, st.HasTTL, st.Detail = false, false, "fill-failed"
+		s.writeUpstreamError(w, r, st, res.key, fmt.Errorf("proxy: the fill of %q failed before the requested range: %w", res.key, err))
+		return
+	}
+	h := w.Header()
+	h["Content-Range"] = []string{"bytes " + strconv.FormatInt(start, 10) + "-" + strconv.FormatInt(start+length-1, 10) + "/" + strconv.FormatInt(res.size, 10)}
+	h["Content-Length"] = []string{strconv.FormatInt(length, 10)}
+	w.WriteHeader(http.StatusPartialContent)
+	if err := copyFlush(w, io.LimitReader(rd, length)); err != nil {
 		panic(http.ErrAbortHandler)
 	}
 }
