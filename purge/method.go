@@ -12,11 +12,18 @@ import (
 // listener (Varnish, Squid, nginx's purge module).
 const MethodPurge = "PURGE"
 
+// SoftPurgeField is the request field that makes a PURGE soft: "1" marks
+// the URL's objects stale instead of removing them (as "soft": true does on
+// the admin API), "0" or its absence purges hard. Fastly's
+// Fastly-Soft-Purge works the same way.
+const SoftPurgeField = "Soft-Purge"
+
 // MethodHandler returns the handler of the PURGE method on the main
 // listener: it removes every stored variant of the request's own URL (its
 // primary key, RFC 9111 §4) and answers 200 with {"purged": N}, N possibly
 // 0. Clients outside Options.Networks get 403 and purge nothing; other
-// methods get 405. The proxy routes PURGE requests to it (proxy.Options.Purge).
+// methods get 405. SoftPurgeField: 1 makes it soft; any value but 0 or 1
+// gets 400 and purges nothing. The proxy routes PURGE requests to it (proxy.Options.Purge).
 func (a *API) MethodHandler() http.Handler {
 	return http.HandlerFunc(a.serveMethod)
 }
@@ -34,8 +41,18 @@ func (a *API) serveMethod(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	key := cache.PrimaryKey(r)
+	var soft bool
+	switch v := r.Header.Values(SoftPurgeField); {
+	case len(v) == 0 || (len(v) == 1 && v[0] == "0"):
+	case len(v) == 1 && v[0] == "1":
+		soft = true
+	default:
+		a.metrics.requests.WithLabelValues("method", "bad_request").Inc()
+		writeJSON(w, http.StatusBadRequest, result{Error: SoftPurgeField + " must be 1 (soft) or 0 (hard)"})
+		return
+	}
 	start := a.now()
-	n, err := a.purge(r.Context(), []store.Selector{{URL: key}}, false)
+	n, err := a.purge(r.Context(), []store.Selector{{URL: key}}, soft)
 	if err != nil {
 		a.metrics.requests.WithLabelValues("method", "error").Inc()
 		a.log.Error("purge failed", "who", r.RemoteAddr, "kind", "method", "what", "url="+key, "purged", n, "err", err)
@@ -44,7 +61,7 @@ func (a *API) serveMethod(w http.ResponseWriter, r *http.Request) {
 	}
 	a.metrics.requests.WithLabelValues("method", "ok").Inc()
 	a.metrics.objects.WithLabelValues("method").Add(float64(n))
-	a.log.Info("purge", "who", r.RemoteAddr, "token", "none", "kind", "method", "what", "url="+key, "soft", false, "purged", n, "duration", a.now().Sub(start))
+	a.log.Info("purge", "who", r.RemoteAddr, "token", "none", "kind", "method", "what", "url="+key, "soft", soft, "purged", n, "duration", a.now().Sub(start))
 	writeJSON(w, http.StatusOK, result{Purged: n})
 }
 

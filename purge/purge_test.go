@@ -515,6 +515,26 @@ func TestPurgeMethod(t *testing.T) {
 		t.Errorf("no audit line for PURGE:\n%s", r.audit.String())
 	}
 
+	// Soft-Purge: 1 marks the URL stale and keeps it; a bad value purges
+	// nothing.
+	resp, body = r.do("PURGE", "/blog/1", http.Header{purge.SoftPurgeField: {"yes"}})
+	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, purge.SoftPurgeField) {
+		t.Errorf("PURGE with %s: yes = %d %s, want 400 naming the field", purge.SoftPurgeField, resp.StatusCode, body)
+	}
+	if resp, _ := r.get("/blog/1"); !isHit(resp) {
+		t.Errorf("GET /blog/1 after a refused soft PURGE: miss")
+	}
+	resp, body = r.do("PURGE", "/blog/1", http.Header{purge.SoftPurgeField: {"1"}})
+	if resp.StatusCode != 200 || !strings.Contains(body, `"purged":1`) {
+		t.Fatalf("soft PURGE /blog/1 = %d %s", resp.StatusCode, body)
+	}
+	if obj, err := r.store.Get(t.Context(), "http://"+testHost+"/blog/1"); err != nil || !obj.Meta.Invalid {
+		t.Errorf("after a soft PURGE the object must stay, stale: %v", err)
+	}
+	if !strings.Contains(r.audit.String(), "soft=true") {
+		t.Errorf("no audit line for the soft PURGE:\n%s", r.audit.String())
+	}
+
 	for _, tt := range []struct {
 		remote   string
 		networks []netip.Prefix
