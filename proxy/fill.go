@@ -76,6 +76,9 @@ type fillResult struct {
 	stored    bool          // resultObject: found in the store on a second look, not fetched
 	fwdStatus int           // the origin's status, for Cache-Status
 	err       error         // resultError
+	// detail is the Cache-Status detail of a resultPass that is shareable
+	// but could not be stored ("store-unavailable"); empty otherwise.
+	detail string
 }
 
 // join returns the flight for key, creating it (leader true) when none is in
@@ -260,10 +263,14 @@ func (s *Server) fetchVariant(w http.ResponseWriter, r *http.Request, f found, r
 				s.forwardCacheable(w, r, st)
 				return
 			}
+			st.Detail = res.detail
 			s.writeResponse(w, r, direct, st, f.key)
 			return
 		}
 		st.Detail = "not-shareable"
+		if res.detail != "" {
+			st.Detail = res.detail
+		}
 		s.forwardCacheable(w, r, st)
 	case resultObject:
 		lk := s.policy.Evaluate(r, &res.obj.Meta, s.now())
@@ -419,10 +426,13 @@ func (s *Server) lead(r *http.Request, f found, fl *flight, w http.ResponseWrite
 	}
 	if !ok {
 		s.endFlight(f.key, fl)
-		if reason != "store-unavailable" && resp.StatusCode < 500 {
+		detail := ""
+		if reason == "store-unavailable" {
+			detail = reason
+		} else if resp.StatusCode < 500 {
 			s.flights.markHitForMiss(f.primary, s.now(), s.opts.HitForMiss)
 		}
-		publish(fillResult{kind: resultPass, fwdStatus: resp.StatusCode})
+		publish(fillResult{kind: resultPass, fwdStatus: resp.StatusCode, detail: detail})
 		return resp, cancel
 	}
 	s.flights.clearHitForMiss(f.primary)
@@ -465,7 +475,11 @@ func (s *Server) revalidated(ctx context.Context, r *http.Request, f found, resp
 // copyFill copies the origin's body into the store writer. It runs under
 // the server's context (tracked by s.wg), so the fill completes even when
 // every client has gone. A short or failed body aborts the fill: nothing
-// partial is ever stored, and readers following it get an error.
+// partial is ever stored, and readers following it get an error. So does
+// a store write that fails mid-body (a full disk: store.ErrUnavailable),
+// which is counted as a store error, not as the origin's; its clients'
+// bodies are then cut short too (a known bug: the store's Writer aborts its
+// readers; see TestFullDiskMidFillKeepsTheClientsBody).
 func (s *Server) copyFill(ctx context.Context, cancel context.CancelFunc, resp *http.Response, wr *store.Writer, f found, fl *flight, key string, vary []string, meta cache.Meta) {
 	defer s.wg.Done()
 	defer cancel()
@@ -482,6 +496,10 @@ func (s *Server) copyFill(ctx context.Context, cancel context.CancelFunc, resp *
 		// retries at once must start a new fill, not join this dead one.
 		s.endFlight(f.key, fl)
 		wr.Abort()
+		if errors.Is(err, store.ErrUnavailable) {
+			s.storeError("write", key, err)
+			return
+		}
 		s.metrics.fillErrors.Inc()
 		s.log.Warn("fill aborted", "key", key, "bytes", n, "err", err)
 		return
