@@ -202,6 +202,11 @@ func (p *Policy) lifetime(m *Meta, cc *respCC, viaCC bool) time.Duration {
 			if len(ex) == 0 {
 				return 0
 			}
+			for _, v := range ex[1:] {
+				if v != ex[0] {
+					return 0 // a singleton field with several values is invalid (RFC 9110 §5.5)
+				}
+			}
 			exp, ok := parseHTTPDate(ex[0])
 			if !ok {
 				return 0 // §5.3: an invalid Expires means already expired.
