@@ -3,7 +3,6 @@ package proxy
 import (
 	"io"
 	"net/http"
-	"os"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -183,17 +182,7 @@ func TestFullDiskPausesStoringThroughTheProxy(t *testing.T) {
 // TestFullDiskMidFillKeepsTheClientsBody: the disk fills while a
 // response's body is on its way through a fill. The client must still get
 // the origin's whole body, and the cut-short fill is not stored.
-//
-// Known bug, so skipped unless CELLAR_KNOWN_BUGS is set: the store's Writer
-// aborts the fill when a Write meets a paused store (store.ErrUnavailable),
-// and a fill aborts every reader following it, so the client gets the
-// bytes before the failure and then a reset connection (unexpected EOF). The fix belongs
-// in store.Writer (keep feeding its readers when storing pauses mid-fill)
-// or in the proxy's streaming path (serve.go), not in copyFill alone.
 func TestFullDiskMidFillKeepsTheClientsBody(t *testing.T) {
-	if os.Getenv("CELLAR_KNOWN_BUGS") == "" {
-		t.Skip("known bug: a store write that fails mid-fill cuts the client's body short (set CELLAR_KNOWN_BUGS=1 to run)")
-	}
 	d := newDiskFullRig(t)
 	d.q.SetFree(0)
 	d.midBody.Store(true)

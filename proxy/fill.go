@@ -475,11 +475,11 @@ func (s *Server) revalidated(ctx context.Context, r *http.Request, f found, resp
 // copyFill copies the origin's body into the store writer. It runs under
 // the server's context (tracked by s.wg), so the fill completes even when
 // every client has gone. A short or failed body aborts the fill: nothing
-// partial is ever stored, and readers following it get an error. So does
-// a store write that fails mid-body (a full disk: store.ErrUnavailable),
-// which is counted as a store error, not as the origin's; its clients'
-// bodies are then cut short too (a known bug: the store's Writer aborts its
-// readers; see TestFullDiskMidFillKeepsTheClientsBody).
+// partial is ever stored, and readers following it get an error. When
+// storing stops mid-body (a full disk) the store keeps feeding the fill's
+// readers from memory and the commit fails with store.ErrUnavailable,
+// counted as a store error: the clients get the whole body, nothing is
+// stored.
 func (s *Server) copyFill(ctx context.Context, cancel context.CancelFunc, resp *http.Response, wr *store.Writer, f found, fl *flight, key string, vary []string, meta cache.Meta) {
 	defer s.wg.Done()
 	defer cancel()

@@ -20,8 +20,14 @@ const (
 	filling fillState = iota
 	committed
 	aborted
-	superseded // Commit dropped the fill (ErrSuperseded); readers finish it
+	dropped // Commit did not store the fill (ErrSuperseded, ErrUnavailable); readers finish it
 )
+
+// maxUnstoredBuffer bounds the bytes a fill keeps in memory for its readers
+// after storing stopped mid-body (a full disk). When the tail reaches it,
+// the older half is dropped (amortised copying): a reader less than half
+// of it behind the origin is never cut off, one further behind may be.
+const maxUnstoredBuffer = 4 << 20
 
 // Writer is one fill in progress, from Create to Commit or Abort. Write,
 // Commit and Abort are for the one filling goroutine; NewReader may be
@@ -35,19 +41,23 @@ type Writer struct {
 	cs   int64
 
 	mu       sync.Mutex // protects the fields below
-	buf      []byte     // the chunk being filled: bytes [flushed, size)
+	buf      []byte     // bytes [bufStart, size): the chunk being filled, or the unstored tail
+	bufStart int64      // offset of buf[0]; equals flushed while storing
 	flushed  int64      // bytes already in chunk records
 	size     int64
+	// unstored is why storing stopped mid-body (it wraps ErrUnavailable):
+	// the fill goes on in memory for its readers and Commit stores nothing.
+	unstored error
 	marker   bool   // the fill record is on disk
 	body     []byte // whole body, kept while it may go to the memory tier
 	keepBody bool
 	charged  int64 // bytes added to d.used so far
 	state    fillState
-	sealed   bool          // Seal was called: the body is complete, readers may end
-	err      error         // why the fill was aborted
-	changed  chan struct{} // closed and replaced whenever the fields move
-	obj      *Object       // the committed object
-	readers  int           // fill readers not yet closed
+	sealed   bool                     // Seal was called: the body is complete, readers may end
+	err      error                    // why the fill was aborted
+	changed  chan struct{}            // closed and replaced whenever the fields move
+	obj      *Object                  // the committed object
+	readers  map[*fillReader]struct{} // fill readers not yet closed
 	// snap pins the committed chunks for readers still following the fill,
 	// so that a purge or replacement after Commit does not cut them short
 	// (Store.NewReader gives readers of stored objects the same promise).
@@ -89,8 +99,11 @@ func (w *Writer) broadcast() {
 }
 
 // Write appends p to the body. It copies p. Past Options.MaxObject it fails
-// with ErrTooLarge, and when storing is paused with ErrUnavailable; either
-// way the fill is aborted.
+// with ErrTooLarge and the fill is aborted. When storing stops mid-body (a
+// full disk, an I/O error: ErrUnavailable) the fill goes on without storing,
+// so that its readers still get the whole body: later Writes keep the
+// newest bytes in memory (at most maxUnstoredBuffer; a reader further
+// behind is cut off), and Commit returns an error wrapping ErrUnavailable.
 func (w *Writer) Write(p []byte) (int, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -108,9 +121,14 @@ func (w *Writer) Write(p []byte) (int, error) {
 		w.abortLocked(err)
 		return 0, err
 	}
+	if w.unstored != nil {
+		w.appendUnstoredLocked(p)
+		return len(p), nil
+	}
 	if err := w.d.checkStoring(); err != nil {
-		w.abortLocked(err)
-		return 0, err
+		w.stopStoringLocked(err)
+		w.appendUnstoredLocked(p)
+		return len(p), nil
 	}
 	if w.keepBody {
 		if w.size+int64(len(p)) <= w.d.opts.MaxMemoryObject {
@@ -123,8 +141,9 @@ func (w *Writer) Write(p []byte) (int, error) {
 	for len(p) > 0 {
 		if int64(len(w.buf)) == w.cs {
 			if err := w.flushLocked(); err != nil {
-				w.abortLocked(err)
-				return 0, err
+				w.stopStoringLocked(err)
+				w.appendUnstoredLocked(p)
+				return n, nil
 			}
 		}
 		room := w.cs - int64(len(w.buf))
@@ -159,7 +178,36 @@ func (w *Writer) flushLocked() error {
 	w.charged += n + chunkOverhead
 	w.d.used.Add(n + chunkOverhead)
 	w.buf = w.buf[:0]
+	w.bufStart = w.flushed
 	return nil
+}
+
+// stopStoringLocked turns the fill into one that only feeds its readers:
+// storing stopped (cause wraps ErrUnavailable) but a client following the
+// fill must still get the whole body from the origin. The chunks already
+// written stay for the readers until the fill ends.
+func (w *Writer) stopStoringLocked(cause error) {
+	w.unstored = cause
+	w.keepBody, w.body = false, nil
+}
+
+// appendUnstoredLocked adds p to the in-memory tail of an unstored fill,
+// keeping at most maxUnstoredBuffer bytes; readers behind what is dropped
+// are cut off.
+func (w *Writer) appendUnstoredLocked(p []byte) {
+	w.buf = append(w.buf, p...)
+	w.size += int64(len(p))
+	if len(w.buf) > maxUnstoredBuffer {
+		over := len(w.buf) - maxUnstoredBuffer/2
+		w.bufStart += int64(over)
+		w.buf = append(w.buf[:0], w.buf[over:]...)
+		for r := range w.readers {
+			if r.consumed < w.bufStart && r.consumed >= w.flushed {
+				r.lost = true
+			}
+		}
+	}
+	w.broadcast()
 }
 
 // addChunk adds the chunk in buf to b.
@@ -188,13 +236,19 @@ func (w *Writer) Commit(ctx context.Context) (*Object, error) {
 		w.abortLocked(err)
 		return nil, err
 	}
-	o, err := w.commitLocked()
-	if errors.Is(err, ErrSuperseded) {
+	var o *Object
+	var err error
+	if w.unstored != nil {
+		err = fmt.Errorf("store: %q not stored: %w", w.key, w.unstored)
+	} else {
+		o, err = w.commitLocked()
+	}
+	if errors.Is(err, ErrSuperseded) || w.unstored != nil {
 		// Readers following the fill keep reading its chunks and buffer;
 		// the last of them to close removes the chunks.
-		w.state = superseded
+		w.state = dropped
 		w.broadcast()
-		if w.readers == 0 {
+		if len(w.readers) == 0 {
 			w.dropLocked()
 		}
 		return nil, err
@@ -205,6 +259,7 @@ func (w *Writer) Commit(ctx context.Context) (*Object, error) {
 	}
 	w.state, w.obj = committed, o
 	w.buf = nil
+	w.bufStart = w.flushed
 	w.broadcast()
 	w.d.kick()
 	return o, nil
@@ -288,7 +343,7 @@ func (w *Writer) commitLocked() (*Object, error) {
 	}
 	w.flushed += lastChunk
 	w.marker = true
-	if w.readers > 0 {
+	if len(w.readers) > 0 {
 		// Before the index update: nothing can have removed the chunks yet.
 		w.snap = d.db.NewSnapshot()
 	}
@@ -390,10 +445,14 @@ func (w *Writer) Seal() {
 // returns io.EOF once everything is read after Commit, and an error if the
 // fill is aborted. It starts no goroutine; Close releases it.
 func (w *Writer) NewReader(ctx context.Context) io.ReadCloser {
+	r := &fillReader{w: w, ctx: ctx, bufIdx: -1}
 	w.mu.Lock()
-	w.readers++
+	if w.readers == nil {
+		w.readers = make(map[*fillReader]struct{})
+	}
+	w.readers[r] = struct{}{}
 	w.mu.Unlock()
-	return &fillReader{w: w, ctx: ctx, bufIdx: -1}
+	return r
 }
 
 type fillReader struct {
@@ -404,6 +463,9 @@ type fillReader struct {
 	buf    []byte // payload of flushed chunk bufIdx
 	bufIdx int64
 	closed bool
+
+	consumed int64 // pos as the writer last saw it; guarded by w.mu
+	lost     bool  // fell behind an unstored fill's buffer; guarded by w.mu
 }
 
 func (r *fillReader) Read(p []byte) (int, error) {
@@ -421,6 +483,7 @@ func (r *fillReader) Read(p []byte) (int, error) {
 			return n, nil
 		}
 		w.mu.Lock()
+		r.consumed = r.pos
 		switch {
 		case w.state == aborted:
 			// First: an aborted fill has dropped its buffer, whatever size says.
@@ -433,12 +496,17 @@ func (r *fillReader) Read(p []byte) (int, error) {
 				return 0, err
 			}
 			continue
-		case r.pos < w.size:
-			n := copy(p, w.buf[r.pos-w.flushed:])
+		case r.lost || r.pos < w.bufStart:
+			r.lost = true
 			w.mu.Unlock()
+			return 0, fmt.Errorf("store: fill of %q: the reader fell more than %d bytes behind while storing was paused: %w", w.key, maxUnstoredBuffer/2, ErrUnavailable)
+		case r.pos < w.size:
+			n := copy(p, w.buf[r.pos-w.bufStart:])
 			r.pos += int64(n)
+			r.consumed = r.pos
+			w.mu.Unlock()
 			return n, nil
-		case w.state == committed || w.state == superseded || w.sealed:
+		case w.state == committed || w.state == dropped || w.sealed:
 			w.mu.Unlock()
 			return 0, io.EOF
 		}
@@ -492,13 +560,13 @@ func (r *fillReader) Close() error {
 	r.buf = nil
 	w := r.w
 	w.mu.Lock()
-	w.readers--
-	if w.readers == 0 {
+	delete(w.readers, r)
+	if len(w.readers) == 0 {
 		if w.snap != nil {
 			w.snap.Close()
 			w.snap = nil
 		}
-		if w.state == superseded {
+		if w.state == dropped {
 			w.dropLocked()
 		}
 	}
