@@ -5,7 +5,9 @@
 // Squid and nginx's purge module). A soft purge marks objects Invalid, so
 // that they are revalidated before reuse (RFC 9111 §4.3) and may still be
 // served stale while that happens or when the origin fails (RFC 5861 §3,
-// §4). The command-line client is RunCLI.
+// §4). A purge that succeeds locally is forwarded to the other nodes of a
+// cluster (Options.Peers), concurrently, and the answer reports each
+// peer's result. The command-line client is RunCLI.
 package purge
 
 import (
@@ -21,7 +23,9 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"strings"
+	"sync"
 	"time"
 	"unicode"
 
@@ -39,6 +43,16 @@ var (
 	ErrBadRequest = errors.New("purge: bad request")
 )
 
+// EnvPeerToken is the environment variable that supplies
+// Options.PeerToken to `cellar serve` when the config file sets none.
+const EnvPeerToken = "CELLAR_PURGE_PEER_TOKEN"
+
+// ForwardedField marks a purge that a peer forwarded: a request that
+// carries it with the value "1" (and passes authorization) is purged
+// locally and not forwarded again, so that nodes listing each other never
+// loop.
+const ForwardedField = "Cellar-Purge-Forwarded"
+
 // Options configure an API. Zero values mean the documented default; call
 // EnsureDefaults, then Validate (New does both).
 type Options struct {
@@ -54,6 +68,25 @@ type Options struct {
 	MaxBodyBytes int64
 	// Logger receives one audit line per purge. Default slog.Default().
 	Logger *slog.Logger
+
+	// Peers are the admin base URLs of the other nodes of a cluster, e.g.
+	// http://10.0.0.2:8081 (see CheckPeerURL). A purge that succeeds
+	// locally, on the admin API or through the PURGE method, is forwarded
+	// to every peer's /purge/<kind> concurrently; a path in a peer URL is
+	// kept as a prefix. Default none: purges stay local.
+	Peers []string
+	// PeerToken is the bearer token sent to Peers; each peer must accept
+	// it. Default Tokens[0], since a cluster usually shares its tokens.
+	PeerToken string
+	// PeerTimeout bounds the whole fan-out of one purge, from the first
+	// connection to the last answer; a peer that has not answered by then
+	// has failed. Default 5s.
+	PeerTimeout time.Duration
+	// Client sends the forwarded purges; it must be safe for concurrent
+	// use. Default (nil) a dedicated client, never http.DefaultClient,
+	// that follows no redirects and ignores HTTP_PROXY: peers are reached
+	// directly.
+	Client *http.Client
 }
 
 // EnsureDefaults fills in the documented defaults for zero fields.
@@ -66,6 +99,12 @@ func (o *Options) EnsureDefaults() {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
+	}
+	if o.PeerToken == "" && len(o.Tokens) > 0 {
+		o.PeerToken = o.Tokens[0]
+	}
+	if o.PeerTimeout == 0 {
+		o.PeerTimeout = 5 * time.Second
 	}
 }
 
@@ -88,7 +127,57 @@ func (o *Options) Validate() error {
 	if o.MaxBodyBytes < 0 {
 		errs = append(errs, fmt.Errorf("purge: MaxBodyBytes %d is invalid: must not be negative", o.MaxBodyBytes))
 	}
+	seen := map[string]int{}
+	for i, p := range o.Peers {
+		if err := CheckPeerURL(p); err != nil {
+			errs = append(errs, fmt.Errorf("purge: Peers[%d] %q is invalid: %v", i, p, err))
+			continue
+		}
+		base := strings.TrimRight(p, "/")
+		if j, dup := seen[base]; dup {
+			errs = append(errs, fmt.Errorf("purge: Peers[%d] %q is invalid: repeats Peers[%d]; each peer would be purged twice", i, p, j))
+			continue
+		}
+		seen[base] = i
+	}
+	if t := o.PeerToken; len(o.Peers) > 0 && t != "" && (len(t) < 16 || strings.IndexFunc(t, unicode.IsSpace) >= 0) {
+		errs = append(errs, fmt.Errorf("purge: PeerToken (fingerprint %s) is invalid: must be at least 16 characters without white space", Fingerprint(t)))
+	}
+	if o.PeerTimeout < 0 {
+		errs = append(errs, fmt.Errorf("purge: PeerTimeout %v is invalid: must not be negative", o.PeerTimeout))
+	}
 	return errors.Join(errs...)
+}
+
+// CheckPeerURL reports whether raw can be an entry of Options.Peers: an
+// absolute http or https URL with a host and without query, fragment or
+// user information (the token travels in Authorization). The error says
+// what is wrong and states the rule.
+func CheckPeerURL(raw string) error {
+	const rule = "want the absolute http or https URL of a peer's admin listener, e.g. http://10.0.0.2:8081, without query or fragment"
+	u, err := url.Parse(raw)
+	var why string
+	switch {
+	case err != nil:
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		why = "unparsable (" + err.Error() + ")"
+	case u.Scheme != "http" && u.Scheme != "https":
+		why = "scheme is not http or https"
+	case u.Opaque != "" || u.Host == "" || u.Hostname() == "":
+		why = "no host"
+	case u.User != nil:
+		why = "has user information"
+	case u.RawQuery != "" || u.ForceQuery:
+		why = "has a query"
+	case u.Fragment != "" || strings.Contains(raw, "#"):
+		why = "has a fragment"
+	default:
+		return nil
+	}
+	return fmt.Errorf("%s: %s", why, rule)
 }
 
 // API serves purge requests against one store. Its handlers are safe for
@@ -100,6 +189,8 @@ type API struct {
 	tokens  [][sha256.Size]byte // hashes of Options.Tokens
 	metrics *Metrics
 	now     func() time.Time
+	client  *http.Client // sends forwarded purges; nil without peers
+	ownsCl  bool         // client is the dedicated default, closed by Close
 }
 
 // New returns the API for st.
@@ -113,6 +204,7 @@ func New(st *store.Store, opts Options) (*API, error) {
 	}
 	opts.Tokens = append([]string(nil), opts.Tokens...)
 	opts.Networks = append([]netip.Prefix(nil), opts.Networks...)
+	opts.Peers = append([]string(nil), opts.Peers...)
 	a := &API{
 		st:      st,
 		opts:    opts,
@@ -123,7 +215,38 @@ func New(st *store.Store, opts Options) (*API, error) {
 	for _, t := range opts.Tokens {
 		a.tokens = append(a.tokens, sha256.Sum256([]byte(t)))
 	}
+	if len(opts.Peers) > 0 {
+		a.client = opts.Client
+		if a.client == nil {
+			a.client, a.ownsCl = newPeerClient(), true
+		}
+		a.log.Info("purges fan out to peers", "peers", strings.Join(opts.Peers, ","), "peer_token", Fingerprint(opts.PeerToken), "peer_timeout", opts.PeerTimeout)
+	}
 	return a, nil
+}
+
+// newPeerClient returns the dedicated client of forwarded purges. It
+// follows no redirect (a peer that redirects has failed: a POST would turn
+// into a GET) and uses no proxy from the environment. The fan-out's
+// context bounds every request.
+func newPeerClient() *http.Client {
+	return &http.Client{
+		Transport: &http.Transport{
+			ForceAttemptHTTP2:   true,
+			MaxIdleConnsPerHost: 4,
+			IdleConnTimeout:     90 * time.Second,
+			TLSHandshakeTimeout: 10 * time.Second,
+		},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+}
+
+// Close releases the idle connections of the dedicated peer client (not
+// those of an Options.Client). The handlers must not be used afterwards.
+func (a *API) Close() {
+	if a.ownsCl {
+		a.client.CloseIdleConnections()
+	}
 }
 
 // Metrics returns the API's Prometheus collectors.
@@ -140,6 +263,12 @@ func Fingerprint(token string) string {
 // /purge/tag and /purge/all, each answering {"purged": N} on success and
 // {"error": "..."} with 400 (malformed body), 401 (missing or wrong
 // token) or 500 (store failure). Mount it on the admin mux at "/purge/".
+//
+// With Options.Peers, a successful local purge is then forwarded to every
+// peer (unless the request carries ForwardedField: 1) and the answer lists
+// each peer's result: {"purged": N, "peers": [{"peer": URL, "purged": n},
+// {"peer": URL, "error": "..."}]}. When any peer failed the status is 502
+// and "error" says the purge is incomplete; the local purge stands.
 func (a *API) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /purge/url", a.serveKind(kindURL))
@@ -181,7 +310,16 @@ type (
 
 // result is the body of every admin answer.
 type result struct {
-	Purged int    `json:"purged"`
+	Purged int          `json:"purged"`
+	Peers  []peerResult `json:"peers,omitempty"`
+	Error  string       `json:"error,omitempty"`
+}
+
+// peerResult is one peer's part of a fan-out: Purged on success, else
+// Error.
+type peerResult struct {
+	Peer   string `json:"peer"`
+	Purged *int   `json:"purged,omitempty"`
 	Error  string `json:"error,omitempty"`
 }
 
@@ -211,11 +349,164 @@ func (a *API) serveKind(k kind) http.HandlerFunc {
 			writeJSON(w, http.StatusInternalServerError, result{Purged: n, Error: "purge failed: " + err.Error()})
 			return
 		}
-		a.metrics.requests.WithLabelValues(string(k), "ok").Inc()
 		a.metrics.objects.WithLabelValues(string(k)).Add(float64(n))
-		a.log.Info("purge", "who", r.RemoteAddr, "token", fp, "kind", k, "what", what, "soft", soft, "purged", n, "duration", a.now().Sub(start))
-		writeJSON(w, http.StatusOK, result{Purged: n})
+		a.finish(w, r, start, fanOut{kind: k, label: string(k), token: fp, what: what, sels: sels, soft: soft, purged: n})
 	}
+}
+
+// fanOut is a purge that succeeded locally, on its way to the peers.
+type fanOut struct {
+	kind   kind   // the admin endpoint that the peers get
+	label  string // the metrics' and audit line's kind ("method" for PURGE)
+	token  string // fingerprint of the presented token, or "none"
+	what   string // describe(sels)
+	sels   []store.Selector
+	soft   bool
+	purged int // objects purged locally
+}
+
+// finish forwards a local purge to the peers (unless r was itself
+// forwarded), writes the audit line and answers: 200, or 502 when any peer
+// failed.
+func (a *API) finish(w http.ResponseWriter, r *http.Request, start time.Time, f fanOut) {
+	forwarded := r.Header.Get(ForwardedField) == "1"
+	var peers []peerResult
+	failed := 0
+	if !forwarded && len(a.opts.Peers) > 0 {
+		peers = a.forwardAll(r.Context(), f)
+		for _, p := range peers {
+			if p.Error != "" {
+				failed++
+				a.log.Warn("purge not forwarded", "peer", p.Peer, "kind", f.label, "what", f.what, "err", p.Error)
+			}
+		}
+	}
+	res, code, outcome := result{Purged: f.purged, Peers: peers}, http.StatusOK, "ok"
+	if failed > 0 {
+		code, outcome = http.StatusBadGateway, "incomplete"
+		res.Error = fmt.Sprintf("purged here, but %d of %d peers failed: the purge is incomplete", failed, len(peers))
+	}
+	a.metrics.requests.WithLabelValues(f.label, outcome).Inc()
+	a.log.Info("purge", "who", r.RemoteAddr, "token", f.token, "kind", f.label, "what", f.what, "soft", f.soft, "purged", f.purged,
+		"forwarded", forwarded, "peers_ok", len(peers)-failed, "peers_failed", failed, "duration", a.now().Sub(start))
+	writeJSON(w, code, res)
+}
+
+// forwardAll sends the purge to every peer at once and returns their
+// results in the order of Options.Peers. It runs under a context detached
+// from the client's, so a client that hangs up does not stop it half way,
+// bounded by PeerTimeout; every request has ended when it returns.
+func (a *API) forwardAll(ctx context.Context, f fanOut) []peerResult {
+	body, err := forwardBody(f.kind, f.sels, f.soft)
+	res := make([]peerResult, len(a.opts.Peers))
+	if err != nil { // not expected: the selectors came from a parsed request
+		for i, p := range a.opts.Peers {
+			res[i] = peerResult{Peer: p, Error: "encoding the request: " + err.Error()}
+		}
+		return res
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.opts.PeerTimeout)
+	defer cancel()
+	var wg sync.WaitGroup
+	for i, p := range a.opts.Peers {
+		wg.Go(func() {
+			n, outcome, err := a.forward(ctx, p, f.kind, body)
+			a.metrics.forwards.WithLabelValues(p, outcome).Inc()
+			if err != nil {
+				res[i] = peerResult{Peer: p, Error: err.Error()}
+				return
+			}
+			res[i] = peerResult{Peer: p, Purged: &n}
+		})
+	}
+	wg.Wait()
+	return res
+}
+
+// forward posts body to peer's /purge/<k> and returns the number it
+// purged, or an error and the metric outcome: unreachable, timeout,
+// status (an answer other than 200) or bad_answer.
+func (a *API) forward(ctx context.Context, peer string, k kind, body []byte) (int, string, error) {
+	u := strings.TrimRight(peer, "/") + "/purge/" + string(k)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(body))
+	if err != nil {
+		return 0, "unreachable", err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+a.opts.PeerToken)
+	req.Header.Set(ForwardedField, "1")
+	resp, err := a.client.Do(req)
+	if err != nil {
+		if ctx.Err() != nil {
+			return 0, "timeout", a.errTimeout()
+		}
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // the peer's URL is reported beside the error
+		}
+		return 0, "unreachable", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	if err != nil {
+		if ctx.Err() != nil {
+			return 0, "timeout", a.errTimeout()
+		}
+		return 0, "bad_answer", fmt.Errorf("reading the answer: %v", err)
+	}
+	var ans struct {
+		Purged *int   `json:"purged"`
+		Error  string `json:"error"`
+	}
+	decErr := json.Unmarshal(b, &ans)
+	if resp.StatusCode != http.StatusOK {
+		msg := ans.Error
+		if decErr != nil || msg == "" {
+			msg = strings.TrimSpace(string(b))
+			if len(msg) > 200 {
+				msg = msg[:200] + "..."
+			}
+		}
+		return 0, "status", fmt.Errorf("answered %s: %s", resp.Status, msg)
+	}
+	if decErr != nil {
+		return 0, "bad_answer", fmt.Errorf("undecodable answer: %v", decErr)
+	}
+	if ans.Purged == nil {
+		return 0, "bad_answer", errors.New(`undecodable answer: no "purged" count`)
+	}
+	return *ans.Purged, "ok", nil
+}
+
+func (a *API) errTimeout() error {
+	return fmt.Errorf("timeout: no complete answer within %v", a.opts.PeerTimeout)
+}
+
+// forwardBody re-encodes a parsed request of kind k for the peers, from
+// its normalized selectors (which ParseRequest accepts again as they are).
+func forwardBody(k kind, sels []store.Selector, soft bool) ([]byte, error) {
+	var vals []string
+	for _, s := range sels {
+		switch k {
+		case kindURL:
+			vals = append(vals, s.URL)
+		case kindPrefix:
+			vals = append(vals, s.Prefix)
+		case kindTag:
+			vals = append(vals, s.Tag)
+		}
+	}
+	switch k {
+	case kindURL:
+		return json.Marshal(urlRequest{URLs: vals, Soft: soft})
+	case kindPrefix:
+		return json.Marshal(prefixRequest{Prefixes: vals, Soft: soft})
+	case kindTag:
+		return json.Marshal(tagRequest{Tags: vals, Soft: soft})
+	case kindAll:
+		return json.Marshal(allRequest{Soft: soft})
+	}
+	return nil, fmt.Errorf("unknown purge kind %q", k)
 }
 
 // authorize checks the bearer token in constant time against every

@@ -28,7 +28,10 @@ Flags (before or after the values):
 // RunCLI is the command-line client of the admin API ("cellar purge"):
 // args are what follows "purge". Without -token it uses CELLAR_PURGE_TOKEN,
 // else the token file in -data-dir (default defaultDataDir). It prints the
-// number of objects purged to stdout.
+// number of objects purged to stdout, then one line per peer the purge was
+// forwarded to ("peer URL: purged N" or "peer URL: error: ..."). Any answer
+// but 200, including the 502 of a purge that some peer missed, is an
+// error.
 func RunCLI(ctx context.Context, args []string, stdout, stderr io.Writer, defaultDataDir string) error {
 	fs := flag.NewFlagSet("purge", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -116,6 +119,10 @@ func RunCLI(ctx context.Context, args []string, stdout, stderr io.Writer, defaul
 	if err == nil {
 		err = json.Unmarshal(b, &res)
 	}
+	if err == nil && (resp.StatusCode == http.StatusOK || resp.StatusCode == http.StatusBadGateway && len(res.Peers) > 0) {
+		// A 502 with peers: purged here, but not everywhere; say where.
+		printResult(stdout, res)
+	}
 	if resp.StatusCode != http.StatusOK {
 		msg := res.Error
 		if msg == "" {
@@ -126,6 +133,20 @@ func RunCLI(ctx context.Context, args []string, stdout, stderr io.Writer, defaul
 	if err != nil {
 		return fmt.Errorf("purge: reading the answer: %w", err)
 	}
-	fmt.Fprintf(stdout, "purged %d\n", res.Purged)
 	return nil
+}
+
+// printResult prints the local count and each peer's result.
+func printResult(w io.Writer, res result) {
+	fmt.Fprintf(w, "purged %d\n", res.Purged)
+	for _, p := range res.Peers {
+		switch {
+		case p.Error != "":
+			fmt.Fprintf(w, "peer %s: error: %s\n", p.Peer, p.Error)
+		case p.Purged != nil:
+			fmt.Fprintf(w, "peer %s: purged %d\n", p.Peer, *p.Purged)
+		default:
+			fmt.Fprintf(w, "peer %s: no result\n", p.Peer)
+		}
+	}
 }

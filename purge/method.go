@@ -24,6 +24,11 @@ const SoftPurgeField = "Soft-Purge"
 // 0. Clients outside Options.Networks get 403 and purge nothing; other
 // methods get 405. SoftPurgeField: 1 makes it soft; any value but 0 or 1
 // gets 400 and purges nothing. The proxy routes PURGE requests to it (proxy.Options.Purge).
+//
+// With Options.Peers the purge is then forwarded to every peer's
+// /purge/url, with the same soft flag, as the admin API forwards its
+// purges (see Handler): the answer lists the peers' results, and is 502
+// when any failed.
 func (a *API) MethodHandler() http.Handler {
 	return http.HandlerFunc(a.serveMethod)
 }
@@ -59,10 +64,9 @@ func (a *API) serveMethod(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusInternalServerError, result{Purged: n, Error: "purge failed: " + err.Error()})
 		return
 	}
-	a.metrics.requests.WithLabelValues("method", "ok").Inc()
 	a.metrics.objects.WithLabelValues("method").Add(float64(n))
-	a.log.Info("purge", "who", r.RemoteAddr, "token", "none", "kind", "method", "what", "url="+key, "soft", soft, "purged", n, "duration", a.now().Sub(start))
-	writeJSON(w, http.StatusOK, result{Purged: n})
+	sels := []store.Selector{{URL: key}}
+	a.finish(w, r, start, fanOut{kind: kindURL, label: "method", token: "none", what: describe(sels), sels: sels, soft: soft, purged: n})
 }
 
 // allowed reports whether the connection peer remoteAddr ("ip:port") is in

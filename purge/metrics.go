@@ -7,24 +7,29 @@ import "github.com/prometheus/client_golang/prometheus"
 type Metrics struct {
 	requests *prometheus.CounterVec // by kind and result
 	objects  *prometheus.CounterVec // by kind
+	forwards *prometheus.CounterVec // by peer and result
 }
 
 func newMetrics() *Metrics {
 	return &Metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "cellar", Name: "purge_requests_total",
-			Help: "Purge requests by kind (url, prefix, tag, all, method) and result (ok, bad_request, unauthorized, forbidden, error).",
+			Help: "Purge requests by kind (url, prefix, tag, all, method) and result (ok, incomplete: purged here but a peer failed, bad_request, unauthorized, forbidden, error).",
 		}, []string{"kind", "result"}),
 		objects: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "cellar", Name: "purged_objects_total",
 			Help: "Stored objects removed or invalidated by purges, by kind.",
 		}, []string{"kind"}),
+		forwards: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "cellar", Name: "purge_peer_forwards_total",
+			Help: "Purges forwarded to peers, by peer (the configured admin URL) and result (ok, unreachable, timeout, status: an answer other than 200, bad_answer).",
+		}, []string{"peer", "result"}),
 	}
 }
 
 // Register adds the collectors to reg.
 func (m *Metrics) Register(reg prometheus.Registerer) error {
-	for _, c := range []prometheus.Collector{m.requests, m.objects} {
+	for _, c := range []prometheus.Collector{m.requests, m.objects, m.forwards} {
 		if err := reg.Register(c); err != nil {
 			return err
 		}

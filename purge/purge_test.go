@@ -1,12 +1,19 @@
 package purge_test
 
 import (
+	"bytes"
+	"context"
+	"encoding/json"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -648,5 +655,539 @@ func TestSoftPurgeDuringRevalidationWins(t *testing.T) {
 	r.waitIdle()
 	if o, err := r.store.Get(t.Context(), key); err != nil || !o.Meta.Invalid {
 		t.Errorf("after a 304 that raced a soft purge: %+v, %v; want the entry kept Invalid", o, err)
+	}
+}
+
+// auditCount returns the number of audit lines ("purge", one per purge
+// that a node applied) in r's log.
+func (r *rig) auditCount() int {
+	return strings.Count(r.audit.String(), "msg=purge ")
+}
+
+// auditLines returns r's audit lines.
+func (r *rig) auditLines() []string {
+	var lines []string
+	for _, l := range strings.Split(r.audit.String(), "\n") {
+		if strings.Contains(l, "msg=purge ") {
+			lines = append(lines, l)
+		}
+	}
+	return lines
+}
+
+// metricWith returns the sum of the named counter's series whose labels
+// include every one of labels.
+func (r *rig) metricWith(name string, labels map[string]string) float64 {
+	r.t.Helper()
+	mfs, err := r.reg.Gather()
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	sum := 0.0
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	series:
+		for _, m := range mf.GetMetric() {
+			for k, v := range labels {
+				found := false
+				for _, lp := range m.GetLabel() {
+					if lp.GetName() == k && lp.GetValue() == v {
+						found = true
+					}
+				}
+				if !found {
+					continue series
+				}
+			}
+			sum += m.GetCounter().GetValue()
+		}
+	}
+	return sum
+}
+
+// purgeReqCtx is purgeReq bounded by ctx.
+func (r *rig) purgeReqCtx(ctx context.Context, kind, body, token string) (int, answer) {
+	r.t.Helper()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, r.admin.URL+"/purge/"+kind, strings.NewReader(body))
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := r.admin.Client().Do(req)
+	if err != nil {
+		r.t.Fatalf("purge %s: %v", kind, err)
+	}
+	defer resp.Body.Close()
+	var a answer
+	if err := json.NewDecoder(resp.Body).Decode(&a); err != nil {
+		r.t.Fatalf("purge %s: decoding the answer: %v", kind, err)
+	}
+	return resp.StatusCode, a
+}
+
+// closedURL returns the base URL of a loopback address on which nothing
+// listens any more: connections to it are refused.
+func closedURL(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := "http://" + ln.Addr().String()
+	ln.Close()
+	return u
+}
+
+// checkPeers compares the peers of an answer with want: for each peer, its
+// count (want >= 0) or a text its error must contain.
+func checkPeers(t *testing.T, what string, got []peerAnswer, want []peerWant) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Errorf("%s: answer lists %d peers %+v, want %d", what, len(got), got, len(want))
+		return
+	}
+	for i, w := range want {
+		g := got[i]
+		switch {
+		case g.Peer != w.peer:
+			t.Errorf("%s: peers[%d] is %q, want %q (the order of Options.Peers)", what, i, g.Peer, w.peer)
+		case w.err == "" && (g.Purged == nil || *g.Purged != w.purged || g.Error != ""):
+			t.Errorf("%s: peer %s: %+v (purged %v), want purged %d", what, g.Peer, g, deref(g.Purged), w.purged)
+		case w.err != "" && (!strings.Contains(g.Error, w.err) || g.Purged != nil):
+			t.Errorf("%s: peer %s: error %q (purged %v), want an error with %q and no count", what, g.Peer, g.Error, deref(g.Purged), w.err)
+		}
+	}
+}
+
+type peerWant struct {
+	peer   string
+	purged int
+	err    string // when not empty, the peer must have failed with it
+}
+
+func deref(p *int) any {
+	if p == nil {
+		return nil
+	}
+	return *p
+}
+
+// TestPurgeFansOutToEveryPeerOnce runs three nodes, each a whole cellar
+// with the catalog stored: A lists B and C as peers, B lists A (a cycle).
+// Purges posted to A reach every node once (the forwarded copies are not
+// forwarded again), hard ones remove the objects and a soft one leaves
+// them stale, so each node's proxy goes back to its origin; A's answer
+// lists both peers with their counts. A purge posted to B reaches A but
+// not C: A does not forward what B forwarded.
+func TestPurgeFansOutToEveryPeerOnce(t *testing.T) {
+	lnA, urlA := listenAdmin(t)
+	lnB, urlB := listenAdmin(t)
+	lnC, urlC := listenAdmin(t)
+	a := newRig(t, catalog, withAdminListener(lnA), withPurge(func(o *purge.Options) { o.Peers = []string{urlB, urlC + "/"} }))
+	b := newRig(t, catalog, withAdminListener(lnB), withPurge(func(o *purge.Options) { o.Peers = []string{urlA} }))
+	c := newRig(t, catalog, withAdminListener(lnC))
+	names := map[*rig]string{a: "A", b: "B", c: "C"}
+	for _, n := range []*rig{a, b, c} {
+		n.fillCatalog()
+	}
+	steps := []struct {
+		name       string
+		to         *rig
+		kind, body string
+		path       request // purged by the step
+		kept       request // not purged by it
+		want       int     // objects purged on each node reached (/v: its Vary marker and 2 variants)
+		reached    []*rig
+		peers      []string // the answer's peers, in order
+		soft       bool
+	}{
+		{"tag", a, "tag", `{"tags":["product-4"]}`, request{"/a", ""}, request{"/a?x=1", ""}, 1, []*rig{a, b, c}, []string{urlB, urlC + "/"}, false},
+		{"url with variants, not normalized", a, "url", `{"urls":["http://CELLAR.test:80/v"]}`, request{"/v", "fr"}, request{"/b", ""}, 3, []*rig{a, b, c}, []string{urlB, urlC + "/"}, false},
+		{"soft url", a, "url", `{"urls":["http://cellar.test/blog/1"],"soft":true}`, request{"/blog/1", ""}, request{"/blog/2", ""}, 1, []*rig{a, b, c}, []string{urlB, urlC + "/"}, true},
+		{"tag posted to B", b, "tag", `{"tags":["product-42"]}`, request{"/b", ""}, request{"/blog/2", ""}, 1, []*rig{b, a}, []string{urlA}, false},
+	}
+	applied := map[*rig]int{}
+	for _, st := range steps {
+		code, ans := st.to.purgeReq(st.kind, st.body, testToken)
+		what := fmt.Sprintf("%s: POST %s/purge/%s %s", st.name, names[st.to], st.kind, st.body)
+		if code != http.StatusOK || ans.Purged != st.want || ans.Error != "" {
+			t.Fatalf("%s = %d %+v, want 200 purged %d", what, code, ans, st.want)
+		}
+		var want []peerWant
+		for _, p := range st.peers {
+			want = append(want, peerWant{peer: p, purged: st.want})
+		}
+		checkPeers(t, what, ans.Peers, want)
+		for _, n := range st.reached {
+			applied[n]++
+		}
+		for _, n := range []*rig{a, b, c} {
+			reached := slices.Contains(st.reached, n)
+			if got := n.auditCount(); got != applied[n] {
+				t.Errorf("%s: node %s applied %d purges in all, want %d:\n%s", what, names[n], got, applied[n], n.audit.String())
+			}
+			if got := n.metricWith("cellar_purge_requests_total", map[string]string{"result": "ok"}); got != float64(applied[n]) {
+				t.Errorf("%s: node %s counts %v purge requests, want %d", what, names[n], got, applied[n])
+			}
+			if reached {
+				lines := n.auditLines()
+				line := lines[len(lines)-1]
+				fwd := n != st.to
+				for _, w := range []string{"kind=" + st.kind, fmt.Sprintf("purged=%d", st.want), fmt.Sprintf("forwarded=%v", fwd), fmt.Sprintf("soft=%v", st.soft)} {
+					if !strings.Contains(line, w) {
+						t.Errorf("%s: node %s: audit line %q lacks %q", what, names[n], line, w)
+					}
+				}
+				if !fwd && !strings.Contains(line, fmt.Sprintf("peers_ok=%d peers_failed=0", len(st.peers))) {
+					t.Errorf("%s: node %s: audit line %q does not count its %d peers", what, names[n], line, len(st.peers))
+				}
+			}
+			key := "http://" + testHost + st.path.path
+			if st.soft && reached {
+				if o, err := n.store.Get(t.Context(), key); err != nil || !o.Meta.Invalid {
+					t.Errorf("%s: node %s: %s is %+v, %v; want it kept, Invalid", what, names[n], key, o, err)
+				}
+			}
+			before := n.origin.count(st.path.path)
+			if resp, _ := n.getLang(st.path); isHit(resp) == reached {
+				t.Errorf("%s: node %s: GET %s hit = %v, want %v (Cache-Status %q)", what, names[n], st.path.path, isHit(resp), !reached, resp.Header.Get("Cache-Status"))
+			}
+			if got, want := n.origin.count(st.path.path)-before, boolInt(reached); got != want {
+				t.Errorf("%s: node %s: origin saw %s %d more times, want %d", what, names[n], st.path.path, got, want)
+			}
+			if resp, _ := n.getLang(st.kept); !isHit(resp) {
+				t.Errorf("%s: node %s: GET %s is not a hit; the purge went too far", what, names[n], st.kept.path)
+			}
+			n.waitIdle()
+		}
+	}
+	for n, want := range map[*rig]float64{a: 6, b: 1, c: 0} {
+		if got := n.metricWith("cellar_purge_peer_forwards_total", map[string]string{"result": "ok"}); got != want {
+			t.Errorf("node %s forwarded %v purges, want %v", names[n], got, want)
+		}
+	}
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// TestPurgeReportsFailedPeers gives A a peer that is down, one that
+// refuses A's token and one that works: A purges its own objects, the
+// working peer purges, and A answers 502 with its count and every peer's
+// result, logs each failure with the peer's URL and counts it. The CLI
+// prints the peers and fails.
+func TestPurgeReportsFailedPeers(t *testing.T) {
+	down := closedURL(t)
+	b := newRig(t, catalog, withPurge(func(o *purge.Options) { o.Tokens = []string{"another-token-0123456789abcdef"} }))
+	c := newRig(t, catalog)
+	a := newRig(t, catalog, withPurge(func(o *purge.Options) { o.Peers = []string{down, b.admin.URL, c.admin.URL} }))
+	for _, n := range []*rig{a, b, c} {
+		n.fillCatalog()
+	}
+	code, ans := a.purgeReq("tag", `{"tags":["product-4"]}`, testToken)
+	if code != http.StatusBadGateway || ans.Purged != 1 || !strings.Contains(ans.Error, "2 of 3 peers failed") {
+		t.Fatalf("purge with failing peers = %d %+v, want 502, purged 1 and an error saying 2 of 3 peers failed", code, ans)
+	}
+	checkPeers(t, "purge with failing peers", ans.Peers, []peerWant{
+		{peer: down, err: "connection refused"},
+		{peer: b.admin.URL, err: "401 Unauthorized: missing or wrong bearer token"},
+		{peer: c.admin.URL, purged: 1},
+	})
+	for n, purged := range map[*rig]bool{a: true, b: false, c: true} {
+		if resp, _ := n.get("/a"); isHit(resp) == purged {
+			t.Errorf("GET /a on %s: hit = %v, want %v", n.admin.URL, isHit(resp), !purged)
+		}
+	}
+	lines := a.auditLines()
+	if len(lines) != 1 || !strings.Contains(lines[0], "peers_ok=1 peers_failed=2") {
+		t.Errorf("A's audit lines %q, want one counting 1 peer reached and 2 failed", lines)
+	}
+	for _, p := range []string{down, b.admin.URL} {
+		found := false
+		for _, l := range strings.Split(a.audit.String(), "\n") {
+			found = found || strings.Contains(l, `msg="purge not forwarded"`) && strings.Contains(l, " peer="+p+" ")
+		}
+		if !found {
+			t.Errorf("A's log has no failure line for %s:\n%s", p, a.audit.String())
+		}
+	}
+	for _, m := range []struct{ peer, result string }{{down, "unreachable"}, {b.admin.URL, "status"}, {c.admin.URL, "ok"}} {
+		if got := a.metricWith("cellar_purge_peer_forwards_total", map[string]string{"peer": m.peer, "result": m.result}); got != 1 {
+			t.Errorf("forwards to %s with result %s = %v, want 1", m.peer, m.result, got)
+		}
+	}
+	if got := a.metricWith("cellar_purge_requests_total", map[string]string{"kind": "tag", "result": "incomplete"}); got != 1 {
+		t.Errorf("incomplete tag purges = %v, want 1", got)
+	}
+
+	// The command-line client prints every peer's result and fails.
+	var stdout, stderr bytes.Buffer
+	err := purge.RunCLI(t.Context(), []string{"tag", "product-42", "-admin", a.admin.URL, "-token", testToken}, &stdout, &stderr, t.TempDir())
+	if err == nil || !strings.Contains(err.Error(), "502") || !strings.Contains(err.Error(), "incomplete") {
+		t.Errorf("RunCLI with failing peers: error %v, want a 502 saying the purge is incomplete", err)
+	}
+	out := strings.Split(stdout.String(), "\n")
+	want := []string{"purged 1", "peer " + down + ": error: ", "peer " + b.admin.URL + ": error: answered 401", "peer " + c.admin.URL + ": purged 1", ""}
+	if len(out) != len(want) {
+		t.Fatalf("RunCLI printed %q, want lines starting %q", stdout.String(), want)
+	}
+	for i := range want {
+		if !strings.HasPrefix(out[i], want[i]) {
+			t.Errorf("RunCLI line %d = %q, want it to start with %q", i, out[i], want[i])
+		}
+	}
+}
+
+// TestPurgeMethodFansOut checks that the PURGE method on A's main listener
+// is forwarded to A's peer as a URL purge, soft when Soft-Purge: 1, and
+// not when the request says it was forwarded already; and that the CLI
+// prints the peers of a complete purge.
+func TestPurgeMethodFansOut(t *testing.T) {
+	b := newRig(t, catalog)
+	a := newRig(t, catalog, withPurge(func(o *purge.Options) { o.Peers = []string{b.admin.URL} }))
+	a.fillCatalog()
+	b.fillCatalog()
+	decode := func(what, body string) answer {
+		var ans answer
+		if err := json.Unmarshal([]byte(body), &ans); err != nil {
+			t.Fatalf("%s: answer %q: %v", what, body, err)
+		}
+		return ans
+	}
+
+	resp, body := a.do("PURGE", "/a", nil)
+	ans := decode("PURGE /a", body)
+	if resp.StatusCode != http.StatusOK || ans.Purged != 1 {
+		t.Fatalf("PURGE /a on A = %d %s, want 200 purged 1", resp.StatusCode, body)
+	}
+	checkPeers(t, "PURGE /a", ans.Peers, []peerWant{{peer: b.admin.URL, purged: 1}})
+	if resp, _ := b.get("/a"); isHit(resp) {
+		t.Errorf("GET /a on B after PURGE on A: hit")
+	}
+	if resp, _ := b.get("/a?x=1"); !isHit(resp) {
+		t.Errorf("GET /a?x=1 on B after PURGE /a on A: miss; another URL was purged")
+	}
+	if l := b.auditLines(); len(l) != 1 || !strings.Contains(l[0], "kind=url") || !strings.Contains(l[0], "forwarded=true") {
+		t.Errorf("B's audit lines %q, want one forwarded url purge", l)
+	}
+	if l := a.auditLines(); len(l) != 1 || !strings.Contains(l[0], "kind=method") || !strings.Contains(l[0], "peers_ok=1") {
+		t.Errorf("A's audit lines %q, want one method purge with its peer", l)
+	}
+
+	resp, body = a.do("PURGE", "/blog/1", http.Header{purge.SoftPurgeField: {"1"}})
+	ans = decode("soft PURGE", body)
+	if resp.StatusCode != http.StatusOK || ans.Purged != 1 {
+		t.Fatalf("soft PURGE /blog/1 on A = %d %s", resp.StatusCode, body)
+	}
+	checkPeers(t, "soft PURGE /blog/1", ans.Peers, []peerWant{{peer: b.admin.URL, purged: 1}})
+	for _, n := range []*rig{a, b} {
+		if o, err := n.store.Get(t.Context(), "http://"+testHost+"/blog/1"); err != nil || !o.Meta.Invalid {
+			t.Errorf("after a soft PURGE on A, /blog/1 on %s is %+v, %v; want it kept, Invalid", n.admin.URL, o, err)
+		}
+	}
+
+	// A PURGE that says it was forwarded is not forwarded again.
+	resp, body = a.do("PURGE", "/b", http.Header{purge.ForwardedField: {"1"}})
+	if ans := decode("forwarded PURGE", body); resp.StatusCode != http.StatusOK || ans.Purged != 1 || ans.Peers != nil {
+		t.Errorf("PURGE /b with %s: 1 = %d %s, want 200 purged 1 and no peers", purge.ForwardedField, resp.StatusCode, body)
+	}
+	if resp, _ := b.get("/b"); !isHit(resp) {
+		t.Errorf("GET /b on B: miss; a PURGE marked as forwarded was forwarded")
+	}
+
+	var stdout, stderr bytes.Buffer
+	err := purge.RunCLI(t.Context(), []string{"prefix", "http://cellar.test/blog/", "-admin", a.admin.URL, "-token", testToken}, &stdout, &stderr, t.TempDir())
+	if want := "purged 2\npeer " + b.admin.URL + ": purged 2\n"; err != nil || stdout.String() != want {
+		t.Errorf("RunCLI = %q, %v; want %q", stdout.String(), err, want)
+	}
+}
+
+// TestPurgePeerThatNeverAnswersTimesOut gives A a peer that accepts the
+// forwarded purge and never answers: A answers once PeerTimeout has
+// passed, with 502 and the timeout, and its working peer is purged.
+func TestPurgePeerThatNeverAnswersTimesOut(t *testing.T) {
+	const timeout = 300 * time.Millisecond
+	block := make(chan struct{})
+	var entered atomic.Int32
+	hang := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		entered.Add(1)
+		<-block
+	}))
+	t.Cleanup(hang.Close)              // runs last: the handler has returned
+	t.Cleanup(func() { close(block) }) // after the rigs stop
+	c := newRig(t, catalog)
+	a := newRig(t, catalog, withPurge(func(o *purge.Options) {
+		o.Peers = []string{hang.URL, c.admin.URL}
+		o.PeerTimeout = timeout
+	}))
+	a.fillCatalog()
+	c.fillCatalog()
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	start := time.Now()
+	code, ans := a.purgeReqCtx(ctx, "url", `{"urls":["http://cellar.test/a"]}`, testToken)
+	elapsed := time.Since(start)
+	if code != http.StatusBadGateway || ans.Purged != 1 {
+		t.Errorf("purge with a silent peer = %d %+v, want 502 purged 1", code, ans)
+	}
+	if elapsed < timeout || elapsed > timeout+2*time.Second {
+		t.Errorf("A answered after %v, want PeerTimeout %v plus at most 2s", elapsed, timeout)
+	}
+	checkPeers(t, "purge with a silent peer", ans.Peers, []peerWant{{peer: hang.URL, err: "timeout"}, {peer: c.admin.URL, purged: 1}})
+	if n := entered.Load(); n != 1 {
+		t.Errorf("the silent peer got %d requests, want 1", n)
+	}
+	for _, n := range []*rig{a, c} {
+		if resp, _ := n.get("/a"); isHit(resp) {
+			t.Errorf("GET /a on %s: hit after the purge", n.admin.URL)
+		}
+	}
+	if got := a.metricWith("cellar_purge_peer_forwards_total", map[string]string{"peer": hang.URL, "result": "timeout"}); got != 1 {
+		t.Errorf("timeouts counted for the silent peer = %v, want 1", got)
+	}
+}
+
+// TestOptionsRejectBadPeers checks that Validate reports every bad peer
+// setting at once, and the defaults of the peer options.
+func TestOptionsRejectBadPeers(t *testing.T) {
+	opts := purge.Options{
+		Tokens: []string{testToken},
+		Peers: []string{
+			"http://10.0.0.2:8081",
+			"10.0.0.3:8081",
+			"ftp://10.0.0.4",
+			"http://",
+			"http://10.0.0.5:8081/?x=1",
+			"http://10.0.0.6:8081/#top",
+			"http://user:pw@10.0.0.7:8081",
+			"https://10.0.0.8:8081/cellar",
+			"http://10.0.0.2:8081/",
+			"/purge",
+			"http://10.0.0.9:http",
+		},
+		PeerToken:   "short",
+		PeerTimeout: -time.Second,
+	}
+	opts.EnsureDefaults()
+	err := opts.Validate()
+	if err == nil {
+		t.Fatal("Validate accepted bad peers")
+	}
+	for _, want := range []string{
+		`Peers[1] "10.0.0.3:8081" is invalid: unparsable`,
+		`Peers[2] "ftp://10.0.0.4" is invalid: scheme is not http or https`,
+		`Peers[3] "http://" is invalid: no host`,
+		`Peers[4] "http://10.0.0.5:8081/?x=1" is invalid: has a query`,
+		`Peers[5] "http://10.0.0.6:8081/#top" is invalid: has a fragment`,
+		`Peers[6] "http://user:pw@10.0.0.7:8081" is invalid: has user information`,
+		`Peers[8] "http://10.0.0.2:8081/" is invalid: repeats Peers[0]`,
+		`Peers[9] "/purge" is invalid: scheme is not http or https`,
+		`Peers[10] "http://10.0.0.9:http" is invalid: unparsable`,
+		"e.g. http://10.0.0.2:8081",
+		"PeerToken (fingerprint " + purge.Fingerprint("short") + ") is invalid",
+		"PeerTimeout -1s is invalid",
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("Validate error lacks %q:\n%v", want, err)
+		}
+	}
+	for _, good := range []string{"Peers[0]", "Peers[7]"} {
+		if strings.Contains(err.Error(), good+" ") {
+			t.Errorf("Validate rejects the good %s:\n%v", good, err)
+		}
+	}
+	if _, err := purge.New(nil, opts); err == nil {
+		t.Error("New accepted bad peers")
+	}
+
+	ok := purge.Options{Tokens: []string{testToken, "second-token-0123456789abcdef"}, Peers: []string{"http://10.0.0.2:8081", "https://[::1]:8443/cellar/"}}
+	ok.EnsureDefaults()
+	if err := ok.Validate(); err != nil {
+		t.Errorf("Validate rejected good peers: %v", err)
+	}
+	if ok.PeerToken != testToken || ok.PeerTimeout != 5*time.Second {
+		t.Errorf("defaults: PeerToken fingerprint %s, PeerTimeout %v; want the first token's and 5s", purge.Fingerprint(ok.PeerToken), ok.PeerTimeout)
+	}
+	if ok.Client != nil {
+		t.Errorf("EnsureDefaults set Client %p; nil means the API's own client", ok.Client)
+	}
+}
+
+// TestPurgeFanOutOutlivesTheClient hangs up on A while its purge waits on
+// a peer: the forward still completes (the fan-out's context is not the
+// client's), and the peer sees no cancellation.
+func TestPurgeFanOutOutlivesTheClient(t *testing.T) {
+	entered := make(chan struct{}, 1)
+	release := make(chan struct{})
+	var cancelled atomic.Bool
+	gate := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		entered <- struct{}{}
+		select {
+		case <-release:
+		case <-r.Context().Done():
+			cancelled.Store(true)
+			return
+		}
+		io.WriteString(w, `{"purged":7}`)
+	}))
+	t.Cleanup(gate.Close)
+	releaseOnce := sync.OnceFunc(func() { close(release) })
+	t.Cleanup(releaseOnce)
+	a := newRig(t, catalog, withPurge(func(o *purge.Options) { o.Peers = []string{gate.URL} }))
+	a.fillCatalog()
+	// A's admin API behind a wrapper that says when the server has seen
+	// the client hang up (the request's context is cancelled).
+	hungUp := make(chan struct{})
+	admin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		stop := context.AfterFunc(r.Context(), func() { close(hungUp) })
+		defer stop()
+		a.api.Handler().ServeHTTP(w, r)
+	}))
+	t.Cleanup(admin.Close)
+
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, admin.URL+"/purge/tag", strings.NewReader(`{"tags":["product-4"]}`))
+		req.Header.Set("Authorization", "Bearer "+testToken)
+		resp, err := admin.Client().Do(req)
+		if err == nil {
+			resp.Body.Close()
+		}
+		done <- err
+	}()
+	select {
+	case <-entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the purge did not reach the peer in 10s")
+	}
+	cancel() // the client hangs up
+	if err := <-done; err == nil {
+		t.Fatal("the client's request succeeded; it should have been cancelled")
+	}
+	select {
+	case <-hungUp:
+	case <-time.After(10 * time.Second):
+		t.Fatal("A's server did not notice the client hanging up in 10s")
+	}
+	releaseOnce()
+	deadline := time.Now().Add(5 * time.Second)
+	for a.auditCount() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("no audit line 5s after the peer answered")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if got := a.metricWith("cellar_purge_peer_forwards_total", map[string]string{"result": "ok"}); got != 1 || cancelled.Load() {
+		t.Errorf("after the client hung up: %v forwards ok, peer saw a cancellation: %v; want the forward completed", got, cancelled.Load())
+	}
+	if l := a.auditLines(); len(l) != 1 || !strings.Contains(l[0], "peers_ok=1 peers_failed=0") {
+		t.Errorf("A's audit lines %q, want one with its peer reached", l)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -75,6 +76,11 @@ type rig struct {
 	sopts  store.Options // Dir is set by start
 	// noPurgeMethod leaves proxy.Options.Purge nil.
 	noPurgeMethod bool
+	// adminListener, when set, is where the next start serves the admin
+	// API, so that nodes can list each other's admin URLs as peers before
+	// they start (withAdminListener). start uses it once; a restart
+	// listens on a new port.
+	adminListener net.Listener
 	audit         *syncBuffer
 	store         *store.Store
 	api           *purge.API
@@ -141,7 +147,13 @@ func (r *rig) start() {
 		t.Fatal(err)
 	}
 	r.front = httptest.NewServer(srv)
-	r.admin = httptest.NewServer(api.Handler())
+	if ln := r.adminListener; ln != nil {
+		r.adminListener = nil
+		r.admin = &httptest.Server{Listener: ln, Config: &http.Server{Handler: api.Handler()}}
+		r.admin.Start()
+	} else {
+		r.admin = httptest.NewServer(api.Handler())
+	}
 	t.Cleanup(r.stop)
 }
 
@@ -213,8 +225,41 @@ func (r *rig) purgeReq(kind, body, token string) (int, answer) {
 }
 
 type answer struct {
-	Purged int    `json:"purged"`
+	Purged int          `json:"purged"`
+	Error  string       `json:"error"`
+	Peers  []peerAnswer `json:"peers"`
+}
+
+// peerAnswer is one peer's result in an answer: Purged (nil when absent)
+// or Error.
+type peerAnswer struct {
+	Peer   string `json:"peer"`
+	Purged *int   `json:"purged"`
 	Error  string `json:"error"`
+}
+
+// withPurge is a rig option that edits the purge.Options of the API.
+func withPurge(edit func(*purge.Options)) func(*rig) {
+	return func(r *rig) { edit(&r.aopts) }
+}
+
+// withAdminListener is a rig option that serves the admin API on ln (see
+// listenAdmin).
+func withAdminListener(ln net.Listener) func(*rig) {
+	return func(r *rig) { r.adminListener = ln }
+}
+
+// listenAdmin reserves a loopback listener for a rig's admin API and
+// returns it with its base URL, so that rigs can name each other as peers
+// before any of them starts.
+func listenAdmin(t testing.TB) (net.Listener, string) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() }) // in case no rig takes it
+	return ln, "http://" + ln.Addr().String()
 }
 
 // waitStored polls the store until key holds a committed object for which
