@@ -17,6 +17,7 @@ import (
 	"github.com/cellar-cache/cellar/cache"
 	"github.com/cellar-cache/cellar/internal/bytesize"
 	"github.com/cellar-cache/cellar/proxy"
+	"github.com/cellar-cache/cellar/purge"
 	"github.com/cellar-cache/cellar/store"
 )
 
@@ -109,22 +110,28 @@ type ruleConfig struct {
 }
 
 type purgeConfig struct {
-	Tokens     []string `yaml:"tokens"`
-	Networks   []string `yaml:"networks"`
-	ExposeTags bool     `yaml:"expose_tags"`
-	TagFields  []string `yaml:"tag_fields"`
+	Tokens      []string `yaml:"tokens"`
+	Networks    []string `yaml:"networks"`
+	ExposeTags  bool     `yaml:"expose_tags"`
+	TagFields   []string `yaml:"tag_fields"`
+	Peers       []string `yaml:"peers"`
+	PeerToken   string   `yaml:"peer_token"`
+	PeerTimeout string   `yaml:"peer_timeout"`
 }
 
 // settings is everything serve needs, after defaults, file and flags.
 type settings struct {
-	listen, admin   string
-	tlsCert, tlsKey string
-	shutdownTimeout time.Duration
-	proxy           proxy.Options
-	store           store.Options
-	cache           cache.Options
-	purgeTokens     []string
-	purgeNetworks   []netip.Prefix
+	listen, admin    string
+	tlsCert, tlsKey  string
+	shutdownTimeout  time.Duration
+	proxy            proxy.Options
+	store            store.Options
+	cache            cache.Options
+	purgeTokens      []string
+	purgeNetworks    []netip.Prefix
+	purgePeers       []string
+	purgePeerToken   string // empty: CELLAR_PURGE_PEER_TOKEN, else the first purge token
+	purgePeerTimeout time.Duration
 }
 
 // loadConfig reads and strictly decodes a config file. The returned lines
@@ -319,6 +326,14 @@ func (fc *fileConfig) apply(s *settings, lines map[string]int) error {
 		}
 		s.purgeNetworks = append(s.purgeNetworks, pfx.Masked())
 	}
+	for i, peer := range fc.Purge.Peers {
+		if err := purge.CheckPeerURL(peer); err != nil {
+			p.add(fmt.Sprintf("purge.peers[%d]", i), peer, err.Error())
+		}
+	}
+	s.purgePeers = fc.Purge.Peers
+	s.purgePeerToken = fc.Purge.PeerToken
+	p.duration("purge.peer_timeout", fc.Purge.PeerTimeout, &s.purgePeerTimeout)
 	s.cache.ExposeTags = fc.Purge.ExposeTags
 	s.cache.TagFields = fc.Purge.TagFields
 	return errors.Join(p.errs...)

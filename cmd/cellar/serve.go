@@ -147,10 +147,18 @@ func serve(ctx context.Context, args []string, stderr io.Writer, ready func(addr
 	if err != nil {
 		return fmt.Errorf("purge token: %w", err)
 	}
-	purger, err := purge.New(st, purge.Options{Tokens: tokens, Networks: s.purgeNetworks, Logger: log})
+	peerToken := s.purgePeerToken
+	if peerToken == "" {
+		peerToken = strings.TrimSpace(os.Getenv(purge.EnvPeerToken))
+	}
+	purger, err := purge.New(st, purge.Options{
+		Tokens: tokens, Networks: s.purgeNetworks, Logger: log,
+		Peers: s.purgePeers, PeerToken: peerToken, PeerTimeout: s.purgePeerTimeout,
+	})
 	if err != nil {
 		return fmt.Errorf("config: %w", err)
 	}
+	defer purger.Close()
 	s.proxy.Purge = purger.MethodHandler()
 	srv, err := proxy.New(s.proxy, policy, st)
 	if err != nil {

@@ -22,6 +22,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/cellar-cache/cellar/purge"
 )
 
 // syncBuffer is a log sink safe for the server's goroutines.
@@ -257,6 +259,9 @@ func TestConfigErrorsNameKeyAndLine(t *testing.T) {
 		{"bad rule", "cache:\n  rules:\n    - prefix: static\n      ttl: 1x\n", []string{"line 3", "cache.rules[0].prefix", "line 4", "cache.rules[0].ttl"}},
 		{"bad fraction", "cache:\n  heuristic_fraction: 2\n", []string{"line 2", "heuristic_fraction"}},
 		{"wrong type", "access_log: maybe\n", []string{"line 1", "bool"}},
+		{"bad peers", "purge:\n  peers:\n    - http://10.0.0.2:8081\n    - 10.0.0.3:8081\n    - http://10.0.0.4:8081/?x=1\n    - ftp://10.0.0.5\n  peer_timeout: soon\n",
+			[]string{"line 4", `purge.peers[1]: "10.0.0.3:8081"`, "line 5", `purge.peers[2]: "http://10.0.0.4:8081/?x=1": has a query`, "line 6", "purge.peers[3]", "not http or https", "e.g. http://10.0.0.2:8081", "line 7", "purge.peer_timeout"}},
+		{"peers not a list", "purge:\n  peers: http://10.0.0.2:8081\n", []string{"line 2", "[]string"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := startServe(t, "-config", writeConfig(t, tc.text), "-origin", "http://127.0.0.1:1", "-data-dir", t.TempDir())
@@ -282,7 +287,8 @@ func TestExampleConfigIsValid(t *testing.T) {
 		t.Fatal(err)
 	}
 	if s.store.MemoryBytes != 256<<20 || s.store.DiskBytes != 2<<30 || len(s.cache.Rules) != 2 || s.proxy.FillTimeout != 5*time.Minute ||
-		s.proxy.Compress.Levels["br"] != 5 || s.proxy.MaxWaiters != 10000 || len(s.proxy.Sites) != 1 {
+		s.proxy.Compress.Levels["br"] != 5 || s.proxy.MaxWaiters != 10000 || len(s.proxy.Sites) != 1 ||
+		len(s.purgePeers) != 0 || s.purgePeerToken != "" || s.purgePeerTimeout != 5*time.Second {
 		t.Errorf("example config decoded to %+v", s)
 	}
 	s.proxy.EnsureDefaults()
@@ -382,5 +388,68 @@ func TestServeTerminatesTLSWithHTTP2(t *testing.T) {
 	}
 	if _, err := startServe(t, "-origin", origin.URL, "-data-dir", t.TempDir(), "-tls-cert", cert); err == nil {
 		t.Error("a certificate without a key was accepted")
+	}
+}
+
+// TestServeFansPurgesOutToConfiguredPeers runs two cellars: A lists B in
+// purge.peers and takes its peer token from CELLAR_PURGE_PEER_TOKEN (B's
+// token, not A's); a purge posted to A reaches B.
+func TestServeFansPurgesOutToConfiguredPeers(t *testing.T) {
+	const tokA, tokB = "token-of-node-a-0123456789", "token-of-node-b-0123456789"
+	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=3600")
+		io.WriteString(w, "cached")
+	}))
+	defer origin.Close()
+	t.Setenv(purge.EnvPeerToken, tokB)
+	b, err := startServe(t, "-config", writeConfig(t, "purge:\n  tokens: ["+tokB+"]\n"), "-origin", origin.URL, "-data-dir", t.TempDir(), "-access-log=false")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := "purge:\n  tokens: [" + tokA + "]\n  peers: [http://" + b.admin + "]\n  peer_timeout: 2s\n"
+	a, err := startServe(t, "-config", writeConfig(t, cfg), "-origin", origin.URL, "-data-dir", t.TempDir(), "-access-log=false")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Store /x on both; fills commit after the response, so ask until it
+	// is a hit (bounded).
+	hit := func(n *running) bool {
+		req, _ := http.NewRequest(http.MethodGet, "http://"+n.proxy+"/x", nil)
+		req.Host = "cellar.test"
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return strings.Contains(resp.Header.Get("Cache-Status"), "; hit")
+	}
+	for _, n := range []*running{a, b} {
+		for deadline := time.Now().Add(10 * time.Second); !hit(n); time.Sleep(5 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("GET /x on %s: no hit after 10s", n.proxy)
+			}
+		}
+	}
+	req, _ := http.NewRequest(http.MethodPost, "http://"+a.admin+"/purge/url", strings.NewReader(`{"urls":["http://cellar.test/x"]}`))
+	req.Header.Set("Authorization", "Bearer "+tokA)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	body := string(raw)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("purge on A = %d %s", resp.StatusCode, body)
+	}
+	if want := `{"purged":1,"peers":[{"peer":"http://` + b.admin + `","purged":1}]}`; strings.TrimSpace(body) != want {
+		t.Errorf("purge on A answered %s, want %s", body, want)
+	}
+	if hit(b) {
+		t.Errorf("GET /x on B after the purge on A: hit")
+	}
+	if log := a.log.String(); !strings.Contains(log, "peer_token="+purge.Fingerprint(tokB)) || !strings.Contains(log, "peer_timeout=2s") {
+		t.Errorf("A's log does not show the peer token from %s and the configured timeout:\n%s", purge.EnvPeerToken, log)
 	}
 }
