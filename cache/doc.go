@@ -32,7 +32,9 @@
 //     proxy-revalidate, s-maxage and no-cache never allow it.
 //   - A 304 whose validators select no stored response (§4.3.4) updates
 //     nothing and is never sent to a client that did not ask for it: the
-//     client's own request is forwarded instead.
+//     client's own request is forwarded instead. A 304 with no validator
+//     at all selects the entry whose validators cellar sent (§4.3.4 would
+//     select only an entry without validators; see Matches304).
 //   - Cache-Status fwd=request (RFC 9211 §2.2) only when the entry was fresh
 //     and the request's no-cache, max-age or min-fresh refused it; a stale
 //     entry is fwd=stale whatever the request said.

@@ -85,7 +85,7 @@ func (p *Policy) NewMeta(r *http.Request, status int, h http.Header, requestTime
 	drop := connectionFields(h)
 	cc, _ := p.control(h)
 	for k, v := range h {
-		if httpheader.IsHopByHop(k) || drop[k] || k == forcedTTLField || k == EncodingsField {
+		if httpheader.IsHopByHop(k) || drop[k] || k == forcedTTLField || k == EncodingsField || proxyField(k) {
 			continue
 		}
 		stored[k] = append([]string(nil), v...)
@@ -100,6 +100,14 @@ func (p *Policy) NewMeta(r *http.Request, status int, h http.Header, requestTime
 		stored[forcedTTLField] = []string{strconv.FormatInt(int64(rl.TTL/time.Second), 10)}
 	}
 	return Meta{Status: status, Header: stored, RequestTime: requestTime, ResponseTime: responseTime}
+}
+
+// proxyField reports the fields specific to the proxy a response came
+// through, which RFC 9111 §3.1 forbids storing: Proxy-Authenticate,
+// Proxy-Authentication-Info and Proxy-Authorization (the hop-by-hop list
+// has the first and last).
+func proxyField(k string) bool {
+	return k == "Proxy-Authenticate" || k == "Proxy-Authentication-Info" || k == "Proxy-Authorization"
 }
 
 // connectionFields returns the set of canonical names listed in

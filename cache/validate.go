@@ -84,7 +84,7 @@ func (p *Policy) Freshen(m *Meta, h http.Header, requestTime, responseTime time.
 		return false
 	}
 	for k, v := range h {
-		if httpheader.IsHopByHop(k) || drop[k] || freshenSkip[k] || k == forcedTTLField || k == EncodingsField || excluded(k) {
+		if httpheader.IsHopByHop(k) || drop[k] || freshenSkip[k] || k == forcedTTLField || k == EncodingsField || proxyField(k) || excluded(k) {
 			continue
 		}
 		stored[k] = append([]string(nil), v...)
@@ -116,10 +116,15 @@ func HeadMatches(m *Meta, h http.Header) bool {
 	return true
 }
 
-// Matches304 reports whether a 304 with header h selects the stored entry m
-// (RFC 9111 §4.3.4): by its ETag (strong comparison when the 304's ETag is
+// Matches304 reports whether a 304 with header h, the answer to a
+// validation request that cellar made from m's validators, selects m (RFC
+// 9111 §4.3.4): by its ETag (strong comparison when the 304's ETag is
 // strong, weak otherwise); else by an equal Last-Modified; else, when the
-// 304 has no validator, only an entry without validators matches.
+// 304 has no validator at all, it selects m. §4.3.4 selects only an entry
+// without validators then, but the origin answered the validators taken
+// from m, so its 304 can only mean m; origins that leave ETag out of a 304
+// (against RFC 9110 §15.4.5) are common, and refusing their 304 would
+// cost a second full request on every revalidation.
 func Matches304(m *Meta, h http.Header) bool {
 	if et := textproto.TrimString(h.Get("Etag")); et != "" {
 		stored := textproto.TrimString(m.Header.Get("Etag"))
@@ -143,7 +148,7 @@ func Matches304(m *Meta, h http.Header) bool {
 		b, ok2 := parseHTTPDate(stored)
 		return ok1 && ok2 && a.Equal(b)
 	}
-	return m.Header.Get("Etag") == "" && m.Header.Get("Last-Modified") == ""
+	return true
 }
 
 // NotModified reports whether a client's conditional GET or HEAD is

@@ -81,7 +81,8 @@ func TestMatches304(t *testing.T) {
 		{"LastModified", stored(lm), hdr(lm), true},
 		{"LastModifiedDiffers", stored(lm), hdr("Last-Modified: " + httpDate(t0)), false},
 		{"NoValidatorsBothSides", stored(), hdr(), true},
-		{"NoValidatorsIn304", stored(`ETag: "a"`), hdr(), false},
+		{"NoValidatorsIn304", stored(`ETag: "a"`), hdr(), true},
+		{"NoValidatorsIn304LastModifiedStored", stored(lm), hdr(), true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -22,7 +22,7 @@ import (
 type cstep struct {
 	method string   // "" is GET
 	path   string   // appended to the test's URL ("/location_target", "?a=b")
-	reqHdr []string // "Name: value"; nil sends the suite's default request fields
+	reqHdr []string // "Name: value" ("@N" dates from the test's start); nil sends the suite's default request fields
 	// status is the origin's status (0: 200).
 	status int
 	// respHdr are the origin's fields, "Name: value". A value "@N" is an
@@ -154,6 +154,7 @@ func conformance(t *testing.T, steps []cstep, opts ...rigOption) *rig {
 		}
 	}, opts...)
 
+	t0 := r.clock.now() // request dates ("@N") are relative to the test's start, as in the suite
 	for i, st := range steps {
 		n := i + 1
 		method := st.method
@@ -164,7 +165,13 @@ func conformance(t *testing.T, steps []cstep, opts ...rigOption) *rig {
 		if hdr == nil {
 			hdr = []string{"Pragma: foo", "Cache-Control: nothing-to-see-here"}
 		}
-		hdr = append(append([]string(nil), hdr...), "Req-Num: "+strconv.Itoa(n))
+		var out []string
+		for k, vs := range expandHeader(hdr, t0, "") {
+			for _, v := range vs {
+				out = append(out, k+": "+v)
+			}
+		}
+		hdr = append(out, "Req-Num: "+strconv.Itoa(n))
 		resp, body, err := r.trySend(method, "", path+st.path, hdr...)
 		if err != nil {
 			if st.disconnect {
