@@ -663,16 +663,9 @@ func decodeStrict(body []byte, dst any) error {
 func (a *API) purge(ctx context.Context, sels []store.Selector, soft bool) (int, error) {
 	// Finish the purge even when the client goes away: a half-applied
 	// list would be a surprise.
-	ctx = context.WithoutCancel(ctx)
-	total := 0
-	for _, sel := range sels {
-		n, err := a.st.Purge(ctx, sel, soft)
-		total += n
-		if err != nil {
-			return total, err
-		}
-	}
-	return total, nil
+	// One store purge for the whole list: one sync, and an object that
+	// several selectors match counts once.
+	return a.st.PurgeMany(context.WithoutCancel(ctx), sels, soft)
 }
 
 // describe renders selectors for the audit line.

@@ -96,7 +96,7 @@ func (a diskAdapter) updateMeta(key string, meta cache.Meta, ku time.Time) error
 	return a.d.updateMeta(key, func(m *cache.Meta, k *time.Time) { *m, *k = meta, ku })
 }
 func (a diskAdapter) purge(sel Selector, soft bool) (int, error) {
-	return a.d.purge(context.Background(), sel, soft)
+	return a.d.purge(context.Background(), []Selector{sel}, soft)
 }
 
 type storeAdapter struct{ s *Store }

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -537,30 +538,10 @@ func (d *diskTier) rewriteMetaLocked(key string, fn func(*cache.Meta, *time.Time
 
 // purge removes or invalidates the objects sel matches, then syncs the WAL
 // once so that the purge survives a crash.
-func (d *diskTier) purge(ctx context.Context, sel Selector, soft bool) (int, error) {
+func (d *diskTier) purge(ctx context.Context, sels []Selector, soft bool) (int, error) {
 	keys := make(map[string]struct{})
-	d.mu.Lock()
-	for k := range d.index {
-		if sel.matchKey(k) {
-			keys[k] = struct{}{}
-		}
-	}
-	d.mu.Unlock()
-	if sel.Tag != "" {
-		p := tagPrefix(sel.Tag)
-		it, err := d.db.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: prefixEnd(p)})
-		if err != nil {
-			return 0, fmt.Errorf("store: purge: %w", err)
-		}
-		for it.First(); it.Valid(); it.Next() {
-			k := string(it.Key()[len(p):])
-			if e, _, _ := d.lookup(k); e == nil {
-				d.db.Delete(it.Key(), pebble.NoSync) // stale entry
-				continue
-			}
-			keys[k] = struct{}{}
-		}
-		if err := it.Close(); err != nil {
+	for _, sel := range sels {
+		if err := d.matching(sel, keys); err != nil {
 			return 0, fmt.Errorf("store: purge: %w", err)
 		}
 	}
@@ -587,6 +568,76 @@ func (d *diskTier) purge(ctx context.Context, sel Selector, soft bool) (int, err
 		}
 	}
 	return n, nil
+}
+
+// matching adds to keys every stored key that sel matches. URLs and
+// prefixes are found through the sorted meta records, in time proportional
+// to what they match rather than to the store's size; tags through the
+// tag index, whose dangling entries (left by a corrupt meta record) it
+// removes.
+func (d *diskTier) matching(sel Selector, keys map[string]struct{}) error {
+	if sel.All {
+		d.mu.Lock()
+		for k := range d.index {
+			keys[k] = struct{}{}
+		}
+		d.mu.Unlock()
+		return nil
+	}
+	var found []string
+	if sel.URL != "" {
+		found = append(found, sel.URL)
+	}
+	scan := func(lower, upper []byte, each func(k []byte)) error {
+		it, err := d.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
+		if err != nil {
+			return err
+		}
+		for it.First(); it.Valid(); it.Next() {
+			each(it.Key())
+		}
+		return it.Close()
+	}
+	metaPrefix := func(p string) error {
+		lower := metaKey(p)
+		return scan(lower, prefixEnd(lower), func(k []byte) { found = append(found, string(k[1:])) })
+	}
+	if sel.URL != "" {
+		if err := metaPrefix(sel.URL + "\x00"); err != nil {
+			return err
+		}
+	}
+	if sel.Prefix != "" {
+		if err := metaPrefix(sel.Prefix); err != nil {
+			return err
+		}
+	}
+	if sel.Tag != "" {
+		p := tagPrefix(sel.Tag)
+		var dangling [][]byte
+		err := scan(p, prefixEnd(p), func(k []byte) {
+			key := string(k[len(p):])
+			if e, _, _ := d.lookup(key); e == nil {
+				dangling = append(dangling, slices.Clone(k))
+				return
+			}
+			found = append(found, key)
+		})
+		if err != nil {
+			return err
+		}
+		for _, k := range dangling {
+			d.db.Delete(k, pebble.NoSync)
+		}
+	}
+	d.mu.Lock()
+	for _, k := range found {
+		if _, ok := d.index[k]; ok {
+			keys[k] = struct{}{}
+		}
+	}
+	d.mu.Unlock()
+	return nil
 }
 
 // chunkReader streams a byte range of a stored body, reading only the

@@ -267,3 +267,44 @@ func TestFillReaderOutlivesPurgeAfterCommit(t *testing.T) {
 		t.Fatal("the last reader's Close left the snapshot open")
 	}
 }
+
+// TestPurgeManyMatchesEachObjectOnce purges with several selectors at once:
+// URLs (with their variants, and not URLs they are a prefix of), a prefix
+// and a tag that overlap, and counts every object once.
+func TestPurgeManyMatchesEachObjectOnce(t *testing.T) {
+	s := openTest(t, testOptions(t))
+	ctx := context.Background()
+	keys := []string{
+		"http://h.example/a",
+		"http://h.example/a\x00lang=en",
+		"http://h.example/ab",
+		"http://h.example/blog/1",
+		"http://h.example/blog/2",
+		"http://other.example/x",
+	}
+	for i, k := range keys {
+		put(t, s, k, body(100, byte(i)), CreateOptions{Tags: []string{fmt.Sprintf("t%d", i)}, SizeHint: -1})
+	}
+	n, err := s.PurgeMany(ctx, []Selector{
+		{URL: "http://h.example/a"},
+		{Prefix: "http://h.example/blog/"},
+		{Tag: "t3"}, // blog/1 again
+		{URL: "http://h.example/missing"},
+	}, false)
+	if err != nil || n != 4 {
+		t.Fatalf("PurgeMany = %d, %v; want 4 objects", n, err)
+	}
+	for i, k := range keys {
+		_, err := s.Get(ctx, k)
+		gone := errors.Is(err, ErrNotFound)
+		if want := i <= 1 || i == 3 || i == 4; gone != want {
+			t.Errorf("%q gone = %v, want %v", k, gone, want)
+		}
+	}
+	if _, err := s.PurgeMany(ctx, []Selector{{URL: "http://h.example/ab"}, {}}, false); err == nil {
+		t.Error("an empty selector among others must be refused")
+	}
+	if _, err := s.Get(ctx, "http://h.example/ab"); err != nil {
+		t.Errorf("a refused PurgeMany purged: %v", err)
+	}
+}

@@ -269,15 +269,13 @@ type Selector struct {
 }
 
 func (sel Selector) matchKey(key string) bool {
-	switch {
-	case sel.All:
-		return true
-	case sel.URL != "" && (key == sel.URL || strings.HasPrefix(key, sel.URL+"\x00")):
-		return true
-	case sel.Prefix != "" && strings.HasPrefix(key, sel.Prefix):
+	if sel.All {
 		return true
 	}
-	return false
+	if u := sel.URL; u != "" && strings.HasPrefix(key, u) && (len(key) == len(u) || key[len(u)] == 0) {
+		return true
+	}
+	return sel.Prefix != "" && strings.HasPrefix(key, sel.Prefix)
 }
 
 func (sel Selector) matchObject(o *Object) bool {
@@ -485,11 +483,25 @@ func (s *Store) UpdateMetaSince(ctx context.Context, key string, meta cache.Meta
 // restart or a kill -9. Fills in progress that it matches and that started
 // before it (CreateOptions.Since) commit Invalid, whatever soft says.
 func (s *Store) Purge(ctx context.Context, sel Selector, soft bool) (int, error) {
-	if sel.empty() {
-		return 0, errors.New("store: empty purge selector: set URL, Prefix, Tag or All")
+	return s.PurgeMany(ctx, []Selector{sel}, soft)
+}
+
+// PurgeMany is Purge of every object that any of sels matches, made
+// durable with one sync for them all (a purge request naming many URLs).
+// An object that several selectors match counts once.
+func (s *Store) PurgeMany(ctx context.Context, sels []Selector, soft bool) (int, error) {
+	if len(sels) == 0 {
+		return 0, errors.New("store: no purge selector")
 	}
-	s.purges.record(sel)
-	return s.disk.purge(ctx, sel, soft)
+	for _, sel := range sels {
+		if sel.empty() {
+			return 0, errors.New("store: empty purge selector: set URL, Prefix, Tag or All")
+		}
+	}
+	for _, sel := range sels {
+		s.purges.record(sel)
+	}
+	return s.disk.purge(ctx, sels, soft)
 }
 
 // Stats returns the store's current gauges and counters. It walks the memory
