@@ -38,6 +38,11 @@ type cstep struct {
 	// the test's URL plus their value.
 	magicLocations bool
 	pause          bool // advance the clock 3 s after this request
+	// originDelay advances the clock while the origin makes its answer
+	// (the suite's response_pause).
+	originDelay time.Duration
+	// interim are 1xx statuses the origin sends before its answer.
+	interim []int
 
 	// expect is "", "cached", "not_cached", "etag_validated" or
 	// "lm_validated". A validated request is answered 304 by the origin
@@ -86,6 +91,9 @@ func conformance(t *testing.T, steps []cstep, opts ...rigOption) *rig {
 			return
 		}
 		st := steps[reqNum-1]
+		if st.originDelay > 0 {
+			r.clock.advance(st.originDelay)
+		}
 		now := r.clock.now()
 		status := st.status
 		if status == 0 {
@@ -143,6 +151,9 @@ func conformance(t *testing.T, steps []cstep, opts ...rigOption) *rig {
 				}
 			}
 			panic(http.ErrAbortHandler)
+		}
+		for _, code := range st.interim {
+			w.WriteHeader(code)
 		}
 		w.WriteHeader(status)
 		if status != 204 && status != 304 && req.Method != http.MethodHead {
