@@ -392,11 +392,12 @@ func unescape(v string) string {
 
 // control returns the directives that govern cellar's handling of a
 // response with header h: the first configured target field with a valid
-// value (RFC 9213 §2.2), else a valid Surrogate-Control, else Cache-Control.
+// value (RFC 9213 §2.2: a Structured Field Dictionary, validTargetedValue),
+// else a valid Surrogate-Control, else Cache-Control.
 // explicitCC is true when Cache-Control governs (so Expires applies too).
 func (p *Policy) control(h http.Header) (cc respCC, viaCacheControl bool) {
 	for _, t := range p.targets {
-		if v, ok := fieldValue(h, t); ok {
+		if v, ok := fieldValue(h, t); ok && validTargetedValue(v) {
 			if cc, valid := parseResponseCC(v, false); valid {
 				return cc, false
 			}
