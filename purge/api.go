@@ -509,6 +509,22 @@ func forwardBody(k kind, sels []store.Selector, soft bool) ([]byte, error) {
 	return nil, fmt.Errorf("unknown purge kind %q", k)
 }
 
+// RequireToken wraps h, another admin handler that must not be open to
+// anyone who reaches the admin listener (the inspection of stored
+// responses), so that only requests carrying one of the API's bearer
+// tokens reach it; others get 401, as on the purge endpoints.
+func (a *API) RequireToken(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if fp, ok := a.authorize(r); !ok {
+			a.log.Warn("admin request denied", "who", r.RemoteAddr, "token", fp, "path", r.URL.Path, "reason", "missing or wrong bearer token")
+			w.Header().Set("WWW-Authenticate", `Bearer realm="cellar purge"`)
+			writeJSON(w, http.StatusUnauthorized, result{Error: "missing or wrong bearer token"})
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
 // authorize checks the bearer token in constant time against every
 // configured token (RFC 6750 §2.1). It returns the presented token's
 // fingerprint for the audit line ("none" when absent).

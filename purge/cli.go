@@ -88,16 +88,9 @@ func RunCLI(ctx context.Context, args []string, stdout, stderr io.Writer, defaul
 		return err
 	}
 
-	tok := *token
-	if tok == "" {
-		tok = strings.TrimSpace(os.Getenv(EnvToken))
-	}
-	if tok == "" {
-		path := filepath.Join(*dataDir, TokenFile)
-		var err error
-		if tok, err = ReadTokenFile(path); err != nil {
-			return fmt.Errorf("%w (give -token, set %s or -data-dir)", err, EnvToken)
-		}
+	tok, err := ClientToken(*token, *dataDir)
+	if err != nil {
+		return err
 	}
 
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
@@ -134,6 +127,23 @@ func RunCLI(ctx context.Context, args []string, stdout, stderr io.Writer, defaul
 		return fmt.Errorf("purge: reading the answer: %w", err)
 	}
 	return nil
+}
+
+// ClientToken is the bearer token a command-line client of the admin
+// listener sends: flagToken when given, else $CELLAR_PURGE_TOKEN, else the
+// token file that cellar generated in dataDir.
+func ClientToken(flagToken, dataDir string) (string, error) {
+	if tok := strings.TrimSpace(flagToken); tok != "" {
+		return tok, nil
+	}
+	if tok := strings.TrimSpace(os.Getenv(EnvToken)); tok != "" {
+		return tok, nil
+	}
+	tok, err := ReadTokenFile(filepath.Join(dataDir, TokenFile))
+	if err != nil {
+		return "", fmt.Errorf("%w (give -token, set %s or -data-dir)", err, EnvToken)
+	}
+	return tok, nil
 }
 
 // printResult prints the local count and each peer's result.

@@ -4,6 +4,7 @@
 //	cellar serve [-origin URL] [-listen ADDR] [-admin ADDR] [-data-dir DIR] [-memory SIZE] [-disk SIZE] [-config FILE]
 //	cellar demo-origin [-listen ADDR] [-delay D]
 //	cellar purge url|prefix|tag|all VALUE... [-soft] [-admin URL] [-token T]
+//	cellar inspect URL... [-admin URL] [-token T] [-json]
 //	cellar bench sim|http ...
 //	cellar version
 package main
@@ -45,6 +46,8 @@ Usage:
   cellar demo-origin [flags]  run the demo origin alone
   cellar purge url|prefix|tag|all VALUE... [-soft] [-admin URL] [-token T]
                               purge through the admin API
+  cellar inspect URL... [-admin URL] [-token T] [-json]
+                              show what is stored for each URL
   cellar bench sim [flags]    hit ratios of cache policies on traces, in process
   cellar bench http [flags]   load a running proxy over HTTP
   cellar version              print the version
@@ -63,6 +66,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return demoOrigin(ctx, args[1:], stdout, stderr)
 	case "purge":
 		return purge.RunCLI(ctx, args[1:], stdout, stderr, defaultDataDir())
+	case "inspect":
+		return inspect(ctx, args[1:], stdout, stderr)
 	case "bench":
 		if len(args) < 2 {
 			return errors.New("bench: want a mode: sim or http")

@@ -212,6 +212,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer, ready func(addr
 	adminMux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	adminMux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	adminMux.Handle("/purge/", purger.Handler())
+	adminMux.Handle("/inspect", purger.RequireToken(srv.InspectHandler()))
 
 	warnUnreachable(ctx, log, s.proxy.Origins)
 
