@@ -1036,8 +1036,8 @@ func TestPurgePeerThatNeverAnswersTimesOut(t *testing.T) {
 	if code != http.StatusBadGateway || ans.Purged != 1 {
 		t.Errorf("purge with a silent peer = %d %+v, want 502 purged 1", code, ans)
 	}
-	if elapsed < timeout || elapsed > timeout+2*time.Second {
-		t.Errorf("A answered after %v, want PeerTimeout %v plus at most 2s", elapsed, timeout)
+	if elapsed < timeout || elapsed > timeout+5*time.Second {
+		t.Errorf("A answered after %v, want PeerTimeout %v plus at most 5s (a loaded machine)", elapsed, timeout)
 	}
 	checkPeers(t, "purge with a silent peer", ans.Peers, []peerWant{{peer: hang.URL, err: "timeout"}, {peer: c.admin.URL, purged: 1}})
 	if n := entered.Load(); n != 1 {
