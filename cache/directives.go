@@ -17,6 +17,7 @@ const maxDelta = 1 << 31
 const (
 	cacheControl     = "Cache-Control"
 	surrogateControl = "Surrogate-Control"
+	cdnCacheControl  = "Cdn-Cache-Control" // canonical form of CDN-Cache-Control (RFC 9213 §3)
 	// forcedTTLField records a rule TTL in a stored header, so Lifetime can
 	// apply it without the request. It is never sent to a client.
 	forcedTTLField = "Cellar-Forced-Ttl"

@@ -20,9 +20,10 @@
 //     directive is meant to avoid.
 //   - Targeted fields (RFC 9213 §2.2) and Surrogate-Control replace
 //     Cache-Control and Expires entirely when they carry a valid value.
-//     Every configured target, CDN-Cache-Control included, and
-//     Surrogate-Control are removed before the client: cellar is taken to
-//     be the last CDN hop.
+//     CDN-Cache-Control is aimed at every CDN on the path (RFC 9213 §3), so
+//     it is passed on to the client (for any CDN in front of cellar) unless
+//     Options.StripCDNCacheControl; other configured targets (cellar's own)
+//     and Surrogate-Control are removed before the client.
 //   - HEAD (§4.3.5): cellar fills and revalidates a cacheable HEAD with a
 //     GET, so a HEAD response never reaches the store; a 304 to that
 //     conditional GET freshens the stored GET as in §4.3.4.
@@ -41,8 +42,12 @@
 //   - Duplicate freshness directives resolve to the smallest value; an
 //     invalid max-age or s-maxage counts as 0 (stale, §4.2.1 encourages it);
 //     an invalid stale-while-revalidate or stale-if-error is ignored.
-//   - Set-Cookie is stored with the response but served from cache only when
-//     Options.ShareCookies is set, so one user's cookie never reaches another.
+//   - Set-Cookie is stored with the response. By default (CookiesExplicit)
+//     it is served from cache only with a response whose origin gave it an
+//     explicit shared lifetime (s-maxage, max-age, Expires): RFC 9111 reuses
+//     every end-to-end field, and such an origin can hold the cookie back
+//     with no-cache="Set-Cookie". A response cached on heuristic freshness,
+//     a default TTL or a rule never hands its cookie to another client.
 //   - A rule TTL forces the lifetime of every storable response under its
 //     prefix, overriding the origin's freshness (no-cache and no-store still
 //     apply); Options.DefaultTTL replaces heuristic freshness when the origin

@@ -34,10 +34,16 @@ type Options struct {
 	// stale-while-revalidate, stale-if-error) is honoured after the targets
 	// and before Cache-Control.
 	Targets []string
-	// ShareCookies lets Set-Cookie be served from cache. Default false:
-	// responses with Set-Cookie are stored, but Set-Cookie is dropped from
-	// every response served from cache.
-	ShareCookies bool
+	// StripCDNCacheControl removes CDN-Cache-Control from responses to
+	// clients. Default false: it is aimed at every CDN on the path (RFC
+	// 9213 §3), so cellar obeys it and passes it on for any CDN in front
+	// of it, as the HTTP caching conformance suite expects. Other targeted
+	// fields (cellar's own, say) and Surrogate-Control are always removed.
+	StripCDNCacheControl bool
+	// Cookies says when a stored Set-Cookie is served from cache; a
+	// response with Set-Cookie is stored either way. Default
+	// CookiesExplicit.
+	Cookies CookiePolicy
 	// StaleWhileRevalidate is the RFC 5861 §3 window applied when the origin
 	// sends none. Default 0: the origin decides.
 	StaleWhileRevalidate time.Duration
@@ -100,6 +106,9 @@ func (o *Options) Validate() error {
 	}
 	if o.HeuristicMax < 0 {
 		bad("HeuristicMax", o.HeuristicMax, "must not be negative")
+	}
+	if o.Cookies < CookiesExplicit || o.Cookies > CookiesAlways {
+		bad("Cookies", o.Cookies, "must be CookiesExplicit, CookiesNever or CookiesAlways")
 	}
 	if o.DefaultTTL < 0 {
 		bad("DefaultTTL", o.DefaultTTL, "must not be negative")
@@ -173,7 +182,9 @@ func New(opts Options) (*Policy, error) {
 	for _, t := range opts.Targets {
 		c := textproto.CanonicalMIMEHeaderKey(t)
 		p.targets = append(p.targets, c)
-		p.private[c] = true
+		if c != cdnCacheControl || opts.StripCDNCacheControl {
+			p.private[c] = true
+		}
 	}
 	for _, f := range opts.TagFields {
 		p.tagFields = append(p.tagFields, textproto.CanonicalMIMEHeaderKey(f))
@@ -204,4 +215,51 @@ func (p *Policy) rule(r *http.Request) *Rule {
 		}
 	}
 	return nil
+}
+
+// CookiePolicy says when a stored Set-Cookie field is served from cache to
+// clients other than the one whose request fetched the response.
+type CookiePolicy int
+
+const (
+	// CookiesExplicit serves it when the origin gave the response an
+	// explicit lifetime for shared caches (s-maxage, max-age or Expires,
+	// in a targeted field, Surrogate-Control or Cache-Control): RFC 9111
+	// stores and reuses every end-to-end field, and an origin that wants
+	// the cookie kept back says no-cache="Set-Cookie" or
+	// private="Set-Cookie" (§5.2.2.4, §5.2.2.7). A response cached on
+	// heuristic freshness (§4.2.2), DefaultTTL or a rule TTL is served
+	// without it: the origin never asked for it to be shared.
+	CookiesExplicit CookiePolicy = iota
+	// CookiesNever never serves it from cache (as most CDNs do).
+	CookiesNever
+	// CookiesAlways serves it with every response served from cache.
+	CookiesAlways
+)
+
+// ParseCookiePolicy reads "explicit", "never" or "always" (also "false"
+// for never and "true" for always).
+func ParseCookiePolicy(s string) (CookiePolicy, error) {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "explicit", "":
+		return CookiesExplicit, nil
+	case "never", "false":
+		return CookiesNever, nil
+	case "always", "true":
+		return CookiesAlways, nil
+	}
+	return 0, fmt.Errorf("cache: cookie policy %q: want explicit, never or always", s)
+}
+
+// String returns the policy's name, as ParseCookiePolicy reads it.
+func (c CookiePolicy) String() string {
+	switch c {
+	case CookiesExplicit:
+		return "explicit"
+	case CookiesNever:
+		return "never"
+	case CookiesAlways:
+		return "always"
+	}
+	return fmt.Sprintf("CookiePolicy(%d)", int(c))
 }

@@ -126,16 +126,38 @@ func connectionFields(h http.Header) map[string]bool {
 
 // ServeHeader copies m.Header into dst for a response served from cache: it
 // drops the fields aimed only at cellar (the configured Targets and
-// Surrogate-Control) and Set-Cookie unless Options.ShareCookies. It does not
-// set Age. The value slices are shared with m with their capacity capped,
-// so an append by the caller copies instead of writing into m.
+// Surrogate-Control) and Set-Cookie unless Options.Cookies allows it. It
+// does not set Age. The value slices are shared with m with their capacity
+// capped, so an append by the caller copies instead of writing into m.
 func (p *Policy) ServeHeader(dst http.Header, m *Meta) {
+	_, cookie := m.Header["Set-Cookie"]
+	shareCookie := cookie && p.shareCookie(m)
 	for k, v := range m.Header {
-		if p.private[k] || (k == "Set-Cookie" && !p.opts.ShareCookies) {
+		if p.private[k] || (k == "Set-Cookie" && !shareCookie) {
 			continue
 		}
 		dst[k] = v[:len(v):len(v)]
 	}
+}
+
+// shareCookie reports whether m's stored Set-Cookie may be served from
+// cache (Options.Cookies).
+func (p *Policy) shareCookie(m *Meta) bool {
+	switch p.opts.Cookies {
+	case CookiesAlways:
+		return true
+	case CookiesNever:
+		return false
+	}
+	if _, forced := m.Header[forcedTTLField]; forced {
+		return false // a rule, not the origin, made it fresh
+	}
+	cc, viaCC := p.control(m.Header)
+	if cc.sMaxAge >= 0 || cc.maxAge >= 0 {
+		return true
+	}
+	_, expires := m.Header["Expires"]
+	return viaCC && expires
 }
 
 // StripForClient removes the fields aimed only at cellar (the configured

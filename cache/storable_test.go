@@ -118,20 +118,23 @@ func TestStoredHeaderOmitsHopByHop(t *testing.T) {
 	}
 }
 
-// TestServeHeader covers RFC 9213 (targeted fields not forwarded) and the
-// Set-Cookie choice.
+// TestServeHeader covers which stored fields a response from cache carries:
+// CDN-Cache-Control is passed on (RFC 9213 §3) unless StripCDNCacheControl,
+// cellar's own targeted fields and Surrogate-Control never are, and
+// Set-Cookie follows Options.Cookies (here an explicit max-age).
 func TestServeHeader(t *testing.T) {
 	m := stored("Cache-Control: max-age=60", "CDN-Cache-Control: max-age=600", "Surrogate-Control: max-age=5",
-		"Set-Cookie: a=b", "Content-Type: text/html")
+		"Cellar-Cache-Control: max-age=60", "Set-Cookie: a=b", "Content-Type: text/html")
 	tests := []struct {
 		name   string
 		opts   Options
 		want   []string
 		absent []string
 	}{
-		{"DefaultDropsCookiesAndTargets", Options{}, []string{"Cache-Control", "Content-Type", "Date"}, []string{"Set-Cookie", "Cdn-Cache-Control", "Surrogate-Control"}},
-		{"ShareCookies", Options{ShareCookies: true}, []string{"Set-Cookie"}, []string{"Cdn-Cache-Control"}},
-		{"OtherTargetsKeepCDNCacheControl", Options{Targets: []string{"Cellar-Cache-Control"}}, []string{"Cdn-Cache-Control"}, []string{"Set-Cookie", "Surrogate-Control"}},
+		{"Default", Options{}, []string{"Cache-Control", "Content-Type", "Date", "Set-Cookie", "Cdn-Cache-Control"}, []string{"Surrogate-Control"}},
+		{"CookiesNever", Options{Cookies: CookiesNever}, []string{"Cdn-Cache-Control"}, []string{"Set-Cookie"}},
+		{"StripCDNCacheControl", Options{StripCDNCacheControl: true}, []string{"Set-Cookie"}, []string{"Cdn-Cache-Control", "Surrogate-Control"}},
+		{"OwnTargetIsRemoved", Options{Targets: []string{"Cellar-Cache-Control", "CDN-Cache-Control"}}, []string{"Cdn-Cache-Control"}, []string{"Cellar-Cache-Control", "Surrogate-Control"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -160,8 +163,14 @@ func TestStripForClient(t *testing.T) {
 	p := newPolicy(t, Options{Targets: []string{"Cellar-Cache-Control", "CDN-Cache-Control"}})
 	h := hdr("Cellar-Cache-Control: max-age=1", "CDN-Cache-Control: max-age=2", "Surrogate-Control: max-age=3", "Cache-Control: max-age=4")
 	p.StripForClient(h)
+	if len(h) != 2 || h.Get("Cache-Control") != "max-age=4" || h.Get("CDN-Cache-Control") != "max-age=2" {
+		t.Errorf("after StripForClient: %v, want Cache-Control and CDN-Cache-Control only", h)
+	}
+	p = newPolicy(t, Options{StripCDNCacheControl: true})
+	h = hdr("CDN-Cache-Control: max-age=2", "Cache-Control: max-age=4")
+	p.StripForClient(h)
 	if len(h) != 1 || h.Get("Cache-Control") != "max-age=4" {
-		t.Errorf("after StripForClient: %v", h)
+		t.Errorf("after StripForClient with StripCDNCacheControl: %v", h)
 	}
 }
 

@@ -237,12 +237,6 @@ func (c headerCase) values() (a, b string) {
 	return a, b
 }
 
-// headersCellarChanges documents where cellar deliberately differs from
-// the suite's expectation for a listed field: Set-Cookie is stored but
-// never served from cache unless Options.ShareCookies (README,
-// cache/doc.go), so one client's cookie never reaches another.
-var headersCellarChanges = map[string]bool{"Set-Cookie": true}
-
 // TestConformanceHeaders is the suite's headers.mjs: which fields a cache
 // stores (RFC 9111 §3.1).
 func TestConformanceHeaders(t *testing.T) {
@@ -272,8 +266,6 @@ func TestConformanceHeaders(t *testing.T) {
 		}
 		switch {
 		case c.noStore:
-			second.wantGone = []string{c.name}
-		case headersCellarChanges[c.name]:
 			second.wantGone = []string{c.name}
 		default:
 			second.wantHdr = []string{line}
@@ -331,11 +323,6 @@ func TestConformanceUpdate304(t *testing.T) {
 			steps[1].respHdr = []string{"Date: @0", "~Content-Length: 10", "Cache-Control: max-age=2", "ETag: " + etag}
 		}
 		switch c.name {
-		case "Set-Cookie":
-			// Served from cache without Set-Cookie (headersCellarChanges).
-			steps[1].respHdr[1] = "~" + steps[1].respHdr[1]
-			steps[1].wantHdr, steps[1].wantGone = nil, []string{c.name}
-			steps[2].wantHdr, steps[2].wantGone = nil, []string{c.name}
 		case "Content-Type":
 			// net/http removes Content-Type from a 304 (the origin here
 			// cannot send it), so the stored one stays; untestable here.

@@ -1,7 +1,9 @@
 package proxy
 
 import (
+	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -13,8 +15,10 @@ import (
 // TestTargetedCacheControlTakesPrecedence checks RFC 9213 §2.2 (the first
 // configured target field with a valid value governs, Cache-Control is
 // ignored), Surrogate-Control (Edge Architecture 1.0) after the targets,
-// and that cellar removes the fields aimed at itself from every response,
-// from the origin and from cache.
+// and that cellar removes the fields aimed at itself alone (its own target
+// fields, Surrogate-Control) from every response, from the origin and from
+// cache, while CDN-Cache-Control, aimed at every CDN (RFC 9213 §3), is
+// passed on unless StripCDNCacheControl.
 func TestTargetedCacheControlTakesPrecedence(t *testing.T) {
 	two := withCacheOptions(func(o *cache.Options) { o.Targets = []string{"Cellar-Cache-Control", "CDN-Cache-Control"} })
 	tests := []struct {
@@ -32,12 +36,20 @@ func TestTargetedCacheControlTakesPrecedence(t *testing.T) {
 		{"UnconfiguredTargetIsIgnored", nil, []string{"Cache-Control: no-store", "Cellar-Cache-Control: max-age=60"}, false},
 		{"SurrogateControlOverridesCacheControl", nil, []string{"Cache-Control: no-store", "Surrogate-Control: max-age=60"}, true},
 		{"TargetOverridesSurrogateControl", nil, []string{"Surrogate-Control: max-age=60", "CDN-Cache-Control: no-store"}, false},
+		{"StrippedCDNCacheControl", []rigOption{withCacheOptions(func(o *cache.Options) { o.StripCDNCacheControl = true })}, []string{"Cache-Control: no-store", "CDN-Cache-Control: max-age=60"}, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			r := newRig(t, reply(200, "t", tt.hdr...), tt.opts...)
 			p := r.server.policy.Options()
-			aimed := append([]string{"Surrogate-Control"}, p.Targets...)
+			var aimed, passed []string
+			for _, f := range append([]string{"Surrogate-Control"}, p.Targets...) {
+				if strings.EqualFold(f, "CDN-Cache-Control") && !p.StripCDNCacheControl {
+					passed = append(passed, f)
+				} else {
+					aimed = append(aimed, f)
+				}
+			}
 			for i := 0; i < 2; i++ {
 				r.clock.advance(20 * time.Second)
 				resp, _ := r.sget("/t")
@@ -50,8 +62,9 @@ func TestTargetedCacheControlTakesPrecedence(t *testing.T) {
 					}
 				}
 				for _, l := range tt.hdr {
-					if k, v, _ := strings.Cut(l, ": "); k == "Cache-Control" && resp.Header.Get(k) != v {
-						t.Errorf("response %d Cache-Control %q, want the origin's %q", i, resp.Header.Get(k), v)
+					k, v, _ := strings.Cut(l, ": ")
+					if (k == "Cache-Control" || slices.Contains(passed, k)) && resp.Header.Get(k) != v {
+						t.Errorf("response %d %s %q, want the origin's %q", i, k, resp.Header.Get(k), v)
 					}
 				}
 			}
@@ -154,15 +167,48 @@ func TestCacheStatusKeyOnlyInDebugMode(t *testing.T) {
 	}
 }
 
-// TestSetCookieIsNeverServedFromCacheByDefault checks cellar's Set-Cookie
-// choice (cache/doc.go): the response is stored, the client that fetched it
-// gets its cookie, and later clients never get it unless ShareCookies is
-// set.
-func TestSetCookieIsNeverServedFromCacheByDefault(t *testing.T) {
-	for _, share := range []bool{false, true} {
-		t.Run("ShareCookies="+strconv.FormatBool(share), func(t *testing.T) {
-			r := newRig(t, reply(200, "page", "Cache-Control: max-age=60", "Set-Cookie: session=alice"),
-				withCacheOptions(func(o *cache.Options) { o.ShareCookies = share }))
+// TestSetCookieIsSharedOnlyWhenTheOriginAskedForIt checks cache.Options
+// Cookies: the client whose request fetched a response always gets its
+// Set-Cookie; a hit carries the stored Set-Cookie by default only when the
+// origin gave an explicit shared lifetime (RFC 9111 reuses every
+// end-to-end field), never for a response cached heuristically, by a rule
+// or by the default TTL, and never when the origin said
+// no-cache="Set-Cookie" (§5.2.2.4); "never" and "always" override.
+func TestSetCookieIsSharedOnlyWhenTheOriginAskedForIt(t *testing.T) {
+	old := httpDate(time.Now().Add(-100 * 24 * time.Hour))
+	tests := []struct {
+		name   string
+		policy cache.CookiePolicy
+		hdr    []string
+		rule   bool
+		shared bool
+	}{
+		{"explicit/max-age", cache.CookiesExplicit, []string{"Cache-Control: max-age=60"}, false, true},
+		{"explicit/s-maxage", cache.CookiesExplicit, []string{"Cache-Control: s-maxage=60"}, false, true},
+		{"explicit/Expires", cache.CookiesExplicit, []string{"Expires: " + httpDate(time.Now().Add(time.Hour))}, false, true},
+		{"explicit/heuristic", cache.CookiesExplicit, []string{"Last-Modified: " + old}, false, false},
+		{"explicit/rule", cache.CookiesExplicit, []string{"Cache-Control: max-age=0"}, true, false},
+		{"explicit/no-cache=Set-Cookie", cache.CookiesExplicit, []string{`Cache-Control: max-age=60, no-cache="Set-Cookie"`}, false, false},
+		{"never/max-age", cache.CookiesNever, []string{"Cache-Control: max-age=60"}, false, false},
+		{"always/heuristic", cache.CookiesAlways, []string{"Last-Modified: " + old}, false, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var r *rig
+			r = newRig(t, func(w http.ResponseWriter, _ *http.Request) {
+				w.Header().Set("Date", httpDate(r.clock.now()))
+				for _, l := range tt.hdr {
+					k, v, _ := strings.Cut(l, ":")
+					w.Header().Set(k, strings.TrimSpace(v))
+				}
+				w.Header().Set("Set-Cookie", "session=alice")
+				io.WriteString(w, "page")
+			}, withCacheOptions(func(o *cache.Options) {
+				o.Cookies = tt.policy
+				if tt.rule {
+					o.Rules = []cache.Rule{{Prefix: "/", TTL: time.Hour}}
+				}
+			}))
 			resp, _ := r.sget("/c")
 			if resp.Header.Get("Set-Cookie") != "session=alice" {
 				t.Errorf("fetching client: Set-Cookie %q, want its cookie", resp.Header.Get("Set-Cookie"))
@@ -171,8 +217,8 @@ func TestSetCookieIsNeverServedFromCacheByDefault(t *testing.T) {
 			if !isHit(resp.Header.Get("Cache-Status")) || body != "page" {
 				t.Fatalf("second: %q %q, want a hit", body, resp.Header.Get("Cache-Status"))
 			}
-			if got := resp.Header.Get("Set-Cookie"); (got != "") != share {
-				t.Errorf("hit: Set-Cookie %q with ShareCookies=%v", got, share)
+			if got := resp.Header.Get("Set-Cookie"); (got != "") != tt.shared {
+				t.Errorf("hit: Set-Cookie %q, want shared=%v", got, tt.shared)
 			}
 		})
 	}

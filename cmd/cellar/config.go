@@ -96,7 +96,8 @@ type cacheConfig struct {
 	HeuristicMax         string       `yaml:"heuristic_max"`
 	DefaultTTL           string       `yaml:"default_ttl"`
 	Targets              []string     `yaml:"targets"`
-	ShareCookies         bool         `yaml:"share_cookies"`
+	ShareCookies         string       `yaml:"share_cookies"`
+	StripCDNCacheControl bool         `yaml:"strip_cdn_cache_control"`
 	StaleWhileRevalidate string       `yaml:"stale_while_revalidate"`
 	StaleIfError         string       `yaml:"stale_if_error"`
 	Rules                []ruleConfig `yaml:"rules"`
@@ -303,7 +304,12 @@ func (fc *fileConfig) apply(s *settings, lines map[string]int) error {
 	if len(c.Targets) > 0 {
 		s.cache.Targets = c.Targets
 	}
-	s.cache.ShareCookies = c.ShareCookies
+	s.cache.StripCDNCacheControl = c.StripCDNCacheControl
+	if cp, err := cache.ParseCookiePolicy(c.ShareCookies); err != nil {
+		p.add("cache.share_cookies", c.ShareCookies, "want explicit, never or always")
+	} else {
+		s.cache.Cookies = cp
+	}
 	for i, r := range c.Rules {
 		key := fmt.Sprintf("cache.rules[%d]", i)
 		if !strings.HasPrefix(r.Prefix, "/") {

@@ -10,6 +10,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"github.com/cellar-cache/cellar/cache"
 	"io"
 	"math/big"
 	"net"
@@ -259,6 +260,7 @@ func TestConfigErrorsNameKeyAndLine(t *testing.T) {
 		{"bad rule", "cache:\n  rules:\n    - prefix: static\n      ttl: 1x\n", []string{"line 3", "cache.rules[0].prefix", "line 4", "cache.rules[0].ttl"}},
 		{"bad fraction", "cache:\n  heuristic_fraction: 2\n", []string{"line 2", "heuristic_fraction"}},
 		{"wrong type", "access_log: maybe\n", []string{"line 1", "bool"}},
+		{"bad cookie policy", "cache:\n  share_cookies: sometimes\n", []string{"line 2", "cache.share_cookies", `"sometimes"`, "explicit, never or always"}},
 		{"bad peers", "purge:\n  peers:\n    - http://10.0.0.2:8081\n    - 10.0.0.3:8081\n    - http://10.0.0.4:8081/?x=1\n    - ftp://10.0.0.5\n  peer_timeout: soon\n",
 			[]string{"line 4", `purge.peers[1]: "10.0.0.3:8081"`, "line 5", `purge.peers[2]: "http://10.0.0.4:8081/?x=1": has a query`, "line 6", "purge.peers[3]", "not http or https", "e.g. http://10.0.0.2:8081", "line 7", "purge.peer_timeout"}},
 		{"peers not a list", "purge:\n  peers: http://10.0.0.2:8081\n", []string{"line 2", "[]string"}},
@@ -288,7 +290,8 @@ func TestExampleConfigIsValid(t *testing.T) {
 	}
 	if s.store.MemoryBytes != 256<<20 || s.store.DiskBytes != 2<<30 || len(s.cache.Rules) != 2 || s.proxy.FillTimeout != 5*time.Minute ||
 		s.proxy.Compress.Levels["br"] != 5 || s.proxy.MaxWaiters != 10000 || len(s.proxy.Sites) != 1 ||
-		len(s.purgePeers) != 0 || s.purgePeerToken != "" || s.purgePeerTimeout != 5*time.Second {
+		len(s.purgePeers) != 0 || s.purgePeerToken != "" || s.purgePeerTimeout != 5*time.Second ||
+		s.cache.Cookies != cache.CookiesExplicit || s.cache.StripCDNCacheControl {
 		t.Errorf("example config decoded to %+v", s)
 	}
 	s.proxy.EnsureDefaults()
