@@ -5,6 +5,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -107,4 +109,51 @@ func load(b testing.TB, url string, n, want int) time.Duration {
 		b.Fatalf("load %s: %v", url, err)
 	}
 	return d
+}
+
+// BenchmarkLargeDiskHit measures hits of an 8 MiB object, which lives on
+// disk only (above the memory tier's object limit), against a bare
+// net/http server sending the same bytes from a file (http.ServeContent on
+// an *os.File: sendfile), in the same run (ratio-vs-file; 1.0 = as fast).
+func BenchmarkLargeDiskHit(b *testing.B) {
+	const size = 8 << 20
+	body := make([]byte, size)
+	for i := range body {
+		body[i] = byte(i*7 + i/4096)
+	}
+	r := newRig(b, func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=3600")
+		w.Header().Set("Content-Type", "application/octet-stream")
+		w.Write(body)
+	})
+	r.server.now = time.Now
+	path := filepath.Join(b.TempDir(), "obj")
+	if err := os.WriteFile(path, body, 0o600); err != nil {
+		b.Fatal(err)
+	}
+	bare := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		f, err := os.Open(path)
+		if err != nil {
+			http.Error(w, err.Error(), 500)
+			return
+		}
+		defer f.Close()
+		w.Header().Set("Content-Type", "application/octet-stream")
+		http.ServeContent(w, req, "", time.Time{}, f)
+	}))
+	b.Cleanup(bare.Close)
+	r.get("/big")
+	r.waitIdle()
+	if resp, _ := r.get("/big"); !isHit(resp.Header.Get("Cache-Status")) {
+		b.Fatalf("not a hit: %q", resp.Header.Get("Cache-Status"))
+	}
+	b.SetBytes(size)
+	b.ReportAllocs()
+	b.ResetTimer()
+	tFile := load(b, bare.URL+"/big", b.N, size)
+	tCellar := load(b, r.front.URL+"/big", b.N, size)
+	b.StopTimer()
+	b.ReportMetric(float64(tFile)/float64(tCellar), "ratio-vs-file")
+	b.ReportMetric(float64(size)*float64(b.N)/tCellar.Seconds()/1e6, "cellar-MB/s")
+	b.ReportMetric(float64(size)*float64(b.N)/tFile.Seconds()/1e6, "file-MB/s")
 }
