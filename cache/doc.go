@@ -42,12 +42,13 @@
 //   - Duplicate freshness directives resolve to the smallest value; an
 //     invalid max-age or s-maxage counts as 0 (stale, §4.2.1 encourages it);
 //     an invalid stale-while-revalidate or stale-if-error is ignored.
-//   - Set-Cookie is stored with the response. By default (CookiesExplicit)
-//     it is served from cache only with a response whose origin gave it an
-//     explicit shared lifetime (s-maxage, max-age, Expires): RFC 9111 reuses
-//     every end-to-end field, and such an origin can hold the cookie back
-//     with no-cache="Set-Cookie". A response cached on heuristic freshness,
-//     a default TTL or a rule never hands its cookie to another client.
+//   - Set-Cookie is stored with the response but by default never served
+//     from cache, so one user's cookie never reaches another. RFC 9111
+//     reuses every end-to-end field (the conformance suite requires it):
+//     Options.Cookies = CookiesExplicit serves it with responses whose
+//     origin gave an explicit shared lifetime (s-maxage, max-age, Expires),
+//     and never with one cached on heuristic freshness, a default TTL or a
+//     rule; CookiesAlways serves it always.
 //   - A rule TTL forces the lifetime of every storable response under its
 //     prefix, overriding the origin's freshness (no-cache and no-store still
 //     apply); Options.DefaultTTL replaces heuristic freshness when the origin

@@ -41,8 +41,7 @@ type Options struct {
 	// fields (cellar's own, say) and Surrogate-Control are always removed.
 	StripCDNCacheControl bool
 	// Cookies says when a stored Set-Cookie is served from cache; a
-	// response with Set-Cookie is stored either way. Default
-	// CookiesExplicit.
+	// response with Set-Cookie is stored either way. Default CookiesNever.
 	Cookies CookiePolicy
 	// StaleWhileRevalidate is the RFC 5861 §3 window applied when the origin
 	// sends none. Default 0: the origin decides.
@@ -107,8 +106,8 @@ func (o *Options) Validate() error {
 	if o.HeuristicMax < 0 {
 		bad("HeuristicMax", o.HeuristicMax, "must not be negative")
 	}
-	if o.Cookies < CookiesExplicit || o.Cookies > CookiesAlways {
-		bad("Cookies", o.Cookies, "must be CookiesExplicit, CookiesNever or CookiesAlways")
+	if o.Cookies < CookiesNever || o.Cookies > CookiesAlways {
+		bad("Cookies", o.Cookies, "must be CookiesNever, CookiesExplicit or CookiesAlways")
 	}
 	if o.DefaultTTL < 0 {
 		bad("DefaultTTL", o.DefaultTTL, "must not be negative")
@@ -222,29 +221,31 @@ func (p *Policy) rule(r *http.Request) *Rule {
 type CookiePolicy int
 
 const (
+	// CookiesNever never serves it from cache, so one client's cookie
+	// never reaches another (as most CDNs do). The default.
+	CookiesNever CookiePolicy = iota
 	// CookiesExplicit serves it when the origin gave the response an
 	// explicit lifetime for shared caches (s-maxage, max-age or Expires,
 	// in a targeted field, Surrogate-Control or Cache-Control): RFC 9111
 	// stores and reuses every end-to-end field, and an origin that wants
 	// the cookie kept back says no-cache="Set-Cookie" or
-	// private="Set-Cookie" (§5.2.2.4, §5.2.2.7). A response cached on
-	// heuristic freshness (§4.2.2), DefaultTTL or a rule TTL is served
-	// without it: the origin never asked for it to be shared.
-	CookiesExplicit CookiePolicy = iota
-	// CookiesNever never serves it from cache (as most CDNs do).
-	CookiesNever
+	// private="Set-Cookie" (§5.2.2.4, §5.2.2.7). This is what the HTTP
+	// caching conformance suite expects. A response cached on heuristic
+	// freshness (§4.2.2), DefaultTTL or a rule TTL is served without it:
+	// the origin never asked for it to be shared.
+	CookiesExplicit
 	// CookiesAlways serves it with every response served from cache.
 	CookiesAlways
 )
 
-// ParseCookiePolicy reads "explicit", "never" or "always" (also "false"
-// for never and "true" for always).
+// ParseCookiePolicy reads "never" (or "false", or empty: the default),
+// "explicit" or "always" (or "true").
 func ParseCookiePolicy(s string) (CookiePolicy, error) {
 	switch strings.ToLower(strings.TrimSpace(s)) {
-	case "explicit", "":
-		return CookiesExplicit, nil
-	case "never", "false":
+	case "never", "false", "":
 		return CookiesNever, nil
+	case "explicit":
+		return CookiesExplicit, nil
 	case "always", "true":
 		return CookiesAlways, nil
 	}

@@ -131,9 +131,9 @@ func TestServeHeader(t *testing.T) {
 		want   []string
 		absent []string
 	}{
-		{"Default", Options{}, []string{"Cache-Control", "Content-Type", "Date", "Set-Cookie", "Cdn-Cache-Control"}, []string{"Surrogate-Control"}},
-		{"CookiesNever", Options{Cookies: CookiesNever}, []string{"Cdn-Cache-Control"}, []string{"Set-Cookie"}},
-		{"StripCDNCacheControl", Options{StripCDNCacheControl: true}, []string{"Set-Cookie"}, []string{"Cdn-Cache-Control", "Surrogate-Control"}},
+		{"Default", Options{}, []string{"Cache-Control", "Content-Type", "Date", "Cdn-Cache-Control"}, []string{"Set-Cookie", "Surrogate-Control"}},
+		{"CookiesExplicit", Options{Cookies: CookiesExplicit}, []string{"Set-Cookie", "Cdn-Cache-Control"}, nil},
+		{"StripCDNCacheControl", Options{StripCDNCacheControl: true}, []string{"Cache-Control"}, []string{"Cdn-Cache-Control", "Surrogate-Control"}},
 		{"OwnTargetIsRemoved", Options{Targets: []string{"Cellar-Cache-Control", "CDN-Cache-Control"}}, []string{"Cdn-Cache-Control"}, []string{"Cellar-Cache-Control", "Surrogate-Control"}},
 	}
 	for _, tt := range tests {

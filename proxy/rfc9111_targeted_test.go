@@ -167,14 +167,14 @@ func TestCacheStatusKeyOnlyInDebugMode(t *testing.T) {
 	}
 }
 
-// TestSetCookieIsSharedOnlyWhenTheOriginAskedForIt checks cache.Options
+// TestSetCookieIsNeverServedFromCacheByDefault checks cache.Options
 // Cookies: the client whose request fetched a response always gets its
-// Set-Cookie; a hit carries the stored Set-Cookie by default only when the
-// origin gave an explicit shared lifetime (RFC 9111 reuses every
-// end-to-end field), never for a response cached heuristically, by a rule
-// or by the default TTL, and never when the origin said
-// no-cache="Set-Cookie" (§5.2.2.4); "never" and "always" override.
-func TestSetCookieIsSharedOnlyWhenTheOriginAskedForIt(t *testing.T) {
+// Set-Cookie; by default a hit never carries it. With CookiesExplicit a
+// hit carries it only when the origin gave an explicit shared lifetime
+// (RFC 9111 reuses every end-to-end field), never for a response cached
+// heuristically, by a rule or by the default TTL, and never when the
+// origin said no-cache="Set-Cookie" (§5.2.2.4); CookiesAlways always.
+func TestSetCookieIsNeverServedFromCacheByDefault(t *testing.T) {
 	old := httpDate(time.Now().Add(-100 * 24 * time.Hour))
 	tests := []struct {
 		name   string
@@ -189,7 +189,8 @@ func TestSetCookieIsSharedOnlyWhenTheOriginAskedForIt(t *testing.T) {
 		{"explicit/heuristic", cache.CookiesExplicit, []string{"Last-Modified: " + old}, false, false},
 		{"explicit/rule", cache.CookiesExplicit, []string{"Cache-Control: max-age=0"}, true, false},
 		{"explicit/no-cache=Set-Cookie", cache.CookiesExplicit, []string{`Cache-Control: max-age=60, no-cache="Set-Cookie"`}, false, false},
-		{"never/max-age", cache.CookiesNever, []string{"Cache-Control: max-age=60"}, false, false},
+		{"default/max-age", cache.CookiesNever, []string{"Cache-Control: max-age=60"}, false, false},
+		{"default/s-maxage", cache.CookiesNever, []string{"Cache-Control: public, s-maxage=60"}, false, false},
 		{"always/heuristic", cache.CookiesAlways, []string{"Last-Modified: " + old}, false, true},
 	}
 	for _, tt := range tests {

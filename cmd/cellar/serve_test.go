@@ -291,7 +291,7 @@ func TestExampleConfigIsValid(t *testing.T) {
 	if s.store.MemoryBytes != 256<<20 || s.store.DiskBytes != 2<<30 || len(s.cache.Rules) != 2 || s.proxy.FillTimeout != 5*time.Minute ||
 		s.proxy.Compress.Levels["br"] != 5 || s.proxy.MaxWaiters != 10000 || len(s.proxy.Sites) != 1 ||
 		len(s.purgePeers) != 0 || s.purgePeerToken != "" || s.purgePeerTimeout != 5*time.Second ||
-		s.cache.Cookies != cache.CookiesExplicit || s.cache.StripCDNCacheControl {
+		s.cache.Cookies != cache.CookiesNever || s.cache.StripCDNCacheControl {
 		t.Errorf("example config decoded to %+v", s)
 	}
 	s.proxy.EnsureDefaults()
