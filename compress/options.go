@@ -171,6 +171,9 @@ type Options struct {
 	// pools reuses encoders per (coding, level); set by EnsureDefaults. Nil
 	// means no reuse: every writer is created fresh.
 	pools *encoderPools
+	// types is Types compiled for lookups on every hit; set by
+	// EnsureDefaults. Nil, or compiled from another slice, means scan Types.
+	types *typeSet
 }
 
 // EnsureDefaults fills every zero field with its documented default and sets up
@@ -190,6 +193,7 @@ func (o *Options) EnsureDefaults() {
 	if o.pools == nil {
 		o.pools = newEncoderPools()
 	}
+	o.types = newTypeSet(o.Types)
 }
 
 // withDefaults returns a new map holding defaults overridden by given.

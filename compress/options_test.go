@@ -153,3 +153,38 @@ func FuzzCompressible(f *testing.F) {
 		}
 	})
 }
+
+// FuzzCompiledTypesMatchTheScan checks that the compiled type set that
+// Compressible uses after EnsureDefaults answers exactly as the plain scan
+// of the patterns does, for the default and a custom list.
+func FuzzCompiledTypesMatchTheScan(f *testing.F) {
+	for _, s := range []string{"text/html", "Text/HTML; charset=utf-8", "application/problem+json", "application/+json",
+		"image/svg+xml", "image/png", "application/jsonx", "text", "", " text/css ", "APPLICATION/WASM", "a/b+JSON", "text/*"} {
+		f.Add(s)
+	}
+	custom := []string{"application/x-custom", "Text/*", "+YAML"}
+	def, cus := newTypeSet(DefaultTypes()), newTypeSet(custom)
+	f.Fuzz(func(t *testing.T, ct string) {
+		if got, want := def.match(ct), matchType(ct, DefaultTypes()); got != want {
+			t.Errorf("default types, %q: compiled %v, scan %v", ct, got, want)
+		}
+		if got, want := cus.match(ct), matchType(ct, custom); got != want {
+			t.Errorf("custom types, %q: compiled %v, scan %v", ct, got, want)
+		}
+	})
+}
+
+// TestTypesChangedAfterEnsureDefaultsAreHonoured: the compiled set belongs
+// to the slice it was made from; a new Types slice is scanned as given.
+func TestTypesChangedAfterEnsureDefaultsAreHonoured(t *testing.T) {
+	o := Options{}
+	o.EnsureDefaults()
+	h := http.Header{"Content-Type": {"image/png"}}
+	if o.Compressible(h, 5000) {
+		t.Fatal("image/png compressible by default")
+	}
+	o.Types = []string{"image/png"}
+	if !o.Compressible(h, 5000) {
+		t.Error("Types replaced after EnsureDefaults were ignored")
+	}
+}
