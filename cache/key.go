@@ -101,7 +101,10 @@ func buildKey(scheme, host, path, query string, forceQuery bool) string {
 
 // normalizeHost lowercases host and drops the scheme's default port.
 func normalizeHost(scheme, host string) string {
-	if h, port, err := net.SplitHostPort(host); err == nil {
+	if strings.IndexByte(host, ':') < 0 {
+		// The common case: no port, nothing to split (SplitHostPort would
+		// allocate its error).
+	} else if h, port, err := net.SplitHostPort(host); err == nil {
 		if port == "" || (scheme == "http" && port == "80") || (scheme == "https" && port == "443") {
 			if strings.IndexByte(h, ':') >= 0 {
 				h = "[" + h + "]"
