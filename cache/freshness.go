@@ -3,6 +3,7 @@ package cache
 import (
 	"net/http"
 	"net/textproto"
+	"reflect"
 	"strings"
 	"time"
 )
@@ -80,10 +81,10 @@ type Lookup struct {
 // Evaluate decides how a stored entry m may answer r at time now (RFC 9111
 // §4, §4.2.4, §5.2.1, §5.2.2; RFC 5861; RFC 8246).
 func (p *Policy) Evaluate(r *http.Request, m *Meta, now time.Time) Lookup {
-	cc, viaCC := p.control(m.Header)
-	age, _ := currentAge(m, now)
-	lifetime := p.lifetime(m, &cc, viaCC)
-	ttl := lifetime - age
+	d := p.derivedOf(m)
+	cc := d.cc
+	age := d.initial + max(now.Sub(m.ResponseTime), 0) // §4.2.3 current_age
+	ttl := d.lifetime - age
 	l := Lookup{Age: age, TTL: ttl}
 	fresh := ttl > 0 && !m.Invalid
 	staleness := max(-ttl, 0)
@@ -346,4 +347,51 @@ func itoa(n int64) string {
 		b[i] = '-'
 	}
 	return string(b[i:])
+}
+
+// derived is what Evaluate needs from a Meta that depends neither on the
+// request nor on the clock: the governing directives, the freshness
+// lifetime (§4.2.1) and corrected_initial_age (§4.2.3).
+type derived struct {
+	p                 *Policy
+	header            uintptr // identity of the Header map it was derived from
+	reqTime, respTime time.Time
+	cc                respCC
+	lifetime          time.Duration
+	initial           time.Duration
+}
+
+// derive computes m's derived values.
+func (p *Policy) derive(m *Meta) derived {
+	cc, viaCC := p.control(m.Header)
+	_, initial := currentAge(m, m.ResponseTime)
+	return derived{
+		p: p, header: headerID(m.Header), reqTime: m.RequestTime, respTime: m.ResponseTime,
+		cc: cc, lifetime: p.lifetime(m, &cc, viaCC), initial: initial,
+	}
+}
+
+// derivedOf returns m's memo when this policy made it from m's current
+// Header map and times, and derives the values afresh otherwise (a Meta
+// read back from disk, or one built or changed by hand). A Meta's Header
+// is never changed in place once built (see Meta), so the map's identity
+// stands for its content.
+func (p *Policy) derivedOf(m *Meta) derived {
+	if d := m.memo; d != nil && d.p == p && d.header == headerID(m.Header) &&
+		d.reqTime.Equal(m.RequestTime) && d.respTime.Equal(m.ResponseTime) {
+		return *d
+	}
+	return p.derive(m)
+}
+
+// withMemo attaches m's derived values to m.
+func (p *Policy) withMemo(m Meta) Meta {
+	d := p.derive(&m)
+	m.memo = &d
+	return m
+}
+
+// headerID is the identity of a header map.
+func headerID(h http.Header) uintptr {
+	return reflect.ValueOf(h).Pointer()
 }

@@ -27,4 +27,10 @@ type Meta struct {
 	// it must not be served without revalidation (it may still serve as a
 	// stale-if-error / stale-while-revalidate fallback where allowed).
 	Invalid bool
+
+	// memo is what the policy that built this Meta (NewMeta, Freshen)
+	// derived from it once, so that a hit does not parse the same fields
+	// again; it is used only while Header and the times are still the ones
+	// it was derived from (see Policy.derivedOf).
+	memo *derived
 }

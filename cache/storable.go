@@ -99,7 +99,7 @@ func (p *Policy) NewMeta(r *http.Request, status int, h http.Header, requestTime
 	if rl := p.rule(r); rl != nil && rl.TTL > 0 {
 		stored[forcedTTLField] = []string{strconv.FormatInt(int64(rl.TTL/time.Second), 10)}
 	}
-	return Meta{Status: status, Header: stored, RequestTime: requestTime, ResponseTime: responseTime}
+	return p.withMemo(Meta{Status: status, Header: stored, RequestTime: requestTime, ResponseTime: responseTime})
 }
 
 // proxyField reports the fields specific to the proxy a response came

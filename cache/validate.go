@@ -98,7 +98,7 @@ func (p *Policy) Freshen(m *Meta, h http.Header, requestTime, responseTime time.
 	for _, f := range cc.privateFields {
 		delete(stored, f)
 	}
-	return Meta{Status: m.Status, Header: stored, RequestTime: requestTime, ResponseTime: responseTime}
+	return p.withMemo(Meta{Status: m.Status, Header: stored, RequestTime: requestTime, ResponseTime: responseTime})
 }
 
 // HeadMatches reports whether a 200 response to HEAD with header h may
