@@ -264,3 +264,20 @@ func FuzzPrimaryKey(f *testing.F) {
 		}
 	})
 }
+
+// FuzzTargetedValue exercises the Structured Field check of targeted
+// cache-control fields (RFC 9213 §2.1, RFC 9651): it never panics, and
+// surrounding spaces, which RFC 9651 §4.2 discards, never change its answer.
+func FuzzTargetedValue(f *testing.F) {
+	for _, s := range []string{"max-age=60", "max-age=60, s-maxage=30", `max-age="60"`, "max-age=60, &&&",
+		"no-store", "private, no-cache", "MaX-aGe=60", "max-age =60", "max-age=60,", "a=(1 2);b, c=?1",
+		`a="x\"y", b=:aGk=:, c=%"h%c3%a9", d=@12, e=1.5, f=tok/en`, "max-age=-1", "max-age=1000000000000000"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, v string) {
+		got := validTargetedValue(v)
+		if again := validTargetedValue(" " + v + " "); again != got && !strings.ContainsAny(v, "\t") {
+			t.Errorf("%q valid=%v but with surrounding spaces %v", v, got, again)
+		}
+	})
+}
