@@ -183,3 +183,70 @@ func BenchmarkLargeDiskHit(b *testing.B) {
 	b.ReportMetric(float64(size)*float64(b.N)/tCellar.Seconds()/1e6, "cellar-MB/s")
 	b.ReportMetric(float64(size)*float64(b.N)/tFile.Seconds()/1e6, "file-MB/s")
 }
+
+// discardWriter is a ResponseWriter that keeps the header and drops the
+// body, so that a handler's own cost can be measured without a network.
+type discardWriter struct{ h http.Header }
+
+func (w *discardWriter) Header() http.Header         { return w.h }
+func (w *discardWriter) Write(p []byte) (int, error) { return len(p), nil }
+func (w *discardWriter) WriteHeader(int)             {}
+
+// BenchmarkHandlerHit calls cellar's handler for a 1 KiB memory hit
+// directly, without HTTP, against a bare handler that serves the same
+// bytes from a map, in interleaved rounds, and reports cellar's own cost
+// per hit (handler-ns/hit) and the bare handler's (bare-ns/hit). It is
+// less noisy than BenchmarkMemoryHit and shows what the handler adds.
+func BenchmarkHandlerHit(b *testing.B) {
+	body := make([]byte, 1<<10)
+	r := newRig(b, func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=3600")
+		w.Header().Set("Content-Type", "application/octet-stream")
+		w.Write(body)
+	})
+	r.server.now = time.Now
+	r.get("/obj")
+	r.waitIdle()
+	if resp, _ := r.get("/obj"); !isHit(resp.Header.Get("Cache-Status")) {
+		b.Fatalf("not a hit: %q", resp.Header.Get("Cache-Status"))
+	}
+	objs := map[string][]byte{"/obj": body}
+	bare := http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		body, ok := objs[req.URL.Path]
+		if !ok {
+			http.NotFound(w, req)
+			return
+		}
+		w.Header().Set("Content-Type", "application/octet-stream")
+		w.Header().Set("Cache-Control", "max-age=3600")
+		w.Write(body)
+	})
+	req := httptest.NewRequest(http.MethodGet, "http://"+testHost+"/obj", nil)
+	req.RemoteAddr = "127.0.0.1:1234"
+	w := &discardWriter{h: http.Header{}}
+	run := func(h http.Handler, n int) time.Duration {
+		start := time.Now()
+		for range n {
+			clear(w.h)
+			h.ServeHTTP(w, req)
+		}
+		return time.Since(start)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	var tBare, tCellar time.Duration
+	per := max(b.N/10, 1)
+	for i := range 10 {
+		if i%2 == 0 {
+			tBare += run(bare, per)
+			tCellar += run(r.server, per)
+		} else {
+			tCellar += run(r.server, per)
+			tBare += run(bare, per)
+		}
+	}
+	b.StopTimer()
+	n := float64(per * 10)
+	b.ReportMetric(float64(tCellar.Nanoseconds())/n, "handler-ns/hit")
+	b.ReportMetric(float64(tBare.Nanoseconds())/n, "bare-ns/hit")
+}
