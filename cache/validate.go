@@ -175,7 +175,10 @@ func NotModified(r *http.Request, m *Meta) bool {
 		}
 		return false
 	}
-	ims := r.Header.Get("If-Modified-Since")
+	var ims string
+	if v := r.Header["If-Modified-Since"]; len(v) > 0 {
+		ims = v[0]
+	}
 	if ims == "" {
 		return false
 	}
@@ -218,9 +221,15 @@ func PreconditionFailed(r *http.Request, m *Meta) bool {
 		}
 		return true
 	}
-	ius := r.Header.Get("If-Unmodified-Since")
+	var ius string
+	if v := r.Header["If-Unmodified-Since"]; len(v) > 0 {
+		ius = v[0] // a request's header keys are canonical (net/http)
+	}
+	if ius == "" {
+		return false
+	}
 	lm := m.Header.Get("Last-Modified")
-	if ius == "" || lm == "" {
+	if lm == "" {
 		return false
 	}
 	since, ok1 := parseHTTPDate(ius)
