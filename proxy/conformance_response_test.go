@@ -1,9 +1,10 @@
 package proxy
 
 import (
-	"github.com/cellar-cache/cellar/cache"
 	"strconv"
 	"testing"
+
+	"github.com/cellar-cache/cellar/cache"
 )
 
 // TestConformanceStatus is the suite's status.mjs: a fresh response of

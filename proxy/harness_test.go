@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/cellar-cache/cellar/cache"
+	"github.com/cellar-cache/cellar/internal/proxytest"
 	"github.com/cellar-cache/cellar/store"
 )
 
@@ -167,29 +168,11 @@ func (r *rig) restart() {
 	r.start()
 }
 
-// get sends a request through the proxy and reads the whole body.
+// do sends a request through the proxy on testHost (fixed, so that cache
+// keys survive restarts) and reads the whole body.
 func (r *rig) do(method, path string, header http.Header) (*http.Response, string) {
 	r.t.Helper()
-	req, err := http.NewRequest(method, r.front.URL+path, nil)
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	// A fixed Host keeps cache keys stable across restarts, whose front
-	// servers listen on new ports.
-	req.Host = testHost
-	for k, v := range header {
-		req.Header[k] = v
-	}
-	resp, err := r.front.Client().Do(req)
-	if err != nil {
-		r.t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		r.t.Fatalf("%s %s: reading body: %v", method, path, err)
-	}
-	return resp, string(b)
+	return proxytest.Do(r.t, r.front.Client(), r.front.URL, testHost, method, path, header)
 }
 
 func (r *rig) get(path string) (*http.Response, string) { return r.do(http.MethodGet, path, nil) }

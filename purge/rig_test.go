@@ -1,7 +1,6 @@
 package purge_test
 
 import (
-	"bytes"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/cellar-cache/cellar/cache"
 	"github.com/cellar-cache/cellar/internal/leaktest"
+	"github.com/cellar-cache/cellar/internal/proxytest"
 	"github.com/cellar-cache/cellar/proxy"
 	"github.com/cellar-cache/cellar/purge"
 	"github.com/cellar-cache/cellar/store"
@@ -45,24 +45,6 @@ func (o *origin) count(pathQuery string) int {
 	return o.hits[pathQuery]
 }
 
-// syncBuffer collects log output from many goroutines.
-type syncBuffer struct {
-	mu sync.Mutex // protects b
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // rig is the whole purge path: a counting origin, a real store in a
 // temporary directory, the proxy on loopback with the PURGE method routed
 // to the API, and the admin handler on its own loopback server.
@@ -81,7 +63,7 @@ type rig struct {
 	// they start (withAdminListener). start uses it once; a restart
 	// listens on a new port.
 	adminListener net.Listener
-	audit         *syncBuffer
+	audit         *proxytest.SyncBuffer
 	store         *store.Store
 	api           *purge.API
 	proxy         *proxy.Server
@@ -102,7 +84,7 @@ func newRig(t testing.TB, h http.HandlerFunc, opts ...func(*rig)) *rig {
 	t.Cleanup(o.Close)
 	f := false
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	r := &rig{t: t, origin: o, dir: t.TempDir(), audit: &syncBuffer{}}
+	r := &rig{t: t, origin: o, dir: t.TempDir(), audit: &proxytest.SyncBuffer{}}
 	r.popts = proxy.Options{AccessLog: &f, Logger: quiet}
 	r.sopts = store.Options{MemoryBytes: 8 << 20, DiskBytes: 64 << 20, Logger: quiet}
 	r.aopts = purge.Options{Tokens: []string{testToken}, Logger: slog.New(slog.NewTextHandler(r.audit, nil))}
@@ -176,27 +158,10 @@ func (r *rig) restart() {
 	r.start()
 }
 
-// do sends a request through the proxy and reads the whole body.
+// do sends a request through the proxy on testHost and reads the whole body.
 func (r *rig) do(method, path string, h http.Header) (*http.Response, string) {
 	r.t.Helper()
-	req, err := http.NewRequest(method, r.front.URL+path, nil)
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	req.Host = testHost
-	for k, v := range h {
-		req.Header[k] = v
-	}
-	resp, err := r.front.Client().Do(req)
-	if err != nil {
-		r.t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		r.t.Fatalf("%s %s: reading body: %v", method, path, err)
-	}
-	return resp, string(b)
+	return proxytest.Do(r.t, r.front.Client(), r.front.URL, testHost, method, path, h)
 }
 
 func (r *rig) get(path string) (*http.Response, string) { return r.do(http.MethodGet, path, nil) }

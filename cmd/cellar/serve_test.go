@@ -10,7 +10,6 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
-	"github.com/cellar-cache/cellar/cache"
 	"io"
 	"math/big"
 	"net"
@@ -19,38 +18,21 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/cellar-cache/cellar/cache"
+	"github.com/cellar-cache/cellar/internal/proxytest"
 	"github.com/cellar-cache/cellar/purge"
 )
-
-// syncBuffer is a log sink safe for the server's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex // protects b
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // running is a `cellar serve` started in the test.
 type running struct {
 	addrs
 	cancel context.CancelFunc
 	done   chan error
-	log    *syncBuffer
+	log    *proxytest.SyncBuffer
 }
 
 // startServe runs serve with args plus loopback listeners on free ports,
@@ -58,7 +40,7 @@ type running struct {
 func startServe(t *testing.T, args ...string) (*running, error) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &running{cancel: cancel, done: make(chan error, 1), log: &syncBuffer{}}
+	r := &running{cancel: cancel, done: make(chan error, 1), log: &proxytest.SyncBuffer{}}
 	ready := make(chan addrs, 1)
 	args = append([]string{"-listen", "127.0.0.1:0", "-admin", "127.0.0.1:0"}, args...)
 	go func() { r.done <- serve(ctx, args, r.log, func(a addrs) { ready <- a }) }()
