@@ -707,26 +707,6 @@ func (r *rig) metricWith(name string, labels map[string]string) float64 {
 	return sum
 }
 
-// purgeReqCtx is purgeReq bounded by ctx.
-func (r *rig) purgeReqCtx(ctx context.Context, kind, body, token string) (int, answer) {
-	r.t.Helper()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, r.admin.URL+"/purge/"+kind, strings.NewReader(body))
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := r.admin.Client().Do(req)
-	if err != nil {
-		r.t.Fatalf("purge %s: %v", kind, err)
-	}
-	defer resp.Body.Close()
-	var a answer
-	if err := json.NewDecoder(resp.Body).Decode(&a); err != nil {
-		r.t.Fatalf("purge %s: decoding the answer: %v", kind, err)
-	}
-	return resp.StatusCode, a
-}
-
 // closedURL returns the base URL of a loopback address on which nothing
 // listens any more: connections to it are refused.
 func closedURL(t *testing.T) string {

@@ -1,6 +1,7 @@
 package purge_test
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -170,7 +171,13 @@ func (r *rig) get(path string) (*http.Response, string) { return r.do(http.Metho
 // none) and returns the status and decoded answer.
 func (r *rig) purgeReq(kind, body, token string) (int, answer) {
 	r.t.Helper()
-	req, err := http.NewRequest(http.MethodPost, r.admin.URL+"/purge/"+kind, strings.NewReader(body))
+	return r.purgeReqCtx(r.t.Context(), kind, body, token)
+}
+
+// purgeReqCtx is purgeReq under ctx.
+func (r *rig) purgeReqCtx(ctx context.Context, kind, body, token string) (int, answer) {
+	r.t.Helper()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, r.admin.URL+"/purge/"+kind, strings.NewReader(body))
 	if err != nil {
 		r.t.Fatal(err)
 	}
