@@ -456,8 +456,9 @@ func (s *Server) revalidated(ctx context.Context, r *http.Request, f found, resp
 		}
 		m := s.policy.Freshen(&f.obj.Meta, resp.Header, reqTime, respTime)
 		keep := s.policy.KeepUntil(&m, s.opts.Keep)
-		// A purge since the request started keeps the entry Invalid.
-		if err := s.store.UpdateMetaSince(ctx, f.key, m, keep, since); err != nil {
+		// A purge since the request started keeps the entry Invalid; a
+		// fill that replaced the entry meanwhile keeps its own metadata.
+		if err := s.store.UpdateObjectMeta(ctx, f.obj, m, keep, since); err != nil && !errors.Is(err, store.ErrSuperseded) {
 			s.storeError("update", f.key, err)
 		}
 		obj := *f.obj

@@ -31,6 +31,7 @@ package proxy
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -649,10 +650,10 @@ func (nopWriteCloser) Close() error { return nil }
 // EncodingsField, provided the identity stored under obj.Key is still the
 // one the job read (same response time, size and entity tag). A later fill
 // or a freshening in between leaves the field absent, and the next hit
-// schedules a new job. The check and UpdateMeta are not atomic: a fill that
-// commits between them gets its Meta overwritten by the older one's plus the
-// field (a narrow window; the store has no compare-and-swap).
+// schedules a new job. A fill that commits between the check and the
+// update keeps its own metadata (store.UpdateObjectMeta refuses the update).
 func (s *Server) recordEncodings(ctx context.Context, obj *store.Object, made []string, token string) bool {
+	since := s.store.PurgeSeq()
 	cur, err := s.store.Get(ctx, obj.Key)
 	if err != nil {
 		s.storeError("get", obj.Key, err)
@@ -668,8 +669,10 @@ func (s *Server) recordEncodings(ctx context.Context, obj *store.Object, made []
 		m.Header[k] = v
 	}
 	m.Header[cache.EncodingsField] = []string{strings.Join(made, " ") + "; v=" + token}
-	if err := s.store.UpdateMeta(ctx, obj.Key, m, cur.KeepUntil); err != nil {
-		s.storeError("update", obj.Key, err)
+	if err := s.store.UpdateObjectMeta(ctx, cur, m, cur.KeepUntil, since); err != nil {
+		if !errors.Is(err, store.ErrSuperseded) {
+			s.storeError("update", obj.Key, err)
+		}
 		return false
 	}
 	return true

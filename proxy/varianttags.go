@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"encoding/hex"
+	"errors"
 	"net/http"
 	"slices"
 	"strings"
@@ -151,7 +152,7 @@ func (s *Server) revalidatedVariant(ctx context.Context, f found, resp *http.Res
 		}
 		m := s.policy.Freshen(&o.Meta, resp.Header, reqTime, respTime)
 		keep := s.policy.KeepUntil(&m, s.opts.Keep)
-		if err := s.store.UpdateMetaSince(ctx, v.key, m, keep, since); err != nil {
+		if err := s.store.UpdateObjectMeta(ctx, o, m, keep, since); err != nil && !errors.Is(err, store.ErrSuperseded) {
 			s.storeError("update", v.key, err)
 		}
 		fresh := *o

@@ -476,11 +476,14 @@ func (d *diskTier) remove(key string, e *diskEntry, wo *pebble.WriteOptions) boo
 
 // updateMeta rewrites key's meta record through fn, keeping its body.
 func (d *diskTier) updateMeta(key string, fn func(*cache.Meta, *time.Time)) error {
-	return d.rewriteMeta(key, fn, pebble.Sync)
+	return d.rewriteMeta(key, 0, fn, pebble.Sync)
 }
 
-func (d *diskTier) rewriteMeta(key string, fn func(*cache.Meta, *time.Time), wo *pebble.WriteOptions) error {
-	err := d.rewriteMetaLocked(key, fn, wo)
+// rewriteMeta rewrites key's meta record through fn. With fill non-zero it
+// changes nothing and returns ErrSuperseded unless key still holds that
+// fill's object.
+func (d *diskTier) rewriteMeta(key string, fill uint64, fn func(*cache.Meta, *time.Time), wo *pebble.WriteOptions) error {
+	err := d.rewriteMetaLocked(key, fill, fn, wo)
 	if errors.Is(err, ErrCorrupt) {
 		d.dropCorrupt(key, 0, err)
 		return ErrNotFound
@@ -488,13 +491,16 @@ func (d *diskTier) rewriteMeta(key string, fn func(*cache.Meta, *time.Time), wo 
 	return err
 }
 
-func (d *diskTier) rewriteMetaLocked(key string, fn func(*cache.Meta, *time.Time), wo *pebble.WriteOptions) error {
+func (d *diskTier) rewriteMetaLocked(key string, fill uint64, fn func(*cache.Meta, *time.Time), wo *pebble.WriteOptions) error {
 	st := d.stripe(key)
 	st.Lock()
 	defer st.Unlock()
 	e, _, _ := d.lookup(key)
 	if e == nil {
 		return ErrNotFound
+	}
+	if fill != 0 && e.fill != fill {
+		return fmt.Errorf("store: updating %q: %w", key, ErrSuperseded)
 	}
 	rec, err := d.readMeta(key)
 	if err != nil {
@@ -551,7 +557,7 @@ func (d *diskTier) purge(ctx context.Context, sels []Selector, soft bool) (int, 
 			return n, err
 		}
 		if soft {
-			err := d.rewriteMeta(k, func(m *cache.Meta, _ *time.Time) { m.Invalid = true }, pebble.NoSync)
+			err := d.rewriteMeta(k, 0, func(m *cache.Meta, _ *time.Time) { m.Invalid = true }, pebble.NoSync)
 			if err == nil {
 				n++
 			} else if !errors.Is(err, ErrNotFound) {

@@ -308,3 +308,56 @@ func TestPurgeManyMatchesEachObjectOnce(t *testing.T) {
 		t.Errorf("a refused PurgeMany purged: %v", err)
 	}
 }
+
+// TestUpdateObjectMetaNeverLandsOnANewerBody reads object A, lets a fill
+// replace it with B, and checks that A's metadata update is refused with
+// ErrSuperseded and B keeps its own; an update of the current object goes
+// through, and one whose request began before a matching purge is stored
+// Invalid.
+func TestUpdateObjectMetaNeverLandsOnANewerBody(t *testing.T) {
+	const key = "http://h.example/u"
+	s := openTest(t, testOptions(t))
+	ctx := context.Background()
+	a := put(t, s, key, body(3000, 1), CreateOptions{SizeHint: -1})
+	metaB := testMeta()
+	metaB.Header = metaB.Header.Clone()
+	metaB.Header.Set("Etag", `"b"`)
+	w, err := s.Create(ctx, key, metaB, CreateOptions{SizeHint: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write(body(5000, 2))
+	if _, err := w.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	old := a.Meta
+	old.Header = a.Meta.Header.Clone()
+	old.Header.Set("X-From", "a")
+	if err := s.UpdateObjectMeta(ctx, a, old, time.Time{}, s.PurgeSeq()); !errors.Is(err, ErrSuperseded) {
+		t.Fatalf("update of the replaced object: %v, want ErrSuperseded", err)
+	}
+	cur, err := s.Get(ctx, key)
+	if err != nil || cur.Meta.Header.Get("X-From") != "" || cur.Meta.Header.Get("Etag") != `"b"` || cur.Size != 5000 {
+		t.Fatalf("after the refused update: %v %v size %d; want B untouched", err, cur.Meta.Header, cur.Size)
+	}
+	since := s.PurgeSeq()
+	next := cur.Meta
+	next.Header = cur.Meta.Header.Clone()
+	next.Header.Set("X-From", "b")
+	if err := s.UpdateObjectMeta(ctx, cur, next, time.Time{}, since); err != nil {
+		t.Fatalf("update of the current object: %v", err)
+	}
+	if got, _ := s.Get(ctx, key); got.Meta.Header.Get("X-From") != "b" || got.Meta.Invalid {
+		t.Fatalf("after the update: %v (Invalid %v)", got.Meta.Header, got.Meta.Invalid)
+	}
+	cur, _ = s.Get(ctx, key)
+	if _, err := s.Purge(ctx, Selector{URL: key}, true); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.UpdateObjectMeta(ctx, cur, next, time.Time{}, since); err != nil {
+		t.Fatalf("update after a soft purge: %v", err)
+	}
+	if got, _ := s.Get(ctx, key); !got.Meta.Invalid {
+		t.Error("an update whose request began before a soft purge made the object valid again")
+	}
+}

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/cellar-cache/cellar/cache"
+	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
 )
 
@@ -475,6 +476,29 @@ func (s *Store) UpdateMetaSince(ctx context.Context, key string, meta cache.Meta
 		*m = meta
 		*ku = keepUntil
 	})
+}
+
+// UpdateObjectMeta is UpdateMetaSince for the object o that the caller
+// read (Get), keeping its body: when o.Key now holds another object (a fill
+// committed since), it changes nothing and returns an error wrapping
+// ErrSuperseded, so that metadata derived from an older response never
+// lands on a newer body.
+func (s *Store) UpdateObjectMeta(ctx context.Context, o *Object, meta cache.Meta, keepUntil time.Time, since uint64) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if o.loc.fill == 0 {
+		return fmt.Errorf("store: updating %q: the object was not read from this store", o.Key)
+	}
+	s.purges.mu.RLock()
+	defer s.purges.mu.RUnlock()
+	if s.purges.matchedLocked(since, o.Key, o.Tags) {
+		meta.Invalid = true
+	}
+	return s.disk.rewriteMeta(o.Key, o.loc.fill, func(m *cache.Meta, ku *time.Time) {
+		*m = meta
+		*ku = keepUntil
+	}, pebble.Sync)
 }
 
 // Purge selects objects and removes them (soft false) or marks them Invalid
