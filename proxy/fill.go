@@ -71,7 +71,7 @@ type fillResult struct {
 	// the fields that are not stored (private="f", no-cache="f") and
 	// Set-Cookie are meant for that client (RFC 9111 §3.1, §5.2.2.7).
 	header    http.Header
-	obj       *store.Object // resultObject; resultError: the stored entry that could not be revalidated
+	obj       *store.Object // resultObject; resultError, resultPass after a 5xx: the stored entry that could not be revalidated
 	stale     bool          // resultObject: a stale entry served on error
 	stored    bool          // resultObject: found in the store on a second look, not fetched
 	fwdStatus int           // the origin's status, for Cache-Status
@@ -267,6 +267,13 @@ func (s *Server) fetchVariant(w http.ResponseWriter, r *http.Request, f found, r
 			s.writeResponse(w, r, direct, st, f.key)
 			return
 		}
+		if res.obj != nil {
+			if lk := s.policy.Evaluate(r, &res.obj.Meta, s.now()); lk.StaleIfError {
+				st.Fwd, st.TTL, st.HasTTL, st.Detail = "stale", lk.TTL, true, "stale-if-error"
+				s.serveObject(w, r, res.obj, lk, st)
+				return
+			}
+		}
 		st.Detail = "not-shareable"
 		if res.detail != "" {
 			st.Detail = res.detail
@@ -432,7 +439,15 @@ func (s *Server) lead(r *http.Request, f found, fl *flight, w http.ResponseWrite
 		} else if resp.StatusCode < 500 {
 			s.flights.markHitForMiss(f.primary, s.now(), s.opts.HitForMiss)
 		}
-		publish(fillResult{kind: resultPass, fwdStatus: resp.StatusCode, detail: detail})
+		res := fillResult{kind: resultPass, fwdStatus: resp.StatusCode, detail: detail}
+		switch resp.StatusCode {
+		case http.StatusInternalServerError, http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+			// The leader's own request forbade the stale entry (else
+			// revalidated would have used it); a waiter's may allow it
+			// (RFC 5861 §4): each one decides.
+			res.obj = f.obj
+		}
+		publish(res)
 		return resp, cancel
 	}
 	s.flights.clearHitForMiss(f.primary)

@@ -186,6 +186,51 @@ func TestWaitersOfAFailedRevalidationShareTheStaleEntry(t *testing.T) {
 	}
 }
 
+// TestWaitersGetTheStaleEntryWhenOnlyTheLeaderForbadeIt is the reverse:
+// the leader's request forbids the stale entry (no-cache), so it gets the
+// origin's 503, while the clients collapsed onto its revalidation, whose
+// requests allow stale-if-error, get the stale entry rather than a 503 of
+// their own (RFC 5861 §4 decides per request).
+func TestWaitersGetTheStaleEntryWhenOnlyTheLeaderForbadeIt(t *testing.T) {
+	checkNoLeakedGoroutines(t)
+	r := newRig(t, answer(200, "v1", "max-age=1, stale-if-error=60"))
+	r.get("/shared")
+	r.waitIdle()
+	r.clock.advance(10 * time.Second)
+	g := newGate()
+	r.origin.setHandler(g.handler(answer(503, "down", "")))
+	c := herdClient(t, 8)
+	const clients = 5
+	res := make([]herdResult, clients)
+	var wg sync.WaitGroup
+	for i := range clients {
+		var h http.Header
+		if i == 0 {
+			h = http.Header{"Cache-Control": {"no-cache"}}
+		}
+		wg.Add(1)
+		go func() { defer wg.Done(); res[i] = r.herdGet(c, context.Background(), "/shared", h) }()
+		if i == 0 {
+			waitFor(t, "the leader's revalidation reached the origin", func() bool { return g.first.Load() })
+		}
+	}
+	waitFor(t, "every client joined the revalidation", func() bool { return r.waiting("/shared") == clients-1 })
+	close(g.open)
+	wg.Wait()
+
+	if h := res[0]; h.status != 503 || string(h.body) == "v1" {
+		t.Errorf("no-cache leader: %d %q (Cache-Status %q), want the origin's 503", h.status, h.body, h.cacheStatus)
+	}
+	for i, h := range res[1:] {
+		if h.err != nil || h.status != 200 || string(h.body) != "v1" || !strings.Contains(h.cacheStatus, "detail=stale-if-error") {
+			t.Errorf("waiter %d: err %v, %d %q (Cache-Status %q), want the stale entry", i+1, h.err, h.status, h.body, h.cacheStatus)
+		}
+	}
+	if got := r.origin.hits.Load(); got != 2 {
+		t.Errorf("origin requests = %d, want 2 (the fill and the leader's revalidation)", got)
+	}
+}
+
 // TestStaleWhileRevalidateMakesOneBackgroundRequest (RFC 5861 §3): within
 // the window, 100 clients get the stale entry at once while exactly one
 // background revalidation refreshes it. The window may come from the
