@@ -131,7 +131,7 @@ func TestPurgeRacingCommitsNeverLeavesFreshObject(t *testing.T) {
 
 // TestSoftPurgeWinsOverRevalidationInProgress checks that a 304 whose
 // request started before a matching soft purge does not make the object
-// fresh again (UpdateMetaSince), while one that started after it does.
+// fresh again (UpdateObjectMeta), while one that started after it does.
 func TestSoftPurgeWinsOverRevalidationInProgress(t *testing.T) {
 	for _, tt := range []struct {
 		name        string
@@ -148,7 +148,7 @@ func TestSoftPurgeWinsOverRevalidationInProgress(t *testing.T) {
 			s := openTest(t, testOptions(t))
 			ctx := context.Background()
 			const key = "http://h.example/r"
-			put(t, s, key, body(100, 1), CreateOptions{Tags: []string{"r-tag"}, SizeHint: -1})
+			stored := put(t, s, key, body(100, 1), CreateOptions{Tags: []string{"r-tag"}, SizeHint: -1})
 			if tt.purgeFirst {
 				s.Purge(ctx, tt.sel, true)
 			}
@@ -157,7 +157,7 @@ func TestSoftPurgeWinsOverRevalidationInProgress(t *testing.T) {
 				s.Purge(ctx, tt.sel, true)
 			}
 			m := testMeta() // the freshened meta of a 304: Invalid false
-			if err := s.UpdateMetaSince(ctx, key, m, time.Time{}, since); err != nil {
+			if err := s.UpdateObjectMeta(ctx, stored, m, time.Time{}, since); err != nil {
 				t.Fatal(err)
 			}
 			o, err := s.Get(ctx, key)

@@ -441,8 +441,10 @@ func (s *Store) PurgeSeq() uint64 {
 	return s.purges.current()
 }
 
-// UpdateMeta replaces the metadata and keep time of a stored object, keeping
-// its body (freshening after a 304, RFC 9111 §4.3.4). ErrNotFound if absent.
+// UpdateMeta replaces the metadata and keep time of whatever object key
+// holds, keeping its body (a Vary marker's list, say). ErrNotFound if
+// absent. To update an object read earlier, such as one a 304 freshens
+// (RFC 9111 §4.3.4), use UpdateObjectMeta.
 func (s *Store) UpdateMeta(ctx context.Context, key string, meta cache.Meta, keepUntil time.Time) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -453,36 +455,15 @@ func (s *Store) UpdateMeta(ctx context.Context, key string, meta cache.Meta, kee
 	})
 }
 
-// UpdateMetaSince is UpdateMeta for a revalidation whose origin request
-// started at purge sequence number since (PurgeSeq): when a purge after it
-// matches the object, the new metadata is stored Invalid, so that a 304
-// that was in flight when a soft purge arrived does not make the object
-// fresh again.
-func (s *Store) UpdateMetaSince(ctx context.Context, key string, meta cache.Meta, keepUntil time.Time, since uint64) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	var tags []string
-	if rec, err := s.disk.readMeta(key); err == nil {
-		tags = rec.tags
-	}
-	// Held until the rewrite is done; see purgeLog.
-	s.purges.mu.RLock()
-	defer s.purges.mu.RUnlock()
-	if s.purges.matchedLocked(since, key, tags) {
-		meta.Invalid = true
-	}
-	return s.disk.updateMeta(key, func(m *cache.Meta, ku *time.Time) {
-		*m = meta
-		*ku = keepUntil
-	})
-}
-
-// UpdateObjectMeta is UpdateMetaSince for the object o that the caller
-// read (Get), keeping its body: when o.Key now holds another object (a fill
-// committed since), it changes nothing and returns an error wrapping
-// ErrSuperseded, so that metadata derived from an older response never
-// lands on a newer body.
+// UpdateObjectMeta replaces the metadata and keep time of the object o
+// that the caller read (Get), keeping its body. When o.Key now holds
+// another object (a fill committed since), it changes nothing and returns
+// an error wrapping ErrSuperseded, so that metadata derived from an older
+// response never lands on a newer body. since is the purge sequence number
+// (PurgeSeq) when the work behind the update began, a revalidation's origin
+// request say: when a purge after it matches the object, the new metadata
+// is stored Invalid, so that a 304 that was in flight when a soft purge
+// arrived does not make the object fresh again.
 func (s *Store) UpdateObjectMeta(ctx context.Context, o *Object, meta cache.Meta, keepUntil time.Time, since uint64) error {
 	if err := ctx.Err(); err != nil {
 		return err
