@@ -141,93 +141,64 @@ func TestStaleIfErrorEnds(t *testing.T) {
 }
 
 // TestWaitersOfAFailedRevalidationShareTheStaleEntry: clients that want
-// the same stale entry while the origin is down make one origin request,
-// and each gets the stale entry as its own request allows: a client whose
-// request forbids stale content (no-cache) gets 504 instead.
+// the same stale entry while the origin fails (503) make one origin
+// request, and each gets the stale entry as its own request allows (RFC
+// 5861 §4 decides per request). A client whose request forbids stale
+// content (no-cache) gets the origin's 503: as a waiter it asks the origin
+// itself; as the leader its revalidation's 503 is its answer, and the
+// waiters behind it still get the stale entry.
 func TestWaitersOfAFailedRevalidationShareTheStaleEntry(t *testing.T) {
-	checkNoLeakedGoroutines(t)
-	r := newRig(t, answer(200, "v1", "max-age=1, stale-if-error=60"))
-	r.get("/shared")
-	r.waitIdle()
-	r.clock.advance(10 * time.Second)
-	g := newGate()
-	r.origin.setHandler(g.handler(answer(503, "down", "")))
-	c := herdClient(t, 8)
-	const clients = 6
-	res := make([]herdResult, clients)
-	var wg sync.WaitGroup
-	for i := range clients {
-		var h http.Header
-		if i == clients-1 {
-			h = http.Header{"Cache-Control": {"no-cache"}}
-		}
-		wg.Add(1)
-		go func() { defer wg.Done(); res[i] = r.herdGet(c, context.Background(), "/shared", h) }()
-		if i == 0 {
-			waitFor(t, "the revalidation reached the origin", func() bool { return g.first.Load() })
-		}
+	tests := []struct {
+		name    string
+		noCache int   // the client whose request says no-cache
+		hits    int64 // origin requests in all
+	}{
+		{"no-cache waiter", 5, 3}, // fill, one revalidation, the no-cache client's own
+		{"no-cache leader", 0, 2}, // fill and the leader's revalidation
 	}
-	waitFor(t, "every client joined the revalidation", func() bool { return r.waiting("/shared") == clients-1 })
-	close(g.open)
-	wg.Wait()
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			checkNoLeakedGoroutines(t)
+			r := newRig(t, answer(200, "v1", "max-age=1, stale-if-error=60"))
+			r.get("/shared")
+			r.waitIdle()
+			r.clock.advance(10 * time.Second)
+			g := newGate()
+			r.origin.setHandler(g.handler(answer(503, "down", "")))
+			c := herdClient(t, 8)
+			const clients = 6
+			res := make([]herdResult, clients)
+			var wg sync.WaitGroup
+			for i := range clients {
+				var h http.Header
+				if i == tt.noCache {
+					h = http.Header{"Cache-Control": {"no-cache"}}
+				}
+				wg.Add(1)
+				go func() { defer wg.Done(); res[i] = r.herdGet(c, context.Background(), "/shared", h) }()
+				if i == 0 {
+					waitFor(t, "the revalidation reached the origin", func() bool { return g.first.Load() })
+				}
+			}
+			waitFor(t, "every client joined the revalidation", func() bool { return r.waiting("/shared") == clients-1 })
+			close(g.open)
+			wg.Wait()
 
-	for i, h := range res[:clients-1] {
-		if h.err != nil || h.status != 200 || string(h.body) != "v1" || !strings.Contains(h.cacheStatus, "detail=stale-if-error") {
-			t.Errorf("client %d: err %v, %d %q (Cache-Status %q), want the stale entry", i, h.err, h.status, h.body, h.cacheStatus)
-		}
-	}
-	// The no-cache client was not the leader: its own request forbids the
-	// stale entry, so it asked the origin itself and got its 503.
-	if h := res[clients-1]; h.status != 503 || string(h.body) == "v1" {
-		t.Errorf("no-cache client: %d %q (Cache-Status %q), want the origin's 503", h.status, h.body, h.cacheStatus)
-	}
-	if got := r.origin.hits.Load(); got != 3 {
-		t.Errorf("origin requests = %d, want 3 (fill, one revalidation, the no-cache client's own)", got)
-	}
-}
-
-// TestWaitersGetTheStaleEntryWhenOnlyTheLeaderForbadeIt is the reverse:
-// the leader's request forbids the stale entry (no-cache), so it gets the
-// origin's 503, while the clients collapsed onto its revalidation, whose
-// requests allow stale-if-error, get the stale entry rather than a 503 of
-// their own (RFC 5861 §4 decides per request).
-func TestWaitersGetTheStaleEntryWhenOnlyTheLeaderForbadeIt(t *testing.T) {
-	checkNoLeakedGoroutines(t)
-	r := newRig(t, answer(200, "v1", "max-age=1, stale-if-error=60"))
-	r.get("/shared")
-	r.waitIdle()
-	r.clock.advance(10 * time.Second)
-	g := newGate()
-	r.origin.setHandler(g.handler(answer(503, "down", "")))
-	c := herdClient(t, 8)
-	const clients = 5
-	res := make([]herdResult, clients)
-	var wg sync.WaitGroup
-	for i := range clients {
-		var h http.Header
-		if i == 0 {
-			h = http.Header{"Cache-Control": {"no-cache"}}
-		}
-		wg.Add(1)
-		go func() { defer wg.Done(); res[i] = r.herdGet(c, context.Background(), "/shared", h) }()
-		if i == 0 {
-			waitFor(t, "the leader's revalidation reached the origin", func() bool { return g.first.Load() })
-		}
-	}
-	waitFor(t, "every client joined the revalidation", func() bool { return r.waiting("/shared") == clients-1 })
-	close(g.open)
-	wg.Wait()
-
-	if h := res[0]; h.status != 503 || string(h.body) == "v1" {
-		t.Errorf("no-cache leader: %d %q (Cache-Status %q), want the origin's 503", h.status, h.body, h.cacheStatus)
-	}
-	for i, h := range res[1:] {
-		if h.err != nil || h.status != 200 || string(h.body) != "v1" || !strings.Contains(h.cacheStatus, "detail=stale-if-error") {
-			t.Errorf("waiter %d: err %v, %d %q (Cache-Status %q), want the stale entry", i+1, h.err, h.status, h.body, h.cacheStatus)
-		}
-	}
-	if got := r.origin.hits.Load(); got != 2 {
-		t.Errorf("origin requests = %d, want 2 (the fill and the leader's revalidation)", got)
+			for i, h := range res {
+				if i == tt.noCache {
+					if h.status != 503 || string(h.body) == "v1" {
+						t.Errorf("no-cache client %d: %d %q (Cache-Status %q), want the origin's 503", i, h.status, h.body, h.cacheStatus)
+					}
+					continue
+				}
+				if h.err != nil || h.status != 200 || string(h.body) != "v1" || !strings.Contains(h.cacheStatus, "detail=stale-if-error") {
+					t.Errorf("client %d: err %v, %d %q (Cache-Status %q), want the stale entry", i, h.err, h.status, h.body, h.cacheStatus)
+				}
+			}
+			if got := r.origin.hits.Load(); got != tt.hits {
+				t.Errorf("origin requests = %d, want %d", got, tt.hits)
+			}
+		})
 	}
 }
 
