@@ -12,7 +12,7 @@ import (
 // With object capacity (NewOPT) it is exact for a demand-fetch cache, one
 // that stores every missed object (Belady's MIN): on a miss with a full
 // cache it evicts the cached object whose next use is farthest away. This is
-// the form the reference figures in shared/traces/README.md use. A cache
+// the form the reference figures in testdata/traces/README.md use. A cache
 // that may decline to store an object can do slightly better (by 0.03
 // percentage points at most on the shipped traces).
 //

@@ -23,7 +23,7 @@ func roundTo(ratio float64, decimals int) float64 {
 }
 
 func TestSimulatorReproducesReferenceFigures(t *testing.T) {
-	// Figures from shared/traces/README.md, to its printed precision.
+	// Figures from testdata/traces/README.md, to its printed precision.
 	// slack allows one unit in the last printed digit for the two adaptsize
 	// figures that we miss by a rounding step: our exact values are 42.92%
 	// (README 43.0) and 38.85% bytes (README 38.9). Every variant we tried

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"compress/gzip"
 	"errors"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -15,24 +14,19 @@ import (
 	"github.com/ulikunitz/xz"
 )
 
-// tracesDir holds the shared public traces (see its README.md); it is not
-// part of the repository.
-const tracesDir = "../../shared/traces"
+// tracesDir holds the public traces shipped with the repository (see its
+// README.md).
+const tracesDir = "../testdata/traces"
 
 var traceCache sync.Map // file name -> *Trace; traces are read once per run
 
-// sharedTrace loads a shipped trace, skipping the test when the folder is
-// absent.
+// sharedTrace loads a shipped trace; a missing one fails the test.
 func sharedTrace(t testing.TB, name string) *Trace {
 	t.Helper()
 	if tr, ok := traceCache.Load(name); ok {
 		return tr.(*Trace)
 	}
-	path := filepath.Join(tracesDir, name)
-	if _, err := os.Stat(path); err != nil {
-		t.Skipf("shared trace %s not available: %v", path, err)
-	}
-	tr, err := Load(path, "")
+	tr, err := Load(filepath.Join(tracesDir, name), "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -41,7 +35,7 @@ func sharedTrace(t testing.TB, name string) *Trace {
 }
 
 func TestReaderCountsShippedTraces(t *testing.T) {
-	// Requests and objects as listed in shared/traces/README.md; the first
+	// Requests and objects as listed in testdata/traces/README.md; the first
 	// keys as read by hand with zstd/xz/zcat and xxd.
 	tests := []struct {
 		file             string

@@ -5,10 +5,11 @@ import (
 	"container/list"
 	"fmt"
 	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/ulikunitz/xz"
 )
 
 type traceReq struct {
@@ -16,19 +17,20 @@ type traceReq struct {
 	size int64
 }
 
-// readAdaptSize reads ../shared/traces/adaptsize-request.trace.xz (time id
-// size per line), or skips.
+// readAdaptSize reads testdata/traces/adaptsize-request.trace.xz (time id
+// size per line).
 func readAdaptSize(b *testing.B) []traceReq {
-	const path = "../../shared/traces/adaptsize-request.trace.xz"
-	if _, err := os.Stat(path); err != nil {
-		b.Skip("trace folder absent")
-	}
-	out, err := exec.Command("xz", "-dc", path).Output()
+	f, err := os.Open("../testdata/traces/adaptsize-request.trace.xz")
 	if err != nil {
-		b.Skipf("xz: %v", err)
+		b.Fatal(err)
+	}
+	defer f.Close()
+	xr, err := xz.NewReader(f)
+	if err != nil {
+		b.Fatal(err)
 	}
 	var reqs []traceReq
-	sc := bufio.NewScanner(strings.NewReader(string(out)))
+	sc := bufio.NewScanner(xr)
 	for sc.Scan() {
 		f := strings.Fields(sc.Text())
 		if len(f) != 3 {
