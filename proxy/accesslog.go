@@ -1,7 +1,9 @@
 package proxy
 
 import (
+	"bufio"
 	"log/slog"
+	"net"
 	"net/http"
 	"time"
 )
@@ -32,6 +34,16 @@ func (r *recorder) Write(p []byte) (int, error) {
 
 // Unwrap lets http.ResponseController reach the real writer (Flush).
 func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+// Hijack notes a switch of protocols (101, RFC 9110 §15.2.2): the reverse
+// proxy hijacks the client connection only once the origin agreed to it.
+func (r *recorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	c, brw, err := http.NewResponseController(r.ResponseWriter).Hijack()
+	if err == nil && r.status == 0 {
+		r.status = http.StatusSwitchingProtocols
+	}
+	return c, brw, err
+}
 
 // logAccess writes one access line.
 func (s *Server) logAccess(rec *recorder, r *http.Request) {

@@ -35,6 +35,9 @@ type Options struct {
 	// FillTimeout bounds a whole cache fill (headers and body), which runs
 	// under a context owned by the server, not by the client; default 5m.
 	FillTimeout time.Duration
+	// TunnelIdleTimeout closes an upgraded connection (WebSocket and
+	// others) when neither side has sent anything for this long; default 5m.
+	TunnelIdleTimeout time.Duration
 	// MaxIdleConnsPerHost is the upstream keep-alive pool per origin; default 64.
 	MaxIdleConnsPerHost int
 	// Keep is how long an expired object stays stored for stale serving and
@@ -125,6 +128,9 @@ func (o *Options) EnsureDefaults() {
 	if o.IdleTimeout == 0 {
 		o.IdleTimeout = 90 * time.Second
 	}
+	if o.TunnelIdleTimeout == 0 {
+		o.TunnelIdleTimeout = 5 * time.Minute
+	}
 	if o.FillTimeout == 0 {
 		o.FillTimeout = 5 * time.Minute
 	}
@@ -199,6 +205,7 @@ func (o *Options) Validate() error {
 		{"response timeout", o.ResponseTimeout},
 		{"idle timeout", o.IdleTimeout},
 		{"fill timeout", o.FillTimeout},
+		{"tunnel idle timeout", o.TunnelIdleTimeout},
 		{"keep", o.Keep},
 		{"fail cooldown", o.FailCooldown},
 		{"health check interval", o.HealthCheckInterval},

@@ -134,6 +134,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.opts.Purge.ServeHTTP(w, r) // Varnish/Squid/nginx convention
 		return
 	}
+	if isUpgrade(r) {
+		s.tunnel(w, r) // upgrade.go: never cached or coalesced
+		return
+	}
 	if !s.policy.Cacheable(r) {
 		s.forward(w, r)
 		return

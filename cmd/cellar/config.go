@@ -89,6 +89,8 @@ type timeoutConfig struct {
 	Idle     string `yaml:"idle"`
 	Fill     string `yaml:"fill"`
 	Shutdown string `yaml:"shutdown"`
+	// TunnelIdle closes an upgraded connection (WebSocket) idle this long.
+	TunnelIdle string `yaml:"tunnel_idle"`
 }
 
 type cacheConfig struct {
@@ -289,6 +291,7 @@ func (fc *fileConfig) apply(s *settings, lines map[string]int) error {
 	p.duration("timeouts.idle", fc.Timeouts.Idle, &s.proxy.IdleTimeout)
 	p.duration("timeouts.fill", fc.Timeouts.Fill, &s.proxy.FillTimeout)
 	p.duration("timeouts.shutdown", fc.Timeouts.Shutdown, &s.shutdownTimeout)
+	p.duration("timeouts.tunnel_idle", fc.Timeouts.TunnelIdle, &s.proxy.TunnelIdleTimeout)
 
 	c := fc.Cache
 	if c.HeuristicFraction != nil {
