@@ -99,6 +99,13 @@ type Options struct {
 	// runs at about 0.3 MB/s), one object at a time; default 1 MiB.
 	// Negative disables the pass.
 	CompressBestMax int64
+
+	// TrustedProxies are the networks and addresses (CIDR or single
+	// address) of proxies in front of cellar whose X-Forwarded-For hops
+	// are believed when deciding a request's client address (see
+	// TrustedProxies in clientaddr.go). None by default: the client is
+	// the connection's peer.
+	TrustedProxies []string
 }
 
 // Site is a routing rule: requests for one of Hosts (any host when empty;
@@ -224,6 +231,9 @@ func (o *Options) Validate() error {
 	}
 	if strings.ContainsAny(o.Via, " \t,") {
 		errs = append(errs, fmt.Errorf("proxy: via %q: must be one token", o.Via))
+	}
+	if _, err := ParseTrustedProxies(o.TrustedProxies); err != nil {
+		errs = append(errs, fmt.Errorf("proxy: %w", err))
 	}
 	if err := o.Compress.Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("proxy: compress: %w", err))

@@ -33,6 +33,7 @@ type Server struct {
 	accessLog bool
 	via       string
 	metrics   *Metrics
+	clients   TrustedProxies // decides a request's client address
 
 	// now is the clock; tests may replace it before serving.
 	now func() time.Time
@@ -76,6 +77,7 @@ func New(opts Options, p *cache.Policy, st *store.Store) (*Server, error) {
 		responseVia: "1.1 " + opts.Via,
 		bgSlots:     make(chan struct{}, opts.MaxBackground),
 	}
+	s.clients, _ = ParseTrustedProxies(opts.TrustedProxies) // checked by Validate
 	s.bg, s.bgCancel = context.WithCancel(context.Background())
 	tr := &http.Transport{
 		DialContext: (&net.Dialer{

@@ -47,6 +47,7 @@ type fileConfig struct {
 	Timeouts        timeoutConfig  `yaml:"timeouts"`
 	Cache           cacheConfig    `yaml:"cache"`
 	Purge           purgeConfig    `yaml:"purge"`
+	TrustedProxies  []string       `yaml:"trusted_proxies"`
 }
 
 type coalesceConfig struct {
@@ -343,6 +344,10 @@ func (fc *fileConfig) apply(s *settings, lines map[string]int) error {
 	s.purgePeers = fc.Purge.Peers
 	s.purgePeerToken = fc.Purge.PeerToken
 	p.duration("purge.peer_timeout", fc.Purge.PeerTimeout, &s.purgePeerTimeout)
+	if _, err := proxy.ParseTrustedProxies(fc.TrustedProxies); err != nil {
+		p.add("trusted_proxies", strings.Join(fc.TrustedProxies, ","), err.Error())
+	}
+	s.proxy.TrustedProxies = fc.TrustedProxies
 	s.cache.ExposeTags = fc.Purge.ExposeTags
 	s.cache.TagFields = fc.Purge.TagFields
 	return errors.Join(p.errs...)
