@@ -133,7 +133,8 @@ func (o *Origin) big(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/plain")
 	w.Header().Set("Cache-Control", "public, max-age=300")
 	w.Header().Set("Content-Length", strconv.Itoa(mib<<20))
-	line := []byte(strings.Repeat("cellar streams large bodies in chunks. ", 26)[:1023] + "\n")
+	// Each line is exactly 1 KiB, so the body matches Content-Length.
+	line := []byte(strings.Repeat("cellar streams large bodies in chunks. ", 27)[:1023] + "\n")
 	for i := 0; i < mib<<10; i++ {
 		if _, err := w.Write(line); err != nil {
 			return
