@@ -154,6 +154,20 @@ func TestUnreachableOriginAnswers502(t *testing.T) {
 	}
 }
 
+// TestOriginThatClosesAnswers502AsAnError checks that an origin which
+// accepts the connection and closes it without an answer (as the demo
+// origin's /big did when it panicked) is not reported as unreachable.
+func TestOriginThatClosesAnswers502AsAnError(t *testing.T) {
+	r := newRig(t, func(w http.ResponseWriter, _ *http.Request) { panic(http.ErrAbortHandler) })
+	resp, body := r.do(http.MethodGet, "/closes", nil)
+	if resp.StatusCode != http.StatusBadGateway || strings.Contains(body, "could not be reached") || !strings.Contains(body, "closed the connection") {
+		t.Errorf("%d %q, want 502 saying the origin closed the connection", resp.StatusCode, body)
+	}
+	if cs := resp.Header.Get("Cache-Status"); !strings.Contains(cs, "detail=origin-error") {
+		t.Errorf("Cache-Status %q, want detail=origin-error", cs)
+	}
+}
+
 func TestSlowOriginAnswers504(t *testing.T) {
 	release := make(chan struct{})
 	defer close(release)

@@ -283,14 +283,27 @@ func errStatus(err error) int {
 	return http.StatusBadGateway
 }
 
-// writeUpstreamError answers a request whose origin could not be reached.
+// upstreamFailure names a failed origin request for Cache-Status and the
+// client: a connection that could not be made (unreachable), an answer
+// that did not come in time (timeout), or a connection the origin accepted
+// and then closed or answered with something that is not HTTP (error).
+func upstreamFailure(err error, code int) (detail, message string) {
+	var op *net.OpError
+	switch {
+	case code == http.StatusGatewayTimeout:
+		return "origin-timeout", "cellar: the origin did not answer in time"
+	case errors.As(err, &op) && op.Op == "dial":
+		return "origin-unreachable", "cellar: the origin could not be reached"
+	}
+	return "origin-error", "cellar: the origin closed the connection without a valid response"
+}
+
+// writeUpstreamError answers a request whose origin request failed.
 func (s *Server) writeUpstreamError(w http.ResponseWriter, r *http.Request, st cache.Status, key string, err error) {
 	code := errStatus(err)
+	detail, message := upstreamFailure(err, code)
 	if st.Detail == "" {
-		st.Detail = "origin-unreachable"
-		if code == http.StatusGatewayTimeout {
-			st.Detail = "origin-timeout"
-		}
+		st.Detail = detail
 	}
 	s.metrics.upstreamErrors.Inc()
 	s.log.Error("origin request failed", "method", r.Method, "url", key, "status", code, "err", err)
@@ -300,9 +313,5 @@ func (s *Server) writeUpstreamError(w http.ResponseWriter, r *http.Request, st c
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Cache-Control", "no-store")
 	w.WriteHeader(code)
-	if code == http.StatusGatewayTimeout {
-		fmt.Fprintln(w, "cellar: the origin did not answer in time")
-	} else {
-		fmt.Fprintln(w, "cellar: the origin could not be reached")
-	}
+	fmt.Fprintln(w, message)
 }
