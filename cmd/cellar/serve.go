@@ -114,10 +114,12 @@ func serve(ctx context.Context, args []string, stderr io.Writer, ready func(addr
 	s.proxy.Logger = log
 	s.store.Logger = log
 
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
+	// Deferred calls run last first: cancel stops the demo origin before
+	// bg.Wait waits for it, also when start-up fails below.
 	var bg sync.WaitGroup
 	defer bg.Wait()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 
 	var originAddr string
 	if len(s.proxy.Origins) == 0 {

@@ -193,6 +193,39 @@ func TestServeRefusesADataDirThatCannotBeCreated(t *testing.T) {
 	}
 }
 
+// TestServeWithTheDemoOriginExitsOnStartUpErrors checks that serve without
+// -origin (what make run does) returns start-up errors instead of waiting
+// forever on the demo origin it started.
+func TestServeWithTheDemoOriginExitsOnStartUpErrors(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	locked := t.TempDir()
+	if _, err := startServe(t, "-origin", "http://127.0.0.1:1", "-data-dir", locked); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"port in use", []string{"-listen", busy.Addr().String()}, "address already in use"},
+		{"admin port in use", []string{"-admin", busy.Addr().String()}, "address already in use"},
+		{"bad port", []string{"-listen", "127.0.0.1:99999"}, "invalid port"},
+		{"locked data dir", []string{"-data-dir", locked}, "in use"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			args := append([]string{"-data-dir", t.TempDir()}, tc.args...)
+			_, err := startServe(t, args...)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("serve %v: %v, want an error containing %q", tc.args, err, tc.want)
+			}
+		})
+	}
+}
+
 func TestServeWarnsAboutAnUnreachableOriginAndKeepsServing(t *testing.T) {
 	origin := httptest.NewServer(http.NotFoundHandler())
 	addr := origin.URL
