@@ -76,6 +76,12 @@ func (s *Server) Inspect(r *http.Request, raw string) (*InspectReport, error) {
 		return nil, err
 	}
 	now := s.now()
+	// A coding variant's Meta holds only its Content-Encoding; its freshness
+	// is its identity object's, as on a hit (variants.go).
+	byKey := make(map[string]*cache.Meta, len(listed))
+	for i := range listed {
+		byKey[listed[i].Key] = &listed[i].Meta
+	}
 	for _, l := range listed {
 		o := InspectedObject{
 			Key:      strings.ReplaceAll(l.Key, "\x00", " "),
@@ -93,6 +99,7 @@ func (s *Server) Inspect(r *http.Request, raw string) (*InspectReport, error) {
 			o.KeepUntil = &ku
 		}
 		rest := strings.TrimPrefix(l.Key, primary)
+		freshness := &l.Meta
 		switch {
 		case isVaryMarker(&l.Meta):
 			o.Kind = "vary-marker"
@@ -100,14 +107,17 @@ func (s *Server) Inspect(r *http.Request, raw string) (*InspectReport, error) {
 		case strings.Contains(rest, "\x00e="):
 			o.Kind = "coding"
 			o.Coding = rest[strings.LastIndex(rest, "\x00e=")+3:]
+			if identity, ok := byKey[strings.TrimSuffix(l.Key, "\x00e="+o.Coding)]; ok {
+				freshness = identity
+			}
 		case rest != "":
 			o.Kind = "variant"
 		}
 		if !isVaryMarker(&l.Meta) {
-			lk := s.policy.Evaluate(plain, &l.Meta, now)
+			lk := s.policy.Evaluate(plain, freshness, now)
 			o.AgeSeconds = int64(lk.Age / time.Second)
 			o.TTLSeconds = int64(lk.TTL / time.Second)
-			o.Fresh = lk.TTL > 0 && !l.Meta.Invalid
+			o.Fresh = lk.TTL > 0 && !l.Meta.Invalid && !freshness.Invalid
 		}
 		rep.Objects = append(rep.Objects, o)
 	}

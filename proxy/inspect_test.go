@@ -56,6 +56,9 @@ func TestInspectReportsEveryStoredObjectOfAURL(t *testing.T) {
 		if o.Kind == "coding" {
 			codings[o.Coding]++
 		}
+		if o.Kind == "coding" && (!o.Fresh || o.TTLSeconds <= 90 || o.TTLSeconds > 100) {
+			t.Errorf("coding variant %q: fresh %v ttl %d, want its identity's freshness", o.Key, o.Fresh, o.TTLSeconds)
+		}
 		if o.Kind == "variant" {
 			if !o.Fresh || o.TTLSeconds <= 90 || o.TTLSeconds > 100 || o.Status != 200 || o.Size != int64(len(encBody)) {
 				t.Errorf("variant %q: fresh %v ttl %d status %d size %d", o.Key, o.Fresh, o.TTLSeconds, o.Status, o.Size)
@@ -77,7 +80,7 @@ func TestInspectReportsEveryStoredObjectOfAURL(t *testing.T) {
 	r.clock.advance(150 * time.Second)
 	_, rep = r.inspect(raw)
 	for _, o := range rep.Objects {
-		if o.Kind == "variant" && (o.Fresh || o.TTLSeconds > -40) {
+		if (o.Kind == "variant" || o.Kind == "coding") && (o.Fresh || o.TTLSeconds > -40) {
 			t.Errorf("after 150s variant %q: fresh %v ttl %d, want stale by about 50s", o.Key, o.Fresh, o.TTLSeconds)
 		}
 	}
