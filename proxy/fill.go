@@ -79,6 +79,9 @@ type fillResult struct {
 	// detail is the Cache-Status detail of a resultPass that is shareable
 	// but could not be stored ("store-unavailable"); empty otherwise.
 	detail string
+	// notShareable marks a resultPass whose response the policy refused
+	// to store (no-store, private, ...): the request counts as a pass.
+	notShareable bool
 }
 
 // join returns the flight for key, creating it (leader true) when none is in
@@ -202,6 +205,7 @@ func (s *Server) fetch(w http.ResponseWriter, r *http.Request, f found) {
 func (s *Server) fetchVariant(w http.ResponseWriter, r *http.Request, f found, redirects int) {
 	fl, leader, ok := s.flights.join(f.key, s.opts.MaxWaiters, s.store.PurgeSeq())
 	if !ok {
+		s.metrics.misses.Inc()
 		s.metrics.collapseReleased.Inc()
 		s.forwardCacheable(w, r, cache.Status{Fwd: f.fwd(), Detail: "waiting-list-full"})
 		return
@@ -228,12 +232,22 @@ func (s *Server) fetchVariant(w http.ResponseWriter, r *http.Request, f found, r
 			if r.Context().Err() != nil {
 				return // the client went away; the fill goes on for the others
 			}
+			s.metrics.misses.Inc()
 			s.metrics.collapseReleased.Inc()
 			s.forwardCacheable(w, r, cache.Status{Fwd: f.fwd(), Detail: "wait-timeout"})
 			return
 		}
 	}
 	res := fl.res
+	if redirects == 0 {
+		// A response that may not be shared (no-store, private, ...) is a
+		// pass; anything else that went to the origin is a miss.
+		if res.kind == resultPass && res.notShareable {
+			s.metrics.passes.Inc()
+		} else {
+			s.metrics.misses.Inc()
+		}
+	}
 	st := cache.Status{Fwd: f.fwd(), FwdStatus: res.fwdStatus, Collapsed: collapsed}
 	switch res.kind {
 	case resultError:
@@ -439,7 +453,7 @@ func (s *Server) lead(r *http.Request, f found, fl *flight, w http.ResponseWrite
 		} else if resp.StatusCode < 500 {
 			s.flights.markHitForMiss(f.primary, s.now(), s.opts.HitForMiss)
 		}
-		res := fillResult{kind: resultPass, fwdStatus: resp.StatusCode, detail: detail}
+		res := fillResult{kind: resultPass, fwdStatus: resp.StatusCode, detail: detail, notShareable: reason != "store-unavailable"}
 		switch resp.StatusCode {
 		case http.StatusInternalServerError, http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
 			// The leader's own request forbade the stale entry (else

@@ -32,7 +32,7 @@ func newMetrics() *Metrics {
 	}
 	requests := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "cellar", Name: "requests_total",
-		Help: "Client requests by cache outcome: hit (fresh), stale (served stale without asking the origin first), miss (went to the origin: fills, revalidations, stale-if-error), pass (not cacheable).",
+		Help: "Client requests by cache outcome: hit (fresh), stale (served stale without asking the origin first), miss (went to the origin: fills, revalidations, stale-if-error), pass (not cacheable: a request the cache does not handle, a response that may not be shared such as no-store or private, or a key marked hit-for-miss).",
 	}, []string{"outcome"})
 	return &Metrics{
 		requests:                requests,

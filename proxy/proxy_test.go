@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"fmt"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"io"
 	"net"
 	"net/http"
@@ -322,5 +323,38 @@ func TestHeadMissFillsTheStoredGet(t *testing.T) {
 	}
 	if n := r.origin.hits.Load(); n != 1 {
 		t.Errorf("origin hits = %d, want 1", n)
+	}
+}
+
+// TestRequestsByOutcome checks cellar_requests_total's outcomes against its
+// help text: a response that may not be shared (no-store, private) is a
+// pass, as is a request for a key marked hit-for-miss; a stored fill is a
+// miss and its repetition a hit.
+func TestRequestsByOutcome(t *testing.T) {
+	r := newRig(t, func(w http.ResponseWriter, req *http.Request) {
+		switch req.URL.Path {
+		case "/nostore":
+			w.Header().Set("Cache-Control", "no-store")
+		case "/private":
+			w.Header().Set("Cache-Control", "private, max-age=60")
+		default:
+			w.Header().Set("Cache-Control", "max-age=60")
+		}
+		io.WriteString(w, "body")
+	})
+	for _, p := range []string{"/nostore", "/private", "/nostore", "/stored", "/stored"} {
+		if resp, _ := r.do(http.MethodGet, p, nil); resp.StatusCode != http.StatusOK {
+			t.Fatalf("%s: %d", p, resp.StatusCode)
+		}
+	}
+	r.do(http.MethodPost, "/form", nil)
+	m := r.server.metrics
+	for _, tc := range []struct {
+		outcome string
+		want    float64
+	}{{"pass", 4}, {"miss", 1}, {"hit", 1}, {"stale", 0}} {
+		if got := testutil.ToFloat64(m.requests.WithLabelValues(tc.outcome)); got != tc.want {
+			t.Errorf("cellar_requests_total{outcome=%q} = %v, want %v", tc.outcome, got, tc.want)
+		}
 	}
 }

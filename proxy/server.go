@@ -157,6 +157,7 @@ func (s *Server) serveCacheable(w http.ResponseWriter, r *http.Request) {
 	// that is marked hit-for-miss.
 	if s.flights.hitForMiss(primary, s.now()) && !cache.OnlyIfCached(r) {
 		s.metrics.hitForMiss.Inc()
+		s.metrics.passes.Inc()
 		s.forwardCacheable(w, r, cache.Status{Fwd: "miss", Detail: "hit-for-miss"})
 		return
 	}
@@ -192,8 +193,7 @@ func (s *Server) serveCacheable(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "cellar: not in cache (only-if-cached)", http.StatusGatewayTimeout)
 		return
 	}
-	s.metrics.misses.Inc()
-	s.fetch(w, r, found)
+	s.fetch(w, r, found) // counts the outcome: miss, or pass when not shareable
 }
 
 // found is the outcome of a store lookup for one request.
