@@ -3,10 +3,11 @@ package proxy
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"fmt"
-	"github.com/prometheus/client_golang/prometheus/testutil"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"strconv"
@@ -14,6 +15,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/cellar-cache/cellar/internal/proxytest"
 	"github.com/cellar-cache/cellar/store"
 )
 
@@ -356,5 +360,24 @@ func TestRequestsByOutcome(t *testing.T) {
 		if got := testutil.ToFloat64(m.requests.WithLabelValues(tc.outcome)); got != tc.want {
 			t.Errorf("cellar_requests_total{outcome=%q} = %v, want %v", tc.outcome, got, tc.want)
 		}
+	}
+}
+
+// TestStoreWorkCancelledByCloseIsNotAnError checks that a store operation
+// that Close cancelled (a variant write in progress at SIGINT) is neither
+// logged as a warning nor counted as a store error, while the same error
+// before Close is.
+func TestStoreWorkCancelledByCloseIsNotAnError(t *testing.T) {
+	var logs proxytest.SyncBuffer
+	r := newRig(t, func(w http.ResponseWriter, _ *http.Request) {},
+		withProxyOptions(func(o *Options) { o.Logger = slog.New(slog.NewTextHandler(&logs, nil)) }))
+	r.server.storeError("commit", "k1", fmt.Errorf("writing: %w", context.Canceled))
+	r.stop()
+	r.server.storeError("commit", "k2", fmt.Errorf("writing: %w", context.Canceled))
+	if out := logs.String(); !strings.Contains(out, "key=k1") || strings.Contains(out, "key=k2") {
+		t.Errorf("logs:\n%s\nwant a warning for k1 (before Close) and none for k2 (after)", out)
+	}
+	if n := testutil.ToFloat64(r.server.metrics.storeErrors); n != 1 {
+		t.Errorf("store_errors_total = %v, want 1", n)
 	}
 }

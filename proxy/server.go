@@ -256,9 +256,14 @@ func variantKey(primary string, fields []string, h http.Header) string {
 	return cache.VariantKey(primary, cache.SecondaryKey(fields, h))
 }
 
-// storeError logs a store failure that is not a plain miss.
+// storeError logs a store failure that is not a plain miss, nor the end of
+// work that Close abandoned (a variant write cancelled at shutdown).
 func (s *Server) storeError(op, key string, err error) {
 	if errors.Is(err, store.ErrNotFound) {
+		return
+	}
+	if errors.Is(err, context.Canceled) && s.bg.Err() != nil {
+		s.log.Debug("store operation abandoned at shutdown", "op", op, "key", key)
 		return
 	}
 	s.metrics.storeErrors.Inc()
