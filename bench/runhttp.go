@@ -13,10 +13,12 @@ import (
 	"net/http"
 	"net/url"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"text/tabwriter"
 	"time"
 )
@@ -62,14 +64,18 @@ type HTTPReport struct {
 	// proxy's host:port, or "origin").
 	Label    string `json:"label,omitempty"`
 	Requests int64  `json:"requests"`
-	// Errors counts transport errors and responses other than 200 and 304.
-	Errors int64   `json:"errors"`
-	Bytes  int64   `json:"bytes"`
-	Secs   float64 `json:"seconds"`
+	// Errors counts transport errors and responses other than 200 and 304;
+	// ErrorKinds breaks them down ("connection refused", "timeout",
+	// "connection reset", "status 503", "other: ..."; see errorKind).
+	Errors     int64            `json:"errors"`
+	ErrorKinds map[string]int64 `json:"error_kinds,omitempty"`
+	Bytes      int64            `json:"bytes"`
+	Secs       float64          `json:"seconds"`
 	// Throughput is completed requests per second.
 	Throughput float64 `json:"requests_per_second"`
 	// OriginRequests is what the origin counted (only with an own Origin;
-	// -1 otherwise), and Offload the share of requests it did not see.
+	// -1 otherwise), and Offload the share of the successful requests it
+	// did not see (zero when none succeeded).
 	OriginRequests int64   `json:"origin_requests"`
 	Offload        float64 `json:"origin_offload"`
 	// CacheStatusSeen counts responses that said whether they were hits,
@@ -127,7 +133,8 @@ func (p *Replayer) Run(ctx context.Context) (HTTPReport, error) {
 
 	var (
 		hist                                 latencyHist
-		histMu                               sync.Mutex // protects hist
+		errKinds                             = map[string]int64{}
+		histMu                               sync.Mutex // protects hist and errKinds
 		done, errs, nbytes, seen, hits, sent atomic.Int64
 	)
 	work := make(chan Request, conc)
@@ -138,9 +145,13 @@ func (p *Replayer) Run(ctx context.Context) (HTTPReport, error) {
 			defer wg.Done()
 			buf := make([]byte, 32<<10)
 			var local latencyHist
+			localKinds := map[string]int64{}
 			defer func() {
 				histMu.Lock()
 				hist.merge(&local)
+				for k, n := range localKinds {
+					errKinds[k] += n
+				}
 				histMu.Unlock()
 			}()
 			for r := range work {
@@ -155,6 +166,7 @@ func (p *Replayer) Run(ctx context.Context) (HTTPReport, error) {
 				nbytes.Add(n)
 				if err != nil || (status != http.StatusOK && status != http.StatusNotModified) {
 					errs.Add(1)
+					localKinds[errorKind(err, status)]++
 				}
 				if cs != cacheUnknown {
 					seen.Add(1)
@@ -250,10 +262,13 @@ produce:
 	if rep.CacheStatusSeen > 0 {
 		rep.HitRatio = float64(rep.CacheHits) / float64(rep.CacheStatusSeen)
 	}
+	if len(errKinds) > 0 {
+		rep.ErrorKinds = errKinds
+	}
 	if p.Origin != nil {
 		rep.OriginRequests = p.Origin.Counts().Requests - origin0.Requests
-		if rep.Requests > 0 {
-			rep.Offload = 1 - float64(rep.OriginRequests)/float64(rep.Requests)
+		if ok := rep.Requests - rep.Errors; ok > 0 {
+			rep.Offload = max(0, 1-float64(rep.OriginRequests)/float64(ok))
 		}
 	}
 	if rep.Requests == 0 {
@@ -264,6 +279,30 @@ produce:
 	}
 	return rep, nil
 }
+
+// errorKind names a failed request's cause for HTTPReport.ErrorKinds.
+func errorKind(err error, status int) string {
+	var ne net.Error
+	switch {
+	case err == nil:
+		return "status " + strconv.Itoa(status)
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "connection refused"
+	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return "connection reset"
+	case errors.As(err, &ne) && ne.Timeout():
+		return "timeout"
+	}
+	msg := err.Error()
+	if i := strings.LastIndex(msg, ": "); i >= 0 {
+		msg = msg[i+2:] // the cause, without the URL
+	}
+	return "other: " + msg
+}
+
+// ErrRequestsFailed is returned by RunHTTP when more requests failed than
+// -max-errors allows; the report is printed first.
+var ErrRequestsFailed = errors.New("bench: requests failed")
 
 func orDefault(s, def string) string {
 	if s == "" {
@@ -421,6 +460,7 @@ func RunHTTP(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		label        = fs.String("label", "", "`name` of the target in the report and the plot (default: the proxy's host:port, or \"origin\")")
 		plotFile     = fs.String("plot", "", "draw latency against percentile into `file`.svg or .png, one line per target")
 		plotWith     = fs.String("plot-with", "", "comma-separated `files` of earlier -json reports to draw beside this run (e.g. other proxies on the same workload)")
+		maxErrors    = fs.Float64("max-errors", 0, "`fraction` of requests that may fail before the command exits with status 1 (0: none)")
 	)
 	if err := fs.Parse(args); err != nil {
 		return fmt.Errorf("%w: %w", ErrUsage, err)
@@ -435,6 +475,9 @@ func RunHTTP(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	if *concurrency < 1 || *concurrency > 10_000 {
 		problems = append(problems, fmt.Sprintf("-concurrency %d: want 1 to 10000", *concurrency))
+	}
+	if *maxErrors < 0 || *maxErrors > 1 {
+		problems = append(problems, fmt.Sprintf("-max-errors %v: want a fraction from 0 to 1", *maxErrors))
 	}
 	if *rate < 0 || *requests < 0 || *duration < 0 {
 		problems = append(problems, "-rate, -requests and -duration must not be negative")
@@ -590,7 +633,29 @@ func RunHTTP(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			return err
 		}
 	}
+	if float64(rep.Errors) > *maxErrors*float64(rep.Requests) {
+		return fmt.Errorf("%w: %d of %d (%s); is %s serving?", ErrRequestsFailed, rep.Errors, rep.Requests, formatKinds(rep.ErrorKinds), base)
+	}
 	return nil
+}
+
+// formatKinds lists error kinds, most frequent first.
+func formatKinds(kinds map[string]int64) string {
+	names := make([]string, 0, len(kinds))
+	for k := range kinds {
+		names = append(names, k)
+	}
+	sort.Slice(names, func(i, j int) bool {
+		if kinds[names[i]] != kinds[names[j]] {
+			return kinds[names[i]] > kinds[names[j]]
+		}
+		return names[i] < names[j]
+	})
+	parts := make([]string, len(names))
+	for i, k := range names {
+		parts[i] = fmt.Sprintf("%d %s", kinds[k], k)
+	}
+	return strings.Join(parts, ", ")
 }
 
 // WriteHTTPReport prints a report as a two-column table.
@@ -600,10 +665,16 @@ func WriteHTTPReport(w io.Writer, r HTTPReport) error {
 		fmt.Fprintf(tw, "target\t%s\n", r.Label)
 	}
 	fmt.Fprintf(tw, "requests\t%d (%d errors)\n", r.Requests, r.Errors)
+	if r.Errors > 0 {
+		fmt.Fprintf(tw, "errors\t%s\n", formatKinds(r.ErrorKinds))
+	}
 	fmt.Fprintf(tw, "throughput\t%.0f requests/s, %s/s\n", r.Throughput, FormatCapacity(int64(float64(r.Bytes)/max(r.Secs, 1e-9)), true))
-	if r.OriginRequests >= 0 {
-		fmt.Fprintf(tw, "origin offload\t%.2f%% (%d origin requests)\n", 100*r.Offload, r.OriginRequests)
-	} else {
+	switch {
+	case r.OriginRequests >= 0 && r.Errors >= r.Requests:
+		fmt.Fprintf(tw, "origin offload\tn/a (every request failed)\n")
+	case r.OriginRequests >= 0:
+		fmt.Fprintf(tw, "origin offload\t%.2f%% of successful requests (%d origin requests)\n", 100*r.Offload, r.OriginRequests)
+	default:
 		fmt.Fprintf(tw, "origin offload\tn/a (origin not started by this command)\n")
 	}
 	if r.CacheStatusSeen > 0 {

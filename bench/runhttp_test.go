@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -212,5 +213,37 @@ func TestRunHTTPRejectsBadFlags(t *testing.T) {
 		if !strings.Contains(err.Error(), f) {
 			t.Errorf("error %q does not name %s", err, f)
 		}
+	}
+}
+
+// TestRunHTTPFailsWhenRequestsFail points bench http at a proxy address
+// where nothing listens: every request fails, so the command exits with an
+// error that breaks the failures down, the table says so, and the offload
+// is not reported as 100%.
+func TestRunHTTPFailsWhenRequestsFail(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := "http://" + ln.Addr().String()
+	ln.Close()
+	var out, errOut bytes.Buffer
+	err = RunHTTP(context.Background(), []string{"-proxy", dead, "-requests", "20", "-concurrency", "2"}, &out, &errOut)
+	if !errors.Is(err, ErrRequestsFailed) || !strings.Contains(err.Error(), "20 of 20") || !strings.Contains(err.Error(), "20 connection refused") {
+		t.Errorf("err = %v, want ErrRequestsFailed saying 20 of 20 failed, 20 connection refused", err)
+	}
+	for _, want := range []string{"20 connection refused", "n/a (every request failed)"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("report lacks %q:\n%s", want, out.String())
+		}
+	}
+	if strings.Contains(out.String(), "100.00%") {
+		t.Errorf("report claims 100%% offload:\n%s", out.String())
+	}
+
+	// -max-errors tolerates a share of failures.
+	err = RunHTTP(context.Background(), []string{"-proxy", dead, "-requests", "5", "-max-errors", "1", "-json"}, &out, &errOut)
+	if err != nil {
+		t.Errorf("with -max-errors 1: %v", err)
 	}
 }
