@@ -74,6 +74,10 @@ type Lookup struct {
 	// must-revalidate, proxy-revalidate, s-maxage and no-cache: those
 	// answer 504 instead (RFC 9111 §4.2.4, §5.2.2.2).
 	StaleIfError bool
+	// Reload is set with Revalidate when the request's own no-cache or
+	// max-age asked for it and Options.ClientNoCache is NoCacheHonor: the
+	// origin request goes without the stored validators.
+	Reload bool
 	// Detail is a short reason, for the Cache-Status detail parameter.
 	Detail string
 }
@@ -97,10 +101,11 @@ func (p *Policy) Evaluate(r *http.Request, m *Meta, now time.Time) Lookup {
 	} else {
 		rq = reqCC{maxAge: -1, maxStale: -1, minFresh: -1, sie: -1}
 	}
-	ignoreNoCache := false
-	if rl := p.rule(r); rl != nil && rl.IgnoreNoCache {
-		ignoreNoCache = true
+	noCacheMode := p.opts.ClientNoCache
+	if len(p.opts.Rules) > 0 {
+		noCacheMode = p.clientNoCache(p.rule(r))
 	}
+	ignoreNoCache := noCacheMode == NoCacheIgnore
 	// §4.2.4 (must-revalidate), §5.2.2.8 (proxy-revalidate), §5.2.2.10
 	// (s-maxage implies proxy-revalidate in a shared cache).
 	mustRevalidate := cc.mustRevalidate || cc.proxyRevalidate || cc.sMaxAge >= 0
@@ -138,9 +143,11 @@ func (p *Policy) Evaluate(r *http.Request, m *Meta, now time.Time) Lookup {
 	// max-age=0) without revalidation.
 	immutable := cc.immutable && fresh
 	if rq.noCache && !ignoreNoCache && !immutable {
+		l.Reload = noCacheMode == NoCacheHonor
 		return revalidate("request-no-cache") // §5.2.1.4
 	}
-	if rq.maxAge >= 0 && age > secs(rq.maxAge) && !immutable && !(ignoreNoCache && rq.maxAge == 0) {
+	if rq.maxAge >= 0 && age > secs(rq.maxAge) && !immutable && !ignoreNoCache {
+		l.Reload = noCacheMode == NoCacheHonor
 		return revalidate("request-max-age") // §5.2.1.1
 	}
 	if fresh {
@@ -178,14 +185,15 @@ func (p *Policy) swrWindow(cc *respCC) time.Duration {
 // Lifetime returns the freshness lifetime of m (RFC 9111 §4.2.1): a rule's
 // forced TTL; else, from the governing field (targets, then
 // Surrogate-Control, then Cache-Control), s-maxage, max-age, or (for
-// Cache-Control only) Expires minus Date; else Options.DefaultTTL; else the
+// Cache-Control only) Expires minus Date; else the StatusTTL recorded when
+// it was stored; else Options.DefaultTTL; else the
 // heuristic of §4.2.2 where allowed; else 0.
 func (p *Policy) Lifetime(m *Meta) time.Duration {
-	cc, viaCC := p.control(m.Header)
-	return p.lifetime(m, &cc, viaCC)
+	cc, viaCC, ov := p.metaControl(m.Header)
+	return p.lifetime(m, &cc, viaCC, &ov)
 }
 
-func (p *Policy) lifetime(m *Meta, cc *respCC, viaCC bool) time.Duration {
+func (p *Policy) lifetime(m *Meta, cc *respCC, viaCC bool, ov *override) time.Duration {
 	h := m.Header
 	if v := h[forcedTTLField]; len(v) > 0 {
 		if n, ok := parseDelta(v[0]); ok {
@@ -214,6 +222,9 @@ func (p *Policy) lifetime(m *Meta, cc *respCC, viaCC bool) time.Duration {
 			}
 			return max(exp.Sub(dateValue(m)), 0)
 		}
+	}
+	if ov.fallback >= 0 {
+		return secs(ov.fallback) // Options.StatusTTL
 	}
 	if p.opts.DefaultTTL > 0 {
 		return p.opts.DefaultTTL
@@ -313,9 +324,9 @@ func ParseAge(h http.Header) (seconds int64, ok bool) {
 // the entry's stale-while-revalidate / stale-if-error windows, operator
 // defaults included.
 func (p *Policy) KeepUntil(m *Meta, keep time.Duration) time.Time {
-	cc, viaCC := p.control(m.Header)
+	cc, viaCC, ov := p.metaControl(m.Header)
 	_, initial := currentAge(m, m.ResponseTime)
-	expiry := m.ResponseTime.Add(p.lifetime(m, &cc, viaCC) - initial)
+	expiry := m.ResponseTime.Add(p.lifetime(m, &cc, viaCC, &ov) - initial)
 	extra := max(keep, p.swrWindow(&cc))
 	sie := p.opts.StaleIfError
 	if cc.sie >= 0 {
@@ -363,11 +374,11 @@ type derived struct {
 
 // derive computes m's derived values.
 func (p *Policy) derive(m *Meta) derived {
-	cc, viaCC := p.control(m.Header)
+	cc, viaCC, ov := p.metaControl(m.Header)
 	_, initial := currentAge(m, m.ResponseTime)
 	return derived{
 		p: p, header: headerID(m.Header), reqTime: m.RequestTime, respTime: m.ResponseTime,
-		cc: cc, lifetime: p.lifetime(m, &cc, viaCC), initial: initial,
+		cc: cc, lifetime: p.lifetime(m, &cc, viaCC, &ov), initial: initial,
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/textproto"
 	"net/url"
+	"path"
 	"slices"
 	"strconv"
 	"strings"
@@ -222,3 +223,236 @@ func EncodingKey(key, coding string) string {
 // taken from an origin's response (NewMeta, Freshen) and never sent to
 // clients (ServeHeader, StripForClient).
 const EncodingsField = "Cellar-Encodings"
+
+// QueryMode says what the cache key keeps of a request's query.
+type QueryMode int
+
+const (
+	// QueryKeep keeps the query as sent (minus IgnoreParams, or only
+	// OnlyParams). The default.
+	QueryKeep QueryMode = iota
+	// QuerySort sorts the parameters by name (then value), so that
+	// ?a=1&b=2 and ?b=2&a=1 are one object.
+	QuerySort
+	// QueryDrop drops the query from the key: every query of a path is
+	// one object.
+	QueryDrop
+)
+
+// ParseQueryMode reads "keep" (or empty), "sort" or "drop".
+func ParseQueryMode(s string) (QueryMode, error) {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "keep", "":
+		return QueryKeep, nil
+	case "sort":
+		return QuerySort, nil
+	case "drop":
+		return QueryDrop, nil
+	}
+	return 0, fmt.Errorf("cache: query mode %q: want keep, sort or drop", s)
+}
+
+// String returns the mode's name, as ParseQueryMode reads it.
+func (q QueryMode) String() string {
+	switch q {
+	case QueryKeep:
+		return "keep"
+	case QuerySort:
+		return "sort"
+	case QueryDrop:
+		return "drop"
+	}
+	return fmt.Sprintf("QueryMode(%d)", int(q))
+}
+
+// KeyOptions shape the primary cache key of a request (as nginx's
+// proxy_cache_key, Varnish's vcl_hash or Traffic Server's cachekey plugin
+// do). The zero value is the normalized target URI of RFC 9111 §2.
+type KeyOptions struct {
+	// Query says what is kept of the query; default QueryKeep.
+	Query QueryMode
+	// IgnoreParams are globs (path.Match syntax: *, ?, [...]) of query
+	// parameter names left out of the key, e.g. "utm_*", "fbclid".
+	// Matched against the percent-decoded name.
+	IgnoreParams []string
+	// OnlyParams, when set, is an allow-list of globs: only the parameters
+	// whose names match one are kept.
+	OnlyParams []string
+	// Headers are request header fields whose values join the key (e.g.
+	// "X-Device"): requests that differ in them are different objects.
+	Headers []string
+	// Cookies are cookie names whose values join the key.
+	Cookies []string
+	// FoldCase lowercases the path, for origins whose paths are case
+	// insensitive.
+	FoldCase bool
+}
+
+// IsZero reports whether k is the default (the plain target URI).
+func (k *KeyOptions) IsZero() bool {
+	return k == nil || (k.Query == QueryKeep && len(k.IgnoreParams) == 0 && len(k.OnlyParams) == 0 &&
+		len(k.Headers) == 0 && len(k.Cookies) == 0 && !k.FoldCase)
+}
+
+// canonical returns a copy of k with its header names canonicalized.
+func (k KeyOptions) canonical() KeyOptions {
+	if len(k.Headers) > 0 {
+		hs := make([]string, len(k.Headers))
+		for i, h := range k.Headers {
+			hs[i] = textproto.CanonicalMIMEHeaderKey(h)
+		}
+		k.Headers = hs
+	}
+	return k
+}
+
+// validate reports every problem of k, each prefixed with name.
+func (k *KeyOptions) validate(name string) []error {
+	var errs []error
+	if k.Query < QueryKeep || k.Query > QueryDrop {
+		errs = append(errs, fmt.Errorf("%s.Query = %d: must be QueryKeep, QuerySort or QueryDrop", name, k.Query))
+	}
+	for field, globs := range map[string][]string{"IgnoreParams": k.IgnoreParams, "OnlyParams": k.OnlyParams} {
+		for i, g := range globs {
+			if _, err := path.Match(g, ""); err != nil || g == "" {
+				errs = append(errs, fmt.Errorf("%s.%s[%d] = %q: must be a glob such as utm_* (path.Match syntax)", name, field, i, g))
+			}
+		}
+	}
+	for i, h := range k.Headers {
+		if !httpheader.IsToken(h) {
+			errs = append(errs, fmt.Errorf("%s.Headers[%d] = %q: must be a field name (token)", name, i, h))
+		}
+	}
+	for i, c := range k.Cookies {
+		if !httpheader.IsToken(c) {
+			errs = append(errs, fmt.Errorf("%s.Cookies[%d] = %q: must be a cookie name (token)", name, i, c))
+		}
+	}
+	return errs
+}
+
+// RequestKey returns the primary cache key of r shaped by k: PrimaryKey
+// with the path case-folded, the query kept, sorted, filtered or dropped,
+// and, when k names header fields or cookies, their values appended after
+// a 0 byte as "\x00k=" plus a length-prefixed list (so that a purge of the
+// URL, which matches every key that starts with it and a 0 byte, removes
+// them all). A nil or zero k gives PrimaryKey(r). The same request always
+// gives the same key; it is a pure function of r and k.
+func RequestKey(r *http.Request, k *KeyOptions) string {
+	base := PrimaryKey(r)
+	if k.IsZero() {
+		return base
+	}
+	key := k.shapeKey(base)
+	if len(k.Headers) == 0 && len(k.Cookies) == 0 {
+		return key
+	}
+	var b strings.Builder
+	b.WriteString(key)
+	b.WriteString("\x00k=")
+	b.WriteString(SecondaryKey(k.Headers, r.Header))
+	for _, name := range k.Cookies {
+		b.WriteString(strconv.Itoa(len(name)))
+		b.WriteString("c:")
+		b.WriteString(name)
+		c, err := r.Cookie(name)
+		if err != nil {
+			b.WriteByte('!')
+			continue
+		}
+		b.WriteByte('=')
+		b.WriteString(strconv.Itoa(len(c.Value)))
+		b.WriteByte(':')
+		b.WriteString(c.Value)
+	}
+	return b.String()
+}
+
+// URLKey returns the key of the absolute http(s) URL raw shaped by k, as
+// RequestKey shapes a GET of it without header fields or cookies: the key
+// that purges by URL and inspection use (a purge of it also removes the
+// objects keyed by header fields and cookies). It fails like KeyFromURL.
+func URLKey(raw string, k *KeyOptions) (string, error) {
+	key, err := KeyFromURL(raw)
+	if err != nil || k.IsZero() {
+		return key, err
+	}
+	return k.shapeKey(key), nil
+}
+
+// shapeKey applies case folding and the query rules to a key built by
+// buildKey ("scheme://host/path?query").
+func (k *KeyOptions) shapeKey(key string) string {
+	pathStart := strings.Index(key, "://") + 3
+	if i := strings.IndexByte(key[pathStart:], '/'); i >= 0 {
+		pathStart += i
+	} else {
+		pathStart = len(key)
+	}
+	path, query, hasQuery := strings.Cut(key[pathStart:], "?")
+	if k.FoldCase {
+		path = strings.ToLower(path)
+	}
+	if hasQuery {
+		query, hasQuery = k.shapeQuery(query)
+	}
+	out := key[:pathStart] + path
+	if hasQuery {
+		out += "?" + query
+	}
+	return out
+}
+
+// shapeQuery applies Query, IgnoreParams and OnlyParams to a raw query. ok
+// is false when nothing of it is kept.
+func (k *KeyOptions) shapeQuery(query string) (string, bool) {
+	if k.Query == QueryDrop {
+		return "", false
+	}
+	if len(k.IgnoreParams) == 0 && len(k.OnlyParams) == 0 && k.Query == QueryKeep {
+		return query, true
+	}
+	params := strings.Split(query, "&")
+	kept := params[:0]
+	for _, p := range params {
+		if p == "" {
+			continue
+		}
+		name, _, _ := strings.Cut(p, "=")
+		if n, err := url.QueryUnescape(name); err == nil {
+			name = n
+		}
+		if matchAny(k.IgnoreParams, name) {
+			continue
+		}
+		if len(k.OnlyParams) > 0 && !matchAny(k.OnlyParams, name) {
+			continue
+		}
+		kept = append(kept, p)
+	}
+	if len(kept) == 0 {
+		return "", false
+	}
+	if k.Query == QuerySort {
+		slices.SortStableFunc(kept, func(a, b string) int {
+			an, _, _ := strings.Cut(a, "=")
+			bn, _, _ := strings.Cut(b, "=")
+			if c := strings.Compare(an, bn); c != 0 {
+				return c
+			}
+			return strings.Compare(a, b)
+		})
+	}
+	return strings.Join(kept, "&"), true
+}
+
+// matchAny reports whether name matches one of the globs.
+func matchAny(globs []string, name string) bool {
+	for _, g := range globs {
+		if ok, _ := path.Match(g, name); ok {
+			return true
+		}
+	}
+	return false
+}

@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"net/http"
+	"net/http/httptest"
 	"reflect"
 	"strings"
 	"testing"
@@ -143,5 +144,64 @@ func TestVariantAndEncodingKeys(t *testing.T) {
 	}
 	if v != "http://h/a\x00v=x" || e != "http://h/a\x00v=x\x00e=gzip" {
 		t.Errorf("keys = %q, %q", v, e)
+	}
+}
+
+func TestRequestKeyShapesTheKey(t *testing.T) {
+	tests := []struct {
+		name string
+		k    KeyOptions
+		url  string
+		want string
+	}{
+		{"zero", KeyOptions{}, "http://Ex.com/A?b=2&a=1", "http://ex.com/A?b=2&a=1"},
+		{"sort", KeyOptions{Query: QuerySort}, "http://ex.com/a?b=2&a=1&a=0", "http://ex.com/a?a=0&a=1&b=2"},
+		{"ignore", KeyOptions{IgnoreParams: []string{"utm_*", "fbclid"}}, "http://ex.com/a?utm_source=x&b=2&fbclid=1&a=1", "http://ex.com/a?b=2&a=1"},
+		{"ignore-escaped-name", KeyOptions{IgnoreParams: []string{"utm_*"}}, "http://ex.com/a?utm%5Fsource=x&a=1", "http://ex.com/a?a=1"},
+		{"ignore-all", KeyOptions{IgnoreParams: []string{"*"}}, "http://ex.com/a?x=1", "http://ex.com/a"},
+		{"only", KeyOptions{OnlyParams: []string{"id"}}, "http://ex.com/a?x=1&id=2&y", "http://ex.com/a?id=2"},
+		{"drop", KeyOptions{Query: QueryDrop}, "http://ex.com/a?x=1", "http://ex.com/a"},
+		{"fold", KeyOptions{FoldCase: true}, "http://ex.com/IMG/A.png?Q=1", "http://ex.com/img/a.png?Q=1"},
+		{"empty-params", KeyOptions{Query: QuerySort}, "http://ex.com/a?&b=1&&a", "http://ex.com/a?a&b=1"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := httptest.NewRequest("GET", tt.url, nil)
+			if got := RequestKey(r, &tt.k); got != tt.want {
+				t.Errorf("RequestKey = %q, want %q", got, tt.want)
+			}
+			got, err := URLKey(tt.url, &tt.k)
+			if err != nil || got != tt.want {
+				t.Errorf("URLKey = %q, %v; want %q", got, err, tt.want)
+			}
+			// Purges forward the key as a URL: keying it again changes nothing.
+			if again, err := URLKey(got, &tt.k); err != nil || again != got {
+				t.Errorf("URLKey(URLKey) = %q, %v; want %q", again, err, got)
+			}
+		})
+	}
+}
+
+func TestRequestKeyHeadersAndCookies(t *testing.T) {
+	k := KeyOptions{Headers: []string{"X-Device"}, Cookies: []string{"ab"}}
+	key := func(lines ...string) string {
+		r := httptest.NewRequest("GET", "http://ex.com/a", nil)
+		for _, l := range lines {
+			name, v, _ := strings.Cut(l, ":")
+			r.Header.Add(name, strings.TrimSpace(v))
+		}
+		return RequestKey(r, &k)
+	}
+	base := key("X-Device: m", "Cookie: ab=1; s=2")
+	if !strings.HasPrefix(base, "http://ex.com/a\x00k=") {
+		t.Errorf("key %q does not start with the URL and a 0 byte", base)
+	}
+	if key("X-Device: m", "Cookie: s=3; ab=1") != base {
+		t.Error("another cookie changed the key")
+	}
+	for _, other := range [][]string{{"X-Device: d", "Cookie: ab=1"}, {"X-Device: m", "Cookie: ab=2"}, {"X-Device: m"}, {"Cookie: ab=1"}} {
+		if key(other...) == base {
+			t.Errorf("%q gave the same key", other)
+		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net"
 	"net/http"
 	"net/textproto"
 	"strings"
@@ -62,19 +63,114 @@ type Options struct {
 	// to clients. Default false: they are removed, since the origin meant
 	// them for the cache.
 	ExposeTags bool
+
+	// Key shapes the primary cache key (see KeyOptions); a Rule's Key
+	// replaces it for the rule's requests. Default: the target URI.
+	Key KeyOptions
+	// ClientNoCache says what a request's no-cache, Pragma: no-cache and
+	// max-age do to a stored response. Default NoCacheIgnore, as Varnish,
+	// nginx and most CDNs do: any client could otherwise send every
+	// request to the origin.
+	ClientNoCache ClientNoCache
+	// StatusTTL is the freshness lifetime by status code of responses
+	// that carry no explicit freshness (s-maxage, max-age, Expires),
+	// keyed "404" or by class "5xx" (an exact code wins over its class).
+	// A zero duration keeps such responses out of the cache. It comes
+	// before DefaultTTL and the heuristic of §4.2.2. Default none.
+	StatusTTL map[string]time.Duration
 }
 
-// Rule overrides the RFC for request paths that start with Prefix.
+// Rule overrides the RFC for request paths that start with Prefix (and,
+// when Hosts is set, whose Host is one of Hosts). A zero field inherits
+// the Options' setting.
 type Rule struct {
 	// Prefix is the path prefix, e.g. "/static/". Must start with "/".
 	Prefix string
+	// Hosts, when set, limits the rule to requests for these hosts
+	// (lowercase; the port is ignored; "*.example.com" matches its
+	// subdomains): a rule per site.
+	Hosts []string
 	// TTL, when > 0, forces this freshness lifetime on storable responses.
 	TTL time.Duration
 	// Bypass makes cellar never look up or store responses under Prefix.
 	Bypass bool
-	// IgnoreNoCache ignores the request's no-cache, Pragma: no-cache and
-	// max-age=0.
+	// IgnoreNoCache is ClientNoCache: NoCacheIgnore (kept for old
+	// configurations).
 	IgnoreNoCache bool
+	// ClientNoCache replaces Options.ClientNoCache; zero inherits it.
+	ClientNoCache ClientNoCache
+	// Key replaces Options.Key for the rule's requests when set.
+	Key *KeyOptions
+	// StatusTTL entries replace Options.StatusTTL's for the same code or
+	// class.
+	StatusTTL map[string]time.Duration
+	// Grace, when > 0, replaces the response's stale-while-revalidate
+	// window (RFC 5861 §3).
+	Grace time.Duration
+	// Keep, when > 0, replaces the response's stale-if-error window (RFC
+	// 5861 §4).
+	Keep time.Duration
+	// IgnoreNoCache and IgnorePrivate ignore the origin's no-cache and
+	// private response directives: the response is stored and reused as
+	// if they were absent. Use them only for an origin known to mark
+	// shareable responses wrongly: a private response may hold one user's
+	// data, and cellar then serves it to everyone.
+	IgnoreOriginNoCache, IgnorePrivate bool
+	// StripSetCookie removes Set-Cookie from the origin's response, both
+	// from the stored copy and from the response to the client that
+	// fetched it.
+	StripSetCookie bool
+}
+
+// ClientNoCache says how a request's own cache directives (no-cache,
+// Pragma: no-cache, max-age) are treated.
+type ClientNoCache int
+
+const (
+	// NoCacheInherit (zero) takes the setting of the Options (in a Rule)
+	// or the default.
+	NoCacheInherit ClientNoCache = iota
+	// NoCacheIgnore serves a fresh stored response whatever they say.
+	NoCacheIgnore
+	// NoCacheRevalidate is RFC 9111 §5.2.1.1 and §5.2.1.4: the stored
+	// response is validated with the origin (a conditional request when
+	// it has validators; a 304 keeps the stored body).
+	NoCacheRevalidate
+	// NoCacheHonor forwards the request to the origin as a reload,
+	// without the stored validators: the origin sends the whole response,
+	// which replaces the stored one.
+	NoCacheHonor
+)
+
+// ParseClientNoCache reads "ignore", "revalidate" or "honor" (empty:
+// NoCacheInherit).
+func ParseClientNoCache(s string) (ClientNoCache, error) {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "":
+		return NoCacheInherit, nil
+	case "ignore":
+		return NoCacheIgnore, nil
+	case "revalidate":
+		return NoCacheRevalidate, nil
+	case "honor", "honour":
+		return NoCacheHonor, nil
+	}
+	return 0, fmt.Errorf("cache: client_no_cache %q: want honor, ignore or revalidate", s)
+}
+
+// String returns the setting's name, as ParseClientNoCache reads it.
+func (c ClientNoCache) String() string {
+	switch c {
+	case NoCacheInherit:
+		return ""
+	case NoCacheIgnore:
+		return "ignore"
+	case NoCacheRevalidate:
+		return "revalidate"
+	case NoCacheHonor:
+		return "honor"
+	}
+	return fmt.Sprintf("ClientNoCache(%d)", int(c))
 }
 
 // EnsureDefaults fills zero fields with their defaults.
@@ -90,6 +186,9 @@ func (o *Options) EnsureDefaults() {
 	}
 	if len(o.TagFields) == 0 {
 		o.TagFields = DefaultTagFields
+	}
+	if o.ClientNoCache == NoCacheInherit {
+		o.ClientNoCache = NoCacheIgnore
 	}
 }
 
@@ -147,7 +246,30 @@ func (o *Options) Validate() error {
 		if r.Bypass && (r.TTL > 0 || r.IgnoreNoCache) {
 			bad(name+".Bypass", r.Bypass, "cannot be combined with TTL or IgnoreNoCache")
 		}
+		if r.Grace < 0 {
+			bad(name+".Grace", r.Grace, "must not be negative")
+		}
+		if r.Keep < 0 {
+			bad(name+".Keep", r.Keep, "must not be negative")
+		}
+		if r.ClientNoCache < NoCacheInherit || r.ClientNoCache > NoCacheHonor {
+			bad(name+".ClientNoCache", r.ClientNoCache, "must be NoCacheIgnore, NoCacheRevalidate or NoCacheHonor")
+		}
+		for j, h := range r.Hosts {
+			if h == "" || strings.ContainsAny(h, "/: ") {
+				bad(fmt.Sprintf("%s.Hosts[%d]", name, j), fmt.Sprintf("%q", h), `must be a host name such as example.com or *.example.com`)
+			}
+		}
+		if r.Key != nil {
+			errs = append(errs, r.Key.validate(name+".Key")...)
+		}
+		errs = append(errs, validateStatusTTL(name+".StatusTTL", r.StatusTTL)...)
 	}
+	if o.ClientNoCache < NoCacheIgnore || o.ClientNoCache > NoCacheHonor {
+		bad("ClientNoCache", o.ClientNoCache, "must be NoCacheIgnore, NoCacheRevalidate or NoCacheHonor")
+	}
+	errs = append(errs, o.Key.validate("Key")...)
+	errs = append(errs, validateStatusTTL("StatusTTL", o.StatusTTL)...)
 	if len(errs) == 0 {
 		return nil
 	}
@@ -162,8 +284,15 @@ type Policy struct {
 	// tagFields are the canonical names of Options.TagFields.
 	tagFields []string
 	// private is the set of fields aimed only at cellar: targets,
-	// Surrogate-Control and the internal forced-TTL and encodings fields.
+	// Surrogate-Control and the internal forced-TTL, override and
+	// encodings fields.
 	private map[string]bool
+	// statusTTL is Options.StatusTTL compiled; ruleStatusTTL[i] is
+	// Rules[i].StatusTTL's.
+	statusTable   statusTTLs
+	ruleStatusTTL []statusTTLs
+	// hostRules is set when some rule has Hosts.
+	hostRules bool
 }
 
 // New returns a Policy for opts after EnsureDefaults and Validate.
@@ -176,8 +305,22 @@ func New(opts Options) (*Policy, error) {
 	p := &Policy{opts: opts, private: map[string]bool{
 		surrogateControl: true,
 		forcedTTLField:   true,
+		overrideField:    true,
 		EncodingsField:   true,
 	}}
+	opts.Key = opts.Key.canonical()
+	for i := range opts.Rules {
+		if k := opts.Rules[i].Key; k != nil {
+			c := k.canonical()
+			opts.Rules[i].Key = &c
+		}
+	}
+	p.statusTable = compileStatusTTL(opts.StatusTTL)
+	p.ruleStatusTTL = make([]statusTTLs, len(opts.Rules))
+	for i, r := range opts.Rules {
+		p.ruleStatusTTL[i] = compileStatusTTL(r.StatusTTL)
+		p.hostRules = p.hostRules || len(r.Hosts) > 0
+	}
 	for _, t := range opts.Targets {
 		c := textproto.CanonicalMIMEHeaderKey(t)
 		p.targets = append(p.targets, c)
@@ -199,21 +342,94 @@ func New(opts Options) (*Policy, error) {
 // Options returns the options in effect, defaults filled in.
 func (p *Policy) Options() Options { return p.opts }
 
-// rule returns the first rule whose prefix matches the request path, or nil.
+// rule returns the first rule whose prefix (and hosts) match the request,
+// or nil.
 func (p *Policy) rule(r *http.Request) *Rule {
+	_, rl := p.ruleIndex(r)
+	return rl
+}
+
+// ruleIndex is rule with the rule's index (-1 for none).
+func (p *Policy) ruleIndex(r *http.Request) (int, *Rule) {
 	if len(p.opts.Rules) == 0 || r == nil || r.URL == nil {
-		return nil
+		return -1, nil
 	}
 	path := r.URL.Path
 	if path == "" {
 		path = "/"
 	}
+	host := ""
+	if p.hostRules {
+		host = requestHost(r)
+	}
 	for i := range p.opts.Rules {
-		if strings.HasPrefix(path, p.opts.Rules[i].Prefix) {
-			return &p.opts.Rules[i]
+		rl := &p.opts.Rules[i]
+		if strings.HasPrefix(path, rl.Prefix) && (len(rl.Hosts) == 0 || matchHost(rl.Hosts, host)) {
+			return i, rl
 		}
 	}
-	return nil
+	return -1, nil
+}
+
+// requestHost is r's host, lowercased, without its port.
+func requestHost(r *http.Request) string {
+	host := r.Host
+	if host == "" && r.URL != nil {
+		host = r.URL.Host
+	}
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	return strings.ToLower(strings.Trim(host, "[]"))
+}
+
+// matchHost reports whether host is one of hosts ("*.example.com" matches
+// its subdomains).
+func matchHost(hosts []string, host string) bool {
+	for _, h := range hosts {
+		h = strings.ToLower(h)
+		if h == host || (strings.HasPrefix(h, "*.") && strings.HasSuffix(host, h[1:])) {
+			return true
+		}
+	}
+	return false
+}
+
+// Key returns the primary cache key of r (RequestKey with the key options
+// of r's rule, else Options.Key). The proxy stores and looks up under it.
+func (p *Policy) Key(r *http.Request) string {
+	if rl := p.rule(r); rl != nil && rl.Key != nil {
+		return RequestKey(r, rl.Key)
+	}
+	return RequestKey(r, &p.opts.Key)
+}
+
+// KeyFromURL returns the key that purges and inspection use for the
+// absolute URL raw (URLKey with the options of the rule a GET of raw
+// matches). It wraps ErrBadURL for a URL that is not absolute http(s).
+func (p *Policy) KeyFromURL(raw string) (string, error) {
+	ko := &p.opts.Key
+	if len(p.opts.Rules) > 0 {
+		if r, err := http.NewRequest(http.MethodGet, raw, nil); err == nil {
+			if rl := p.rule(r); rl != nil && rl.Key != nil {
+				ko = rl.Key
+			}
+		}
+	}
+	return URLKey(raw, ko)
+}
+
+// clientNoCache is the ClientNoCache setting for a request matching rl.
+func (p *Policy) clientNoCache(rl *Rule) ClientNoCache {
+	if rl != nil {
+		if rl.ClientNoCache != NoCacheInherit {
+			return rl.ClientNoCache
+		}
+		if rl.IgnoreNoCache {
+			return NoCacheIgnore
+		}
+	}
+	return p.opts.ClientNoCache
 }
 
 // CookiePolicy says when a stored Set-Cookie field is served from cache to

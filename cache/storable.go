@@ -18,12 +18,14 @@ import (
 // (s-maxage, max-age, Expires), a heuristically cacheable status, a rule TTL
 // or Options.DefaultTTL. reason says why not: "method", "bypass",
 // "no-store", "request-no-store", "status", "partial", "must-understand",
-// "private", "authorization", "vary", "no-freshness".
+// "private", "authorization", "vary", "no-freshness", "status-ttl" (a zero
+// Options.StatusTTL for the status). A rule may ignore private
+// (Rule.IgnorePrivate).
 func (p *Policy) Storable(r *http.Request, status int, h http.Header) (ok bool, reason string) {
 	if r.Method != http.MethodGet && r.Method != "" {
 		return false, "method"
 	}
-	rl := p.rule(r)
+	ri, rl := p.ruleIndex(r)
 	if rl != nil && rl.Bypass {
 		return false, "bypass"
 	}
@@ -46,7 +48,7 @@ func (p *Policy) Storable(r *http.Request, status int, h http.Header) (ok bool, 
 	} else if cc.noStore {
 		return false, "no-store"
 	}
-	if cc.private {
+	if cc.private && (rl == nil || !rl.IgnorePrivate) {
 		return false, "private"
 	}
 	if _, auth := r.Header["Authorization"]; auth && !cc.public && cc.sMaxAge < 0 && !cc.mustRevalidate {
@@ -55,10 +57,17 @@ func (p *Policy) Storable(r *http.Request, status int, h http.Header) (ok bool, 
 	if _, star := VaryFields(h); star {
 		return false, "vary"
 	}
-	_, expires := h["Expires"]
-	switch {
-	case cc.public, cc.maxAge >= 0, cc.sMaxAge >= 0, viaCC && expires,
-		heuristicStatus(status), p.opts.DefaultTTL > 0, rl != nil && rl.TTL > 0:
+	if (rl != nil && rl.TTL > 0) || explicitFreshness(&cc, viaCC, h) {
+		return true, ""
+	}
+	if d, ok := p.statusTTL(ri, status); ok {
+		// Options.StatusTTL: zero keeps it out.
+		if d > 0 {
+			return true, ""
+		}
+		return false, "status-ttl"
+	}
+	if cc.public || heuristicStatus(status) || p.opts.DefaultTTL > 0 {
 		return true, ""
 	}
 	return false, "no-freshness"
@@ -78,14 +87,17 @@ func understoodStatus(code int) bool {
 // copy of h minus hop-by-hop fields, fields named in Connection, and fields
 // named by private="..." or no-cache="..." (chosen reading of §5.2.2.4 and
 // §5.2.2.7: drop them from the stored copy). Set-Cookie is kept and
-// filtered at serve time (see ServeHeader). A rule TTL for r's path is
-// recorded in the stored header for Lifetime.
+// filtered at serve time (see ServeHeader), unless r's rule strips it. A
+// rule TTL for r's path, and the rule's overrides and the StatusTTL that
+// apply (overrideField), are recorded in the stored header for Lifetime
+// and Evaluate.
 func (p *Policy) NewMeta(r *http.Request, status int, h http.Header, requestTime, responseTime time.Time) Meta {
 	stored := make(http.Header, len(h))
 	drop := connectionFields(h)
-	cc, _ := p.control(h)
+	cc, viaCC := p.control(h)
+	ri, rl := p.ruleIndex(r)
 	for k, v := range h {
-		if httpheader.IsHopByHop(k) || drop[k] || k == forcedTTLField || k == EncodingsField || proxyField(k) {
+		if httpheader.IsHopByHop(k) || drop[k] || internalField(k) || proxyField(k) {
 			continue
 		}
 		stored[k] = append([]string(nil), v...)
@@ -96,8 +108,14 @@ func (p *Policy) NewMeta(r *http.Request, status int, h http.Header, requestTime
 	for _, f := range cc.noCacheFields {
 		delete(stored, f)
 	}
-	if rl := p.rule(r); rl != nil && rl.TTL > 0 {
+	if rl != nil && rl.TTL > 0 {
 		stored[forcedTTLField] = []string{strconv.FormatInt(int64(rl.TTL/time.Second), 10)}
+	}
+	if rl != nil && rl.StripSetCookie {
+		delete(stored, "Set-Cookie")
+	}
+	if ov := p.overrideFor(ri, rl, status, &cc, viaCC, h); ov != "" {
+		stored[overrideField] = []string{ov}
 	}
 	return p.withMemo(Meta{Status: status, Header: stored, RequestTime: requestTime, ResponseTime: responseTime})
 }
@@ -152,7 +170,7 @@ func (p *Policy) shareCookie(m *Meta) bool {
 	if _, forced := m.Header[forcedTTLField]; forced {
 		return false // a rule, not the origin, made it fresh
 	}
-	cc, viaCC := p.control(m.Header)
+	cc, viaCC, _ := p.metaControl(m.Header)
 	if cc.sMaxAge >= 0 || cc.maxAge >= 0 {
 		return true
 	}

@@ -84,7 +84,7 @@ func (p *Policy) Freshen(m *Meta, h http.Header, requestTime, responseTime time.
 		return false
 	}
 	for k, v := range h {
-		if httpheader.IsHopByHop(k) || drop[k] || freshenSkip[k] || k == forcedTTLField || k == EncodingsField || proxyField(k) || excluded(k) {
+		if httpheader.IsHopByHop(k) || drop[k] || freshenSkip[k] || internalField(k) || proxyField(k) || excluded(k) {
 			continue
 		}
 		stored[k] = append([]string(nil), v...)

@@ -371,10 +371,12 @@ func (s *Server) lead(r *http.Request, f found, fl *flight, w http.ResponseWrite
 	}
 
 	out := s.outgoing(ctx, r)
-	if f.obj != nil {
+	if f.obj != nil && !f.reload {
 		cache.Conditional(out.Header, &f.obj.Meta) // §4.3.1
 	}
-	addVariantETags(out.Header, f) // §4.3.1: every stored variant's ETag
+	if !f.reload {
+		addVariantETags(out.Header, f) // §4.3.1: every stored variant's ETag
+	}
 	if w != nil {
 		out = out.WithContext(httptrace.WithClientTrace(ctx, s.interimTrace(w)))
 	}
@@ -393,6 +395,9 @@ func (s *Server) lead(r *http.Request, f found, fl *flight, w http.ResponseWrite
 		return nil, nil
 	}
 	removeHopByHop(resp.Header)
+	if s.policy.StripSetCookie(r) {
+		delete(resp.Header, "Set-Cookie") // cache.Rule.StripSetCookie
+	}
 
 	if f.obj != nil {
 		if obj, ok := s.revalidated(ctx, r, f, resp, reqTime, respTime, since); ok {

@@ -80,7 +80,11 @@ func (s *Server) modifyPassResponse(resp *http.Response) error {
 	}
 	if !safeMethod(r.Method) {
 		// §4.4: the target URI is the client's, the key it is stored under.
-		for _, key := range cache.Invalidations(in, resp.StatusCode, resp.Header) {
+		for _, raw := range cache.Invalidations(in, resp.StatusCode, resp.Header) {
+			key, err := s.policy.KeyFromURL(raw)
+			if err != nil {
+				continue
+			}
 			if _, err := s.store.Purge(r.Context(), store.Selector{URL: key}, false); err != nil {
 				s.storeError("invalidate", key, err)
 			}
@@ -91,7 +95,7 @@ func (s *Server) modifyPassResponse(resp *http.Response) error {
 	resp.Header.Add("Via", viaValue(resp.ProtoMajor, resp.ProtoMinor, s.via))
 	if st, ok := r.Context().Value(passStatus{}).(*cache.Status); ok {
 		st.FwdStatus = resp.StatusCode
-		resp.Header.Set("Cache-Status", s.statusValue(*st, cache.PrimaryKey(in)))
+		resp.Header.Set("Cache-Status", s.statusValue(*st, s.policy.Key(in)))
 	}
 	return nil
 }

@@ -115,6 +115,10 @@ func newRig(t testing.TB, h http.HandlerFunc, opts ...rigOption) *rig {
 	f := false
 	r.popts = Options{AccessLog: &f, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	r.sopts = store.Options{MemoryBytes: 8 << 20, DiskBytes: 64 << 20}
+	// The rig checks RFC 9111, whose §5.2.1 has a request's no-cache and
+	// max-age revalidate; cellar's default ignores them (tests of the
+	// default set it back with withCacheOptions).
+	r.copts.ClientNoCache = cache.NoCacheRevalidate
 	for _, o := range opts {
 		o(r)
 	}

@@ -58,7 +58,7 @@ type InspectedObject struct {
 
 // Inspect reports what is stored for the absolute URL raw.
 func (s *Server) Inspect(r *http.Request, raw string) (*InspectReport, error) {
-	primary, err := cache.KeyFromURL(raw)
+	primary, err := s.policy.KeyFromURL(raw)
 	if err != nil {
 		return nil, err
 	}

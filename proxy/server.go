@@ -152,7 +152,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // fill (§4.3 validation, or a plain miss).
 func (s *Server) serveCacheable(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	primary := cache.PrimaryKey(r)
+	primary := s.policy.Key(r)
 	// §5.2.1.7: only-if-cached never goes forward, not even for a key
 	// that is marked hit-for-miss.
 	if s.flights.hitForMiss(primary, s.now()) && !cache.OnlyIfCached(r) {
@@ -183,6 +183,7 @@ func (s *Server) serveCacheable(w http.ResponseWriter, r *http.Request) {
 		// RFC 9211 §2.2: a fresh entry that the request's own directives
 		// (no-cache, max-age, min-fresh) refused is fwd=request.
 		found.request = lk.TTL > 0 && strings.HasPrefix(lk.Detail, "request-")
+		found.reload = lk.Reload
 	}
 	if cache.OnlyIfCached(r) {
 		// §5.2.1.7: no stored response that may be used without contacting
@@ -204,6 +205,7 @@ type found struct {
 	vary    []string      // Vary fields of the stored marker, when one exists
 	marker  *store.Object // the Vary marker at the primary key, when one exists
 	request bool          // obj is fresh but the request's directives refused it
+	reload  bool          // the request's no-cache is honoured as a reload: no validators go forward
 }
 
 // fwd is the RFC 9211 fwd reason for going to the origin after this lookup.

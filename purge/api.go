@@ -82,6 +82,10 @@ type Options struct {
 	// connection to the last answer; a peer that has not answered by then
 	// has failed. Default 5s.
 	PeerTimeout time.Duration
+	// Key returns the cache key of an absolute URL, as the proxy keys a
+	// GET of it (cache.Policy.KeyFromURL, which applies the configured
+	// key options). Default cache.KeyFromURL: the normalized URL.
+	Key func(rawURL string) (string, error)
 	// Client sends the forwarded purges; it must be safe for concurrent
 	// use. Default (nil) a dedicated client, never http.DefaultClient,
 	// that follows no redirects and ignores HTTP_PROXY: peers are reached
@@ -105,6 +109,9 @@ func (o *Options) EnsureDefaults() {
 	}
 	if o.PeerTimeout == 0 {
 		o.PeerTimeout = 5 * time.Second
+	}
+	if o.Key == nil {
+		o.Key = cache.KeyFromURL
 	}
 }
 
@@ -557,7 +564,7 @@ func (a *API) parse(k kind, r *http.Request, w http.ResponseWriter) ([]store.Sel
 		}
 		return nil, false, fmt.Errorf("%w: reading body: %v", ErrBadRequest, err)
 	}
-	return ParseRequest(string(k), body)
+	return parseRequest(string(k), body, a.opts.Key)
 }
 
 // ParseRequest decodes the JSON body of an admin request of the given kind
@@ -566,6 +573,11 @@ func (a *API) parse(k kind, r *http.Request, w http.ResponseWriter) ([]store.Sel
 // and tags with white space are errors wrapping ErrBadRequest; every
 // problem is reported at once. An empty body is allowed only for "all".
 func ParseRequest(k string, body []byte) (sels []store.Selector, soft bool, err error) {
+	return parseRequest(k, body, cache.KeyFromURL)
+}
+
+// parseRequest is ParseRequest with URLs keyed by keyOf.
+func parseRequest(k string, body []byte, keyOf func(string) (string, error)) (sels []store.Selector, soft bool, err error) {
 	if k == string(kindAll) && len(bytes.TrimSpace(body)) == 0 {
 		return []store.Selector{{All: true}}, false, nil
 	}
@@ -605,7 +617,7 @@ func ParseRequest(k string, body []byte) (sels []store.Selector, soft bool, err 
 	case kindURL:
 		soft = ur.Soft
 		list("urls", ur.URLs, func(i int, v string) {
-			key, err := cache.KeyFromURL(v)
+			key, err := keyOf(v)
 			if err != nil {
 				bad("urls[%d] %q: must be an absolute http or https URL", i, v)
 				return

@@ -46,6 +46,9 @@ func (a *API) serveMethod(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	key := cache.PrimaryKey(r)
+	if k, err := a.opts.Key(key); err == nil {
+		key = k // the configured key options (Options.Key)
+	}
 	var soft bool
 	switch v := r.Header.Values(SoftPurgeField); {
 	case len(v) == 0 || (len(v) == 1 && v[0] == "0"):

@@ -104,13 +104,15 @@ func (r *rig) start() {
 	if err != nil {
 		t.Fatalf("store.Open: %v", err)
 	}
-	api, err := purge.New(st, r.aopts)
-	if err != nil {
-		t.Fatalf("purge.New: %v", err)
-	}
 	p, err := cache.New(r.copts)
 	if err != nil {
 		t.Fatalf("cache.New: %v", err)
+	}
+	aopts := r.aopts
+	aopts.Key = p.KeyFromURL // as cellar serve wires it
+	api, err := purge.New(st, aopts)
+	if err != nil {
+		t.Fatalf("purge.New: %v", err)
 	}
 	popts := r.popts
 	popts.Origins = []string{r.origin.URL}

@@ -104,6 +104,11 @@ type cacheConfig struct {
 	StaleWhileRevalidate string       `yaml:"stale_while_revalidate"`
 	StaleIfError         string       `yaml:"stale_if_error"`
 	Rules                []ruleConfig `yaml:"rules"`
+	// What operators tune (issue 17): key shaping, client directives,
+	// negative caching.
+	Key           keyConfig         `yaml:"key"`
+	ClientNoCache string            `yaml:"client_no_cache"`
+	StatusTTL     map[string]string `yaml:"status_ttl"`
 }
 
 type ruleConfig struct {
@@ -111,6 +116,27 @@ type ruleConfig struct {
 	TTL           string `yaml:"ttl"`
 	Bypass        bool   `yaml:"bypass"`
 	IgnoreNoCache bool   `yaml:"ignore_no_cache"`
+	// Issue 17: per-rule key, client directives, negative caching and
+	// overrides; a rule with hosts is a rule per site.
+	Hosts               []string          `yaml:"hosts"`
+	Key                 *keyConfig        `yaml:"key"`
+	ClientNoCache       string            `yaml:"client_no_cache"`
+	StatusTTL           map[string]string `yaml:"status_ttl"`
+	Grace               string            `yaml:"grace"`
+	Keep                string            `yaml:"keep"`
+	IgnoreOriginNoCache bool              `yaml:"ignore_origin_no_cache"`
+	IgnorePrivate       bool              `yaml:"ignore_private"`
+	StripSetCookie      bool              `yaml:"strip_set_cookie"`
+}
+
+// keyConfig is cache.key (and a rule's key): cache.KeyOptions.
+type keyConfig struct {
+	Query        string   `yaml:"query"`
+	IgnoreParams []string `yaml:"ignore_params"`
+	OnlyParams   []string `yaml:"only_params"`
+	Headers      []string `yaml:"headers"`
+	Cookies      []string `yaml:"cookies"`
+	FoldCase     bool     `yaml:"fold_case"`
 }
 
 type purgeConfig struct {
@@ -314,13 +340,25 @@ func (fc *fileConfig) apply(s *settings, lines map[string]int) error {
 	} else {
 		s.cache.Cookies = cp
 	}
+	p.keyOptions("cache.key", &c.Key, &s.cache.Key)
+	p.clientNoCache("cache.client_no_cache", c.ClientNoCache, &s.cache.ClientNoCache)
+	s.cache.StatusTTL = p.statusTTL("cache.status_ttl", c.StatusTTL)
 	for i, r := range c.Rules {
 		key := fmt.Sprintf("cache.rules[%d]", i)
 		if !strings.HasPrefix(r.Prefix, "/") {
 			p.add(key+".prefix", r.Prefix, "want a path prefix starting with /")
 		}
-		rule := cache.Rule{Prefix: r.Prefix, Bypass: r.Bypass, IgnoreNoCache: r.IgnoreNoCache}
+		rule := cache.Rule{Prefix: r.Prefix, Bypass: r.Bypass, IgnoreNoCache: r.IgnoreNoCache,
+			Hosts: r.Hosts, IgnoreOriginNoCache: r.IgnoreOriginNoCache, IgnorePrivate: r.IgnorePrivate, StripSetCookie: r.StripSetCookie}
 		p.duration(key+".ttl", r.TTL, &rule.TTL)
+		p.duration(key+".grace", r.Grace, &rule.Grace)
+		p.duration(key+".keep", r.Keep, &rule.Keep)
+		if r.Key != nil {
+			rule.Key = &cache.KeyOptions{}
+			p.keyOptions(key+".key", r.Key, rule.Key)
+		}
+		p.clientNoCache(key+".client_no_cache", r.ClientNoCache, &rule.ClientNoCache)
+		rule.StatusTTL = p.statusTTL(key+".status_ttl", r.StatusTTL)
 		s.cache.Rules = append(s.cache.Rules, rule)
 	}
 	s.purgeTokens = fc.Purge.Tokens
@@ -351,6 +389,50 @@ func (fc *fileConfig) apply(s *settings, lines map[string]int) error {
 	s.cache.ExposeTags = fc.Purge.ExposeTags
 	s.cache.TagFields = fc.Purge.TagFields
 	return errors.Join(p.errs...)
+}
+
+// keyOptions reads a cache.key section into dst.
+func (p *problems) keyOptions(key string, kc *keyConfig, dst *cache.KeyOptions) {
+	q, err := cache.ParseQueryMode(kc.Query)
+	if err != nil {
+		p.add(key+".query", kc.Query, "want keep, sort or drop")
+	}
+	*dst = cache.KeyOptions{Query: q, IgnoreParams: kc.IgnoreParams, OnlyParams: kc.OnlyParams,
+		Headers: kc.Headers, Cookies: kc.Cookies, FoldCase: kc.FoldCase}
+}
+
+// clientNoCache reads a client_no_cache value into dst.
+func (p *problems) clientNoCache(key, v string, dst *cache.ClientNoCache) {
+	c, err := cache.ParseClientNoCache(v)
+	if err != nil {
+		p.add(key, v, "want honor, ignore or revalidate")
+		return
+	}
+	*dst = c
+}
+
+// statusTTL reads a status_ttl map ({404: 1m, 5xx: 0s}).
+func (p *problems) statusTTL(key string, m map[string]string) map[string]time.Duration {
+	if len(m) == 0 {
+		return nil
+	}
+	out := make(map[string]time.Duration, len(m))
+	for code, v := range m {
+		k := key + "." + code
+		if n, err := strconv.Atoi(code); (err != nil || n < 100 || n > 999) &&
+			!(len(code) == 3 && code[0] >= '1' && code[0] <= '9' && strings.EqualFold(code[1:], "xx")) {
+			p.add(k, code, "want a status code such as 404 or a class such as 5xx")
+			continue
+		}
+		var d time.Duration
+		if v == "" {
+			p.add(k, v, "want a non-negative duration such as 0s, 1m or 1h")
+			continue
+		}
+		p.duration(k, v, &d)
+		out[code] = d
+	}
+	return out
 }
 
 // defaultDataDir is os.UserCacheDir()/cellar, or ./cellar-data when the

@@ -156,6 +156,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer, ready func(addr
 	purger, err := purge.New(st, purge.Options{
 		Tokens: tokens, Networks: s.purgeNetworks, Logger: log,
 		Peers: s.purgePeers, PeerToken: peerToken, PeerTimeout: s.purgePeerTimeout,
+		Key: policy.KeyFromURL,
 	})
 	if err != nil {
 		return fmt.Errorf("config: %w", err)

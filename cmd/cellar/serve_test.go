@@ -11,12 +11,15 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"io"
+	"maps"
 	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"reflect"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -279,6 +282,9 @@ func TestConfigErrorsNameKeyAndLine(t *testing.T) {
 		{"bad peers", "purge:\n  peers:\n    - http://10.0.0.2:8081\n    - 10.0.0.3:8081\n    - http://10.0.0.4:8081/?x=1\n    - ftp://10.0.0.5\n  peer_timeout: soon\n",
 			[]string{"line 4", `purge.peers[1]: "10.0.0.3:8081"`, "line 5", `purge.peers[2]: "http://10.0.0.4:8081/?x=1": has a query`, "line 6", "purge.peers[3]", "not http or https", "e.g. http://10.0.0.2:8081", "line 7", "purge.peer_timeout"}},
 		{"peers not a list", "purge:\n  peers: http://10.0.0.2:8081\n", []string{"line 2", "[]string"}},
+		{"bad operator knobs", "cache:\n  key:\n    query: shuffle\n  client_no_cache: sometimes\n  status_ttl: {404: soon, 4x: 1m}\n  rules:\n    - prefix: /a/\n      grace: x\n",
+			[]string{"line 3", "cache.key.query", `"shuffle"`, "keep, sort or drop", "line 4", "cache.client_no_cache", "honor, ignore or revalidate",
+				"cache.status_ttl.404", `"soon"`, "cache.status_ttl.4x", "5xx", "line 8", "cache.rules[0].grace"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := startServe(t, "-config", writeConfig(t, tc.text), "-origin", "http://127.0.0.1:1", "-data-dir", t.TempDir())
@@ -316,6 +322,48 @@ func TestExampleConfigIsValid(t *testing.T) {
 	s.cache.EnsureDefaults()
 	if err := s.cache.Validate(); err != nil {
 		t.Errorf("the example's cache settings are invalid: %v", err)
+	}
+}
+
+func TestOperatorKnobsDecode(t *testing.T) {
+	fc, lines, err := loadConfig(writeConfig(t, `
+cache:
+  key:
+    query: sort
+    ignore_params: [utm_*, fbclid]
+  status_ttl: {404: 1m, 410: 1h, 5xx: 0s}
+  client_no_cache: revalidate
+  rules:
+    - prefix: /api/
+      hosts: [api.example.com]
+      key: {query: drop, headers: [X-Device], cookies: [ab], fold_case: true}
+      client_no_cache: honor
+      status_ttl: {404: 5s}
+      grace: 30s
+      keep: 1h
+      ignore_origin_no_cache: true
+      ignore_private: true
+      strip_set_cookie: true
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s settings
+	if err := fc.apply(&s, lines); err != nil {
+		t.Fatal(err)
+	}
+	c := s.cache
+	want := cache.Rule{Prefix: "/api/", Hosts: []string{"api.example.com"},
+		Key:           &cache.KeyOptions{Query: cache.QueryDrop, Headers: []string{"X-Device"}, Cookies: []string{"ab"}, FoldCase: true},
+		ClientNoCache: cache.NoCacheHonor, StatusTTL: map[string]time.Duration{"404": 5 * time.Second},
+		Grace: 30 * time.Second, Keep: time.Hour, IgnoreOriginNoCache: true, IgnorePrivate: true, StripSetCookie: true}
+	if c.Key.Query != cache.QuerySort || !slices.Equal(c.Key.IgnoreParams, []string{"utm_*", "fbclid"}) ||
+		!maps.Equal(c.StatusTTL, map[string]time.Duration{"404": time.Minute, "410": time.Hour, "5xx": 0}) ||
+		c.ClientNoCache != cache.NoCacheRevalidate || len(c.Rules) != 1 || !reflect.DeepEqual(c.Rules[0], want) {
+		t.Errorf("decoded %+v\nrule %+v\nwant %+v", c, c.Rules, want)
+	}
+	if _, err := cache.New(c); err != nil {
+		t.Errorf("cache.New: %v", err)
 	}
 }
 
