@@ -9,6 +9,7 @@ import (
 	"net/http/httptrace"
 	"net/textproto"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cellar-cache/cellar/cache"
@@ -37,9 +38,15 @@ const maxHitForMiss = 1 << 16
 type flight struct {
 	ready   chan struct{}
 	res     fillResult
-	waiting int    // requests waiting for ready; guarded by flightGroup.mu
-	ended   bool   // forgotten; guarded by flightGroup.mu
-	seq     uint64 // the store's purge sequence when the flight began
+	waiting int           // requests waiting for ready; guarded by flightGroup.mu
+	ended   bool          // forgotten; guarded by flightGroup.mu
+	ticket  *store.Ticket // taken when the flight began; released when it ends
+	// sealed is set once the whole body has arrived and the commit
+	// began; done is closed when the flight ends. A request that finds a
+	// sealed flight waits for done and looks in the store again, so that
+	// a client's next request after a miss is a hit.
+	sealed atomic.Bool
+	done   chan struct{}
 }
 
 // errRevalidate marks an origin failure while validating a stored response
@@ -89,15 +96,16 @@ type fillResult struct {
 // flight gets ok false and must not wait; a waiter that gets ok true calls
 // leave once it stops waiting.
 //
-// seq is the store's purge sequence now. A flight that began before a
-// later purge is not joined: its response may be one the purge removed
-// (RFC 9111 §4.4 and the purge API's promise that a purge wins over a fill
-// in progress), so a new flight replaces it for later requests while it
-// finishes for its own clients; the store refuses its commit.
-func (g *flightGroup) join(key string, maxWaiters int, seq uint64) (fl *flight, leader, ok bool) {
+// A flight that a purge of key overtook is not joined: its response may be
+// one the purge removed (RFC 9111 §4.4 and the purge API's promise that a
+// purge wins over a fill in progress), so a new flight replaces it for
+// later requests while it finishes for its own clients; the store commits
+// it Invalid. Purges of other keys do not matter. A new flight takes its
+// ticket from newTicket.
+func (g *flightGroup) join(key string, maxWaiters int, newTicket func() *store.Ticket) (fl *flight, leader, ok bool) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if fl, found := g.m[key]; found && fl.seq >= seq {
+	if fl, found := g.m[key]; found && !fl.ticket.MayBePurged(key) {
 		if fl.waiting >= maxWaiters {
 			return fl, false, false
 		}
@@ -107,7 +115,7 @@ func (g *flightGroup) join(key string, maxWaiters int, seq uint64) (fl *flight, 
 	if g.m == nil {
 		g.m = make(map[string]*flight)
 	}
-	fl = &flight{ready: make(chan struct{}), seq: seq}
+	fl = &flight{ready: make(chan struct{}), done: make(chan struct{}), ticket: newTicket()}
 	g.m[key] = fl
 	g.running++
 	return fl, true, true
@@ -133,6 +141,7 @@ func (g *flightGroup) forget(key string, fl *flight) bool {
 		return false
 	}
 	fl.ended = true
+	close(fl.done)
 	g.running--
 	return true
 }
@@ -203,11 +212,22 @@ func (s *Server) fetch(w http.ResponseWriter, r *http.Request, f found) {
 // when the response header does not come within WaitTimeout, and when the
 // response turns out not to be shareable.
 func (s *Server) fetchVariant(w http.ResponseWriter, r *http.Request, f found, redirects int) {
-	fl, leader, ok := s.flights.join(f.key, s.opts.MaxWaiters, s.store.PurgeSeq())
+	fl, leader, ok := s.flights.join(f.key, s.opts.MaxWaiters, s.store.Ticket)
 	if !ok {
 		s.metrics.misses.Inc()
 		s.metrics.collapseReleased.Inc()
 		s.forwardCacheable(w, r, cache.Status{Fwd: f.fwd(), Detail: "waiting-list-full"})
+		return
+	}
+	if !leader && fl.sealed.Load() && redirects == 0 {
+		// The body is whole and being committed: wait for the commit
+		// (one fsync) and answer from the store.
+		s.flights.leave(fl)
+		select {
+		case <-fl.done:
+			s.serveCacheable(w, r)
+		case <-r.Context().Done():
+		}
 		return
 	}
 	collapsed := !leader
@@ -335,10 +355,12 @@ func (s *Server) fetchVariant(w http.ResponseWriter, r *http.Request, f found, r
 	}
 }
 
-// endFlight ends fl as the flight for key (see forget) and counts it out.
+// endFlight ends fl as the flight for key (see forget), counts it out and
+// releases its store ticket.
 func (s *Server) endFlight(key string, fl *flight) {
 	if s.flights.forget(key, fl) {
 		s.metrics.fillsInProgress.Dec()
+		fl.ticket.Release()
 	}
 }
 
@@ -380,8 +402,7 @@ func (s *Server) lead(r *http.Request, f found, fl *flight, w http.ResponseWrite
 	if w != nil {
 		out = out.WithContext(httptrace.WithClientTrace(ctx, s.interimTrace(w)))
 	}
-	// A purge from now on wins over this fill (store.CreateOptions.Since).
-	since := s.store.PurgeSeq()
+	// A purge from when the flight began wins over this fill: fl.ticket.
 	reqTime := s.now()
 	s.metrics.originRequests.Inc()
 	resp, err := s.transport.RoundTrip(out)
@@ -400,7 +421,7 @@ func (s *Server) lead(r *http.Request, f found, fl *flight, w http.ResponseWrite
 	}
 
 	if f.obj != nil {
-		if obj, ok := s.revalidated(ctx, r, f, resp, reqTime, respTime, since); ok {
+		if obj, ok := s.revalidated(ctx, r, f, resp, reqTime, respTime, fl.ticket); ok {
 			drain(resp)
 			cancel()
 			s.endFlight(f.key, fl)
@@ -410,7 +431,7 @@ func (s *Server) lead(r *http.Request, f found, fl *flight, w http.ResponseWrite
 	}
 
 	if resp.StatusCode == http.StatusNotModified && f.marker != nil {
-		if obj, key, ok := s.revalidatedVariant(ctx, f, resp, reqTime, respTime, since); ok {
+		if obj, key, ok := s.revalidatedVariant(ctx, f, resp, reqTime, respTime, fl.ticket); ok {
 			drain(resp)
 			cancel()
 			s.endFlight(f.key, fl)
@@ -443,7 +464,7 @@ func (s *Server) lead(r *http.Request, f found, fl *flight, w http.ResponseWrite
 			Tags:      s.policy.Tags(resp.Header),
 			KeepUntil: s.policy.KeepUntil(&meta, s.opts.Keep),
 			SizeHint:  resp.ContentLength,
-			Since:     since,
+			Ticket:    fl.ticket,
 		})
 		if err != nil {
 			s.storeError("create", key, err)
@@ -482,7 +503,7 @@ func (s *Server) lead(r *http.Request, f found, fl *flight, w http.ResponseWrite
 // (§4.3.4) and returns it; a 500, 502, 503 or 504 returns the stale entry
 // itself when stale-if-error allows (RFC 5861 §4). Anything else is a new
 // response for the caller to handle.
-func (s *Server) revalidated(ctx context.Context, r *http.Request, f found, resp *http.Response, reqTime, respTime time.Time, since uint64) (*store.Object, bool) {
+func (s *Server) revalidated(ctx context.Context, r *http.Request, f found, resp *http.Response, reqTime, respTime time.Time, t *store.Ticket) (*store.Object, bool) {
 	switch resp.StatusCode {
 	case http.StatusNotModified:
 		if !cache.Matches304(&f.obj.Meta, resp.Header) {
@@ -492,7 +513,7 @@ func (s *Server) revalidated(ctx context.Context, r *http.Request, f found, resp
 		keep := s.policy.KeepUntil(&m, s.opts.Keep)
 		// A purge since the request started keeps the entry Invalid; a
 		// fill that replaced the entry meanwhile keeps its own metadata.
-		if err := s.store.UpdateObjectMeta(ctx, f.obj, m, keep, since); err != nil && !errors.Is(err, store.ErrSuperseded) {
+		if err := s.store.UpdateObjectMeta(ctx, t, f.obj, m, keep); err != nil && !errors.Is(err, store.ErrSuperseded) {
 			s.storeError("update", f.key, err)
 		}
 		obj := *f.obj
@@ -542,10 +563,18 @@ func (s *Server) copyFill(ctx context.Context, cancel context.CancelFunc, resp *
 	// The body is whole: clients following the fill finish now, without
 	// waiting for the commit's fsync.
 	wr.Seal()
+	fl.sealed.Store(true)
 	obj, err := wr.Commit(ctx)
 	if errors.Is(err, store.ErrSuperseded) {
 		// A purge overtook this fill and a newer response is stored.
 		s.log.Debug("fill superseded after a purge", "key", key)
+		return
+	}
+	if errors.Is(err, store.ErrTooLarge) {
+		// Chunked and past the size limit: it streamed to its clients
+		// without being stored; later requests go straight to the origin.
+		s.log.Debug("fill too large to store", "key", key, "err", err)
+		s.flights.markHitForMiss(f.primary, s.now(), s.opts.HitForMiss)
 		return
 	}
 	if err != nil {
@@ -568,7 +597,7 @@ func (s *Server) revalidateInBackground(r *http.Request, f found) {
 	default:
 		return
 	}
-	fl, leader, _ := s.flights.join(f.key, 0, s.store.PurgeSeq())
+	fl, leader, _ := s.flights.join(f.key, 0, s.store.Ticket)
 	if !leader {
 		<-s.bgSlots
 		return

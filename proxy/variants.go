@@ -653,7 +653,8 @@ func (nopWriteCloser) Close() error { return nil }
 // schedules a new job. A fill that commits between the check and the
 // update keeps its own metadata (store.UpdateObjectMeta refuses the update).
 func (s *Server) recordEncodings(ctx context.Context, obj *store.Object, made []string, token string) bool {
-	since := s.store.PurgeSeq()
+	t := s.store.Ticket()
+	defer t.Release()
 	cur, err := s.store.Get(ctx, obj.Key)
 	if err != nil {
 		s.storeError("get", obj.Key, err)
@@ -669,7 +670,7 @@ func (s *Server) recordEncodings(ctx context.Context, obj *store.Object, made []
 		m.Header[k] = v
 	}
 	m.Header[cache.EncodingsField] = []string{strings.Join(made, " ") + "; v=" + token}
-	if err := s.store.UpdateObjectMeta(ctx, cur, m, cur.KeepUntil, since); err != nil {
+	if err := s.store.UpdateObjectMeta(ctx, t, cur, m, cur.KeepUntil); err != nil {
 		if !errors.Is(err, store.ErrSuperseded) {
 			s.storeError("update", obj.Key, err)
 		}

@@ -137,7 +137,7 @@ func addVariantETags(h http.Header, f found) {
 // the ETags of other variants: when it selects one of them (§4.3.4: strong
 // ETag match), that variant is freshened and returned, to answer this
 // request too. ok is false when the 304 selects no listed variant.
-func (s *Server) revalidatedVariant(ctx context.Context, f found, resp *http.Response, reqTime, respTime time.Time, since uint64) (obj *store.Object, key string, ok bool) {
+func (s *Server) revalidatedVariant(ctx context.Context, f found, resp *http.Response, reqTime, respTime time.Time, t *store.Ticket) (obj *store.Object, key string, ok bool) {
 	etag := resp.Header.Get("Etag")
 	if etag == "" {
 		return nil, "", false
@@ -152,7 +152,7 @@ func (s *Server) revalidatedVariant(ctx context.Context, f found, resp *http.Res
 		}
 		m := s.policy.Freshen(&o.Meta, resp.Header, reqTime, respTime)
 		keep := s.policy.KeepUntil(&m, s.opts.Keep)
-		if err := s.store.UpdateObjectMeta(ctx, o, m, keep, since); err != nil && !errors.Is(err, store.ErrSuperseded) {
+		if err := s.store.UpdateObjectMeta(ctx, t, o, m, keep); err != nil && !errors.Is(err, store.ErrSuperseded) {
 			s.storeError("update", v.key, err)
 		}
 		fresh := *o

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -57,16 +58,41 @@ func (a memAdapter) body(t *testing.T, o *Object) []byte {
 	return b
 }
 func (a memAdapter) updateMeta(key string, meta cache.Meta, ku time.Time) error {
-	err := a.m.update(key, meta, ku)
+	if _, ok := a.m.get(key); !ok {
+		return ErrNotFound
+	}
+	a.m.updated(key, meta, ku, 0)
 	a.m.c.Wait()
-	return err
+	return nil
 }
-func (a memAdapter) purge(sel Selector, soft bool) (int, error) { return a.m.purge(sel, soft), nil }
+
+// purge does what a Store purge does to the memory tier, through the
+// disk tier's index events: removed, or updated with Invalid set.
+func (a memAdapter) purge(sel Selector, soft bool) (int, error) {
+	var hit []*Object
+	a.m.c.IterValues(func(o *Object) bool {
+		if sel.matchKey(o.Key) || (sel.Tag != "" && slices.Contains(o.Tags, sel.Tag)) {
+			hit = append(hit, o)
+		}
+		return false
+	})
+	for _, o := range hit {
+		if soft {
+			m := o.Meta
+			m.Invalid = true
+			a.m.updated(o.Key, m, o.KeepUntil, 0)
+		} else {
+			a.m.removed(o.Key)
+		}
+	}
+	a.m.c.Wait()
+	return len(hit), nil
+}
 
 type diskAdapter struct{ d *diskTier }
 
 func (a diskAdapter) put(t *testing.T, key string, meta cache.Meta, body []byte, opts CreateOptions) {
-	w, err := a.d.create(key, meta, opts)
+	w, err := a.d.create(context.Background(), key, meta, opts)
 	if err != nil {
 		t.Fatalf("create %q: %v", key, err)
 	}

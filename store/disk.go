@@ -50,13 +50,18 @@ type diskEntry struct {
 // diskTier is the pebble tier: chunked bodies, meta records, the tag index,
 // byte-budget eviction and recovery. Safe for concurrent use.
 type diskTier struct {
-	opts   Options
-	log    *slog.Logger
-	db     *pebble.DB
-	mem    *memTier // promotion target and write-through tier; may be nil
-	lockf  *os.File
-	budget int64 // bytes for objects: DiskBytes minus the ballast and WALs
-	seed   maphash.Seed
+	opts Options
+	log  *slog.Logger
+	db   *pebble.DB
+	// peer is the tier composed beside this one by Store (the memory
+	// tier, or none): it is told of every index change, under mu.
+	peer indexPeer
+	// bodyLimit is the largest body a commit keeps and a read loads whole
+	// for the peer; -1 when there is no peer to hold bodies.
+	bodyLimit int64
+	lockf     *os.File
+	budget    int64 // bytes for objects: DiskBytes minus the ballast and WALs
+	seed      maphash.Seed
 
 	// stripes serialize the writers of one key (commit, delete, update),
 	// so that the index and pebble agree on which fill a key holds.
@@ -81,19 +86,49 @@ type diskTier struct {
 
 	evictCh chan struct{} // wakes the background loop; buffered 1
 	done    chan struct{}
-	wg      sync.WaitGroup
+	// bg is the context of background work (compactions); close cancels it.
+	bg       context.Context
+	bgCancel context.CancelFunc
+	wg       sync.WaitGroup
 }
 
-func openDisk(opts Options, mem *memTier) (*diskTier, error) {
+// indexPeer is told, in index order (under diskTier.mu), of every change
+// of the disk tier's index, so that a tier beside it never holds an object
+// the index replaced or removed. Store composes the memory tier this way.
+type indexPeer interface {
+	// stored: o is now what key holds (committed, or read and promoted);
+	// o carries its body when it is resident.
+	stored(o *Object)
+	// updated: key's metadata and keep time were rewritten (generation gen).
+	updated(key string, meta cache.Meta, keepUntil time.Time, gen uint64)
+	// removed: key holds nothing any more.
+	removed(key string)
+}
+
+// noPeer is the indexPeer of a disk tier alone.
+type noPeer struct{}
+
+func (noPeer) stored(*Object)                                {}
+func (noPeer) updated(string, cache.Meta, time.Time, uint64) {}
+func (noPeer) removed(string)                                {}
+
+// openDisk opens the disk tier, telling peer (nil: none) of its index
+// changes.
+func openDisk(opts Options, peer indexPeer) (*diskTier, error) {
 	lockf, err := lockDir(opts.Dir)
 	if err != nil {
 		return nil, err
 	}
+	bodyLimit := opts.MaxMemoryObject
+	if peer == nil {
+		peer, bodyLimit = noPeer{}, -1
+	}
 	d := &diskTier{
-		opts:  opts,
-		log:   opts.Logger.With("component", "store"),
-		mem:   mem,
-		lockf: lockf,
+		opts:      opts,
+		log:       opts.Logger.With("component", "store"),
+		peer:      peer,
+		bodyLimit: bodyLimit,
+		lockf:     lockf,
 		// The ballast and pebble's write-ahead logs (about one memtable
 		// each, two at a time) take their share of the directory first.
 		budget:  opts.DiskBytes - max(opts.ReserveBytes, 0) - 2*opts.MemTableBytes,
@@ -135,6 +170,7 @@ func openDisk(opts Options, mem *memTier) (*diskTier, error) {
 		unlockDir(lockf)
 		return nil, err
 	}
+	d.bg, d.bgCancel = context.WithCancel(context.Background())
 	d.wg.Add(1)
 	go d.loop()
 	d.kick()
@@ -355,7 +391,7 @@ func (d *diskTier) getOnce(ctx context.Context, key string, promote bool) (*Obje
 		loc:       location{fill: rec.fill, chunkSize: rec.chunkSize, gen: gen},
 		access:    &e.access,
 	}
-	if d.mem == nil || rec.size > d.opts.MaxMemoryObject {
+	if rec.size > d.bodyLimit {
 		return o, nil
 	}
 	body := make([]byte, rec.size)
@@ -377,7 +413,7 @@ func (d *diskTier) getOnce(ctx context.Context, key string, promote bool) (*Obje
 	if promote {
 		d.mu.Lock()
 		if cur := d.index[key]; cur == e && cur.gen == gen {
-			d.mem.set(o, false)
+			d.peer.stored(o)
 		}
 		d.mu.Unlock()
 	}
@@ -467,9 +503,7 @@ func (d *diskTier) remove(key string, e *diskEntry, wo *pebble.WriteOptions) boo
 		delete(d.index, key)
 		d.used.Add(-cur.charge)
 	}
-	if d.mem != nil {
-		d.mem.del(key)
-	}
+	d.peer.removed(key)
 	d.mu.Unlock()
 	return true
 }
@@ -526,19 +560,7 @@ func (d *diskTier) rewriteMetaLocked(key string, fill uint64, fn func(*cache.Met
 	e.charge = charge
 	d.gen++
 	e.gen = d.gen
-	if d.mem != nil {
-		if o, ok := d.mem.get(key); ok {
-			c := *o
-			c.Meta = rec.meta
-			c.KeepUntil = rec.keepUntil
-			c.loc.gen = e.gen
-			d.mem.set(&c, false)
-		} else {
-			// A Set still in ristretto's buffer would land after us
-			// with the old meta; a Del is queued behind it.
-			d.mem.del(key)
-		}
-	}
+	d.peer.updated(key, rec.meta, rec.keepUntil, e.gen)
 	return nil
 }
 
@@ -883,7 +905,7 @@ func (d *diskTier) reclaim() {
 	}
 	start, _ := chunkSpan(lo)
 	_, end := chunkSpan(hi)
-	if err := d.db.Compact(context.Background(), start, end, false); err != nil {
+	if err := d.db.Compact(d.bg, start, end, false); err != nil {
 		d.log.Warn("compacting evicted bodies", "err", err)
 		return
 	}
@@ -942,6 +964,7 @@ func (d *diskTier) saveAccess() error {
 
 func (d *diskTier) close() error {
 	close(d.done)
+	d.bgCancel()
 	d.wg.Wait()
 	err := d.saveAccess()
 	err = errors.Join(err, d.db.Close())

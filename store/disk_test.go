@@ -123,7 +123,10 @@ func TestWriterReaderHonoursContext(t *testing.T) {
 	}
 }
 
-func TestFillPastMaxObjectLeavesNothing(t *testing.T) {
+// TestFillPastMaxObjectStreamsAndLeavesNothing writes past MaxObject: the
+// fill stops storing but its reader gets the whole body, Commit fails with
+// ErrTooLarge, and nothing of it stays on disk.
+func TestFillPastMaxObjectStreamsAndLeavesNothing(t *testing.T) {
 	opts := testOptions(t)
 	opts.MaxObject = 50_000
 	s := openTest(t, opts)
@@ -133,15 +136,23 @@ func TestFillPastMaxObjectLeavesNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := w.Write(body(40_000, 2)); err != nil {
+	rd := w.NewReader(ctx)
+	want := append(body(40_000, 2), body(20_000, 3)...)
+	if _, err := w.Write(want[:40_000]); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := w.Write(body(20_000, 2)); !errors.Is(err, ErrTooLarge) {
-		t.Fatalf("Write past MaxObject: %v, want ErrTooLarge", err)
+	if _, err := w.Write(want[40_000:]); err != nil {
+		t.Fatalf("Write past MaxObject: %v, want the fill to go on unstored", err)
 	}
-	if _, err := w.Commit(ctx); err == nil {
-		t.Fatal("Commit of a fill aborted by ErrTooLarge succeeded")
+	w.Seal()
+	if _, err := w.Commit(ctx); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("Commit of a fill past MaxObject: %v, want ErrTooLarge", err)
 	}
+	got, err := io.ReadAll(rd)
+	if err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("reader of the oversized fill: %d bytes, %v; want all %d", len(got), err, len(want))
+	}
+	rd.Close()
 	o, err := s.Get(ctx, "k")
 	if err != nil || !bytes.Equal(readAll(t, s, o), body(100, 1)) {
 		t.Fatalf("the older object is gone or changed: %v", err)

@@ -70,17 +70,39 @@ func (m *memTier) get(key string) (*Object, bool) {
 	return o, true
 }
 
-// update replaces the metadata and keep time of the resident object under
-// key with a new Object sharing its body. ErrNotFound if not resident.
-func (m *memTier) update(key string, meta cache.Meta, keepUntil time.Time) error {
+// The memory tier is the disk tier's indexPeer: Store composes the two,
+// and the disk tier tells it of every index change in order.
+var _ indexPeer = (*memTier)(nil)
+
+// stored offers o to the cache when it is resident, and otherwise drops
+// whatever older object key held.
+func (m *memTier) stored(o *Object) {
+	if o.resident {
+		m.set(o, false)
+	} else {
+		m.del(o.Key)
+	}
+}
+
+// updated replaces the metadata and keep time of the resident object
+// under key with a new Object sharing its body (generation gen).
+func (m *memTier) updated(key string, meta cache.Meta, keepUntil time.Time, gen uint64) {
 	o, ok := m.get(key)
 	if !ok {
-		return ErrNotFound
+		// A Set still in ristretto's buffer would land after us with the
+		// old meta; a Del is queued behind it.
+		m.del(key)
+		return
 	}
 	c := *o
 	c.Meta, c.KeepUntil = meta, keepUntil
-	m.c.Set(key, &c, cost(&c))
-	return nil
+	c.loc.gen = gen
+	m.set(&c, false)
+}
+
+// removed drops the object under key.
+func (m *memTier) removed(key string) {
+	m.del(key)
 }
 
 // set offers o (which must be resident) to the cache. With wait it returns
@@ -97,29 +119,6 @@ func (m *memTier) set(o *Object, wait bool) {
 
 func (m *memTier) del(key string) {
 	m.c.Del(key)
-}
-
-// purge removes (or, soft, replaces with an Invalid copy) every resident
-// object sel matches and returns how many it affected.
-func (m *memTier) purge(sel Selector, soft bool) int {
-	var hit []*Object
-	m.c.IterValues(func(o *Object) bool {
-		if sel.matchObject(o) {
-			hit = append(hit, o)
-		}
-		return false
-	})
-	for _, o := range hit {
-		if soft {
-			c := *o
-			c.Meta.Invalid = true
-			m.c.Set(c.Key, &c, cost(&c))
-		} else {
-			m.c.Del(o.Key)
-		}
-	}
-	m.c.Wait()
-	return len(hit)
 }
 
 // usage returns the bytes charged and the number of resident objects.

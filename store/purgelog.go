@@ -1,27 +1,68 @@
 package store
 
 import (
+	"context"
 	"slices"
 	"sync"
 )
 
-// purgeLogSize is how many recent purges a store remembers for fills in
-// progress. A fill that started before the oldest one remembered is
-// treated as matched (committed Invalid): safe, and rare.
-const purgeLogSize = 1024
+// maxPurgeLog bounds the purges a store remembers for tickets still
+// outstanding. Past it the oldest are forgotten, and a ticket older than
+// what is remembered treats every key as purged (its fill commits Invalid):
+// safe, and only reached when a fill outlives tens of thousands of purges.
+const maxPurgeLog = 1 << 16
 
-// purgeLog remembers recent purges by sequence number, so that a fill
-// whose origin request started before a matching purge does not commit a
-// fresh object afterwards: the purge wins the race with the fill.
+// Ticket marks when some work that stores or freshens a response began
+// (a fill's or a revalidation's origin request), so that it can later ask
+// whether a purge since then matched a key: a purge wins over work in
+// flight (RFC 9111 §4.4 and the purge API's promise). Take one with
+// Store.Ticket before the origin request, pass it to Create
+// (CreateOptions.Ticket) and UpdateObjectMeta, and Release it when the
+// work is over; the store keeps the purges it needs to answer until then.
+// Its methods are safe for concurrent use.
+type Ticket struct {
+	log  *purgeLog
+	seq  uint64    // the newest purge when the ticket was taken
+	once sync.Once // Release
+}
+
+// Purged reports whether a purge since t was taken matches the object key
+// stored with tags.
+func (t *Ticket) Purged(key string, tags []string) bool {
+	return t.log.matched(t.seq, key, tags, false)
+}
+
+// MayBePurged is Purged for an object whose tags are not known yet (a
+// fill before its response header): a tag purge since t counts as a match.
+func (t *Ticket) MayBePurged(key string) bool {
+	return t.log.matched(t.seq, key, nil, true)
+}
+
+// Release tells the store that t is no longer used; the purges only it
+// needed are forgotten. It is idempotent.
+func (t *Ticket) Release() {
+	t.once.Do(func() { t.log.release(t.seq) })
+}
+
+// purgeLog remembers the purges that outstanding tickets may ask about, so
+// that a fill whose origin request started before a matching purge does
+// not commit a fresh object afterwards.
 //
-// Commits hold mu shared from their check to their index update, and a
-// purge is recorded under mu exclusive before it scans the index. So each
-// commit either sees the purge's record or is in the index before the
-// purge's scan begins, and the purge then removes or invalidates it.
+// A commit (or metadata update) checks the log and registers itself as
+// publishing in one step under mu, writes (and syncs) outside the lock,
+// publishes its index entry, then unregisters. A purge is recorded under
+// mu, and before it looks for its objects it waits for the commits that
+// were publishing then. So each commit either sees the purge in the log or
+// is in the index when the purge scans it. No lock is held across I/O.
 type purgeLog struct {
-	mu   sync.RWMutex // protects seq and ring
-	seq  uint64       // sequence number of the newest purge; starts at 1
-	ring [purgeLogSize]purgeEntry
+	mu      sync.Mutex // protects the fields below; never held across I/O
+	seq     uint64     // sequence number of the newest purge
+	entries []purgeEntry
+	// forgot is the newest sequence number dropped from entries while a
+	// ticket older than it was outstanding (past maxPurgeLog).
+	forgot     uint64
+	live       map[uint64]int // outstanding tickets by seq
+	publishing map[*publication]struct{}
 }
 
 type purgeEntry struct {
@@ -29,35 +70,120 @@ type purgeEntry struct {
 	sel Selector
 }
 
-// current returns the sequence number of the newest purge.
-func (l *purgeLog) current() uint64 {
-	l.mu.RLock()
-	defer l.mu.RUnlock()
-	return l.seq
+// publication is a commit between its purge check and its index update.
+type publication struct {
+	done chan struct{}
 }
 
-// record adds a purge. Call it before the purge looks for its objects.
-func (l *purgeLog) record(sel Selector) {
+// ticket returns a new outstanding ticket.
+func (l *purgeLog) ticket() *Ticket {
 	l.mu.Lock()
-	l.seq++
-	l.ring[l.seq%purgeLogSize] = purgeEntry{seq: l.seq, sel: sel}
-	l.mu.Unlock()
+	defer l.mu.Unlock()
+	if l.live == nil {
+		l.live = make(map[uint64]int)
+	}
+	l.live[l.seq]++
+	return &Ticket{log: l, seq: l.seq}
 }
 
-// matchedLocked reports whether a purge after sequence number since
-// matches the object key with tags. Call it with mu held (shared).
-func (l *purgeLog) matchedLocked(since uint64, key string, tags []string) bool {
-	if l.seq <= since {
+func (l *purgeLog) release(seq uint64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.live[seq]--; l.live[seq] <= 0 {
+		delete(l.live, seq)
+	}
+	l.trimLocked()
+}
+
+// trimLocked forgets the purges no outstanding ticket predates.
+func (l *purgeLog) trimLocked() {
+	oldest := l.seq
+	for s := range l.live {
+		oldest = min(oldest, s)
+	}
+	i := 0
+	for i < len(l.entries) && l.entries[i].seq <= oldest {
+		i++
+	}
+	if i > 0 {
+		l.entries = slices.Delete(l.entries, 0, i)
+	}
+}
+
+// record adds a purge and returns the commits that were publishing then,
+// which the purge must wait for (wait) before it looks for its objects.
+func (l *purgeLog) record(sel Selector) []*publication {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.seq++
+	if len(l.live) > 0 {
+		if len(l.entries) == maxPurgeLog {
+			l.forgot = l.entries[0].seq
+			l.entries = slices.Delete(l.entries, 0, 1)
+		}
+		l.entries = append(l.entries, purgeEntry{seq: l.seq, sel: sel})
+	}
+	var pubs []*publication
+	for p := range l.publishing {
+		pubs = append(pubs, p)
+	}
+	return pubs
+}
+
+// wait waits until every publication in pubs is over, or ctx is done.
+func wait(ctx context.Context, pubs []*publication) error {
+	for _, p := range pubs {
+		select {
+		case <-p.done:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+// matched reports whether a purge after seq matches key (with tags; with
+// anyTag, every tag purge matches).
+func (l *purgeLog) matched(seq uint64, key string, tags []string, anyTag bool) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.matchedLocked(seq, key, tags, anyTag)
+}
+
+func (l *purgeLog) matchedLocked(seq uint64, key string, tags []string, anyTag bool) bool {
+	if l.seq <= seq {
 		return false
 	}
-	if l.seq-since > purgeLogSize {
+	if seq < l.forgot {
 		return true
 	}
-	for s := since + 1; s <= l.seq; s++ {
-		sel := l.ring[s%purgeLogSize].sel
-		if sel.matchKey(key) || (sel.Tag != "" && slices.Contains(tags, sel.Tag)) {
+	for i := len(l.entries) - 1; i >= 0 && l.entries[i].seq > seq; i-- {
+		sel := l.entries[i].sel
+		if sel.matchKey(key) || (sel.Tag != "" && (anyTag || slices.Contains(tags, sel.Tag))) {
 			return true
 		}
 	}
 	return false
+}
+
+// publish checks whether a purge since t matches key with tags and
+// registers a publication in the same step. The caller writes, updates the
+// index, then calls published.
+func (l *purgeLog) publish(t *Ticket, key string, tags []string) (purged bool, p *publication) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	p = &publication{done: make(chan struct{})}
+	if l.publishing == nil {
+		l.publishing = make(map[*publication]struct{})
+	}
+	l.publishing[p] = struct{}{}
+	return l.matchedLocked(t.seq, key, tags, false), p
+}
+
+// published ends p: purges waiting for it may look for their objects.
+func (l *purgeLog) published(p *publication) {
+	l.mu.Lock()
+	delete(l.publishing, p)
+	l.mu.Unlock()
+	close(p.done)
 }

@@ -19,7 +19,7 @@ import (
 //	                             first chunk, deleted with the body
 //
 //	"t" uvarint(len tag) tag key tag index entry (empty payload)
-//	"a" key                      last access, unix seconds (persisted lazily)
+//	"a" key                      last access, unix milliseconds (persisted lazily)
 //
 // Chunks are keyed by fill id, not by key, so a new fill never overwrites
 // the chunks of the object it replaces, and one DeleteRange over

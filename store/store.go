@@ -29,7 +29,9 @@ import (
 var (
 	// ErrNotFound reports a miss.
 	ErrNotFound = errors.New("store: not found")
-	// ErrTooLarge reports a Write past Options.MaxObject; the fill is aborted.
+	// ErrTooLarge reports a body past Options.MaxObject: Create with a
+	// larger SizeHint fails with it, and a fill that grows past it goes on
+	// unstored for its readers and its Commit fails with it.
 	ErrTooLarge = errors.New("store: object too large")
 	// ErrLocked reports that another cellar (process or Store) holds the data
 	// directory.
@@ -247,12 +249,13 @@ type CreateOptions struct {
 	KeepUntil time.Time
 	// SizeHint is the Content-Length if known, -1 if unknown.
 	SizeHint int64
-	// Since is the purge sequence number (PurgeSeq) read before the
-	// origin request of this fill started. A purge after it that matches
-	// the object makes Commit store it Invalid: a response in flight when
-	// the purge arrived is never served as fresh afterwards. Zero means
-	// PurgeSeq at Create.
-	Since uint64
+	// Ticket is the store ticket taken before the origin request of this
+	// fill started (Store.Ticket). A purge after it that matches the object
+	// makes Commit store it Invalid: a response in flight when the purge
+	// arrived is never served as fresh afterwards. The caller keeps it and
+	// releases it after Commit or Abort. Nil means a ticket taken at
+	// Create, which the Writer releases itself.
+	Ticket *Ticket
 }
 
 // Selector chooses the objects a Purge affects. Exactly the non-empty fields
@@ -279,20 +282,6 @@ func (sel Selector) matchKey(key string) bool {
 	return sel.Prefix != "" && strings.HasPrefix(key, sel.Prefix)
 }
 
-func (sel Selector) matchObject(o *Object) bool {
-	if sel.matchKey(o.Key) {
-		return true
-	}
-	if sel.Tag != "" {
-		for _, t := range o.Tags {
-			if t == sel.Tag {
-				return true
-			}
-		}
-	}
-	return false
-}
-
 func (sel Selector) empty() bool {
 	return !sel.All && sel.URL == "" && sel.Prefix == "" && sel.Tag == ""
 }
@@ -308,7 +297,9 @@ type Stats struct {
 
 // Store is the composed two-tier store: lookups go to memory, then disk;
 // every object is on disk, and small ones also in memory (write-through).
-// Its methods are safe for concurrent use.
+// The tiers are peers: the memory tier is the disk tier's indexPeer, told
+// of every change of the disk index, in order. Its methods are safe for
+// concurrent use.
 type Store struct {
 	opts Options
 	mem  *memTier // nil when disabled
@@ -333,7 +324,6 @@ func Open(opts Options) (*Store, error) {
 		return nil, fmt.Errorf("store: creating data directory: %w", err)
 	}
 	s := &Store{opts: opts}
-	s.purges.seq = 1 // so that CreateOptions.Since zero means unset
 	if opts.MemoryBytes > 0 {
 		m, err := newMemTier(opts)
 		if err != nil {
@@ -341,7 +331,11 @@ func Open(opts Options) (*Store, error) {
 		}
 		s.mem = m
 	}
-	d, err := openDisk(opts, s.mem)
+	var peer indexPeer
+	if s.mem != nil {
+		peer = s.mem
+	}
+	d, err := openDisk(opts, peer)
 	if err != nil {
 		if s.mem != nil {
 			s.mem.close()
@@ -424,21 +418,27 @@ func (s *Store) Create(ctx context.Context, key string, meta cache.Meta, opts Cr
 	if opts.SizeHint > s.opts.MaxObject {
 		return nil, fmt.Errorf("store: %d byte body of %q: %w", opts.SizeHint, key, ErrTooLarge)
 	}
-	if opts.Since == 0 {
-		opts.Since = s.purges.current()
+	own := opts.Ticket == nil
+	if own {
+		opts.Ticket = s.purges.ticket()
 	}
-	w, err := s.disk.create(key, meta, opts)
+	w, err := s.disk.create(ctx, key, meta, opts)
 	if err != nil {
+		if own {
+			opts.Ticket.Release()
+		}
 		return nil, err
 	}
-	w.purges = &s.purges
+	w.ownTicket = own
 	return w, nil
 }
 
-// PurgeSeq returns the sequence number of the newest purge, for
-// CreateOptions.Since: read it before sending the origin request of a fill.
-func (s *Store) PurgeSeq() uint64 {
-	return s.purges.current()
+// Ticket returns a store ticket: take it before the origin request of a
+// fill or revalidation, so that a purge from then on wins over that work
+// (CreateOptions.Ticket, UpdateObjectMeta), and Release it when the work
+// is over. Taking one does not wait for any I/O.
+func (s *Store) Ticket() *Ticket {
+	return s.purges.ticket()
 }
 
 // UpdateMeta replaces the metadata and keep time of whatever object key
@@ -459,21 +459,21 @@ func (s *Store) UpdateMeta(ctx context.Context, key string, meta cache.Meta, kee
 // that the caller read (Get), keeping its body. When o.Key now holds
 // another object (a fill committed since), it changes nothing and returns
 // an error wrapping ErrSuperseded, so that metadata derived from an older
-// response never lands on a newer body. since is the purge sequence number
-// (PurgeSeq) when the work behind the update began, a revalidation's origin
-// request say: when a purge after it matches the object, the new metadata
-// is stored Invalid, so that a 304 that was in flight when a soft purge
-// arrived does not make the object fresh again.
-func (s *Store) UpdateObjectMeta(ctx context.Context, o *Object, meta cache.Meta, keepUntil time.Time, since uint64) error {
+// response never lands on a newer body. t is the ticket taken when the work
+// behind the update began, a revalidation's origin request say: when a
+// purge since then matches the object, the new metadata is stored Invalid,
+// so that a 304 that was in flight when a soft purge arrived does not make
+// the object fresh again.
+func (s *Store) UpdateObjectMeta(ctx context.Context, t *Ticket, o *Object, meta cache.Meta, keepUntil time.Time) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	if o.loc.fill == 0 {
 		return fmt.Errorf("store: updating %q: the object was not read from this store", o.Key)
 	}
-	s.purges.mu.RLock()
-	defer s.purges.mu.RUnlock()
-	if s.purges.matchedLocked(since, o.Key, o.Tags) {
+	purged, pub := s.purges.publish(t, o.Key, o.Tags)
+	defer s.purges.published(pub)
+	if purged {
 		meta.Invalid = true
 	}
 	return s.disk.rewriteMeta(o.Key, o.loc.fill, func(m *cache.Meta, ku *time.Time) {
@@ -486,7 +486,7 @@ func (s *Store) UpdateObjectMeta(ctx context.Context, o *Object, meta cache.Meta
 // in their Meta (soft true: kept for stale serving). It returns the number of
 // objects affected. A purge is durable once Purge returns: it survives a
 // restart or a kill -9. Fills in progress that it matches and that started
-// before it (CreateOptions.Since) commit Invalid, whatever soft says.
+// before it (CreateOptions.Ticket) commit Invalid, whatever soft says.
 func (s *Store) Purge(ctx context.Context, sel Selector, soft bool) (int, error) {
 	return s.PurgeMany(ctx, []Selector{sel}, soft)
 }
@@ -503,8 +503,14 @@ func (s *Store) PurgeMany(ctx context.Context, sels []Selector, soft bool) (int,
 			return 0, errors.New("store: empty purge selector: set URL, Prefix, Tag or All")
 		}
 	}
+	var pubs []*publication
 	for _, sel := range sels {
-		s.purges.record(sel)
+		pubs = append(pubs, s.purges.record(sel)...)
+	}
+	// Commits that checked the log before these records must be in the
+	// index before we look for what to purge (see purgeLog).
+	if err := wait(ctx, pubs); err != nil {
+		return 0, err
 	}
 	return s.disk.purge(ctx, sels, soft)
 }

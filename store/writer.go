@@ -7,6 +7,7 @@ import (
 	"io"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/cellar-cache/cellar/cache"
 	"github.com/cockroachdb/pebble/v2"
@@ -20,7 +21,8 @@ const (
 	filling fillState = iota
 	committed
 	aborted
-	dropped // Commit did not store the fill (ErrSuperseded, ErrUnavailable); readers finish it
+	committing // Commit is writing; Write fails, readers go on
+	dropped    // Commit did not store the fill (ErrSuperseded, ErrUnavailable, ErrTooLarge); readers finish it
 )
 
 // maxUnstoredBuffer bounds the bytes a fill keeps in memory for its readers
@@ -62,15 +64,20 @@ type Writer struct {
 	// so that a purge or replacement after Commit does not cut them short
 	// (Store.NewReader gives readers of stored objects the same promise).
 	snap *pebble.Snapshot
+	// progress, when not nil, is closed when a reader reads on or closes
+	// (a Write waiting for readers to catch up, waitReadersLocked).
+	progress chan struct{}
+	ctx      context.Context // the fill's context (Create): bounds waits for readers
 
-	purges *purgeLog // set by Store.Create; nil in tests of the disk tier alone
+	ownTicket bool // opts.Ticket was taken by Create: Commit or Abort releases it
 }
 
-func (d *diskTier) create(key string, meta cache.Meta, opts CreateOptions) (*Writer, error) {
+func (d *diskTier) create(ctx context.Context, key string, meta cache.Meta, opts CreateOptions) (*Writer, error) {
 	if err := d.checkStoring(); err != nil {
 		return nil, err
 	}
 	w := &Writer{
+		ctx:     ctx,
 		d:       d,
 		key:     key,
 		meta:    meta,
@@ -80,7 +87,7 @@ func (d *diskTier) create(key string, meta cache.Meta, opts CreateOptions) (*Wri
 		changed: make(chan struct{}),
 	}
 	w.opts.Tags = slices.Clone(opts.Tags)
-	w.keepBody = d.mem != nil && opts.SizeHint <= d.opts.MaxMemoryObject
+	w.keepBody = d.bodyLimit >= 0 && opts.SizeHint <= d.bodyLimit
 	if w.keepBody && opts.SizeHint > 0 {
 		w.body = make([]byte, 0, opts.SizeHint)
 	}
@@ -98,28 +105,27 @@ func (w *Writer) broadcast() {
 	w.changed = make(chan struct{})
 }
 
-// Write appends p to the body. It copies p. Past Options.MaxObject it fails
-// with ErrTooLarge and the fill is aborted. When storing stops mid-body (a
-// full disk, an I/O error: ErrUnavailable) the fill goes on without storing,
-// so that its readers still get the whole body: later Writes keep the
-// newest bytes in memory (at most maxUnstoredBuffer; a reader further
-// behind is cut off), and Commit returns an error wrapping ErrUnavailable.
+// Write appends p to the body. It copies p. When storing stops mid-body
+// the fill goes on without storing, so that its readers still get the
+// whole body: past Options.MaxObject (ErrTooLarge), or on a full disk or an
+// I/O error (ErrUnavailable). Later Writes keep the newest bytes in memory
+// (maxUnstoredBuffer), waiting up to readerLagTimeout for readers that have
+// not read what would be dropped (a reader further behind is cut off), and
+// Commit returns an error wrapping the cause.
 func (w *Writer) Write(p []byte) (int, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	switch w.state {
 	case aborted:
 		return 0, w.err
-	case committed:
+	case committed, committing, dropped:
 		return 0, errors.New("store: Write after Commit")
 	}
 	if w.sealed {
 		return 0, errors.New("store: Write after Seal")
 	}
-	if w.size+int64(len(p)) > w.d.opts.MaxObject {
-		err := fmt.Errorf("store: body of %q exceeds %d bytes: %w", w.key, w.d.opts.MaxObject, ErrTooLarge)
-		w.abortLocked(err)
-		return 0, err
+	if w.unstored == nil && w.size+int64(len(p)) > w.d.opts.MaxObject {
+		w.stopStoringLocked(fmt.Errorf("store: body of %q exceeds %d bytes: %w", w.key, w.d.opts.MaxObject, ErrTooLarge))
 	}
 	if w.unstored != nil {
 		w.appendUnstoredLocked(p)
@@ -131,7 +137,7 @@ func (w *Writer) Write(p []byte) (int, error) {
 		return len(p), nil
 	}
 	if w.keepBody {
-		if w.size+int64(len(p)) <= w.d.opts.MaxMemoryObject {
+		if w.size+int64(len(p)) <= w.d.bodyLimit {
 			w.body = append(w.body, p...)
 		} else {
 			w.keepBody, w.body = false, nil
@@ -183,31 +189,87 @@ func (w *Writer) flushLocked() error {
 }
 
 // stopStoringLocked turns the fill into one that only feeds its readers:
-// storing stopped (cause wraps ErrUnavailable) but a client following the
-// fill must still get the whole body from the origin. The chunks already
-// written stay for the readers until the fill ends.
+// storing stopped (cause wraps ErrUnavailable or ErrTooLarge) but a client
+// following the fill must still get the whole body from the origin. The
+// chunks already written stay for the readers until the fill ends.
 func (w *Writer) stopStoringLocked(cause error) {
 	w.unstored = cause
 	w.keepBody, w.body = false, nil
 }
 
+// readerLagTimeout is how long a Write of an unstored fill waits for a
+// reader that has not yet read the bytes it would drop from memory; past
+// it the reader is cut off.
+const readerLagTimeout = 30 * time.Second
+
 // appendUnstoredLocked adds p to the in-memory tail of an unstored fill,
-// keeping at most maxUnstoredBuffer bytes; readers behind what is dropped
-// are cut off.
+// keeping at most maxUnstoredBuffer bytes. Before it drops bytes a reader
+// still needs, it waits for that reader (readerLagTimeout, or until the
+// fill's context ends); readers still behind then are cut off.
 func (w *Writer) appendUnstoredLocked(p []byte) {
 	w.buf = append(w.buf, p...)
 	w.size += int64(len(p))
-	if len(w.buf) > maxUnstoredBuffer {
-		over := len(w.buf) - maxUnstoredBuffer/2
-		w.bufStart += int64(over)
-		w.buf = append(w.buf[:0], w.buf[over:]...)
-		for r := range w.readers {
-			if r.consumed < w.bufStart && r.consumed >= w.flushed {
-				r.lost = true
-			}
+	w.broadcast()
+	if len(w.buf) <= maxUnstoredBuffer {
+		return
+	}
+	over := len(w.buf) - maxUnstoredBuffer/2
+	start := w.bufStart + int64(over)
+	w.waitReadersLocked(start)
+	w.bufStart = start
+	w.buf = append(w.buf[:0], w.buf[over:]...)
+	for r := range w.readers {
+		if r.consumed < w.bufStart {
+			r.lost = true
 		}
 	}
 	w.broadcast()
+}
+
+// waitReadersLocked waits until no reader is before offset off, for at
+// most readerLagTimeout. It releases w.mu while it waits.
+func (w *Writer) waitReadersLocked(off int64) {
+	var timeout <-chan time.Time
+	for {
+		behind := false
+		for r := range w.readers {
+			if r.consumed < off && !r.lost {
+				behind = true
+				break
+			}
+		}
+		if !behind {
+			return
+		}
+		if timeout == nil {
+			t := time.NewTimer(readerLagTimeout)
+			defer t.Stop()
+			timeout = t.C
+		}
+		w.progress = make(chan struct{})
+		ch := w.progress
+		w.mu.Unlock()
+		select {
+		case <-ch:
+		case <-timeout:
+		case <-w.ctx.Done():
+		}
+		w.mu.Lock()
+		w.progress = nil
+		select {
+		case <-ch:
+		default:
+			return // timed out or the fill ended
+		}
+	}
+}
+
+// readerMovedLocked wakes a Write waiting for readers to catch up.
+func (w *Writer) readerMovedLocked() {
+	if w.progress != nil {
+		close(w.progress)
+		w.progress = nil
+	}
 }
 
 // addChunk adds the chunk in buf to b.
@@ -222,38 +284,51 @@ func (w *Writer) addChunk(b *pebble.Batch) {
 }
 
 // Commit makes the object visible, atomically replacing any older object
-// under the key, and returns it.
+// under the key, and returns it. No lock that a reader following the fill
+// waits for is held while the commit is written and synced: readers go on
+// reading the body while the commit is in progress.
 func (w *Writer) Commit(ctx context.Context) (*Object, error) {
 	w.mu.Lock()
-	defer w.mu.Unlock()
 	switch w.state {
 	case aborted:
+		w.mu.Unlock()
 		return nil, w.err
 	case committed:
+		w.mu.Unlock()
 		return w.obj, nil
+	case committing, dropped:
+		w.mu.Unlock()
+		return nil, errors.New("store: Commit of a fill already ended")
 	}
 	if err := ctx.Err(); err != nil {
 		w.abortLocked(err)
+		w.mu.Unlock()
+		w.releaseTicket()
 		return nil, err
 	}
-	var o *Object
-	var err error
 	if w.unstored != nil {
-		err = fmt.Errorf("store: %q not stored: %w", w.key, w.unstored)
-	} else {
-		o, err = w.commitLocked()
+		err := fmt.Errorf("store: %q not stored: %w", w.key, w.unstored)
+		w.dropForReadersLocked()
+		w.mu.Unlock()
+		w.releaseTicket()
+		return nil, err
 	}
-	if errors.Is(err, ErrSuperseded) || w.unstored != nil {
-		// Readers following the fill keep reading its chunks and buffer;
-		// the last of them to close removes the chunks.
-		w.state = dropped
-		w.broadcast()
-		if len(w.readers) == 0 {
-			w.dropLocked()
-		}
+	// From here Write fails and buf, size, flushed and marker stay as
+	// they are until commit has written them: it reads them unlocked.
+	w.state = committing
+	w.mu.Unlock()
+
+	o, err := w.commit()
+
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	defer w.releaseTicket()
+	if errors.Is(err, ErrSuperseded) {
+		w.dropForReadersLocked()
 		return nil, err
 	}
 	if err != nil {
+		w.state = filling // so that abortLocked ends it
 		w.abortLocked(err)
 		return nil, err
 	}
@@ -265,18 +340,38 @@ func (w *Writer) Commit(ctx context.Context) (*Object, error) {
 	return o, nil
 }
 
-func (w *Writer) commitLocked() (*Object, error) {
+// dropForReadersLocked ends a fill whose body is not stored: readers
+// following it keep reading its chunks and buffer, and the last of them to
+// close removes the chunks.
+func (w *Writer) dropForReadersLocked() {
+	w.state = dropped
+	w.broadcast()
+	if len(w.readers) == 0 {
+		w.dropLocked()
+	}
+}
+
+func (w *Writer) releaseTicket() {
+	if w.ownTicket {
+		w.opts.Ticket.Release()
+	}
+}
+
+// commit writes the fill's last chunk, meta record and tags in one synced
+// batch and publishes the object in the index. It runs with the fill in
+// state committing, without w.mu except where it moves what readers see.
+func (w *Writer) commit() (*Object, error) {
 	d := w.d
 	purged := false
-	if w.purges != nil {
+	if t := w.opts.Ticket; t != nil {
 		// A purge that came after the fill started wins: store the
-		// object Invalid (see purgeLog for why the lock is held until
-		// the index update).
-		w.purges.mu.RLock()
-		defer w.purges.mu.RUnlock()
-		if w.purges.matchedLocked(w.opts.Since, w.key, w.opts.Tags) {
+		// object Invalid (see purgeLog for the order of check, write,
+		// publish).
+		var pub *publication
+		purged, pub = t.log.publish(t, w.key, w.opts.Tags)
+		defer t.log.published(pub)
+		if purged {
 			w.meta.Invalid = true
-			purged = true
 		}
 	}
 	now := d.opts.now()
@@ -291,6 +386,9 @@ func (w *Writer) commitLocked() (*Object, error) {
 	}
 	mv := rec.encode()
 
+	// The stripe serializes the writers of this key (commits, removals,
+	// metadata updates) so that pebble and the index agree on which fill
+	// it holds; readers and lookups never take it.
 	st := d.stripe(w.key)
 	st.Lock()
 	defer st.Unlock()
@@ -341,12 +439,14 @@ func (w *Writer) commitLocked() (*Object, error) {
 		d.writeFailed(err)
 		return nil, fmt.Errorf("store: committing %q: %w", w.key, errors.Join(ErrUnavailable, err))
 	}
+	w.mu.Lock()
 	w.flushed += lastChunk
 	w.marker = true
 	if len(w.readers) > 0 {
 		// Before the index update: nothing can have removed the chunks yet.
 		w.snap = d.db.NewSnapshot()
 	}
+	w.mu.Unlock()
 
 	e := &diskEntry{fill: w.fill, size: w.size, charge: chargeOf(w.key, rec, len(mv))}
 	if !rec.keepUntil.IsZero() {
@@ -376,13 +476,7 @@ func (w *Writer) commitLocked() (*Object, error) {
 	d.index[w.key] = e
 	d.used.Add(e.charge - w.charged)
 	w.charged = 0
-	if d.mem != nil {
-		if o.resident {
-			d.mem.set(o, false)
-		} else {
-			d.mem.del(w.key)
-		}
-	}
+	d.peer.stored(o)
 	d.mu.Unlock()
 	return o, nil
 }
@@ -393,6 +487,7 @@ func (w *Writer) Abort() {
 	defer w.mu.Unlock()
 	if w.state == filling {
 		w.abortLocked(errAborted)
+		w.releaseTicket()
 	}
 }
 
@@ -483,7 +578,10 @@ func (r *fillReader) Read(p []byte) (int, error) {
 			return n, nil
 		}
 		w.mu.Lock()
-		r.consumed = r.pos
+		if r.consumed != r.pos {
+			r.consumed = r.pos
+			w.readerMovedLocked()
+		}
 		switch {
 		case w.state == aborted:
 			// First: an aborted fill has dropped its buffer, whatever size says.
@@ -504,6 +602,7 @@ func (r *fillReader) Read(p []byte) (int, error) {
 			n := copy(p, w.buf[r.pos-w.bufStart:])
 			r.pos += int64(n)
 			r.consumed = r.pos
+			w.readerMovedLocked()
 			w.mu.Unlock()
 			return n, nil
 		case w.state == committed || w.state == dropped || w.sealed:
@@ -561,6 +660,7 @@ func (r *fillReader) Close() error {
 	w := r.w
 	w.mu.Lock()
 	delete(w.readers, r)
+	w.readerMovedLocked()
 	if len(w.readers) == 0 {
 		if w.snap != nil {
 			w.snap.Close()

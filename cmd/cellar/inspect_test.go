@@ -30,6 +30,9 @@ func TestInspectShowsWhatIsStored(t *testing.T) {
 	}
 	u := "http://" + r.proxy + "/book"
 	get(t, u)
+	// A client has the body before the commit's fsync ends; a second
+	// request waits for the commit (or is a hit), so the object is stored.
+	get(t, u)
 	ctx := context.Background()
 	admin := "http://" + r.admin
 	var out, errb strings.Builder
