@@ -400,7 +400,7 @@ func (s *Server) lead(r *http.Request, f found, fl *flight, w http.ResponseWrite
 		addVariantETags(out.Header, f) // §4.3.1: every stored variant's ETag
 	}
 	if w != nil {
-		out = out.WithContext(httptrace.WithClientTrace(ctx, s.interimTrace(w)))
+		out = out.WithContext(httptrace.WithClientTrace(out.Context(), s.interimTrace(w))) // keeps the route (rewrite)
 	}
 	// A purge from when the flight began wins over this fill: fl.ticket.
 	reqTime := s.now()

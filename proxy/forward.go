@@ -37,17 +37,20 @@ func (s *Server) newPassProxy() *httputil.ReverseProxy {
 	}
 }
 
-// rewrite points out at the next origin and adds the forwarding fields.
+// rewrite routes out, the origin request made from in, to in's site (the
+// pool picks the origin when sending it), adds the forwarding fields and
+// applies the site's header rewriting. It replaces *out: the route is in
+// its context.
 func (s *Server) rewrite(out, in *http.Request) {
-	target := s.pickOrigin(in)
-	out.URL.Scheme = target.Scheme
-	out.URL.Host = target.Host
+	st := s.transport.route(in)
+	*out = *out.WithContext(context.WithValue(out.Context(), routeKey{}, &route{site: st, key: cache.PrimaryKey(in)}))
 	if *s.opts.PreserveHost {
 		out.Host = in.Host
 	} else {
 		out.Host = ""
 	}
 	s.setForwarded(out.Header, in)
+	st.headers.apply(out)
 }
 
 // forward passes a request the cache does not handle to the origin.

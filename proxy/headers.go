@@ -42,3 +42,20 @@ func viaValue(major, minor int, via string) string {
 	}
 	return "1.1 " + via
 }
+
+// apply rewrites the origin request out: removes, sets and adds fields,
+// then overrides Host.
+func (h *HeaderRewrite) apply(out *http.Request) {
+	for _, name := range h.Remove {
+		out.Header.Del(name)
+	}
+	for name, v := range h.Set {
+		out.Header.Set(name, v)
+	}
+	for name, v := range h.Add {
+		out.Header.Add(name, v)
+	}
+	if h.Host != "" {
+		out.Host = h.Host
+	}
+}

@@ -18,6 +18,7 @@ type Metrics struct {
 	hitForMiss              prometheus.Counter
 	backgroundRevalidations prometheus.Counter
 	storeErrors             prometheus.Counter
+	retries                 prometheus.Counter // upstream.go
 	tunnels                 prometheus.Counter // upgrade.go
 	openTunnels             prometheus.Gauge
 	variants                *variantMetrics // precompression (variants.go)
@@ -50,6 +51,7 @@ func newMetrics() *Metrics {
 		hitForMiss:              c("hit_for_miss_total", "Requests sent straight to the origin because their key was recently not shareable."),
 		backgroundRevalidations: c("background_revalidations_total", "Stale-while-revalidate background revalidations."),
 		storeErrors:             c("store_errors_total", "Store operations that failed other than by a miss."),
+		retries:                 c("origin_retries_total", "Origin requests tried again on another origin after a connection error, timeout or retried status."),
 		tunnels:                 c("tunnels_total", "Upgraded connections (WebSocket and others) tunnelled to an origin."),
 		openTunnels:             g("open_tunnels", "Upgraded connections open now."),
 		variants:                newVariantMetrics(),
@@ -58,7 +60,7 @@ func newMetrics() *Metrics {
 
 // Register adds the collectors to reg.
 func (m *Metrics) Register(reg prometheus.Registerer) error {
-	cs := []prometheus.Collector{m.requests, m.originRequests, m.upstreamErrors, m.fills, m.fillErrors, m.collapsed, m.collapseReleased, m.fillsInProgress, m.hitForMiss, m.backgroundRevalidations, m.storeErrors, m.tunnels, m.openTunnels}
+	cs := []prometheus.Collector{m.requests, m.originRequests, m.upstreamErrors, m.fills, m.fillErrors, m.collapsed, m.collapseReleased, m.fillsInProgress, m.hitForMiss, m.backgroundRevalidations, m.storeErrors, m.retries, m.tunnels, m.openTunnels}
 	for _, c := range append(cs, m.variants.collectors()...) {
 		if err := reg.Register(c); err != nil {
 			return err

@@ -4,19 +4,38 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/cellar-cache/cellar/compress"
+	"github.com/cellar-cache/cellar/internal/httpheader"
 )
 
 // Options configure a Server. Every zero field means its documented default.
 type Options struct {
 	// Origins are the upstream servers (absolute http or https URLs with no
-	// path beyond "/"), used round robin; required.
+	// path beyond "/"), each with weight 1; Origins or Pool is required.
 	Origins []string
+	// Pool are more upstream servers, after Origins, with their weights,
+	// backup flags and connection settings (upstream.go).
+	Pool []Origin
+	// Balance chooses among the healthy origins of Origins and Pool:
+	// "round_robin" (the default), "least_conn", "random_two" or "hash"
+	// (balance.go).
+	Balance string
+	// Retries says when a failed origin request is tried again on another
+	// origin; zero fields mean its defaults.
+	Retries Retries
+	// MaxFails is how many failures in a row (connection errors, timeouts,
+	// retried statuses) mark an origin down for FailCooldown (passive
+	// health checking); default 2.
+	MaxFails int
+	// Headers rewrites the requests sent to Origins and Pool.
+	Headers HeaderRewrite
 	// Sites route requests by Host and path prefix to their own origins;
 	// the first matching site wins, and a request that matches none goes to
 	// Origins. None by default.
@@ -110,11 +129,68 @@ type Options struct {
 
 // Site is a routing rule: requests for one of Hosts (any host when empty;
 // "*.example.com" matches its subdomains; the port is ignored) whose path
-// starts with PathPrefix (any path when empty) go to Origins, round robin.
+// starts with PathPrefix (any path when empty) go to Origins and Pool,
+// chosen by Balance (default round_robin), with the site's Headers
+// rewriting.
 type Site struct {
 	Hosts      []string
 	PathPrefix string
 	Origins    []string
+	Pool       []Origin
+	Balance    string
+	Headers    HeaderRewrite
+}
+
+// Origin is one upstream server with its settings.
+type Origin struct {
+	// URL is an absolute http or https URL with no path beyond "/".
+	URL string
+	// Weight is the origin's share of requests relative to the others of
+	// its pool; default 1, at most 1000.
+	Weight int
+	// Backup origins get requests only while every other origin of the
+	// pool is down.
+	Backup bool
+	// MaxIdleConns is the keep-alive pool to this origin; default
+	// Options.MaxIdleConnsPerHost.
+	MaxIdleConns int
+	// ServerName is the TLS server name (SNI) and the name the
+	// certificate must be valid for; default the URL's host.
+	ServerName string
+	// CAFile is a PEM file of the certificate authorities that an https
+	// origin's certificate must chain to; default the system's.
+	CAFile string
+	// InsecureSkipVerify accepts any certificate from an https origin; for
+	// tests only.
+	InsecureSkipVerify bool
+}
+
+// Retries says when an origin request is tried again on another origin of
+// its pool: after a connection error, a timeout, or one of Statuses, for an
+// idempotent request whose body (if any) can be sent again, while fewer
+// than Tries attempts were made and Budget has not passed since the first.
+// A response is never retried once it is passed on: no byte of a body has
+// reached the client when a retry starts.
+type Retries struct {
+	// Tries is the most attempts per request, the first included;
+	// default 2. 1 disables retries.
+	Tries int
+	// Statuses are the origin answers retried; default 502, 503, 504.
+	Statuses []int
+	// Budget is how long after the first attempt another may start;
+	// default 2s.
+	Budget time.Duration
+}
+
+// HeaderRewrite changes the request header sent to the origins.
+type HeaderRewrite struct {
+	// Set replaces fields; Add appends to them; Remove deletes them
+	// (applied first).
+	Set, Add map[string]string
+	Remove   []string
+	// Host, when set, is the Host sent to the origins instead of the
+	// client's (PreserveHost) or the origin's.
+	Host string
 }
 
 // EnsureDefaults fills zero fields with their defaults.
@@ -153,6 +229,18 @@ func (o *Options) EnsureDefaults() {
 	if o.WaitTimeout == 0 {
 		o.WaitTimeout = 5 * time.Second
 	}
+	if o.Retries.Tries == 0 {
+		o.Retries.Tries = 2
+	}
+	if o.Retries.Statuses == nil {
+		o.Retries.Statuses = []int{http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout}
+	}
+	if o.Retries.Budget == 0 {
+		o.Retries.Budget = 2 * time.Second
+	}
+	if o.MaxFails == 0 {
+		o.MaxFails = 2
+	}
 	if o.FailCooldown == 0 {
 		o.FailCooldown = 10 * time.Second
 	}
@@ -183,23 +271,15 @@ func (o *Options) EnsureDefaults() {
 // Validate reports every invalid field at once.
 func (o *Options) Validate() error {
 	var errs []error
-	if len(o.Origins) == 0 {
+	if len(o.Origins)+len(o.Pool) == 0 {
 		errs = append(errs, errors.New("proxy: origins: at least one origin URL is required"))
 	}
-	for i, raw := range o.Origins {
-		if _, err := parseOrigin(raw); err != nil {
-			errs = append(errs, fmt.Errorf("proxy: origins[%d] %q: %w", i, raw, err))
-		}
-	}
+	errs = append(errs, validatePool("proxy: ", o.Origins, o.Pool, o.Balance, o.Headers)...)
 	for i, st := range o.Sites {
-		if len(st.Origins) == 0 {
+		if len(st.Origins)+len(st.Pool) == 0 {
 			errs = append(errs, fmt.Errorf("proxy: sites[%d]: at least one origin URL is required", i))
 		}
-		for j, raw := range st.Origins {
-			if _, err := parseOrigin(raw); err != nil {
-				errs = append(errs, fmt.Errorf("proxy: sites[%d].origins[%d] %q: %w", i, j, raw, err))
-			}
-		}
+		errs = append(errs, validatePool(fmt.Sprintf("proxy: sites[%d].", i), st.Origins, st.Pool, st.Balance, st.Headers)...)
 		if st.PathPrefix != "" && !strings.HasPrefix(st.PathPrefix, "/") {
 			errs = append(errs, fmt.Errorf("proxy: sites[%d].path_prefix %q: must start with /", i, st.PathPrefix))
 		}
@@ -223,6 +303,20 @@ func (o *Options) Validate() error {
 			errs = append(errs, fmt.Errorf("proxy: %s %s: must not be negative", d.name, d.v))
 		}
 	}
+	if o.Retries.Tries < 0 {
+		errs = append(errs, fmt.Errorf("proxy: retries.tries %d: must be at least 1", o.Retries.Tries))
+	}
+	if o.Retries.Budget < 0 {
+		errs = append(errs, fmt.Errorf("proxy: retries.budget %s: must not be negative", o.Retries.Budget))
+	}
+	for _, code := range o.Retries.Statuses {
+		if code < 100 || code > 599 {
+			errs = append(errs, fmt.Errorf("proxy: retries.statuses %d: want an HTTP status from 100 to 599", code))
+		}
+	}
+	if o.MaxFails < 0 {
+		errs = append(errs, fmt.Errorf("proxy: max fails %d: must not be negative", o.MaxFails))
+	}
 	if o.MaxWaiters < 0 {
 		errs = append(errs, fmt.Errorf("proxy: max waiters %d: must not be negative", o.MaxWaiters))
 	}
@@ -239,6 +333,38 @@ func (o *Options) Validate() error {
 		errs = append(errs, fmt.Errorf("proxy: compress: %w", err))
 	}
 	return errors.Join(errs...)
+}
+
+// validatePool checks one pool's origins, balance policy and header
+// rewriting; prefix names the pool in errors.
+func validatePool(prefix string, origins []string, pool []Origin, balance string, h HeaderRewrite) []error {
+	var errs []error
+	for i, raw := range origins {
+		if _, err := parseOrigin(raw); err != nil {
+			errs = append(errs, fmt.Errorf("%sorigins[%d] %q: %w", prefix, i, raw, err))
+		}
+	}
+	for i, o := range pool {
+		at := fmt.Sprintf("%spool[%d]", prefix, i)
+		if _, err := parseOrigin(o.URL); err != nil {
+			errs = append(errs, fmt.Errorf("%s.url %q: %w", at, o.URL, err))
+		}
+		if o.Weight < 0 || o.Weight > maxWeight {
+			errs = append(errs, fmt.Errorf("%s.weight %d: want 1 to %d", at, o.Weight, maxWeight))
+		}
+		if o.MaxIdleConns < 0 {
+			errs = append(errs, fmt.Errorf("%s.max_idle_conns %d: must not be negative", at, o.MaxIdleConns))
+		}
+	}
+	if _, ok := selectors[balance]; !ok && balance != "" {
+		errs = append(errs, fmt.Errorf("%sbalance %q: want one of %s", prefix, balance, strings.Join(balanceNames(), ", ")))
+	}
+	for _, name := range slices.Concat(h.Remove, slices.Collect(maps.Keys(h.Set)), slices.Collect(maps.Keys(h.Add))) {
+		if !httpheader.IsToken(name) {
+			errs = append(errs, fmt.Errorf("%sheaders.request: field name %q: not a token", prefix, name))
+		}
+	}
+	return errs
 }
 
 // parseOrigin checks that raw is an absolute http(s) URL naming a host and

@@ -12,7 +12,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
-	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -95,7 +94,10 @@ func New(opts Options, p *cache.Policy, st *store.Store) (*Server, error) {
 		// untouched: no transparent gzip.
 		DisableCompression: true,
 	}
-	s.transport = newPool(opts.Sites, opts.Origins, tr, opts.FailCooldown)
+	var err error
+	if s.transport, err = newPool(&opts, tr, s.metrics.retries); err != nil {
+		return nil, err
+	}
 	if opts.HealthCheckPath != "" {
 		s.wg.Add(1)
 		go func() {
@@ -119,10 +121,6 @@ func (s *Server) Close() error {
 	s.transport.CloseIdleConnections()
 	return nil
 }
-
-// pickOrigin chooses the origin for r: its site's next healthy origin,
-// round robin.
-func (s *Server) pickOrigin(r *http.Request) *url.URL { return s.transport.pick(r) }
 
 // ServeHTTP answers one client request.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -28,7 +29,10 @@ type fileConfig struct {
 	Listen          string         `yaml:"listen"`
 	Admin           string         `yaml:"admin"`
 	Origin          string         `yaml:"origin"`
-	Origins         []string       `yaml:"origins"`
+	Origins         []originConfig `yaml:"origins"`
+	Balance         string         `yaml:"balance"`
+	Retries         retriesConfig  `yaml:"retries"`
+	Headers         headersConfig  `yaml:"headers"`
 	DataDir         string         `yaml:"data_dir"`
 	Memory          string         `yaml:"memory"`
 	Disk            string         `yaml:"disk"`
@@ -68,15 +72,18 @@ type compressConfig struct {
 }
 
 type siteConfig struct {
-	Hosts      []string `yaml:"hosts"`
-	PathPrefix string   `yaml:"path_prefix"`
-	Origins    []string `yaml:"origins"`
+	Hosts      []string       `yaml:"hosts"`
+	PathPrefix string         `yaml:"path_prefix"`
+	Origins    []originConfig `yaml:"origins"`
+	Balance    string         `yaml:"balance"`
+	Headers    headersConfig  `yaml:"headers"`
 }
 
 type healthConfig struct {
 	Path         string `yaml:"path"`
 	Interval     string `yaml:"interval"`
 	FailCooldown string `yaml:"fail_cooldown"`
+	MaxFails     int    `yaml:"max_fails"`
 }
 
 type tlsConfig struct {
@@ -147,6 +154,97 @@ type purgeConfig struct {
 	Peers       []string `yaml:"peers"`
 	PeerToken   string   `yaml:"peer_token"`
 	PeerTimeout string   `yaml:"peer_timeout"`
+}
+
+// originConfig is one entry of origins: a URL, or a mapping with the URL
+// and its settings.
+type originConfig struct {
+	URL                string `yaml:"url"`
+	Weight             *int   `yaml:"weight"`
+	Backup             bool   `yaml:"backup"`
+	MaxIdleConns       int    `yaml:"max_idle_conns"`
+	ServerName         string `yaml:"server_name"`
+	CAFile             string `yaml:"ca_file"`
+	InsecureSkipVerify bool   `yaml:"insecure_skip_verify"`
+}
+
+// UnmarshalYAML accepts a plain URL or a mapping, decoded as strictly as the
+// rest of the file.
+func (o *originConfig) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind == yaml.ScalarNode {
+		return n.Decode(&o.URL)
+	}
+	if n.Kind == yaml.MappingNode {
+		for i := 0; i < len(n.Content); i += 2 {
+			switch k := n.Content[i]; k.Value {
+			case "url", "weight", "backup", "max_idle_conns", "server_name", "ca_file", "insecure_skip_verify":
+			default:
+				return fmt.Errorf("line %d: field %s not found in an origin (want url, weight, backup, max_idle_conns, server_name, ca_file or insecure_skip_verify)", k.Line, k.Value)
+			}
+		}
+	}
+	type plain originConfig // without this method
+	return n.Decode((*plain)(o))
+}
+
+type retriesConfig struct {
+	Tries    *int   `yaml:"tries"`
+	Statuses []int  `yaml:"statuses"`
+	Budget   string `yaml:"budget"`
+}
+
+type headersConfig struct {
+	Request struct {
+		Set    map[string]string `yaml:"set"`
+		Add    map[string]string `yaml:"add"`
+		Remove []string          `yaml:"remove"`
+		Host   string            `yaml:"host"`
+	} `yaml:"request"`
+}
+
+func (h headersConfig) rewrite() proxy.HeaderRewrite {
+	r := h.Request
+	return proxy.HeaderRewrite{Set: r.Set, Add: r.Add, Remove: r.Remove, Host: r.Host}
+}
+
+// pool checks the origins at key and returns them with their settings.
+func (p *problems) pool(key string, origins []originConfig) []proxy.Origin {
+	var out []proxy.Origin
+	for i, o := range origins {
+		at := fmt.Sprintf("%s[%d]", key, i)
+		if o.URL == "" {
+			p.add(at+".url", "", "want the origin's URL")
+		}
+		po := proxy.Origin{URL: o.URL, Backup: o.Backup, MaxIdleConns: o.MaxIdleConns,
+			ServerName: o.ServerName, CAFile: o.CAFile, InsecureSkipVerify: o.InsecureSkipVerify}
+		if o.Weight != nil {
+			if *o.Weight < 1 || *o.Weight > 1000 {
+				p.add(at+".weight", strconv.Itoa(*o.Weight), "want a whole number from 1 to 1000")
+			}
+			po.Weight = *o.Weight
+		}
+		if o.MaxIdleConns < 0 {
+			p.add(at+".max_idle_conns", strconv.Itoa(o.MaxIdleConns), "want a positive number of connections")
+		}
+		if o.CAFile != "" {
+			if pem, err := os.ReadFile(o.CAFile); err != nil {
+				p.add(at+".ca_file", o.CAFile, err.Error())
+			} else if !x509.NewCertPool().AppendCertsFromPEM(pem) {
+				p.add(at+".ca_file", o.CAFile, "no PEM certificate in it")
+			}
+		}
+		out = append(out, po)
+	}
+	return out
+}
+
+// balance checks a balance policy name.
+func (p *problems) balance(key, v string) {
+	switch v {
+	case "", "round_robin", "least_conn", "random_two", "hash":
+		return
+	}
+	p.add(key, v, "want round_robin, least_conn, random_two or hash")
 }
 
 // settings is everything serve needs, after defaults, file and flags.
@@ -270,8 +368,30 @@ func (fc *fileConfig) apply(s *settings, lines map[string]int) error {
 		s.proxy.Origins = []string{fc.Origin}
 	}
 	if len(fc.Origins) > 0 {
-		s.proxy.Origins = fc.Origins
+		s.proxy.Origins, s.proxy.Pool = nil, p.pool("origins", fc.Origins)
 	}
+	p.balance("balance", fc.Balance)
+	s.proxy.Balance = fc.Balance
+	s.proxy.Headers = fc.Headers.rewrite()
+	if t := fc.Retries.Tries; t != nil {
+		if *t < 1 {
+			p.add("retries.tries", strconv.Itoa(*t), "want at least 1 attempt (1: no retries)")
+		}
+		s.proxy.Retries.Tries = *t
+	}
+	for i, code := range fc.Retries.Statuses {
+		if code < 100 || code > 599 {
+			p.add(fmt.Sprintf("retries.statuses[%d]", i), strconv.Itoa(code), "want an HTTP status from 100 to 599")
+		}
+	}
+	if fc.Retries.Statuses != nil {
+		s.proxy.Retries.Statuses = fc.Retries.Statuses
+	}
+	p.duration("retries.budget", fc.Retries.Budget, &s.proxy.Retries.Budget)
+	if fc.Health.MaxFails < 0 {
+		p.add("health_check.max_fails", strconv.Itoa(fc.Health.MaxFails), "want a positive number of failures")
+	}
+	s.proxy.MaxFails = fc.Health.MaxFails
 	p.size("memory", fc.Memory, &s.store.MemoryBytes)
 	p.size("disk", fc.Disk, &s.store.DiskBytes)
 	p.size("max_object", fc.MaxObject, &s.store.MaxObject)
@@ -284,8 +404,11 @@ func (fc *fileConfig) apply(s *settings, lines map[string]int) error {
 	}
 	s.proxy.Debug = fc.Debug
 	s.cache.Debug = fc.Debug
-	for _, st := range fc.Sites {
-		s.proxy.Sites = append(s.proxy.Sites, proxy.Site{Hosts: st.Hosts, PathPrefix: st.PathPrefix, Origins: st.Origins})
+	for i, st := range fc.Sites {
+		key := fmt.Sprintf("sites[%d]", i)
+		p.balance(key+".balance", st.Balance)
+		s.proxy.Sites = append(s.proxy.Sites, proxy.Site{Hosts: st.Hosts, PathPrefix: st.PathPrefix,
+			Pool: p.pool(key+".origins", st.Origins), Balance: st.Balance, Headers: st.Headers.rewrite()})
 	}
 	co := fc.Coalescing
 	if co.MaxWaiters < 0 {

@@ -13,6 +13,7 @@ import (
 	"net/http/pprof"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -81,7 +82,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer, ready func(addr
 		var err error
 		switch f.Name {
 		case "origin":
-			s.proxy.Origins = []string{*origin}
+			s.proxy.Origins, s.proxy.Pool = []string{*origin}, nil
 		case "listen":
 			s.listen = *listen
 		case "admin":
@@ -122,7 +123,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer, ready func(addr
 	defer cancel()
 
 	var originAddr string
-	if len(s.proxy.Origins) == 0 {
+	if len(s.proxy.Origins)+len(s.proxy.Pool) == 0 {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			return fmt.Errorf("demo origin: %w", err)
@@ -217,7 +218,11 @@ func serve(ctx context.Context, args []string, stderr io.Writer, ready func(addr
 	adminMux.Handle("/purge/", purger.Handler())
 	adminMux.Handle("/inspect", purger.RequireToken(srv.InspectHandler()))
 
-	warnUnreachable(ctx, log, s.proxy.Origins)
+	origins := slices.Clone(s.proxy.Origins)
+	for _, o := range s.proxy.Pool {
+		origins = append(origins, o.URL)
+	}
+	warnUnreachable(ctx, log, origins)
 
 	proxyServer := &http.Server{
 		Handler:           srv,
@@ -229,7 +234,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer, ready func(addr
 
 	log.Info("cellar started",
 		"listen", scheme+"://"+pln.Addr().String(), "admin", aln.Addr().String(),
-		"origins", strings.Join(s.proxy.Origins, ","), "data_dir", s.store.Dir,
+		"origins", strings.Join(origins, ","), "data_dir", s.store.Dir,
 		"memory", bytesize.Format(s.store.MemoryBytes), "disk", bytesize.Format(s.store.DiskBytes))
 	if originAddr != "" {
 		log.Info("no origin given: serving the bundled demo origin", "try", "curl -i http://"+pln.Addr().String()+"/page/1")
