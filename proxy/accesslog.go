@@ -2,18 +2,29 @@ package proxy
 
 import (
 	"bufio"
-	"log/slog"
+	"context"
 	"net"
 	"net/http"
+	"net/netip"
+	"sync"
 	"time"
+
+	"github.com/cellar-cache/cellar/internal/accesslog"
 )
 
-// recorder notes the status and size of a response for the access log.
+// recorder notes what the access line of one request needs: its status
+// and size, and, when the request went to an origin, which one and how
+// long the origin took. The server pools recorders.
 type recorder struct {
 	http.ResponseWriter
 	start  time.Time
 	status int
 	bytes  int64
+	seq    uint64 // makes the request id when the client gave none (accesslog.ID)
+	id     string // the request id sent to the origin, once one was
+
+	origin     string        // host:port of the origin asked last; "" when none
+	originTime time.Duration // until its response header (all tries)
 }
 
 func (r *recorder) WriteHeader(code int) {
@@ -32,6 +43,16 @@ func (r *recorder) Write(p []byte) (int, error) {
 	return n, err
 }
 
+// noteOrigin records that the request went to origin, whose response
+// header came d after the first try was sent. It runs in the request's
+// own goroutine (the pool's RoundTrip for a fill it leads or a forward).
+// A nil r does nothing.
+func (r *recorder) noteOrigin(origin string, d time.Duration) {
+	if r != nil {
+		r.origin, r.originTime = origin, d
+	}
+}
+
 // Unwrap lets http.ResponseController reach the real writer (Flush).
 func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
 
@@ -45,16 +66,110 @@ func (r *recorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	return c, brw, err
 }
 
-// logAccess writes one access line.
+var recorderPool = sync.Pool{New: func() any { return new(recorder) }}
+
+// entryKey carries a request's recorder in its context to the code that
+// prepares the origin request (rewrite), once the request is known to go
+// to an origin: hits never pay for the context.
+type entryKey struct{}
+
+// recorderOf returns the recorder that traced put in r, or nil.
+func recorderOf(r *http.Request) *recorder {
+	rec, _ := r.Context().Value(entryKey{}).(*recorder)
+	return rec
+}
+
+// traced returns r carrying w's recorder, when w is one, for rewrite.
+func traced(w http.ResponseWriter, r *http.Request) *http.Request {
+	rec, ok := w.(*recorder)
+	if !ok {
+		return r
+	}
+	return r.WithContext(context.WithValue(r.Context(), entryKey{}, rec))
+}
+
+// startAccess wraps w for the access log.
+func (s *Server) startAccess(w http.ResponseWriter) *recorder {
+	rec := recorderPool.Get().(*recorder)
+	*rec = recorder{ResponseWriter: w, start: s.now(), seq: accesslog.NextSeq()}
+	return rec
+}
+
+// logAccess writes rec's access line and returns rec to the pool.
 func (s *Server) logAccess(rec *recorder, r *http.Request) {
-	s.log.LogAttrs(r.Context(), slog.LevelInfo, "access",
-		slog.String("method", r.Method),
-		slog.String("host", r.Host),
-		slog.String("uri", r.RequestURI),
-		slog.Int("status", rec.status),
-		slog.Int64("bytes", rec.bytes),
-		slog.String("cache", rec.Header().Get("Cache-Status")),
-		slog.Duration("duration", s.now().Sub(rec.start)),
-		slog.String("remote", r.RemoteAddr),
-	)
+	now := s.now()
+	e := accesslog.Entry{
+		Time:       rec.start,
+		Duration:   now.Sub(rec.start),
+		Remote:     s.clients.ClientAddr(r),
+		Method:     r.Method,
+		Host:       r.Host,
+		URI:        r.RequestURI,
+		Proto:      r.Proto,
+		Status:     rec.status,
+		Bytes:      rec.bytes,
+		UserAgent:  headerValue(r.Header, "User-Agent"),
+		Referer:    headerValue(r.Header, "Referer"),
+		Origin:     rec.origin,
+		OriginTime: rec.originTime,
+		RequestID:  rec.id,
+		Seq:        rec.seq,
+	}
+	if e.Status == 0 {
+		// The handler wrote nothing: net/http answers 200 with no body.
+		e.Status = http.StatusOK
+	}
+	if cs := rec.Header()["Cache-Status"]; len(cs) > 0 {
+		e.Cache = cs[0]
+	}
+	if e.RequestID == "" {
+		e.RequestID, _ = s.clientRequestID(r)
+	}
+	var arr [1024]byte
+	s.access.Write(s.accessFormat.Append(arr[:0], &e))
+	*rec = recorder{}
+	recorderPool.Put(rec)
+}
+
+// headerValue is h's first value of the canonical field name, or "".
+func headerValue(h http.Header, name string) string {
+	if v := h[name]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
+}
+
+// requestID returns the X-Request-ID to send to the origin for in: the
+// trusted client's own, else the one its access line will show, else a
+// new one.
+func (s *Server) requestID(in *http.Request) string {
+	rec := recorderOf(in)
+	if rec != nil && rec.id != "" {
+		return rec.id
+	}
+	id, ok := s.clientRequestID(in)
+	if !ok {
+		seq := accesslog.NextSeq()
+		if rec != nil {
+			seq = rec.seq
+		}
+		id = accesslog.ID(seq)
+	}
+	if rec != nil {
+		rec.id = id
+	}
+	return id
+}
+
+// clientRequestID returns the X-Request-ID of r when its peer is trusted
+// and the id is well formed (accesslog.ValidID).
+func (s *Server) clientRequestID(r *http.Request) (string, bool) {
+	id := headerValue(r.Header, "X-Request-Id")
+	if id == "" || !accesslog.ValidID(id) {
+		return "", false
+	}
+	if ap, err := netip.ParseAddrPort(r.RemoteAddr); err != nil || !s.clients.Trusted(ap.Addr()) {
+		return "", false
+	}
+	return id, true
 }

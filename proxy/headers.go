@@ -12,9 +12,11 @@ import (
 // that Connection names (RFC 9110 §7.6.1). It applies to both legs.
 func removeHopByHop(h http.Header) { httpheader.RemoveHopByHop(h) }
 
-// setForwarded adds X-Forwarded-For, X-Forwarded-Proto, X-Forwarded-Host and
-// Via (RFC 9110 §7.6.3) to out, the request about to go upstream, from in.
+// setForwarded adds X-Forwarded-For, X-Forwarded-Proto, X-Forwarded-Host,
+// Via (RFC 9110 §7.6.3) and X-Request-ID (the one the access line shows)
+// to out, the request about to go upstream, from in.
 func (s *Server) setForwarded(out http.Header, in *http.Request) {
+	out["X-Request-Id"] = []string{s.requestID(in)}
 	if ip, _, err := net.SplitHostPort(in.RemoteAddr); err == nil {
 		if prior := in.Header["X-Forwarded-For"]; len(prior) > 0 {
 			ip = strings.Join(prior, ", ") + ", " + ip

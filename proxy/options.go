@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/cellar-cache/cellar/compress"
+	"github.com/cellar-cache/cellar/internal/accesslog"
 	"github.com/cellar-cache/cellar/internal/httpheader"
 )
 
@@ -89,6 +90,12 @@ type Options struct {
 	HealthCheckInterval time.Duration
 	// AccessLog writes one log line per request; nil means true.
 	AccessLog *bool
+	// AccessLogFormat is the layout of the access lines; default text.
+	AccessLogFormat accesslog.Format
+	// AccessLogOutput receives the access lines; the caller closes it
+	// after Close. Nil: a buffered writer to standard error that Close
+	// writes out and stops.
+	AccessLogOutput *accesslog.Writer
 	// Via is the pseudonym in the Via field; default "cellar".
 	Via string
 	// Debug adds the cache key to Cache-Status (RFC 9211 key parameter);
@@ -122,8 +129,9 @@ type Options struct {
 	// TrustedProxies are the networks and addresses (CIDR or single
 	// address) of proxies in front of cellar whose X-Forwarded-For hops
 	// are believed when deciding a request's client address (see
-	// TrustedProxies in clientaddr.go). None by default: the client is
-	// the connection's peer.
+	// TrustedProxies in clientaddr.go), and whose X-Request-ID is kept
+	// (any other client's is replaced by one cellar makes). None by
+	// default: the client is the connection's peer.
 	TrustedProxies []string
 }
 

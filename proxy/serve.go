@@ -33,7 +33,7 @@ func (s *Server) serveObject(w http.ResponseWriter, r *http.Request, obj *store.
 		rc, err = s.store.NewReader(r.Context(), obj, 0, -1)
 		if err != nil {
 			s.storeError("read", obj.Key, err)
-			s.fetch(w, r, found{primary: s.policy.Key(r), key: identityKey(obj.Key)})
+			s.fetch(w, traced(w, r), found{primary: s.policy.Key(r), key: identityKey(obj.Key)})
 			return
 		}
 		defer rc.Close()

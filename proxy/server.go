@@ -12,11 +12,13 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"os"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/cellar-cache/cellar/cache"
+	"github.com/cellar-cache/cellar/internal/accesslog"
 	"github.com/cellar-cache/cellar/store"
 )
 
@@ -30,9 +32,14 @@ type Server struct {
 	pass      *httputil.ReverseProxy
 	log       *slog.Logger
 	accessLog bool
-	via       string
-	metrics   *Metrics
-	clients   TrustedProxies // decides a request's client address
+	// access receives the access lines in accessFormat; ownAccess: the
+	// server made it (Options.AccessLogOutput was nil) and Close closes it.
+	access       *accesslog.Writer
+	accessFormat accesslog.Format
+	ownAccess    bool
+	via          string
+	metrics      *Metrics
+	clients      TrustedProxies // decides a request's client address
 
 	// now is the clock; tests may replace it before serving.
 	now func() time.Time
@@ -69,14 +76,20 @@ func New(opts Options, p *cache.Policy, st *store.Store) (*Server, error) {
 		store:     st,
 		log:       opts.Logger,
 		accessLog: *opts.AccessLog,
-		via:       opts.Via,
-		metrics:   newMetrics(),
-		now:       time.Now,
+		access:    opts.AccessLogOutput,
+
+		accessFormat: opts.AccessLogFormat,
+		via:          opts.Via,
+		metrics:      newMetrics(),
+		now:          time.Now,
 
 		responseVia: "1.1 " + opts.Via,
 		bgSlots:     make(chan struct{}, opts.MaxBackground),
 	}
 	s.clients, _ = ParseTrustedProxies(opts.TrustedProxies) // checked by Validate
+	if s.accessLog && s.access == nil {
+		s.access, s.ownAccess = accesslog.New(os.Stderr, accesslog.Options{}), true
+	}
 	s.bg, s.bgCancel = context.WithCancel(context.Background())
 	tr := &http.Transport{
 		DialContext: (&net.Dialer{
@@ -113,20 +126,23 @@ func New(opts Options, p *cache.Policy, st *store.Store) (*Server, error) {
 func (s *Server) Metrics() *Metrics { return s.metrics }
 
 // Close cancels the server's background work (fills in progress, background
-// revalidations), waits for it, and closes idle upstream connections. Call
-// it after the http.Server serving s has shut down.
+// revalidations), waits for it, closes idle upstream connections, and
+// writes out the access lines of a log it made itself. Call it after the
+// http.Server serving s has shut down.
 func (s *Server) Close() error {
 	s.bgCancel()
 	s.wg.Wait()
 	s.transport.CloseIdleConnections()
+	if s.ownAccess {
+		return s.access.Close()
+	}
 	return nil
 }
 
 // ServeHTTP answers one client request.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	var rec *recorder
 	if s.accessLog {
-		rec = &recorder{ResponseWriter: w, start: s.now()}
+		rec := s.startAccess(w)
 		w = rec
 		defer s.logAccess(rec, r)
 	}
@@ -139,7 +155,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !s.policy.Cacheable(r) {
-		s.forward(w, r)
+		s.forward(w, traced(w, r))
 		return
 	}
 	s.serveCacheable(w, r)
@@ -156,7 +172,7 @@ func (s *Server) serveCacheable(w http.ResponseWriter, r *http.Request) {
 	if s.flights.hitForMiss(primary, s.now()) && !cache.OnlyIfCached(r) {
 		s.metrics.hitForMiss.Inc()
 		s.metrics.passes.Inc()
-		s.forwardCacheable(w, r, cache.Status{Fwd: "miss", Detail: "hit-for-miss"})
+		s.forwardCacheable(w, traced(w, r), cache.Status{Fwd: "miss", Detail: "hit-for-miss"})
 		return
 	}
 	found := s.lookup(ctx, r, primary)
@@ -192,7 +208,7 @@ func (s *Server) serveCacheable(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "cellar: not in cache (only-if-cached)", http.StatusGatewayTimeout)
 		return
 	}
-	s.fetch(w, r, found) // counts the outcome: miss, or pass when not shareable
+	s.fetch(w, traced(w, r), found) // counts the outcome: miss, or pass when not shareable
 }
 
 // found is the outcome of a store lookup for one request.

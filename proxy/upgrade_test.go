@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"strings"
@@ -16,6 +15,7 @@ import (
 	"github.com/coder/websocket"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/cellar-cache/cellar/internal/accesslog"
 	"github.com/cellar-cache/cellar/internal/proxytest"
 )
 
@@ -45,9 +45,11 @@ func echoWebSocket(w http.ResponseWriter, r *http.Request) {
 func TestWebSocketIsTunnelledByDefault(t *testing.T) {
 	logs := &proxytest.SyncBuffer{}
 	on := true
+	access := accesslog.New(logs, accesslog.Options{Interval: time.Millisecond})
+	defer access.Close()
 	r := newRig(t, echoWebSocket, withProxyOptions(func(o *Options) {
 		o.AccessLog = &on
-		o.Logger = slog.New(slog.NewTextHandler(logs, nil))
+		o.AccessLogOutput = access
 	}))
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

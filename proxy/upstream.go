@@ -217,6 +217,7 @@ func (st *site) untried(tried []*upstream) bool {
 type route struct {
 	site *site
 	key  string
+	rec  *recorder // the client request's access line, or nil (accesslog.go)
 }
 
 type routeKey struct{}
@@ -255,6 +256,7 @@ func (p *pool) RoundTrip(req *http.Request) (*http.Response, error) {
 		out.URL.Scheme, out.URL.Host = u.url.Scheme, u.url.Host
 		u.conns.Add(1)
 		resp, err := u.tr.RoundTrip(out)
+		rt.rec.noteOrigin(u.url.Host, p.now().Sub(start))
 		if req.Context().Err() != nil {
 			// The client or the fill went away: not the origin's fault.
 			return p.hold(u, resp, err)

@@ -16,6 +16,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/cellar-cache/cellar/cache"
+	"github.com/cellar-cache/cellar/internal/accesslog"
 	"github.com/cellar-cache/cellar/internal/bytesize"
 	"github.com/cellar-cache/cellar/proxy"
 	"github.com/cellar-cache/cellar/purge"
@@ -40,6 +41,8 @@ type fileConfig struct {
 	MaxMemoryObject string         `yaml:"max_memory_object"`
 	PreserveHost    *bool          `yaml:"preserve_host"`
 	AccessLog       *bool          `yaml:"access_log"`
+	AccessLogFormat string         `yaml:"access_log_format"`
+	AccessLogPath   string         `yaml:"access_log_path"`
 	Debug           bool           `yaml:"debug"`
 	Keep            string         `yaml:"keep"`
 	HitForMiss      string         `yaml:"hit_for_miss"`
@@ -260,6 +263,7 @@ type settings struct {
 	purgePeers       []string
 	purgePeerToken   string // empty: CELLAR_PURGE_PEER_TOKEN, else the first purge token
 	purgePeerTimeout time.Duration
+	accessLogPath    string // "" for standard error
 }
 
 // loadConfig reads and strictly decodes a config file. The returned lines
@@ -402,6 +406,12 @@ func (fc *fileConfig) apply(s *settings, lines map[string]int) error {
 	if fc.AccessLog != nil {
 		s.proxy.AccessLog = fc.AccessLog
 	}
+	if f, err := accesslog.ParseFormat(fc.AccessLogFormat); err != nil {
+		p.add("access_log_format", fc.AccessLogFormat, "want text, json or combined")
+	} else {
+		s.proxy.AccessLogFormat = f
+	}
+	set(&s.accessLogPath, fc.AccessLogPath)
 	s.proxy.Debug = fc.Debug
 	s.cache.Debug = fc.Debug
 	for i, st := range fc.Sites {

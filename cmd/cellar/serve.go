@@ -13,10 +13,12 @@ import (
 	"net/http/pprof"
 	"net/url"
 	"os"
+	"os/signal"
 	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -24,6 +26,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/cellar-cache/cellar/cache"
+	"github.com/cellar-cache/cellar/internal/accesslog"
 	"github.com/cellar-cache/cellar/internal/bytesize"
 	"github.com/cellar-cache/cellar/internal/demo"
 	"github.com/cellar-cache/cellar/proxy"
@@ -59,6 +62,8 @@ func serve(ctx context.Context, args []string, stderr io.Writer, ready func(addr
 	memory := fs.String("memory", bytesize.Format(s.store.MemoryBytes), "memory tier budget (KiB, MiB, GiB)")
 	disk := fs.String("disk", bytesize.Format(s.store.DiskBytes), "disk tier budget (KiB, MiB, GiB)")
 	accessLog := fs.Bool("access-log", true, "log one line per request")
+	accessLogFormat := fs.String("access-log-format", "text", "access log `format`: text, json or combined")
+	accessLogPath := fs.String("access-log-path", "", "access log `file`, reopened on SIGUSR1 (default standard error)")
 	tlsCert := fs.String("tls-cert", "", "PEM certificate `file`: terminate TLS (and speak HTTP/2) on -listen")
 	tlsKey := fs.String("tls-key", "", "PEM private key `file` for -tls-cert")
 	if err := fs.Parse(args); err != nil {
@@ -95,6 +100,10 @@ func serve(ctx context.Context, args []string, stderr io.Writer, ready func(addr
 			s.store.DiskBytes, err = bytesize.Parse(*disk)
 		case "access-log":
 			s.proxy.AccessLog = accessLog
+		case "access-log-format":
+			s.proxy.AccessLogFormat, err = accesslog.ParseFormat(*accessLogFormat)
+		case "access-log-path":
+			s.accessLogPath = *accessLogPath
 		case "tls-cert":
 			s.tlsCert = *tlsCert
 		case "tls-key":
@@ -164,6 +173,16 @@ func serve(ctx context.Context, args []string, stderr io.Writer, ready func(addr
 	}
 	defer purger.Close()
 	s.proxy.Purge = purger.MethodHandler()
+	if s.proxy.AccessLog == nil || *s.proxy.AccessLog {
+		access, err := openAccessLog(ctx, &bg, s.accessLogPath, stderr, log)
+		if err != nil {
+			return fmt.Errorf("access log: %w", err)
+		}
+		// Deferred before srv.Close and the listeners' shutdown, so it
+		// runs after them: every request's line is written.
+		defer access.Close()
+		s.proxy.AccessLogOutput = access
+	}
 	srv, err := proxy.New(s.proxy, policy, st)
 	if err != nil {
 		return fmt.Errorf("config: %w", err)
@@ -178,6 +197,12 @@ func serve(ctx context.Context, args []string, stderr io.Writer, ready func(addr
 	}
 	if err := purger.Metrics().Register(reg); err != nil {
 		return err
+	}
+	if access := s.proxy.AccessLogOutput; access != nil {
+		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "cellar_access_log_dropped_total",
+			Help: "Access lines dropped because the log's buffer was full (the output was slower than the traffic).",
+		}, func() float64 { return float64(access.Dropped()) }))
 	}
 
 	pln, err := net.Listen("tcp", s.listen)
@@ -265,6 +290,38 @@ func serve(ctx context.Context, args []string, stderr io.Writer, ready func(addr
 		first = nil
 	}
 	return first
+}
+
+// openAccessLog returns the buffered access log writer: to the file at
+// path, reopened on SIGUSR1 (for rotation) until ctx ends, or to stderr.
+func openAccessLog(ctx context.Context, bg *sync.WaitGroup, path string, stderr io.Writer, log *slog.Logger) (*accesslog.Writer, error) {
+	if path == "" {
+		return accesslog.New(stderr, accesslog.Options{}), nil
+	}
+	w, err := accesslog.Open(path, accesslog.Options{})
+	if err != nil {
+		return nil, err
+	}
+	usr1 := make(chan os.Signal, 1)
+	signal.Notify(usr1, syscall.SIGUSR1)
+	bg.Add(1)
+	go func() {
+		defer bg.Done()
+		defer signal.Stop(usr1)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-usr1:
+				if err := w.Reopen(); err != nil {
+					log.Error("access log: reopen failed; still writing to the old file", "path", path, "err", err)
+				} else {
+					log.Info("access log reopened", "path", path)
+				}
+			}
+		}
+	}()
+	return w, nil
 }
 
 func boolInt(b bool) int {

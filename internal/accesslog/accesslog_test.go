@@ -1,0 +1,231 @@
+package accesslog
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+func entry() *Entry {
+	return &Entry{
+		Time:       time.Date(2026, 12, 1, 11, 8, 50, 123e6, time.UTC),
+		Duration:   1234567 * time.Nanosecond,
+		Remote:     netip.MustParseAddr("192.0.2.7"),
+		Method:     "GET",
+		Host:       "example.com",
+		URI:        `/a b?q="x"`,
+		Proto:      "HTTP/1.1",
+		Status:     200,
+		Bytes:      1024,
+		Cache:      "cellar; hit; ttl=3599",
+		UserAgent:  "curl/8.5 \xff",
+		Origin:     "127.0.0.1:9000",
+		OriginTime: 12 * time.Millisecond,
+		RequestID:  "abc-1",
+	}
+}
+
+func TestFormats(t *testing.T) {
+	e := entry()
+	text := string(Text.Append(nil, e))
+	for _, want := range []string{
+		"time=2026-12-01T11:08:50.123Z level=INFO msg=access method=GET host=example.com",
+		`uri="/a b?q=\"x\"" proto=HTTP/1.1 status=200 bytes=1024 cache="cellar; hit; ttl=3599" duration_ms=1.234`,
+		`remote=192.0.2.7 user_agent="curl/8.5 \xff" referer="" origin=127.0.0.1:9000 origin_ms=12.000 request_id=abc-1` + "\n",
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("text line\n%s lacks\n%s", text, want)
+		}
+	}
+
+	var got map[string]any
+	line := JSON.Append(nil, e)
+	if err := json.Unmarshal(line, &got); err != nil {
+		t.Fatalf("json line %s: %v", line, err)
+	}
+	for k, v := range map[string]any{
+		"uri": `/a b?q="x"`, "status": 200.0, "bytes": 1024.0, "cache": "cellar; hit; ttl=3599",
+		"duration_ms": 1.234, "remote": "192.0.2.7", "user_agent": "curl/8.5 \ufffd", "referer": "",
+		"origin": "127.0.0.1:9000", "origin_ms": 12.0, "request_id": "abc-1", "proto": "HTTP/1.1",
+		"time": "2026-12-01T11:08:50.123Z",
+	} {
+		if got[k] != v {
+			t.Errorf("json %s = %#v, want %#v", k, got[k], v)
+		}
+	}
+
+	comb := string(Combined.Append(nil, e))
+	want := `192.0.2.7 - - [01/Dec/2026:11:08:50 +0000] "GET /a b?q=\x22x\x22 HTTP/1.1" 200 1024 "-" "curl/8.5 \xFF"` + "\n"
+	if comb != want {
+		t.Errorf("combined line\n%q, want\n%q", comb, want)
+	}
+}
+
+func TestMadeIDs(t *testing.T) {
+	e := entry()
+	e.RequestID, e.Seq = "", 0x2a
+	id := ID(0x2a)
+	if !ValidID(id) || !strings.HasSuffix(id, "-2a") {
+		t.Fatalf("ID(42) = %q", id)
+	}
+	if line := string(Text.Append(nil, e)); !strings.HasSuffix(line, " request_id="+id+"\n") {
+		t.Errorf("text line %q does not end with the made id %q", line, id)
+	}
+	if ID(1) == ID(2) {
+		t.Error("ids of two sequence numbers are equal")
+	}
+	for _, s := range []string{"", "a b", `a"b`, strings.Repeat("x", 129), "é"} {
+		if ValidID(s) {
+			t.Errorf("ValidID(%q) = true", s)
+		}
+	}
+}
+
+func TestAppendDoesNotAllocate(t *testing.T) {
+	e := entry()
+	buf := make([]byte, 0, 1024)
+	for _, f := range []Format{Text, JSON, Combined} {
+		if n := testing.AllocsPerRun(100, func() { buf = f.Append(buf[:0], e) }); n != 0 {
+			t.Errorf("%s: %v allocations per line", f, n)
+		}
+	}
+}
+
+func TestParseFormat(t *testing.T) {
+	for _, f := range []Format{Text, JSON, Combined} {
+		if g, err := ParseFormat(f.String()); err != nil || g != f {
+			t.Errorf("ParseFormat(%q) = %v, %v", f, g, err)
+		}
+	}
+	if _, err := ParseFormat("xml"); err == nil || !strings.Contains(err.Error(), "text, json or combined") {
+		t.Errorf("ParseFormat(xml) error = %v", err)
+	}
+}
+
+// lockedBuffer is a bytes.Buffer safe for the writer's goroutine.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func TestCloseWritesEveryLine(t *testing.T) {
+	var out lockedBuffer
+	w := New(&out, Options{Buffer: 1 << 20, Interval: time.Hour})
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			for i := range 1000 {
+				w.Write([]byte(strings.Repeat(string(rune('a'+g)), i%50+1) + "\n"))
+			}
+		})
+	}
+	wg.Wait()
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(out.String(), "\n"); n != 8000 {
+		t.Errorf("%d lines written, want 8000 (dropped %d)", n, w.Dropped())
+	}
+	w.Write([]byte("late\n"))
+	if strings.Contains(out.String(), "late") || w.Dropped() != 1 {
+		t.Errorf("a write after Close was not dropped (dropped %d)", w.Dropped())
+	}
+}
+
+func TestWritesWithinTheInterval(t *testing.T) {
+	var out lockedBuffer
+	w := New(&out, Options{Interval: time.Millisecond})
+	defer w.Close()
+	w.Write([]byte("one\n"))
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(out.String(), "one\n") {
+		if time.Now().After(deadline) {
+			t.Fatal("the line was not written without Close")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// blockedWriter stalls until released, as a full disk or a stuck pipe.
+type blockedWriter struct {
+	release chan struct{}
+	lockedBuffer
+}
+
+func (b *blockedWriter) Write(p []byte) (int, error) {
+	<-b.release
+	return b.lockedBuffer.Write(p)
+}
+
+func TestFullBufferDropsInsteadOfBlocking(t *testing.T) {
+	out := &blockedWriter{release: make(chan struct{})}
+	w := New(out, Options{Buffer: 100, Interval: time.Millisecond})
+	line := []byte(strings.Repeat("x", 9) + "\n")
+	// The output is stuck: at most two buffers' worth are held (the
+	// flusher's batch and the buffer), the rest is dropped, and no Write
+	// waits.
+	for range 100 {
+		w.Write(line)
+	}
+	if w.Dropped() < 100-20 {
+		t.Errorf("dropped %d of 100 writes with a stuck output and room for at most 20", w.Dropped())
+	}
+	close(out.release)
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := strings.Count(out.String(), "\n"), 100-int(w.Dropped()); got != want {
+		t.Errorf("%d lines written, want the %d accepted", got, want)
+	}
+}
+
+func TestReopenAfterRotation(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "access.log")
+	w, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write([]byte("before\n"))
+	if err := os.Rename(path, path+".1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Reopen(); err != nil {
+		t.Fatal(err)
+	}
+	w.Write([]byte("after\n"))
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(path + ".1"); string(b) != "before\n" {
+		t.Errorf("rotated file = %q, want the line before rotation", b)
+	}
+	if b, _ := os.ReadFile(path); string(b) != "after\n" {
+		t.Errorf("new file = %q, want the line after rotation", b)
+	}
+}
+
+func TestOpenFailsClearly(t *testing.T) {
+	_, err := Open(filepath.Join(t.TempDir(), "no", "such", "dir", "access.log"), Options{})
+	if err == nil || !strings.Contains(err.Error(), "access.log") {
+		t.Errorf("Open in a missing directory: %v", err)
+	}
+}
