@@ -21,7 +21,7 @@ import (
 var ErrUsage = errors.New("bench: usage")
 
 // PolicyNames lists the policies RunSim knows, in the order of its help.
-var PolicyNames = []string{"lru", "opt", "ristretto", "ristretto-wait", "cellar"}
+var PolicyNames = []string{"lru", "arc", "wtinylfu", "opt", "ristretto", "ristretto-wait", "cellar"}
 
 // RunSim implements `cellar bench sim`: it replays a trace file or a Zipf
 // workload through the chosen policies at each capacity and prints a table,
@@ -43,6 +43,7 @@ func RunSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		policies   = fs.String("policy", "lru,opt,ristretto-wait", "comma-separated policies: "+strings.Join(PolicyNames, ", "))
 		capacities = fs.String("capacity", "", "comma-separated capacities in objects (default: 1,2,5,10,20% of the distinct objects)")
 		byteCaps   = fs.String("bytes", "", "comma-separated capacities in bytes, e.g. 64MiB,128MiB (instead of -capacity)")
+		objSize    = fs.String("object-size", "", "give every object of a trace without sizes (arc, lirs, cache2k) this size, e.g. 4KiB, so that -bytes budgets and the cellar policy apply")
 		memFrac    = fs.Float64("cellar-memory", 0.1, "cellar policy: share of each capacity given to the memory tier; the rest is the disk budget")
 		jsonOut    = fs.Bool("json", false, "print JSON, one object per policy and capacity, instead of a table")
 		plotFile   = fs.String("plot", "", "draw hit ratio against capacity into `file`.svg or .png")
@@ -76,6 +77,14 @@ func RunSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		}
 		caps = append(caps, v)
 	}
+	var fixedSize int64
+	if *objSize != "" {
+		v, err := ParseBytes(*objSize)
+		if err != nil || v <= 0 {
+			problems = append(problems, fmt.Sprintf("-object-size %q: want a positive size such as 4KiB", *objSize))
+		}
+		fixedSize = v
+	}
 	median, err := ParseBytes(*sizeMedian)
 	if err != nil {
 		problems = append(problems, fmt.Sprintf("-size-median %q: %v", *sizeMedian, err))
@@ -104,6 +113,11 @@ func RunSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		if requestsSet && *requests < len(tr.Requests) {
 			tr.Requests = tr.Requests[:*requests]
 		}
+		if fixedSize > 0 {
+			if err := tr.SetObjectSize(fixedSize); err != nil {
+				return fmt.Errorf("%w: -object-size: %w", ErrUsage, err)
+			}
+		}
 	} else {
 		z, err := NewZipf(ZipfOptions{
 			Objects: *objects, Exponent: *zipfS, Requests: *requests, Seed: *seed,
@@ -131,6 +145,8 @@ func RunSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	if isTerminal(stderr) {
 		sim.Progress = newProgressBar(stderr, time.Now)
+	} else {
+		sim.Progress = newProgressLines(stderr, time.Now, 5*time.Second)
 	}
 	results, err := sim.Run(ctx)
 	if err != nil {
@@ -172,9 +188,10 @@ type Simulation struct {
 
 // Run runs every policy at every capacity.
 func (s *Simulation) Run(ctx context.Context) ([]Result, error) {
+	stats := s.Trace.Stats()
 	meanSize := int64(1)
-	if st := s.Trace.Stats(); st.Requests > 0 {
-		meanSize = max(1, st.Bytes/st.Requests)
+	if stats.Requests > 0 {
+		meanSize = max(1, stats.Bytes/stats.Requests)
 	}
 	var results []Result
 	for _, name := range s.Policies {
@@ -188,14 +205,20 @@ func (s *Simulation) Run(ctx context.Context) ([]Result, error) {
 			if s.Progress != nil {
 				progress = func(done int) { s.Progress(label, done, len(s.Trace.Requests)) }
 			}
+			start := time.Now()
 			res, err := Replay(ctx, p, s.Trace.Requests, progress)
+			res.Trace, res.Capacity, res.Bytes = s.Trace.Name, c, s.Bytes
+			res.TraceObjects, res.TraceMaxHitRatio = stats.Objects, stats.MaxHitRatio
+			res.ElapsedSeconds = time.Since(start).Seconds()
+			if r, ok := p.(residentReporter); ok {
+				res.Resident = r.resident()
+			}
 			if cl, ok := p.(io.Closer); ok {
 				err = errors.Join(err, cl.Close())
 			}
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", label, err)
 			}
-			res.Trace, res.Capacity, res.Bytes = s.Trace.Name, c, s.Bytes
 			results = append(results, res)
 		}
 	}
@@ -218,6 +241,16 @@ func (s *Simulation) newPolicy(ctx context.Context, name string, capacity, meanS
 			return NewLRUBytes(capacity), nil
 		}
 		return NewLRU(capacity), nil
+	case "arc":
+		if s.Bytes {
+			return NewARCBytes(capacity), nil
+		}
+		return NewARC(capacity), nil
+	case "wtinylfu":
+		if s.Bytes {
+			return NewWTinyLFUBytes(capacity, meanSize), nil
+		}
+		return NewWTinyLFU(capacity), nil
 	case "opt":
 		if s.Bytes {
 			return NewOPTBytes(s.Trace.Requests, capacity), nil
@@ -249,7 +282,18 @@ func WriteTable(w io.Writer, results []Result, st Stats) error {
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%.2f%%\t%.2f%%\t\n",
 			r.Policy, FormatCapacity(r.Capacity, r.Bytes), r.Requests, r.Hits, 100*r.HitRatio, 100*r.ByteHitRatio)
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, r := range results {
+		if res := r.Resident; res != nil {
+			fmt.Fprintf(w, "%s %s at the end: memory %d objects, %s of %s (%.1f%%); disk %d objects, %s of %s for objects (%.1f%%)\n",
+				r.Policy, FormatCapacity(r.Capacity, r.Bytes),
+				res.MemoryObjects, FormatCapacity(res.MemoryBytes, true), FormatCapacity(res.MemoryBudget, true), pct(res.MemoryBytes, res.MemoryBudget),
+				res.DiskObjects, FormatCapacity(res.DiskBytes, true), FormatCapacity(res.DiskBudget, true), pct(res.DiskBytes, res.DiskBudget))
+		}
+	}
+	return nil
 }
 
 var byteUnits = []struct {
@@ -320,6 +364,37 @@ func isTerminal(w io.Writer) bool {
 	}
 	fi, err := f.Stat()
 	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+func pct(a, b int64) float64 {
+	if b <= 0 {
+		return 0
+	}
+	return 100 * float64(a) / float64(b)
+}
+
+// newProgressLines returns a Simulation.Progress for a stderr that is not a
+// terminal (CI, nohup): a line with the run, its progress and its rate at
+// most every interval, and one when a run that printed ends.
+func newProgressLines(w io.Writer, now func() time.Time, interval time.Duration) func(label string, done, total int) {
+	var (
+		current     string
+		start, last time.Time
+		printed     bool
+	)
+	return func(label string, done, total int) {
+		t := now()
+		if label != current {
+			current, start, last, printed = label, t, t, false
+		}
+		end := done >= total
+		if !(end && printed) && t.Sub(last) < interval {
+			return
+		}
+		last, printed = t, true
+		rate := float64(done) / max(t.Sub(start).Seconds(), 1e-9)
+		fmt.Fprintf(w, "%s: %d of %d requests (%d%%), %.0f requests/s\n", label, done, total, 100*done/max(total, 1), rate)
+	}
 }
 
 // newProgressBar returns a Simulation.Progress that draws a bar on w once a

@@ -123,6 +123,65 @@ func TestRunSimCellarPolicyUsesTheRealStore(t *testing.T) {
 		if r := res[p]; r.Requests != 3000 || r.Hits < 3000-2*200 {
 			t.Errorf("%s: %d hits of %d requests, want at least %d", p, r.Hits, r.Requests, 3000-2*200)
 		}
+		if r := res[p]; r.TraceObjects == 0 || r.TraceObjects > 200 || r.TraceMaxHitRatio <= 0 || r.ElapsedSeconds <= 0 {
+			t.Errorf("%s: trace objects %d, largest hit ratio %v, elapsed %v", p, r.TraceObjects, r.TraceMaxHitRatio, r.ElapsedSeconds)
+		}
+	}
+	// The store reports what it holds: every object on disk, within the
+	// budgets.
+	rc := res["cellar"].Resident
+	if rc == nil || rc.DiskObjects != res["cellar"].TraceObjects || rc.DiskBytes > rc.DiskBudget || rc.MemoryBytes > rc.MemoryBudget || rc.MemoryObjects == 0 {
+		t.Errorf("cellar resident = %+v, want all %d objects on disk within the budgets", rc, res["cellar"].TraceObjects)
+	}
+	if res["lru"].Resident != nil {
+		t.Errorf("lru reports resident counts")
+	}
+}
+
+func TestRunSimGivesSizelessTracesAnObjectSize(t *testing.T) {
+	var out bytes.Buffer
+	args := []string{"-trace", "../testdata/traces/lirs-gli.trace.gz", "-object-size", "4KiB", "-bytes", "2000KiB", "-policy", "lru", "-json"}
+	if err := RunSim(context.Background(), args, &out, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	var r Result
+	if err := json.NewDecoder(&out).Decode(&r); err != nil {
+		t.Fatal(err)
+	}
+	// 500 objects of 4 KiB: the same hit ratio as LRU at 500 objects.
+	if got := roundTo(r.HitRatio, 2); got != 0.95 || r.RequestBytes != 4096*r.Requests {
+		t.Errorf("hit ratio %.2f%%, %d bytes for %d requests; want 0.95%% (LRU at 500 objects) and 4 KiB each", got, r.RequestBytes, r.Requests)
+	}
+	err := RunSim(context.Background(), []string{"-trace", "../testdata/traces/adaptsize-request.trace.xz", "-object-size", "4KiB", "-bytes", "4MiB"}, io.Discard, io.Discard)
+	if !errors.Is(err, ErrUsage) {
+		t.Errorf("-object-size on a trace with sizes: err = %v, want ErrUsage", err)
+	}
+}
+
+func TestProgressLinesWhenNotATerminal(t *testing.T) {
+	var buf bytes.Buffer
+	now := time.Unix(0, 0)
+	lines := newProgressLines(&buf, func() time.Time { return now }, 5*time.Second)
+	lines("cellar 4MiB", 0, 1000)
+	now = now.Add(4 * time.Second)
+	lines("cellar 4MiB", 400, 1000)
+	if buf.Len() != 0 {
+		t.Fatalf("printed %q within the interval", buf.String())
+	}
+	now = now.Add(time.Second)
+	lines("cellar 4MiB", 500, 1000)
+	if want := "cellar 4MiB: 500 of 1000 requests (50%), 100 requests/s\n"; buf.String() != want {
+		t.Fatalf("printed %q, want %q", buf.String(), want)
+	}
+	now = now.Add(time.Second)
+	lines("cellar 4MiB", 1000, 1000)
+	if !strings.HasSuffix(buf.String(), "1000 of 1000 requests (100%), 167 requests/s\n") {
+		t.Errorf("the end of a run that printed is not reported: %q", buf.String())
+	}
+	buf.Reset()
+	lines("lru 4MiB", 1000, 1000) // a short run prints nothing
+	if buf.Len() != 0 {
+		t.Errorf("a run shorter than the interval printed %q", buf.String())
 	}
 }
 

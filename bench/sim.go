@@ -33,6 +33,33 @@ type Result struct {
 	RequestBytes int64   `json:"request_bytes"`
 	HitBytes     int64   `json:"hit_bytes"`
 	ByteHitRatio float64 `json:"byte_hit_ratio"`
+
+	// TraceObjects and TraceMaxHitRatio describe the trace: its distinct
+	// objects and the hit ratio of an unbounded cache.
+	TraceObjects     int64   `json:"trace_objects"`
+	TraceMaxHitRatio float64 `json:"trace_max_hit_ratio"`
+	// ElapsedSeconds is the wall time of the replay.
+	ElapsedSeconds float64 `json:"elapsed_seconds"`
+	// Resident is what the store held at the end (cellar policy only).
+	Resident *Resident `json:"resident,omitempty"`
+}
+
+// Resident counts what a store holds against its budgets, in bytes as the
+// store charges them (body, metadata and per-record overhead).
+type Resident struct {
+	MemoryObjects int64 `json:"memory_objects"`
+	MemoryBytes   int64 `json:"memory_bytes"`
+	MemoryBudget  int64 `json:"memory_budget"`
+	DiskObjects   int64 `json:"disk_objects"`
+	DiskBytes     int64 `json:"disk_bytes"`
+	// DiskBudget is the disk tier's budget for objects: DiskBytes minus
+	// its fixed overheads (store.Stats.DiskObjectBudget).
+	DiskBudget int64 `json:"disk_budget"`
+}
+
+// residentReporter is a Policy backed by a store that can say what it holds.
+type residentReporter interface {
+	resident() *Resident
 }
 
 // Count adds one request to the result.

@@ -349,6 +349,20 @@ type Stats struct {
 	MaxHitRatio float64
 }
 
+// SetObjectSize gives every request the size n. It refuses a trace whose
+// requests carry sizes of their own.
+func (t *Trace) SetObjectSize(n int64) error {
+	for _, r := range t.Requests {
+		if r.Size != 1 {
+			return fmt.Errorf("trace %s has object sizes of its own", t.Name)
+		}
+	}
+	for i := range t.Requests {
+		t.Requests[i].Size = n
+	}
+	return nil
+}
+
 // Stats counts requests, distinct objects and bytes.
 func (t *Trace) Stats() Stats {
 	seen := make(map[uint64]struct{})

@@ -980,11 +980,12 @@ func (d *diskTier) stats() Stats {
 	n := len(d.index)
 	d.mu.Unlock()
 	return Stats{
-		DiskBytes:   d.used.Load(),
-		DiskObjects: int64(n),
-		Corrupt:     d.corrupt.Load(),
-		Evictions:   d.evictions.Load(),
-		WriteErrors: d.writeErrors.Load(),
+		DiskBytes:        d.used.Load(),
+		DiskObjects:      int64(n),
+		DiskObjectBudget: d.budget,
+		Corrupt:          d.corrupt.Load(),
+		Evictions:        d.evictions.Load(),
+		WriteErrors:      d.writeErrors.Load(),
 	}
 }
 

@@ -291,6 +291,10 @@ func (sel Selector) empty() bool {
 // and their overhead), not the directory size.
 type Stats struct {
 	MemoryBytes, MemoryObjects, DiskBytes, DiskObjects int64
+	// MemoryBudget is Options.MemoryBytes (0 when the memory tier is
+	// off); DiskObjectBudget is the part of Options.DiskBytes left for
+	// objects once the ballast and pebble's write-ahead logs have theirs.
+	MemoryBudget, DiskObjectBudget int64
 	// Cumulative counters.
 	Hits, Misses, Corrupt, Evictions, WriteErrors int64
 }
@@ -521,6 +525,7 @@ func (s *Store) Stats() Stats {
 	st := s.disk.stats()
 	if s.mem != nil {
 		st.MemoryBytes, st.MemoryObjects = s.mem.usage()
+		st.MemoryBudget = s.opts.MemoryBytes
 	}
 	st.Hits = s.hits.Load()
 	st.Misses = s.misses.Load()

@@ -1,0 +1,372 @@
+// Package wtinylfu is a weighted, adaptive W-TinyLFU replacement policy:
+// which keys a cache of bounded total weight keeps and which it evicts. It
+// holds keys and weights only, never values, and has no locks.
+//
+// The design follows Einziger, Eytan, Friedman and Manes, "Adaptive
+// Software Cache Management" (Middleware 2018) and "TinyLFU: A Highly
+// Efficient Cache Admission Policy" (ACM ToS 2017), as Caffeine uses it:
+//
+//   - A new key enters a small LRU window (initially 1% of the capacity).
+//   - A key leaving the window is a candidate for the main space, a
+//     segmented LRU (probation, and protected with 80% of the main space).
+//     When the main space is full the candidate is admitted only if its
+//     estimated frequency (a count-min sketch of every access, halved every
+//     ten accesses per counter) is higher than that of the main space's
+//     victim, the least recently used probation key; otherwise it is
+//     evicted.
+//   - A hit in probation promotes the key to protected; protected overflow
+//     is demoted to probation.
+//   - Hill climbing resizes the window: after every sample of ten accesses
+//     per counter it compares the hit ratio with the previous sample's and
+//     keeps moving the window size the same way if the ratio rose, the
+//     other way if it fell, in steps of 6.25% of the capacity that decay by
+//     2% a sample and restart when the ratio moves by 5 points or more.
+//     Recency-heavy workloads thus get a large window (LRU-like), frequency-
+//     heavy ones a small one.
+//
+// Weights generalise the policy to byte budgets: each key has a weight
+// (its size), the segments' limits are in weight, and a candidate heavier
+// than the victim must beat each victim it displaces in turn.
+package wtinylfu
+
+// Policy is the replacement policy over keys of type K. Its zero value is
+// not usable; call New. It is not safe for concurrent use: the caller locks.
+type Policy[K comparable] struct {
+	hash     func(K) uint64
+	capacity int64
+	nodes    map[K]*node[K]
+	sketch   *sketch
+
+	window, probation, protected list[K]
+	windowMax, protectedMax      int64
+
+	// Hill climbing.
+	sampleHits, sampleMisses int
+	sampleSize               int
+	prevHitRatio             float64
+	step                     float64 // signed, in weight units
+}
+
+type segment uint8
+
+const (
+	inWindow segment = iota
+	inProbation
+	inProtected
+)
+
+type node[K comparable] struct {
+	key        K
+	hash       uint64
+	weight     int64
+	seg        segment
+	prev, next *node[K]
+}
+
+// list is a doubly linked list with a sentinel and the sum of its weights.
+type list[K comparable] struct {
+	root   node[K]
+	weight int64
+	n      int
+}
+
+func (l *list[K]) init() { l.root.next, l.root.prev = &l.root, &l.root }
+
+func (l *list[K]) pushFront(n *node[K]) {
+	n.prev, n.next = &l.root, l.root.next
+	l.root.next.prev = n
+	l.root.next = n
+	l.weight += n.weight
+	l.n++
+}
+
+func (l *list[K]) remove(n *node[K]) {
+	n.prev.next, n.next.prev = n.next, n.prev
+	n.prev, n.next = nil, nil
+	l.weight -= n.weight
+	l.n--
+}
+
+// back returns the least recently used node, or nil.
+func (l *list[K]) back() *node[K] {
+	if l.root.prev == &l.root {
+		return nil
+	}
+	return l.root.prev
+}
+
+const (
+	initialWindow    = 0.01
+	protectedShare   = 0.80
+	stepShare        = 0.0625
+	stepDecay        = 0.98
+	restartThreshold = 0.05
+)
+
+// New returns a policy holding keys of total weight at most capacity.
+// expectedKeys sizes the frequency sketch and the hill climber's sample
+// (the number of keys expected to fit; at least 1). hash must spread keys
+// over 64 bits.
+func New[K comparable](capacity, expectedKeys int64, hash func(K) uint64) *Policy[K] {
+	p := &Policy[K]{
+		hash:     hash,
+		capacity: max(capacity, 1),
+		nodes:    make(map[K]*node[K]),
+		sketch:   newSketch(max(expectedKeys, 1)),
+	}
+	p.window.init()
+	p.probation.init()
+	p.protected.init()
+	p.sampleSize = p.sketch.sampleSize
+	p.setWindowMax(int64(initialWindow * float64(p.capacity)))
+	p.step = -stepShare * float64(p.capacity)
+	return p
+}
+
+// Capacity returns the weight limit.
+func (p *Policy[K]) Capacity() int64 { return p.capacity }
+
+// Weight returns the total weight of the keys held.
+func (p *Policy[K]) Weight() int64 {
+	return p.window.weight + p.probation.weight + p.protected.weight
+}
+
+// Len returns the number of keys held.
+func (p *Policy[K]) Len() int { return len(p.nodes) }
+
+// Contains reports whether k is held, without counting an access.
+func (p *Policy[K]) Contains(k K) bool {
+	_, ok := p.nodes[k]
+	return ok
+}
+
+// WindowShare returns the window's current share of the capacity.
+func (p *Policy[K]) WindowShare() float64 {
+	return float64(p.windowMax) / float64(p.capacity)
+}
+
+func (p *Policy[K]) setWindowMax(w int64) {
+	p.windowMax = max(0, min(w, p.capacity))
+	p.protectedMax = int64(protectedShare * float64(p.capacity-p.windowMax))
+}
+
+// Access records a request for k: it counts k in the frequency sketch and
+// in the hill climber's sample and, if k is held, makes it most recently
+// used in its segment. It reports whether k is held (a hit).
+func (p *Policy[K]) Access(k K) bool {
+	n, ok := p.nodes[k]
+	var h uint64
+	if ok {
+		h = n.hash
+	} else {
+		h = p.hash(k)
+	}
+	p.sketch.increment(h)
+	if ok {
+		p.sampleHits++
+		p.onHit(n)
+	} else {
+		p.sampleMisses++
+	}
+	if p.sampleHits+p.sampleMisses >= p.sampleSize {
+		p.climb()
+	}
+	return ok
+}
+
+func (p *Policy[K]) onHit(n *node[K]) {
+	switch n.seg {
+	case inWindow:
+		p.window.remove(n)
+		p.window.pushFront(n)
+	case inProbation:
+		p.probation.remove(n)
+		n.seg = inProtected
+		p.protected.pushFront(n)
+		p.demoteProtected()
+	case inProtected:
+		p.protected.remove(n)
+		p.protected.pushFront(n)
+	}
+}
+
+// demoteProtected moves protected overflow to the front of probation.
+func (p *Policy[K]) demoteProtected() {
+	for p.protected.weight > p.protectedMax {
+		v := p.protected.back()
+		p.protected.remove(v)
+		v.seg = inProbation
+		p.probation.pushFront(v)
+	}
+}
+
+// Add inserts k with weight w (or updates the weight of a held k) without
+// counting an access, and evicts until the total weight fits the capacity,
+// calling evict for each key removed. k itself may be evicted at once: it
+// is then refused (too heavy, or less frequent than what it would
+// displace). Call Access(k) first for a request that missed.
+func (p *Policy[K]) Add(k K, w int64, evict func(K)) {
+	w = max(w, 0)
+	if n, ok := p.nodes[k]; ok {
+		p.reweigh(n, w)
+		p.trim(evict)
+		return
+	}
+	n := &node[K]{key: k, hash: p.hash(k), weight: w, seg: inWindow}
+	p.nodes[k] = n
+	p.window.pushFront(n)
+	p.trim(evict)
+}
+
+// Remove forgets k (a deletion that is not an eviction). It reports
+// whether k was held.
+func (p *Policy[K]) Remove(k K) bool {
+	n, ok := p.nodes[k]
+	if !ok {
+		return false
+	}
+	p.unlink(n)
+	delete(p.nodes, k)
+	return true
+}
+
+func (p *Policy[K]) unlink(n *node[K]) {
+	switch n.seg {
+	case inWindow:
+		p.window.remove(n)
+	case inProbation:
+		p.probation.remove(n)
+	case inProtected:
+		p.protected.remove(n)
+	}
+}
+
+func (p *Policy[K]) reweigh(n *node[K], w int64) {
+	p.unlink(n)
+	n.weight = w
+	switch n.seg {
+	case inWindow:
+		p.window.pushFront(n)
+	case inProbation:
+		p.probation.pushFront(n)
+	case inProtected:
+		p.protected.pushFront(n)
+		p.demoteProtected()
+	}
+}
+
+// Victim returns the key the policy would evict next (the main space's
+// least recently used probation key, else protected, else the window's),
+// or false when empty. It does not remove it.
+func (p *Policy[K]) Victim() (K, bool) {
+	for _, l := range []*list[K]{&p.probation, &p.protected, &p.window} {
+		if v := l.back(); v != nil {
+			return v.key, true
+		}
+	}
+	var zero K
+	return zero, false
+}
+
+// trim moves window overflow into the main space through admission, then
+// evicts until the total fits.
+func (p *Policy[K]) trim(evict func(K)) {
+	for p.window.weight > p.windowMax {
+		c := p.window.back()
+		p.window.remove(c)
+		p.admit(c, evict)
+	}
+	for p.Weight() > p.capacity {
+		k, _ := p.Victim()
+		p.evictNode(p.nodes[k], evict)
+	}
+}
+
+// admit offers candidate c, just out of the window, to the main space: while
+// it does not fit, it must be more frequent than the probation (else
+// protected) victim, which is then evicted; otherwise c is evicted.
+func (p *Policy[K]) admit(c *node[K], evict func(K)) {
+	mainMax := p.capacity - p.windowMax
+	cf := -1
+	for p.probation.weight+p.protected.weight+c.weight > mainMax {
+		v := p.probation.back()
+		if v == nil {
+			v = p.protected.back()
+		}
+		if v == nil { // c alone is heavier than the main space
+			delete(p.nodes, c.key)
+			evict(c.key)
+			return
+		}
+		if cf < 0 {
+			cf = p.sketch.estimate(c.hash)
+		}
+		if cf <= p.sketch.estimate(v.hash) {
+			delete(p.nodes, c.key)
+			evict(c.key)
+			return
+		}
+		p.evictNode(v, evict)
+	}
+	c.seg = inProbation
+	p.probation.pushFront(c)
+}
+
+func (p *Policy[K]) evictNode(n *node[K], evict func(K)) {
+	p.unlink(n)
+	delete(p.nodes, n.key)
+	evict(n.key)
+}
+
+// climb ends a sample: it moves the window size by the current step and
+// computes the next step.
+func (p *Policy[K]) climb() {
+	ratio := float64(p.sampleHits) / float64(p.sampleHits+p.sampleMisses)
+	change := ratio - p.prevHitRatio
+	amount := p.step
+	if change < 0 {
+		amount = -p.step
+	}
+	if change >= restartThreshold || change <= -restartThreshold {
+		p.step = stepShare * float64(p.capacity)
+		if amount < 0 {
+			p.step = -p.step
+		}
+	} else {
+		p.step = stepDecay * amount
+	}
+	p.prevHitRatio = ratio
+	p.sampleHits, p.sampleMisses = 0, 0
+	p.resizeWindow(int64(amount))
+}
+
+// resizeWindow grows (delta > 0) or shrinks the window, moving keys
+// between the window and the main space so that both keep to their limits.
+func (p *Policy[K]) resizeWindow(delta int64) {
+	p.setWindowMax(p.windowMax + delta)
+	if delta > 0 {
+		// The main space shrank: its least recently used keys move to the
+		// window's most recent end, as if just admitted there.
+		mainMax := p.capacity - p.windowMax
+		for p.probation.weight+p.protected.weight > mainMax {
+			v := p.probation.back()
+			if v == nil {
+				v = p.protected.back()
+			}
+			p.unlink(v)
+			v.seg = inWindow
+			p.window.pushFront(v)
+		}
+		p.demoteProtected()
+		return
+	}
+	// The window shrank: its oldest keys move to probation without an
+	// admission test (the main space grew by as much).
+	for p.window.weight > p.windowMax {
+		v := p.window.back()
+		p.window.remove(v)
+		v.seg = inProbation
+		p.probation.pushFront(v)
+	}
+	p.demoteProtected()
+}

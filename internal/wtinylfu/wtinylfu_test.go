@@ -1,0 +1,90 @@
+package wtinylfu
+
+import (
+	"slices"
+	"testing"
+)
+
+func ident(k uint64) uint64 { return k * 0x9e3779b97f4a7c15 }
+
+func TestAdmissionPrefersTheMoreFrequentKey(t *testing.T) {
+	// Capacity 100: a window of 1 key and 99 in the main space.
+	p := New[uint64](100, 100, ident)
+	var evicted []uint64
+	ev := func(k uint64) { evicted = append(evicted, k) }
+	for k := uint64(1); k <= 100; k++ {
+		p.Access(k)
+		p.Add(k, 1, ev)
+	}
+	if len(evicted) != 0 || p.Weight() != 100 {
+		t.Fatalf("evicted %v, weight %d; want nothing evicted and weight 100", evicted, p.Weight())
+	}
+	for range 3 { // keys 1..99 become frequent
+		for k := uint64(1); k <= 99; k++ {
+			p.Access(k)
+		}
+	}
+	// A new key pushes 100 out of the window; 100 (seen once) loses
+	// against the probation victim (seen four times) and is refused.
+	p.Access(200)
+	p.Add(200, 1, ev)
+	if !slices.Equal(evicted, []uint64{100}) {
+		t.Errorf("evicted %v, want [100] (the infrequent candidate)", evicted)
+	}
+	if !p.Contains(200) || p.Contains(100) {
+		t.Errorf("the window should hold the new key 200, and 100 should be gone")
+	}
+}
+
+func TestWeightsKeepTheTotalWithinCapacity(t *testing.T) {
+	p := New[uint64](1000, 20, ident)
+	var evicted int
+	for k := uint64(0); k < 500; k++ {
+		p.Access(k % 50)
+		p.Add(k%50, int64(10+k%90), func(uint64) { evicted++ })
+		if w := p.Weight(); w > 1000 {
+			t.Fatalf("after key %d weight %d > capacity 1000", k, w)
+		}
+	}
+	if evicted == 0 {
+		t.Error("nothing was evicted")
+	}
+	// A key heavier than the whole capacity is refused at once.
+	var got []uint64
+	p.Add(7777, 1001, func(k uint64) { got = append(got, k) })
+	if !slices.Contains(got, 7777) || p.Contains(7777) {
+		t.Errorf("a key heavier than the capacity was kept (evicted %v)", got)
+	}
+}
+
+func TestRemoveAndVictim(t *testing.T) {
+	p := New[string](3, 3, func(s string) uint64 { return ident(uint64(len(s))) + uint64(s[0]) })
+	for _, k := range []string{"a", "b", "c"} {
+		p.Access(k)
+		p.Add(k, 1, func(string) {})
+	}
+	v, ok := p.Victim()
+	if !ok || !p.Contains(v) {
+		t.Fatalf("Victim() = %q, %v", v, ok)
+	}
+	if !p.Remove(v) || p.Remove(v) || p.Contains(v) || p.Len() != 2 || p.Weight() != 2 {
+		t.Errorf("after Remove(%q): len %d weight %d", v, p.Len(), p.Weight())
+	}
+}
+
+func TestHillClimbingGrowsTheWindowOnARecencyWorkload(t *testing.T) {
+	// A sliding working set of 80 keys in a cache of 100: every key is
+	// reused a few times shortly after its first use, never again. The
+	// window (LRU) catches that; a small window with TinyLFU admission
+	// does not, so the climber must grow it from its initial 1%.
+	p := New[uint64](100, 100, ident)
+	for i := uint64(0); i < 200_000; i++ {
+		k := i/4 + (i%4)*20 // keys live for about 80 requests
+		if !p.Access(k) {
+			p.Add(k, 1, func(uint64) {})
+		}
+	}
+	if s := p.WindowShare(); s < 0.1 {
+		t.Errorf("window share = %.2f after a recency workload, want it grown well past 0.01", s)
+	}
+}
