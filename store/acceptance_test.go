@@ -163,7 +163,7 @@ func tiers(t *testing.T, clk *clock) map[string]tierUnderTest {
 		t.Fatal(err)
 	}
 	t.Cleanup(m.close)
-	d, err := openDisk(opts(), nil)
+	d, err := openDisk(opts(), nil, new(diskCounters), false, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

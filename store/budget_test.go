@@ -26,7 +26,7 @@ func TestDiskStaysWithinBudgetUnderSustainedFill(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	for i := range int(2 * budget / obj) {
 		put(t, s, fmt.Sprintf("http://h/%d", i), randomBody(rng, obj), CreateOptions{SizeHint: obj})
-		s.disk.evict() // what the background loop does when kicked
+		s.cur().evict() // what the background loop does when kicked
 		peak = max(peak, dirSize(t, opts.Dir))
 	}
 	st := s.Stats()
@@ -91,14 +91,14 @@ func TestCorruptRecordIsMissDeletedAndCounted(t *testing.T) {
 	s = openTest(t, opts)
 	ctx := context.Background()
 	// Corrupt a record under the running store, through its own handle.
-	v, closer, err := s.disk.db.Get(metaKey("updated"))
+	v, closer, err := s.cur().db.Get(metaKey("updated"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	v = append([]byte(nil), v...)
 	closer.Close()
 	v[12] ^= 1
-	s.disk.db.Set(metaKey("updated"), v, pebble.NoSync)
+	s.cur().db.Set(metaKey("updated"), v, pebble.NoSync)
 	if err := s.UpdateMeta(ctx, "updated", testMeta(), time.Time{}); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("UpdateMeta of a corrupt record: %v, want ErrNotFound", err)
 	}
@@ -170,7 +170,7 @@ func TestEvictionKeepsRecentlyUsedObjects(t *testing.T) {
 				t.Fatalf("hot object %s evicted after %d fills: %v", k, i, err)
 			}
 		}
-		s.disk.evict()
+		s.cur().evict()
 	}
 	if s.Stats().Evictions < 100 {
 		t.Fatalf("only %d evictions", s.Stats().Evictions)

@@ -8,7 +8,6 @@ import (
 	"hash/maphash"
 	"io"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -47,8 +46,16 @@ type diskEntry struct {
 	saved     int64        // access value persisted on disk
 }
 
-// diskTier is the pebble tier: chunked bodies, meta records, the tag index,
-// byte-budget eviction and recovery. Safe for concurrent use.
+// diskCounters are the disk tier's cumulative counters. They outlive the
+// pebble instances that the Store's supervisor replaces after a fault.
+type diskCounters struct {
+	corrupt, evictions, writeErrors atomic.Int64
+}
+
+// diskTier is one pebble instance of the disk tier: chunked bodies, meta
+// records, the tag index, byte-budget eviction and recovery. Safe for
+// concurrent use. The Store replaces it after a fault (diskslot.go): a
+// faulted instance takes no new work and is closed once refs drops to zero.
 type diskTier struct {
 	opts Options
 	log  *slog.Logger
@@ -59,9 +66,22 @@ type diskTier struct {
 	// bodyLimit is the largest body a commit keeps and a read loads whole
 	// for the peer; -1 when there is no peer to hold bodies.
 	bodyLimit int64
-	lockf     *os.File
-	budget    int64 // bytes for objects: DiskBytes minus the ballast and WALs
+	budget    int64 // bytes for objects: DiskBytes minus ballast, WALs and manifest
 	seed      maphash.Seed
+	ctr       *diskCounters
+	// readOnly: pebble was opened read-only because the disk was full. The
+	// instance serves what is stored, stores nothing and does not evict.
+	readOnly bool
+
+	// refs counts the calls, readers and fills using db.
+	refs atomic.Int64
+	// faulted is set at the first fault (or when the supervisor retires
+	// the instance); from then on it takes no new work.
+	faulted atomic.Bool
+	kind    atomic.Int32                      // faultKind of the first fault
+	closing atomic.Bool                       // close has begun: pebble's errors are expected
+	onFault func(*diskTier, faultKind, error) // the Store's supervisor; must not block
+	logs    logLimiter
 
 	// stripes serialize the writers of one key (commit, delete, update),
 	// so that the index and pebble agree on which fill a key holds.
@@ -74,8 +94,6 @@ type diskTier struct {
 	used     atomic.Int64 // bytes charged: committed objects and fills in progress
 	nextFill atomic.Uint64
 	clock    atomic.Int64 // coarse now, unix milliseconds
-
-	corrupt, evictions, writeErrors atomic.Int64
 
 	pauseMu     sync.Mutex // protects pausedUntil
 	pausedUntil time.Time
@@ -112,13 +130,27 @@ func (noPeer) stored(*Object)                                {}
 func (noPeer) updated(string, cache.Meta, time.Time, uint64) {}
 func (noPeer) removed(string)                                {}
 
-// openDisk opens the disk tier, telling peer (nil: none) of its index
-// changes.
-func openDisk(opts Options, peer indexPeer) (*diskTier, error) {
-	lockf, err := lockDir(opts.Dir)
-	if err != nil {
-		return nil, err
-	}
+// dbDirName is pebble's directory inside the data directory.
+const dbDirName = "db"
+
+// memTableStopWrites is pebble's MemTableStopWritesThreshold: the memtables
+// (each with its WAL) that may be queued before writes stall. Pebble keeps
+// up to one more recycled WAL file than this (wal.Options.MaxNumRecyclableLogs).
+const memTableStopWrites = 2
+
+// fixedOverhead is what the data directory holds besides objects, counted
+// against DiskBytes: the ballast, the WAL files (memTableStopWrites live
+// and memTableStopWrites+1 recycled, each about one memtable) and the
+// MANIFEST (rotated at one memtable's size; old and new during rotation).
+func fixedOverhead(o *Options) int64 {
+	return max(o.ReserveBytes, 0) + (2*memTableStopWrites+1)*o.MemTableBytes + 2*o.MemTableBytes
+}
+
+// openDisk opens the pebble instance in opts.Dir (read-only: without
+// writing to the directory) and rebuilds the index, telling peer (nil:
+// none) of its changes. A pebble Fatalf or panic during the open is an
+// error wrapping errPebbleFatal.
+func openDisk(opts Options, peer indexPeer, ctr *diskCounters, readOnly bool, onFault func(*diskTier, faultKind, error)) (*diskTier, error) {
 	bodyLimit := opts.MaxMemoryObject
 	if peer == nil {
 		peer, bodyLimit = noPeer{}, -1
@@ -128,27 +160,36 @@ func openDisk(opts Options, peer indexPeer) (*diskTier, error) {
 		log:       opts.Logger.With("component", "store"),
 		peer:      peer,
 		bodyLimit: bodyLimit,
-		lockf:     lockf,
-		// The ballast and pebble's write-ahead logs (about one memtable
-		// each, two at a time) take their share of the directory first.
-		budget:  opts.DiskBytes - max(opts.ReserveBytes, 0) - 2*opts.MemTableBytes,
-		seed:    maphash.MakeSeed(),
-		index:   make(map[string]*diskEntry),
-		evictCh: make(chan struct{}, 1),
-		done:    make(chan struct{}),
+		budget:    opts.DiskBytes - fixedOverhead(&opts),
+		seed:      maphash.MakeSeed(),
+		ctr:       ctr,
+		readOnly:  readOnly,
+		onFault:   onFault,
+		logs:      logLimiter{every: 10 * time.Second},
+		index:     make(map[string]*diskEntry),
+		evictCh:   make(chan struct{}, 1),
+		done:      make(chan struct{}),
 	}
 	d.clock.Store(opts.now().UnixMilli())
-	d.ensureBallast()
 
 	bc := pebble.NewCache(opts.BlockCacheBytes)
 	defer bc.Unref()
 	po := &pebble.Options{
-		FS:                          vfsOnDiskFull(opts.FS, d.onDiskFull),
+		FS:                          opts.FS,
 		Cache:                       bc,
 		MemTableSize:                uint64(opts.MemTableBytes),
-		MemTableStopWritesThreshold: 4,
-		Logger:                      pebbleLogger{d.log},
-		MaxOpenFiles:                256,
+		MemTableStopWritesThreshold: memTableStopWrites,
+		MaxManifestFileSize:         opts.MemTableBytes,
+		Logger:                      pebbleLogger{l: d.log, fault: d.fault},
+		EventListener: &pebble.EventListener{
+			BackgroundError: d.backgroundError,
+			DataCorruption:  d.dataCorruption,
+		},
+		MaxOpenFiles: 256,
+		ReadOnly:     readOnly,
+	}
+	if !readOnly {
+		po.FS = vfsOnDiskFull(opts.FS, d.onDiskFull)
 	}
 	// Small tables: a range deletion of evicted bodies then covers whole
 	// tables, which compaction drops without rewriting, and the transient
@@ -159,22 +200,45 @@ func openDisk(opts Options, peer indexPeer) (*diskTier, error) {
 	}
 	po.LBaseMaxBytes = clamp(d.budget/8, 1<<20, 256<<20)
 	po.EnsureDefaults()
-	db, err := pebble.Open(filepath.Join(opts.Dir, "db"), po)
+	var db *pebble.DB
+	err := guard(func() (err error) {
+		db, err = pebble.Open(filepath.Join(opts.Dir, dbDirName), po)
+		return err
+	})
 	if err != nil {
-		unlockDir(lockf)
 		return nil, fmt.Errorf("store: opening pebble in %s: %w", opts.Dir, err)
 	}
 	d.db = db
-	if err := d.recover(); err != nil {
-		db.Close()
-		unlockDir(lockf)
+	if err := guard(d.recover); err != nil {
+		d.closeDB()
 		return nil, err
 	}
 	d.bg, d.bgCancel = context.WithCancel(context.Background())
+	if !readOnly {
+		// Only now: a directory that cellar cannot open gets no ballast.
+		d.ensureBallast()
+	}
 	d.wg.Add(1)
 	go d.loop()
 	d.kick()
 	return d, nil
+}
+
+// closeDB closes pebble, recovering a panic (a faulted instance may
+// fail its close).
+func (d *diskTier) closeDB() error {
+	d.closing.Store(true)
+	return guard(d.db.Close)
+}
+
+// commit commits b, turning a pebble Fatalf (a failed WAL write) into an
+// error and a fault of the instance. It counts a failure and pauses storing.
+func (d *diskTier) commit(b *pebble.Batch, wo *pebble.WriteOptions) error {
+	err := guard(func() error { return b.Commit(wo) })
+	if err != nil {
+		d.writeFailed(err)
+	}
+	return err
 }
 
 // recover removes crash leftovers (fills without a committed meta record),
@@ -198,7 +262,7 @@ func (d *diskTier) recover() error {
 		}
 		rec, tags, tagBytes, err := decodeIndexFields(v)
 		if err != nil {
-			d.corrupt.Add(1)
+			d.ctr.corrupt.Add(1)
 			d.log.Warn("deleting corrupt meta record", "key", key, "err", err)
 			b.Delete(it.Key(), nil) // its fill record goes below
 			continue
@@ -277,8 +341,10 @@ func (d *diskTier) recover() error {
 		return fmt.Errorf("store: recovery: %w", err)
 	}
 
-	if err := b.Commit(pebble.Sync); err != nil {
-		return fmt.Errorf("store: recovery: %w", err)
+	if !d.readOnly {
+		if err := b.Commit(pebble.Sync); err != nil {
+			return fmt.Errorf("store: recovery: %w", err)
+		}
 	}
 	d.nextFill.Store(maxFill)
 	d.used.Store(used)
@@ -388,7 +454,7 @@ func (d *diskTier) getOnce(ctx context.Context, key string, promote bool) (*Obje
 		Size:      rec.size,
 		Tags:      rec.tags,
 		KeepUntil: rec.keepUntil,
-		loc:       location{fill: rec.fill, chunkSize: rec.chunkSize, gen: gen},
+		loc:       location{tier: d, fill: rec.fill, chunkSize: rec.chunkSize, gen: gen},
 		access:    &e.access,
 	}
 	if rec.size > d.bodyLimit {
@@ -446,7 +512,7 @@ func (d *diskTier) readMeta(key string) (*metaRecord, error) {
 // dropCorrupt deletes the object under key (if it still holds fill, or any
 // fill when fill is 0), counts the corrupt record and logs it.
 func (d *diskTier) dropCorrupt(key string, fill uint64, cause error) {
-	d.corrupt.Add(1)
+	d.ctr.corrupt.Add(1)
 	d.log.Warn("deleting object with corrupt record", "key", key, "err", cause)
 	e, _, _ := d.lookup(key)
 	if e != nil && (fill == 0 || e.fill == fill) {
@@ -463,6 +529,14 @@ func (d *diskTier) remove(key string, e *diskEntry, wo *pebble.WriteOptions) boo
 	cur, _, _ := d.lookup(key)
 	if cur == nil || (e != nil && cur != e) {
 		return false
+	}
+	if d.faulted.Load() {
+		return false
+	}
+	if d.readOnly {
+		// Nothing can be deleted: forget the object until the next open.
+		d.forget(key, cur)
+		return true
 	}
 	b := d.db.NewBatch()
 	defer b.Close()
@@ -494,18 +568,38 @@ func (d *diskTier) remove(key string, e *diskEntry, wo *pebble.WriteOptions) boo
 		start, end := chunkSpan(cur.fill)
 		b.DeleteRange(start, end, nil)
 	}
-	if err := b.Commit(wo); err != nil {
-		d.writeFailed(err)
+	if err := d.commit(b, wo); err != nil {
 		return false
 	}
+	d.forget(key, cur)
+	return true
+}
+
+// forget drops key from the index (if it still holds e) and from memory.
+func (d *diskTier) forget(key string, e *diskEntry) {
 	d.mu.Lock()
-	if d.index[key] == cur {
+	defer d.mu.Unlock()
+	if d.index[key] == e {
 		delete(d.index, key)
-		d.used.Add(-cur.charge)
+		d.used.Add(-e.charge)
 	}
 	d.peer.removed(key)
-	d.mu.Unlock()
+}
+
+// acquire takes a reference for a call or an object that uses db. It
+// fails once the instance has faulted; the supervisor closes it when the
+// last reference goes (see Store.acquire for the ordering).
+func (d *diskTier) acquire() bool {
+	d.refs.Add(1)
+	if d.faulted.Load() {
+		d.refs.Add(-1)
+		return false
+	}
 	return true
+}
+
+func (d *diskTier) release() {
+	d.refs.Add(-1)
 }
 
 // updateMeta rewrites key's meta record through fn, keeping its body.
@@ -542,8 +636,10 @@ func (d *diskTier) rewriteMetaLocked(key string, fill uint64, fn func(*cache.Met
 	}
 	fn(&rec.meta, &rec.keepUntil)
 	v := rec.encode()
-	if err := d.db.Set(metaKey(key), v, wo); err != nil {
-		d.writeFailed(err)
+	b := d.db.NewBatch()
+	defer b.Close()
+	b.Set(metaKey(key), v, nil)
+	if err := d.commit(b, wo); err != nil {
 		return fmt.Errorf("store: updating %q: %w", key, err)
 	}
 	d.mu.Lock()
@@ -590,8 +686,10 @@ func (d *diskTier) purge(ctx context.Context, sels []Selector, soft bool) (int, 
 		}
 	}
 	if n > 0 {
-		if err := d.db.LogData(nil, pebble.Sync); err != nil {
-			d.writeFailed(err)
+		b := d.db.NewBatch()
+		defer b.Close()
+		b.LogData(nil, nil)
+		if err := d.commit(b, pebble.Sync); err != nil {
 			return n, fmt.Errorf("store: purge: syncing: %w", err)
 		}
 	}
@@ -654,8 +752,13 @@ func (d *diskTier) matching(sel Selector, keys map[string]struct{}) error {
 		if err != nil {
 			return err
 		}
-		for _, k := range dangling {
-			d.db.Delete(k, pebble.NoSync)
+		if len(dangling) > 0 && !d.readOnly {
+			b := d.db.NewBatch()
+			for _, k := range dangling {
+				b.Delete(k, nil)
+			}
+			d.commit(b, pebble.NoSync)
+			b.Close()
 		}
 	}
 	d.mu.Lock()
@@ -681,13 +784,18 @@ type chunkReader struct {
 	key      []byte
 	buf      []byte // payload of chunk bufIdx; owned by it
 	bufIdx   int64
+	held     bool  // holds a reference on d until Close
+	err      error // the instance faulted mid-stream: every Read fails
 }
 
 // newReader positions a reader at off. It fails with ErrNotFound when the
 // body is already gone, so that callers can fall back before they send
 // anything.
 func (d *diskTier) newReader(ctx context.Context, o *Object, off, n int64) (io.ReadCloser, error) {
-	r := &chunkReader{ctx: ctx, d: d, o: o, pos: off, end: off + n, bufIdx: -1}
+	if !d.acquire() {
+		return nil, fmt.Errorf("store: reading %q: %w", o.Key, ErrNotFound)
+	}
+	r := &chunkReader{ctx: ctx, d: d, o: o, pos: off, end: off + n, bufIdx: -1, held: true}
 	if cs := o.loc.chunkSize; n > 0 && off/cs != (off+n-1)/cs {
 		// Several chunks: one iterator gives them a consistent view. A
 		// single chunk is one point read, which is consistent anyway and
@@ -709,11 +817,20 @@ func (d *diskTier) newReader(ctx context.Context, o *Object, off, n int64) (io.R
 }
 
 func (r *chunkReader) Read(p []byte) (int, error) {
+	if r.err != nil {
+		return 0, r.err
+	}
 	if r.pos >= r.end {
 		return 0, io.EOF
 	}
 	if err := r.ctx.Err(); err != nil {
 		return 0, err
+	}
+	if r.d.faulted.Load() {
+		// Let the supervisor close the instance: this reader is done.
+		r.Close()
+		r.err = fmt.Errorf("store: reading %q: the disk tier failed: %w", r.o.Key, ErrUnavailable)
+		return 0, r.err
 	}
 	cs := r.o.loc.chunkSize
 	idx := r.pos / cs
@@ -800,6 +917,10 @@ func (r *chunkReader) Close() error {
 		err = r.it.Close()
 	}
 	r.it, r.buf, r.pos = nil, nil, r.end
+	if r.held {
+		r.held = false
+		r.d.release()
+	}
 	return err
 }
 
@@ -856,6 +977,9 @@ func (d *diskTier) sampleVictim(now int64) (string, *diskEntry) {
 }
 
 func (d *diskTier) evict() {
+	if d.readOnly || d.faulted.Load() {
+		return
+	}
 	target := int64(d.opts.EvictTarget * float64(d.budget))
 	if d.used.Load() > int64(d.opts.EvictStart*float64(d.budget)) {
 		for d.used.Load() > target {
@@ -869,7 +993,7 @@ func (d *diskTier) evict() {
 				break
 			}
 			if d.remove(k, e, pebble.NoSync) {
-				d.evictions.Add(1)
+				d.ctr.evictions.Add(1)
 				d.evictedFills(e.fill)
 			}
 		}
@@ -959,16 +1083,21 @@ func (d *diskTier) saveAccess() error {
 	if b.Empty() {
 		return nil
 	}
-	return b.Commit(pebble.Sync)
+	return d.commit(b, pebble.Sync)
 }
 
+// close stops the background loop, persists access times (unless the
+// instance is read-only or faulted) and closes pebble. Nothing may use the
+// instance any more (refs is zero).
 func (d *diskTier) close() error {
 	close(d.done)
 	d.bgCancel()
 	d.wg.Wait()
-	err := d.saveAccess()
-	err = errors.Join(err, d.db.Close())
-	unlockDir(d.lockf)
+	var err error
+	if !d.readOnly && !d.faulted.Load() {
+		err = d.saveAccess()
+	}
+	err = errors.Join(err, d.closeDB())
 	if err != nil {
 		return fmt.Errorf("store: closing: %w", err)
 	}
@@ -983,9 +1112,9 @@ func (d *diskTier) stats() Stats {
 		DiskBytes:        d.used.Load(),
 		DiskObjects:      int64(n),
 		DiskObjectBudget: d.budget,
-		Corrupt:          d.corrupt.Load(),
-		Evictions:        d.evictions.Load(),
-		WriteErrors:      d.writeErrors.Load(),
+		Corrupt:          d.ctr.corrupt.Load(),
+		Evictions:        d.ctr.evictions.Load(),
+		WriteErrors:      d.ctr.writeErrors.Load(),
 	}
 }
 

@@ -339,7 +339,7 @@ func TestConcurrentGetUpdatePurgeEvict(t *testing.T) {
 					s.Purge(ctx, Selector{Tag: "t"}, i%8 == 3)
 				}
 				if i%10 == 0 {
-					s.disk.evict()
+					s.cur().evict()
 				}
 			}
 		}()

@@ -3,9 +3,9 @@ package store
 import (
 	"errors"
 	"fmt"
-	"log/slog"
 	"path/filepath"
 
+	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
 )
 
@@ -69,7 +69,10 @@ func (d *diskTier) onDiskFull() {
 // writeFailed pauses storing after a write error, counts it, and logs the
 // first of a series.
 func (d *diskTier) writeFailed(err error) {
-	d.writeErrors.Add(1)
+	d.ctr.writeErrors.Add(1)
+	if errors.Is(err, errPebbleFatal) {
+		d.fault(classify(err), err)
+	}
 	d.pauseMu.Lock()
 	defer d.pauseMu.Unlock()
 	d.pausedUntil = d.opts.now().Add(d.opts.RetryInterval)
@@ -81,6 +84,9 @@ func (d *diskTier) writeFailed(err error) {
 // checkStoring returns ErrUnavailable while storing is paused, and resumes
 // it once the retry time has passed and the ballast fits again.
 func (d *diskTier) checkStoring() error {
+	if d.readOnly || d.faulted.Load() {
+		return ErrUnavailable
+	}
 	if !d.paused.Load() {
 		return nil
 	}
@@ -100,21 +106,53 @@ func (d *diskTier) checkStoring() error {
 	return nil
 }
 
-// pebbleLogger sends pebble's logs to slog. Pebble calls Fatalf on errors it
-// cannot survive (a failed WAL write); we log them and panic rather than
-// exit, so that the process's own handlers run.
-type pebbleLogger struct{ l *slog.Logger }
-
-func (p pebbleLogger) Infof(format string, args ...any) {
-	p.l.Debug(fmt.Sprintf(format, args...), "source", "pebble")
+// fault retires the instance after an error it cannot recover from in
+// place: it takes no new work, and the supervisor closes it and opens the
+// tier again. It runs on any goroutine, pebble's included, and does not
+// block. Errors while the instance closes are expected and ignored.
+func (d *diskTier) fault(kind faultKind, err error) {
+	if d.closing.Load() {
+		d.log.Debug("pebble error while closing", "err", err)
+		return
+	}
+	if d.faulted.Swap(true) {
+		return
+	}
+	d.kind.Store(int32(kind))
+	d.log.Error("disk tier failed: serving from memory and the origin until it is back", "fault", kind.String(), "err", err.Error())
+	if d.onFault != nil {
+		d.onFault(d, kind, err)
+	}
 }
 
-func (p pebbleLogger) Errorf(format string, args ...any) {
-	p.l.Warn(fmt.Sprintf(format, args...), "source", "pebble")
+// backgroundError is pebble's BackgroundError event: a flush or
+// compaction failed, which pebble would retry forever (spinning on a full
+// disk, crashing on a corrupt table). A corrupt file or a full disk
+// faults the instance; other errors are logged, at most once per interval.
+func (d *diskTier) backgroundError(err error) {
+	if d.closing.Load() || errors.Is(err, pebble.ErrCancelledCompaction) || errors.Is(err, pebble.ErrClosed) {
+		return
+	}
+	kind := classify(err)
+	if kind == faultCorrupt || kind == faultFull {
+		d.fault(kind, err)
+		return
+	}
+	if ok, held := d.logs.allow("background"); ok {
+		d.log.Warn("pebble background error", "err", err.Error(), "suppressed", held)
+	}
 }
 
-func (p pebbleLogger) Fatalf(format string, args ...any) {
-	msg := fmt.Sprintf(format, args...)
-	p.l.Error(msg, "source", "pebble")
-	panic("store: pebble: " + msg)
+// dataCorruption is pebble's DataCorruption event (by default a Fatalf).
+// A read that meets corruption gets an error and the caller drops the
+// object; background work that meets it reports a BackgroundError too.
+func (d *diskTier) dataCorruption(info pebble.DataCorruptionInfo) {
+	if ok, held := d.logs.allow("corruption"); ok {
+		d.log.Warn("pebble found a corrupt file", "path", info.Path, "err", info.Details.Error(), "suppressed", held)
+	}
+}
+
+// faultKind is the kind of the instance's first fault.
+func (d *diskTier) faultKind() faultKind {
+	return faultKind(d.kind.Load())
 }

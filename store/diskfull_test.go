@@ -78,7 +78,7 @@ func TestFullDiskPausesStoringAndKeepsServing(t *testing.T) {
 	}
 	clk.advance(time.Minute + time.Second)
 	put(t, s, "after", body(20_000, 2), CreateOptions{SizeHint: -1})
-	if fi, err := q.FS.Stat(s.disk.ballastPath()); err != nil || fi.Size() != opts.ReserveBytes {
+	if fi, err := q.FS.Stat(s.cur().ballastPath()); err != nil || fi.Size() != opts.ReserveBytes {
 		t.Fatalf("ballast not restored on resume: %v", err)
 	}
 }

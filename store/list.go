@@ -22,8 +22,13 @@ func (s *Store) List(ctx context.Context, sel Selector, limit int) ([]Listed, er
 	if sel.empty() {
 		return nil, errors.New("store: empty selector: set URL, Prefix, Tag or All")
 	}
+	d := s.acquire()
+	if d == nil {
+		return nil, fmt.Errorf("store: list: the disk tier is offline: %w", ErrUnavailable)
+	}
+	defer d.release()
 	set := make(map[string]struct{})
-	if err := s.disk.matching(sel, set); err != nil {
+	if err := d.matching(sel, set); err != nil {
 		return nil, fmt.Errorf("store: list: %w", err)
 	}
 	keys := make([]string, 0, len(set))
@@ -36,7 +41,7 @@ func (s *Store) List(ctx context.Context, sel Selector, limit int) ([]Listed, er
 		if limit > 0 && len(out) == limit {
 			break
 		}
-		o, err := s.disk.get(ctx, k, false)
+		o, err := d.get(ctx, k, false)
 		if errors.Is(err, ErrNotFound) {
 			continue // removed since
 		}

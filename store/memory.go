@@ -130,6 +130,11 @@ func (m *memTier) usage() (bytes, objects int64) {
 	return m.c.MaxCost() - m.c.RemainingCost(), objects
 }
 
+// clear drops every object.
+func (m *memTier) clear() {
+	m.c.Clear()
+}
+
 func (m *memTier) close() {
 	m.c.Close()
 }

@@ -216,7 +216,7 @@ func TestFillOvertakenByPurgeNeverReplacesNewerObject(t *testing.T) {
 				t.Fatalf("reader of the overtaken fill: %d bytes, %v; want its whole body", 100+len(rest), err)
 			}
 			rd.Close()
-			it, err := s.disk.db.NewIter(&pebble.IterOptions{})
+			it, err := s.cur().db.NewIter(&pebble.IterOptions{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -257,7 +257,7 @@ func TestFillReaderOutlivesPurgeAfterCommit(t *testing.T) {
 		t.Fatalf("Purge = %d, %v", n, err)
 	}
 	put(t, s, key, body(5000, 4), CreateOptions{SizeHint: -1})
-	s.disk.db.Compact(ctx, []byte{0}, []byte{0xff}, true)
+	s.cur().db.Compact(ctx, []byte{0}, []byte{0xff}, true)
 	rest, err := io.ReadAll(rd)
 	if err != nil || !bytes.Equal(append(first, rest...), want) {
 		t.Fatalf("reader after purge and replacement: %d bytes, %v; want the whole body it followed", len(first)+len(rest), err)

@@ -60,8 +60,9 @@ type Options struct {
 	// MemoryBytes is the memory tier budget in bytes. Default 256 MiB;
 	// negative disables the memory tier.
 	MemoryBytes int64
-	// DiskBytes is the disk tier budget in bytes: the data directory stays
-	// within about 10% of it. Default 2 GiB.
+	// DiskBytes is the disk tier budget in bytes: the data directory
+	// (objects, pebble's WALs and MANIFEST, the ballast) stays within 5% of
+	// it. Default 2 GiB.
 	DiskBytes int64
 	// MaxMemoryObject is the largest body the memory tier holds; larger
 	// objects are served from disk only. Default 1 MiB.
@@ -89,17 +90,22 @@ type Options struct {
 	// BlockCacheBytes is pebble's block cache size. Default DiskBytes/64,
 	// between 1 MiB and 64 MiB.
 	BlockCacheBytes int64
-	// MemTableBytes is the size of one pebble memtable (pebble keeps at most
-	// two before it stalls writes). Default DiskBytes/32, between 256 KiB and
-	// 64 MiB.
+	// MemTableBytes is the size of one pebble memtable. Pebble queues at
+	// most two before it stalls writes, and each has a WAL file of about
+	// its size; with recycled WAL files and the MANIFEST, seven times it
+	// counts against DiskBytes. Default DiskBytes/128, between 64 KiB and
+	// 16 MiB.
 	MemTableBytes int64
 	// ReserveBytes is the size of a ballast file kept in Dir and deleted
 	// when the disk fills up, so that pebble can finish what it is writing
 	// while storing pauses. It counts against DiskBytes. Default DiskBytes/32,
-	// between 256 KiB and 64 MiB; negative disables the ballast.
+	// between 64 KiB and 64 MiB; negative disables the ballast. It is
+	// created once the tier has opened, never in a directory cellar cannot
+	// open.
 	ReserveBytes int64
 	// RetryInterval is how long storing stays paused after a full disk or
-	// an I/O error before it is tried again. Default 30 s.
+	// an I/O error before it is tried again, and the longest wait between
+	// two tries to bring a failed disk tier back. Default 30 s.
 	RetryInterval time.Duration
 	// FS is the file system under pebble; nil means the real one
 	// (vfs.Default). Tests inject failures such as a full disk.
@@ -145,10 +151,10 @@ func (o *Options) EnsureDefaults() {
 		o.BlockCacheBytes = clamp(o.DiskBytes/64, 1<<20, 64<<20)
 	}
 	if o.MemTableBytes == 0 {
-		o.MemTableBytes = clamp(o.DiskBytes/32, 256<<10, 64<<20)
+		o.MemTableBytes = clamp(o.DiskBytes/128, 64<<10, 16<<20)
 	}
 	if o.ReserveBytes == 0 {
-		o.ReserveBytes = clamp(o.DiskBytes/32, 256<<10, 64<<20)
+		o.ReserveBytes = clamp(o.DiskBytes/32, 64<<10, 64<<20)
 	}
 	if o.RetryInterval == 0 {
 		o.RetryInterval = 30 * time.Second
@@ -195,7 +201,7 @@ func (o *Options) Validate() error {
 	if o.MemTableBytes < 64<<10 {
 		errs = append(errs, fmt.Errorf("store: MemTableBytes %d is invalid: must be at least 64 KiB", o.MemTableBytes))
 	}
-	if room := o.DiskBytes - max(o.ReserveBytes, 0) - 2*o.MemTableBytes; room < o.DiskBytes/2 {
+	if room := o.DiskBytes - fixedOverhead(o); room < o.DiskBytes/2 {
 		errs = append(errs, fmt.Errorf("store: ReserveBytes %d and MemTableBytes %d are invalid: with DiskBytes %d they must leave at least half of it for objects", o.ReserveBytes, o.MemTableBytes, o.DiskBytes))
 	}
 	if o.RetryInterval < 0 {
@@ -218,13 +224,14 @@ type Object struct {
 
 	body     []byte // whole body when resident in memory
 	resident bool
-	loc      location      // disk location of the body
+	loc      location      // disk location of the body; tier is nil if not read from disk
 	access   *atomic.Int64 // the disk entry's access clock; nil if not on disk
 }
 
 // location is where a body lives on disk.
 type location struct {
-	fill      uint64 // fill id: the chunk records' key prefix
+	tier      *diskTier // the pebble instance holding the body
+	fill      uint64    // fill id: the chunk records' key prefix
 	chunkSize int64
 	gen       uint64 // index generation when read (promotion check)
 }
@@ -293,7 +300,7 @@ type Stats struct {
 	MemoryBytes, MemoryObjects, DiskBytes, DiskObjects int64
 	// MemoryBudget is Options.MemoryBytes (0 when the memory tier is
 	// off); DiskObjectBudget is the part of Options.DiskBytes left for
-	// objects once the ballast and pebble's write-ahead logs have theirs.
+	// objects once the ballast, pebble's WALs and MANIFEST have theirs.
 	MemoryBudget, DiskObjectBudget int64
 	// Cumulative counters.
 	Hits, Misses, Corrupt, Evictions, WriteErrors int64
@@ -305,9 +312,11 @@ type Stats struct {
 // of every change of the disk index, in order. Its methods are safe for
 // concurrent use.
 type Store struct {
-	opts Options
-	mem  *memTier // nil when disabled
-	disk *diskTier
+	opts  Options
+	mem   *memTier // nil when disabled
+	lockf *os.File
+	slot  diskSlot     // the disk tier's current pebble instance (diskslot.go)
+	ctr   diskCounters // the disk tier's counters, across instances
 
 	hits, misses atomic.Int64
 	purges       purgeLog
@@ -316,9 +325,13 @@ type Store struct {
 	closeErr  error
 }
 
-// Open opens (creating if needed) the store in opts.Dir. It fails with an
-// error wrapping ErrLocked when another cellar holds the directory, and
-// removes incomplete fills left behind by a crash.
+// Open opens (creating if needed) the store in opts.Dir. It fails only on
+// invalid options, a data directory it cannot create, and with an error
+// wrapping ErrLocked when another cellar holds the directory. Whatever the
+// state of the disk tier's files, it returns a working Store: it removes
+// incomplete fills left behind by a crash, opens a full disk read-only,
+// and moves a directory pebble cannot open aside and starts the disk tier
+// empty (see DiskState and diskslot.go).
 func Open(opts Options) (*Store, error) {
 	opts.EnsureDefaults()
 	if err := opts.Validate(); err != nil {
@@ -327,26 +340,20 @@ func Open(opts Options) (*Store, error) {
 	if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("store: creating data directory: %w", err)
 	}
-	s := &Store{opts: opts}
+	lockf, err := lockDir(opts.Dir)
+	if err != nil {
+		return nil, err
+	}
+	s := &Store{opts: opts, lockf: lockf}
 	if opts.MemoryBytes > 0 {
 		m, err := newMemTier(opts)
 		if err != nil {
+			unlockDir(lockf)
 			return nil, err
 		}
 		s.mem = m
 	}
-	var peer indexPeer
-	if s.mem != nil {
-		peer = s.mem
-	}
-	d, err := openDisk(opts, peer)
-	if err != nil {
-		if s.mem != nil {
-			s.mem.close()
-		}
-		return nil, err
-	}
-	s.disk = d
+	s.startTier()
 	return s, nil
 }
 
@@ -355,10 +362,11 @@ func Open(opts Options) (*Store, error) {
 // Close returns the first one's result.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
-		s.closeErr = s.disk.close()
+		s.closeErr = s.closeTier()
 		if s.mem != nil {
 			s.mem.close()
 		}
+		unlockDir(s.lockf)
 	})
 	return s.closeErr
 }
@@ -371,14 +379,20 @@ func (s *Store) Close() error {
 func (s *Store) Get(ctx context.Context, key string) (*Object, error) {
 	if s.mem != nil {
 		if o, ok := s.mem.get(key); ok {
-			if o.access != nil {
-				s.disk.touch(o.access)
+			if o.access != nil && o.loc.tier != nil {
+				o.loc.tier.touch(o.access)
 			}
 			s.hits.Add(1)
 			return o, nil
 		}
 	}
-	o, err := s.disk.get(ctx, key, true)
+	d := s.acquire()
+	if d == nil {
+		s.misses.Add(1)
+		return nil, ErrNotFound
+	}
+	defer d.release()
+	o, err := d.get(ctx, key, true)
 	if err != nil {
 		if errors.Is(err, ErrNotFound) {
 			s.misses.Add(1)
@@ -405,7 +419,17 @@ func (s *Store) NewReader(ctx context.Context, o *Object, off, n int64) (io.Read
 	if o.resident {
 		return io.NopCloser(bytes.NewReader(o.body[off : off+n])), nil
 	}
-	return s.disk.newReader(ctx, o, off, n)
+	d := s.acquire()
+	if d == nil || d != o.loc.tier {
+		// The instance that held the body is gone (a fill id of another
+		// instance may name another body).
+		if d != nil {
+			d.release()
+		}
+		return nil, fmt.Errorf("store: reading %q: the disk tier was replaced: %w", o.Key, ErrNotFound)
+	}
+	defer d.release()
+	return d.newReader(ctx, o, off, n)
 }
 
 // Create starts a fill of key. The body is written in chunks as it arrives,
@@ -426,7 +450,15 @@ func (s *Store) Create(ctx context.Context, key string, meta cache.Meta, opts Cr
 	if own {
 		opts.Ticket = s.purges.ticket()
 	}
-	w, err := s.disk.create(ctx, key, meta, opts)
+	d := s.acquire()
+	if d == nil {
+		if own {
+			opts.Ticket.Release()
+		}
+		return nil, ErrUnavailable
+	}
+	defer d.release()
+	w, err := d.create(ctx, key, meta, opts)
 	if err != nil {
 		if own {
 			opts.Ticket.Release()
@@ -453,7 +485,12 @@ func (s *Store) UpdateMeta(ctx context.Context, key string, meta cache.Meta, kee
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	return s.disk.updateMeta(key, func(m *cache.Meta, ku *time.Time) {
+	d := s.acquire()
+	if d == nil {
+		return ErrUnavailable
+	}
+	defer d.release()
+	return d.updateMeta(key, func(m *cache.Meta, ku *time.Time) {
 		*m = meta
 		*ku = keepUntil
 	})
@@ -475,12 +512,20 @@ func (s *Store) UpdateObjectMeta(ctx context.Context, t *Ticket, o *Object, meta
 	if o.loc.fill == 0 {
 		return fmt.Errorf("store: updating %q: the object was not read from this store", o.Key)
 	}
+	d := s.acquire()
+	if d == nil {
+		return ErrUnavailable
+	}
+	defer d.release()
+	if d != o.loc.tier {
+		return fmt.Errorf("store: updating %q: the disk tier was replaced: %w", o.Key, ErrSuperseded)
+	}
 	purged, pub := s.purges.publish(t, o.Key, o.Tags)
 	defer s.purges.published(pub)
 	if purged {
 		meta.Invalid = true
 	}
-	return s.disk.rewriteMeta(o.Key, o.loc.fill, func(m *cache.Meta, ku *time.Time) {
+	return d.rewriteMeta(o.Key, o.loc.fill, func(m *cache.Meta, ku *time.Time) {
 		*m = meta
 		*ku = keepUntil
 	}, pebble.Sync)
@@ -516,13 +561,27 @@ func (s *Store) PurgeMany(ctx context.Context, sels []Selector, soft bool) (int,
 	if err := wait(ctx, pubs); err != nil {
 		return 0, err
 	}
-	return s.disk.purge(ctx, sels, soft)
+	d := s.acquire()
+	if d == nil {
+		return s.purgeUnwritable(nil, sels, soft)
+	}
+	defer d.release()
+	if d.readOnly {
+		return s.purgeUnwritable(d, sels, soft)
+	}
+	return d.purge(ctx, sels, soft)
 }
 
 // Stats returns the store's current gauges and counters. It walks the memory
 // tier to count its objects: call it at scrape intervals, not per request.
 func (s *Store) Stats() Stats {
-	st := s.disk.stats()
+	var st Stats
+	if d := s.acquire(); d != nil {
+		st = d.stats()
+		d.release()
+	} else {
+		st = Stats{Corrupt: s.ctr.corrupt.Load(), Evictions: s.ctr.evictions.Load(), WriteErrors: s.ctr.writeErrors.Load()}
+	}
 	if s.mem != nil {
 		st.MemoryBytes, st.MemoryObjects = s.mem.usage()
 		st.MemoryBudget = s.opts.MemoryBytes

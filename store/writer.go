@@ -70,14 +70,21 @@ type Writer struct {
 	ctx      context.Context // the fill's context (Create): bounds waits for readers
 
 	ownTicket bool // opts.Ticket was taken by Create: Commit or Abort releases it
+	// held: the fill holds a reference on d (diskTier.acquire), given
+	// back once it has ended and its last reader closed.
+	held bool
 }
 
 func (d *diskTier) create(ctx context.Context, key string, meta cache.Meta, opts CreateOptions) (*Writer, error) {
 	if err := d.checkStoring(); err != nil {
 		return nil, err
 	}
+	if !d.acquire() {
+		return nil, ErrUnavailable
+	}
 	w := &Writer{
 		ctx:     ctx,
+		held:    true,
 		d:       d,
 		key:     key,
 		meta:    meta,
@@ -174,8 +181,7 @@ func (w *Writer) flushLocked() error {
 		b.Set(fillKey(w.fill), sealed([]byte(w.key)), nil)
 	}
 	w.addChunk(b)
-	if err := b.Commit(pebble.NoSync); err != nil {
-		w.d.writeFailed(err)
+	if err := w.d.commit(b, pebble.NoSync); err != nil {
 		return fmt.Errorf("store: writing %q: %w", w.key, errors.Join(ErrUnavailable, err))
 	}
 	w.marker = true
@@ -322,6 +328,7 @@ func (w *Writer) Commit(ctx context.Context) (*Object, error) {
 
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	defer w.releaseIfDoneLocked()
 	defer w.releaseTicket()
 	if errors.Is(err, ErrSuperseded) {
 		w.dropForReadersLocked()
@@ -349,6 +356,7 @@ func (w *Writer) dropForReadersLocked() {
 	if len(w.readers) == 0 {
 		w.dropLocked()
 	}
+	w.releaseIfDoneLocked()
 }
 
 func (w *Writer) releaseTicket() {
@@ -435,8 +443,7 @@ func (w *Writer) commit() (*Object, error) {
 	if d.opts.commitNoSync {
 		wo = pebble.NoSync
 	}
-	if err := b.Commit(wo); err != nil {
-		d.writeFailed(err)
+	if err := d.commit(b, wo); err != nil {
 		return nil, fmt.Errorf("store: committing %q: %w", w.key, errors.Join(ErrUnavailable, err))
 	}
 	w.mu.Lock()
@@ -460,7 +467,7 @@ func (w *Writer) commit() (*Object, error) {
 		Size:      w.size,
 		Tags:      w.opts.Tags,
 		KeepUntil: w.opts.KeepUntil,
-		loc:       location{fill: w.fill, chunkSize: w.cs},
+		loc:       location{tier: d, fill: w.fill, chunkSize: w.cs},
 		access:    &e.access,
 	}
 	if w.keepBody && int64(len(w.body)) == w.size {
@@ -499,21 +506,31 @@ func (w *Writer) abortLocked(cause error) {
 	w.err = cause
 	w.dropLocked()
 	w.broadcast()
+	w.releaseIfDoneLocked()
+}
+
+// releaseIfDoneLocked gives back the fill's reference on the disk tier
+// once the fill has ended and no reader needs its chunks. Call it with
+// w.mu held.
+func (w *Writer) releaseIfDoneLocked() {
+	ended := w.state == committed || w.state == aborted || w.state == dropped
+	if w.held && ended && len(w.readers) == 0 && w.snap == nil {
+		w.held = false
+		w.d.release()
+	}
 }
 
 // dropLocked removes the fill's chunks and gives back its charge. Call it
 // with w.mu held, once no reader needs them.
 func (w *Writer) dropLocked() {
 	w.buf, w.body = nil, nil
-	if w.marker {
+	if w.marker && !w.d.faulted.Load() {
 		b := w.d.db.NewBatch()
 		start, end := chunkSpan(w.fill)
 		b.DeleteRange(start, end, nil)
 		b.Delete(fillKey(w.fill), nil)
-		if err := b.Commit(pebble.NoSync); err != nil {
-			// The marker stays; the next Open removes the chunks.
-			w.d.writeFailed(err)
-		}
+		// On failure the marker stays; the next Open removes the chunks.
+		w.d.commit(b, pebble.NoSync)
 		b.Close()
 	}
 	w.marker = false
@@ -670,6 +687,7 @@ func (r *fillReader) Close() error {
 			w.dropLocked()
 		}
 	}
+	w.releaseIfDoneLocked()
 	w.mu.Unlock()
 	return nil
 }
