@@ -3,6 +3,7 @@ package proxy
 import (
 	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 
 	"github.com/cellar-cache/cellar/internal/httpheader"
@@ -12,16 +13,22 @@ import (
 // that Connection names (RFC 9110 §7.6.1). It applies to both legs.
 func removeHopByHop(h http.Header) { httpheader.RemoveHopByHop(h) }
 
-// setForwarded adds X-Forwarded-For, X-Forwarded-Proto, X-Forwarded-Host,
-// Via (RFC 9110 §7.6.3) and X-Request-ID (the one the access line shows)
-// to out, the request about to go upstream, from in.
+// setForwarded adds X-Forwarded-For, X-Real-IP, X-Forwarded-Proto,
+// X-Forwarded-Host, Via (RFC 9110 §7.6.3) and X-Request-ID (the one the
+// access line shows) to out, the request about to go upstream, from in.
+// X-Forwarded-For keeps the hops received only from a trusted proxy
+// (s.clients) and appends the peer; from any other peer it is the peer
+// alone, so that a client cannot pose as another. X-Real-IP is the client
+// address that rule gives.
 func (s *Server) setForwarded(out http.Header, in *http.Request) {
 	out["X-Request-Id"] = []string{s.requestID(in)}
 	if ip, _, err := net.SplitHostPort(in.RemoteAddr); err == nil {
-		if prior := in.Header["X-Forwarded-For"]; len(prior) > 0 {
+		peer, _ := netip.ParseAddr(ip)
+		if prior := in.Header["X-Forwarded-For"]; len(prior) > 0 && s.clients.Trusted(peer) {
 			ip = strings.Join(prior, ", ") + ", " + ip
 		}
 		out.Set("X-Forwarded-For", ip)
+		out.Set("X-Real-IP", s.clients.ClientAddr(in).String())
 	}
 	proto := "http"
 	if in.TLS != nil {
