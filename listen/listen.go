@@ -105,7 +105,7 @@ func Open(opts Options) (*Group, error) {
 	}
 	g := &Group{}
 	if err := g.open(opts); err != nil {
-		g.close()
+		g.Close()
 		return nil, err
 	}
 	return g, nil
@@ -280,7 +280,7 @@ func (g *Group) Serve(ctx context.Context, grace time.Duration) error {
 			first = err
 		}
 	}
-	g.close()
+	g.Close()
 	if isClosed(first) {
 		first = nil
 	}
@@ -291,8 +291,8 @@ func isClosed(err error) bool {
 	return err == nil || errors.Is(err, http.ErrServerClosed) || errors.Is(err, net.ErrClosed) || errors.Is(err, quic.ErrServerClosed)
 }
 
-// close releases the sockets (idempotent).
-func (g *Group) close() {
+// Close releases the sockets of a group that is not serving (idempotent).
+func (g *Group) Close() {
 	for _, s := range g.servers {
 		s.ln.Close()
 	}

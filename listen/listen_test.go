@@ -262,7 +262,7 @@ func TestOpenNamesTheBadListener(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			g, err := Open(Options{Listeners: tc.ls, Handler: echoAddr})
 			if err == nil {
-				g.close()
+				g.Close()
 				t.Fatal("Open succeeded")
 			}
 			if !strings.Contains(err.Error(), tc.want) {

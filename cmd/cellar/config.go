@@ -2,10 +2,12 @@ package main
 
 import (
 	"bytes"
+	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -18,6 +20,7 @@ import (
 	"github.com/cellar-cache/cellar/cache"
 	"github.com/cellar-cache/cellar/internal/accesslog"
 	"github.com/cellar-cache/cellar/internal/bytesize"
+	"github.com/cellar-cache/cellar/listen"
 	"github.com/cellar-cache/cellar/proxy"
 	"github.com/cellar-cache/cellar/purge"
 	"github.com/cellar-cache/cellar/store"
@@ -27,34 +30,35 @@ import (
 // error naming its line. Sizes and durations are kept as written and
 // checked in settings(), which names the key and line of a bad value.
 type fileConfig struct {
-	Listen          string         `yaml:"listen"`
-	Admin           string         `yaml:"admin"`
-	Origin          string         `yaml:"origin"`
-	Origins         []originConfig `yaml:"origins"`
-	Balance         string         `yaml:"balance"`
-	Retries         retriesConfig  `yaml:"retries"`
-	Headers         headersConfig  `yaml:"headers"`
-	DataDir         string         `yaml:"data_dir"`
-	Memory          string         `yaml:"memory"`
-	Disk            string         `yaml:"disk"`
-	MaxObject       string         `yaml:"max_object"`
-	MaxMemoryObject string         `yaml:"max_memory_object"`
-	PreserveHost    *bool          `yaml:"preserve_host"`
-	AccessLog       *bool          `yaml:"access_log"`
-	AccessLogFormat string         `yaml:"access_log_format"`
-	AccessLogPath   string         `yaml:"access_log_path"`
-	Debug           bool           `yaml:"debug"`
-	Keep            string         `yaml:"keep"`
-	HitForMiss      string         `yaml:"hit_for_miss"`
-	Coalescing      coalesceConfig `yaml:"coalescing"`
-	Compression     compressConfig `yaml:"compression"`
-	Sites           []siteConfig   `yaml:"sites"`
-	Health          healthConfig   `yaml:"health_check"`
-	TLS             tlsConfig      `yaml:"tls"`
-	Timeouts        timeoutConfig  `yaml:"timeouts"`
-	Cache           cacheConfig    `yaml:"cache"`
-	Purge           purgeConfig    `yaml:"purge"`
-	TrustedProxies  []string       `yaml:"trusted_proxies"`
+	Listen          string           `yaml:"listen"`
+	Listeners       []listenerConfig `yaml:"listeners"`
+	Admin           string           `yaml:"admin"`
+	Origin          string           `yaml:"origin"`
+	Origins         []originConfig   `yaml:"origins"`
+	Balance         string           `yaml:"balance"`
+	Retries         retriesConfig    `yaml:"retries"`
+	Headers         headersConfig    `yaml:"headers"`
+	DataDir         string           `yaml:"data_dir"`
+	Memory          string           `yaml:"memory"`
+	Disk            string           `yaml:"disk"`
+	MaxObject       string           `yaml:"max_object"`
+	MaxMemoryObject string           `yaml:"max_memory_object"`
+	PreserveHost    *bool            `yaml:"preserve_host"`
+	AccessLog       *bool            `yaml:"access_log"`
+	AccessLogFormat string           `yaml:"access_log_format"`
+	AccessLogPath   string           `yaml:"access_log_path"`
+	Debug           bool             `yaml:"debug"`
+	Keep            string           `yaml:"keep"`
+	HitForMiss      string           `yaml:"hit_for_miss"`
+	Coalescing      coalesceConfig   `yaml:"coalescing"`
+	Compression     compressConfig   `yaml:"compression"`
+	Sites           []siteConfig     `yaml:"sites"`
+	Health          healthConfig     `yaml:"health_check"`
+	TLS             tlsConfig        `yaml:"tls"`
+	Timeouts        timeoutConfig    `yaml:"timeouts"`
+	Cache           cacheConfig      `yaml:"cache"`
+	Purge           purgeConfig      `yaml:"purge"`
+	TrustedProxies  []string         `yaml:"trusted_proxies"`
 }
 
 type coalesceConfig struct {
@@ -250,10 +254,72 @@ func (p *problems) balance(key, v string) {
 	p.add(key, v, "want round_robin, least_conn, random_two or hash")
 }
 
+// listenerConfig is one entry of listeners.
+type listenerConfig struct {
+	Address string `yaml:"address"`
+	TLS     *struct {
+		Cert  string      `yaml:"cert"`
+		Key   string      `yaml:"key"`
+		Certs []certFiles `yaml:"certs"` // more certificates, chosen by SNI
+	} `yaml:"tls"`
+	RedirectHTTPS bool `yaml:"redirect_https"`
+	H2C           bool `yaml:"h2c"`
+	HTTP3         bool `yaml:"http3"`
+	ProxyProtocol bool `yaml:"proxy_protocol"`
+}
+
+type certFiles struct {
+	Cert string `yaml:"cert"`
+	Key  string `yaml:"key"`
+}
+
+// listeners checks the listeners list, loading every certificate, and
+// returns it for listen.Open.
+func (p *problems) listeners(ls []listenerConfig, trusted []string) []listen.Listener {
+	var out []listen.Listener
+	anyTLS := false
+	for _, l := range ls {
+		anyTLS = anyTLS || l.TLS != nil
+	}
+	for i, l := range ls {
+		at := fmt.Sprintf("listeners[%d]", i)
+		if _, _, err := net.SplitHostPort(l.Address); err != nil {
+			p.add(at+".address", l.Address, "want host:port, e.g. 127.0.0.1:8080 or :443")
+		}
+		ln := listen.Listener{Address: l.Address, RedirectHTTPS: l.RedirectHTTPS, H2C: l.H2C, HTTP3: l.HTTP3, ProxyProtocol: l.ProxyProtocol}
+		if l.TLS != nil {
+			pairs := append([]certFiles{{Cert: l.TLS.Cert, Key: l.TLS.Key}}, l.TLS.Certs...)
+			for j, c := range pairs {
+				key := at + ".tls.cert"
+				if j > 0 {
+					key = fmt.Sprintf("%s.tls.certs[%d]", at, j-1)
+				}
+				if _, err := tls.LoadX509KeyPair(c.Cert, c.Key); err != nil {
+					p.add(key, c.Cert, "the certificate and key do not load: "+err.Error())
+				}
+				ln.Certs = append(ln.Certs, listen.CertFiles{Cert: c.Cert, Key: c.Key})
+			}
+		}
+		switch {
+		case l.HTTP3 && l.TLS == nil:
+			p.add(at+".http3", "true", "HTTP/3 needs tls on the listener")
+		case l.H2C && l.TLS != nil:
+			p.add(at+".h2c", "true", "h2c is HTTP/2 without TLS; a tls listener speaks HTTP/2 already")
+		case l.RedirectHTTPS && (l.TLS != nil || !anyTLS):
+			p.add(at+".redirect_https", "true", "want a plain listener, and another listener with tls to redirect to")
+		case l.ProxyProtocol && len(trusted) == 0:
+			p.add(at+".proxy_protocol", "true", "the PROXY protocol is read only from trusted_proxies; list the load balancers there")
+		}
+		out = append(out, ln)
+	}
+	return out
+}
+
 // settings is everything serve needs, after defaults, file and flags.
 type settings struct {
 	listen, admin    string
 	tlsCert, tlsKey  string
+	listeners        []listen.Listener // from listeners:; empty: listen and tls
 	shutdownTimeout  time.Duration
 	proxy            proxy.Options
 	store            store.Options
@@ -365,6 +431,10 @@ func (fc *fileConfig) apply(s *settings, lines map[string]int) error {
 	set(&s.store.Dir, fc.DataDir)
 	set(&s.tlsCert, fc.TLS.Cert)
 	set(&s.tlsKey, fc.TLS.Key)
+	if len(fc.Listeners) > 0 && (fc.Listen != "" || fc.TLS.Cert != "") {
+		p.add("listeners", "", "give either listen (and tls) or listeners, not both")
+	}
+	s.listeners = p.listeners(fc.Listeners, fc.TrustedProxies)
 	if fc.Origin != "" && len(fc.Origins) > 0 {
 		p.add("origin", fc.Origin, "give either origin or origins, not both")
 	}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -29,6 +28,7 @@ import (
 	"github.com/cellar-cache/cellar/internal/accesslog"
 	"github.com/cellar-cache/cellar/internal/bytesize"
 	"github.com/cellar-cache/cellar/internal/demo"
+	"github.com/cellar-cache/cellar/listen"
 	"github.com/cellar-cache/cellar/proxy"
 	"github.com/cellar-cache/cellar/purge"
 	"github.com/cellar-cache/cellar/store"
@@ -37,6 +37,7 @@ import (
 // addrs are the addresses serve listens on, reported to tests.
 type addrs struct {
 	proxy, admin, origin string
+	listeners            []string // every proxy listener, with its scheme
 }
 
 // serve runs the caching proxy until ctx ends. ready, when not nil, is
@@ -56,7 +57,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer, ready func(addr
 	fs.SetOutput(stderr)
 	configPath := fs.String("config", "", "YAML config `file`; flags override it")
 	origin := fs.String("origin", "", "origin `URL` (default: a bundled demo origin)")
-	listen := fs.String("listen", s.listen, "proxy listen `address`")
+	listenAddr := fs.String("listen", s.listen, "proxy listen `address`")
 	admin := fs.String("admin", s.admin, "admin listen `address` (health, metrics, purge)")
 	dataDir := fs.String("data-dir", s.store.Dir, "data `directory` of the disk tier")
 	memory := fs.String("memory", bytesize.Format(s.store.MemoryBytes), "memory tier budget (KiB, MiB, GiB)")
@@ -89,7 +90,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer, ready func(addr
 		case "origin":
 			s.proxy.Origins, s.proxy.Pool = []string{*origin}, nil
 		case "listen":
-			s.listen = *listen
+			s.listen, s.listeners = *listenAddr, nil
 		case "admin":
 			s.admin = *admin
 		case "data-dir":
@@ -205,24 +206,19 @@ func serve(ctx context.Context, args []string, stderr io.Writer, ready func(addr
 		}, func() float64 { return float64(access.Dropped()) }))
 	}
 
-	pln, err := net.Listen("tcp", s.listen)
+	trusted, _ := proxy.ParseTrustedProxies(s.proxy.TrustedProxies) // checked by proxy.New
+	front, err := listen.Open(listen.Options{
+		Listeners: s.frontListeners(),
+		Handler:   srv,
+		Trusted:   trusted.Trusted,
+		ErrorLog:  slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	})
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
-	scheme := "http"
-	if s.tlsCert != "" {
-		// TLS termination; net/http negotiates HTTP/2 through ALPN.
-		cert, err := tls.LoadX509KeyPair(s.tlsCert, s.tlsKey)
-		if err != nil {
-			pln.Close()
-			return fmt.Errorf("tls: %w", err)
-		}
-		pln = tls.NewListener(pln, &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{"h2", "http/1.1"}, MinVersion: tls.VersionTLS12})
-		scheme = "https"
-	}
 	aln, err := net.Listen("tcp", s.admin)
 	if err != nil {
-		pln.Close()
+		front.Close()
 		return fmt.Errorf("admin listen: %w", err)
 	}
 
@@ -249,28 +245,22 @@ func serve(ctx context.Context, args []string, stderr io.Writer, ready func(addr
 	}
 	warnUnreachable(ctx, log, origins)
 
-	proxyServer := &http.Server{
-		Handler:           srv,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       90 * time.Second,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
 	adminServer := &http.Server{Handler: adminMux, ReadHeaderTimeout: 10 * time.Second}
 
 	log.Info("cellar started",
-		"listen", scheme+"://"+pln.Addr().String(), "admin", aln.Addr().String(),
+		"listen", strings.Join(front.Addrs(), ","), "admin", aln.Addr().String(),
 		"origins", strings.Join(origins, ","), "data_dir", s.store.Dir,
 		"memory", bytesize.Format(s.store.MemoryBytes), "disk", bytesize.Format(s.store.DiskBytes))
 	if originAddr != "" {
-		log.Info("no origin given: serving the bundled demo origin", "try", "curl -i http://"+pln.Addr().String()+"/page/1")
+		log.Info("no origin given: serving the bundled demo origin", "try", "curl -i "+front.Addrs()[0]+"/page/1")
 	}
 
 	errc := make(chan error, 2)
-	go func() { errc <- serveUntil(ctx, proxyServer, pln, s.shutdownTimeout) }()
+	go func() { errc <- front.Serve(ctx, s.shutdownTimeout) }()
 	go func() { errc <- serveUntil(ctx, adminServer, aln, s.shutdownTimeout) }()
 	serving.Store(true)
 	if ready != nil {
-		ready(addrs{proxy: pln.Addr().String(), admin: aln.Addr().String(), origin: originAddr})
+		ready(addrs{proxy: hostPort(front.Addrs()[0]), admin: aln.Addr().String(), origin: originAddr, listeners: front.Addrs()})
 	}
 
 	var first error
@@ -351,4 +341,23 @@ func warnUnreachable(ctx context.Context, log *slog.Logger, origins []string) {
 		}
 		c.Close()
 	}
+}
+
+// frontListeners are the proxy's listeners: the listeners list, or the
+// single listen address (with tls when given).
+func (s *settings) frontListeners() []listen.Listener {
+	if len(s.listeners) > 0 {
+		return s.listeners
+	}
+	l := listen.Listener{Address: s.listen}
+	if s.tlsCert != "" {
+		l.Certs = []listen.CertFiles{{Cert: s.tlsCert, Key: s.tlsKey}}
+	}
+	return []listen.Listener{l}
+}
+
+// hostPort strips the scheme of a listener's address.
+func hostPort(addr string) string {
+	_, hp, _ := strings.Cut(addr, "://")
+	return hp
 }
