@@ -1,6 +1,7 @@
 // Package purge is cellar's purge API: it removes (or, soft, invalidates)
 // stored responses by URL, URL prefix or tag, on the authenticated admin
-// listener (POST /purge/url, /purge/prefix, /purge/tag, /purge/all) and
+// listener (POST /purge/url, /purge/prefix, /purge/tag, /purge/all, and
+// /purge/regex, which bans by regular expression lazily) and
 // through the PURGE method on the main listener (the convention of Varnish,
 // Squid and nginx's purge module). A soft purge marks objects Invalid, so
 // that they are revalidated before reuse (RFC 9111 §4.3) and may still be
@@ -267,7 +268,9 @@ func Fingerprint(token string) string {
 }
 
 // Handler returns the admin handler: POST /purge/url, /purge/prefix,
-// /purge/tag and /purge/all, each answering {"purged": N} on success and
+// /purge/tag, /purge/all and /purge/regex ({"patterns": [...]}: a ban,
+// applied lazily, which answers {"purged": 0}), each answering
+// {"purged": N} on success and
 // {"error": "..."} with 400 (malformed body), 401 (missing or wrong
 // token) or 500 (store failure). Mount it on the admin mux at "/purge/".
 //
@@ -282,6 +285,7 @@ func (a *API) Handler() http.Handler {
 	mux.HandleFunc("POST /purge/prefix", a.serveKind(kindPrefix))
 	mux.HandleFunc("POST /purge/tag", a.serveKind(kindTag))
 	mux.HandleFunc("POST /purge/all", a.serveKind(kindAll))
+	mux.HandleFunc("POST /purge/regex", a.serveKind(kindRegex))
 	return mux
 }
 
@@ -293,6 +297,9 @@ const (
 	kindPrefix kind = "prefix"
 	kindTag    kind = "tag"
 	kindAll    kind = "all"
+	// kindRegex bans by regular expression (store.Ban): recorded at once,
+	// applied lazily on lookup and by a background sweep.
+	kindRegex kind = "regex"
 )
 
 // The request bodies, one type per endpoint so that a field meant for
@@ -312,6 +319,10 @@ type (
 	}
 	allRequest struct {
 		Soft bool `json:"soft"`
+	}
+	regexRequest struct {
+		Patterns []string `json:"patterns"`
+		Soft     bool     `json:"soft"`
 	}
 )
 
@@ -501,6 +512,8 @@ func forwardBody(k kind, sels []store.Selector, soft bool) ([]byte, error) {
 			vals = append(vals, s.Prefix)
 		case kindTag:
 			vals = append(vals, s.Tag)
+		case kindRegex:
+			vals = append(vals, s.Pattern.String())
 		}
 	}
 	switch k {
@@ -512,6 +525,8 @@ func forwardBody(k kind, sels []store.Selector, soft bool) ([]byte, error) {
 		return json.Marshal(tagRequest{Tags: vals, Soft: soft})
 	case kindAll:
 		return json.Marshal(allRequest{Soft: soft})
+	case kindRegex:
+		return json.Marshal(regexRequest{Patterns: vals, Soft: soft})
 	}
 	return nil, fmt.Errorf("unknown purge kind %q", k)
 }
@@ -568,7 +583,7 @@ func (a *API) parse(k kind, r *http.Request, w http.ResponseWriter) ([]store.Sel
 }
 
 // ParseRequest decodes the JSON body of an admin request of the given kind
-// ("url", "prefix", "tag" or "all") into store selectors. Unknown fields,
+// ("url", "prefix", "tag", "all" or "regex") into store selectors. Unknown fields,
 // trailing data, empty lists, empty values, relative or non-http(s) URLs
 // and tags with white space are errors wrapping ErrBadRequest; every
 // problem is reported at once. An empty body is allowed only for "all".
@@ -586,6 +601,7 @@ func parseRequest(k string, body []byte, keyOf func(string) (string, error)) (se
 		pr  prefixRequest
 		tr  tagRequest
 		ar  allRequest
+		xr  regexRequest
 		dst any
 	)
 	switch kind(k) {
@@ -597,6 +613,8 @@ func parseRequest(k string, body []byte, keyOf func(string) (string, error)) (se
 		dst = &tr
 	case kindAll:
 		dst = &ar
+	case kindRegex:
+		dst = &xr
 	default:
 		return nil, false, fmt.Errorf("%w: unknown purge kind %q", ErrBadRequest, k)
 	}
@@ -649,6 +667,19 @@ func parseRequest(k string, body []byte, keyOf func(string) (string, error)) (se
 	case kindAll:
 		soft = ar.Soft
 		sels = []store.Selector{{All: true}}
+	case kindRegex:
+		soft = xr.Soft
+		list("patterns", xr.Patterns, func(i int, v string) {
+			res, err := store.CompilePatterns([]string{v})
+			switch {
+			case v == "":
+				bad("patterns[%d] is empty", i)
+			case err != nil:
+				bad("patterns[%d] %q: not a regular expression (Go RE2 syntax): %v", i, v, errors.Unwrap(err))
+			default:
+				sels = append(sels, store.Selector{Pattern: res[0]})
+			}
+		})
 	}
 	if len(errs) > 0 {
 		return nil, false, fmt.Errorf("%w: %w", ErrBadRequest, errors.Join(errs...))
@@ -689,6 +720,15 @@ func decodeStrict(body []byte, dst any) error {
 // An object that several selectors match counts once per removal or
 // invalidation.
 func (a *API) purge(ctx context.Context, sels []store.Selector, soft bool) (int, error) {
+	if sels[0].Pattern != nil {
+		// A ban costs no scan now: store.Ban records it durably and it
+		// applies lazily, so the count of objects is not known.
+		pats := make([]string, len(sels))
+		for i, s := range sels {
+			pats[i] = s.Pattern.String()
+		}
+		return 0, a.st.Ban(context.WithoutCancel(ctx), pats, soft)
+	}
 	// Finish the purge even when the client goes away: a half-applied
 	// list would be a surprise.
 	// One store purge for the whole list: one sync, and an object that
@@ -709,6 +749,8 @@ func describe(sels []store.Selector) string {
 			parts = append(parts, "prefix="+s.Prefix)
 		case s.Tag != "":
 			parts = append(parts, "tag="+s.Tag)
+		case s.Pattern != nil:
+			parts = append(parts, "regex="+s.Pattern.String())
 		}
 	}
 	return strings.Join(parts, " ")

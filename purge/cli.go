@@ -15,11 +15,12 @@ import (
 	"time"
 )
 
-const cliUsage = `Usage: cellar purge url|prefix|tag|all [VALUE...] [flags]
+const cliUsage = `Usage: cellar purge url|prefix|tag|regex|all [VALUE...] [flags]
 
   cellar purge url http://example.com/a http://example.com/b
   cellar purge prefix http://example.com/blog/
   cellar purge tag product-42 -soft
+  cellar purge regex '^https?://example\.com/img/.*\.png$'
   cellar purge all
 
 Flags (before or after the values):
@@ -60,7 +61,7 @@ func RunCLI(ctx context.Context, args []string, stdout, stderr io.Writer, defaul
 	}
 	if len(vals) == 0 {
 		fs.Usage()
-		return errors.New("purge: want a kind: url, prefix, tag or all")
+		return errors.New("purge: want a kind: url, prefix, tag, regex or all")
 	}
 	k, vals := vals[0], vals[1:]
 	body := map[string]any{"soft": *soft}
@@ -71,13 +72,15 @@ func RunCLI(ctx context.Context, args []string, stdout, stderr io.Writer, defaul
 		body["prefixes"] = vals
 	case "tag":
 		body["tags"] = vals
+	case "regex":
+		body["patterns"] = vals
 	case "all":
 		if len(vals) > 0 {
 			return fmt.Errorf("purge all: unexpected value %q", vals[0])
 		}
 	default:
 		fs.Usage()
-		return fmt.Errorf("purge: unknown kind %q: want url, prefix, tag or all", k)
+		return fmt.Errorf("purge: unknown kind %q: want url, prefix, tag, regex or all", k)
 	}
 	if k != "all" && len(vals) == 0 {
 		return fmt.Errorf("purge %s: give at least one value", k)

@@ -738,6 +738,24 @@ func (d *diskTier) matching(sel Selector, keys map[string]struct{}) error {
 			return err
 		}
 	}
+	if sel.Pattern != nil {
+		// A ban: every key in the index, matched outside the lock.
+		type entry struct {
+			key  string
+			fill uint64
+		}
+		d.mu.Lock()
+		all := make([]entry, 0, len(d.index))
+		for k, e := range d.index {
+			all = append(all, entry{k, e.fill})
+		}
+		d.mu.Unlock()
+		for _, e := range all {
+			if (sel.fillBelow == 0 || e.fill < sel.fillBelow) && banMatches(sel.Pattern, e.key) {
+				found = append(found, e.key)
+			}
+		}
+	}
 	if sel.Tag != "" {
 		p := tagPrefix(sel.Tag)
 		var dangling [][]byte

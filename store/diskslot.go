@@ -261,10 +261,20 @@ func (s *Store) bringUp(after faultKind) {
 		log.Error("disk tier offline: serving from memory and the origin; will try again", "err", err.Error(), "retry_max", s.opts.RetryInterval)
 		return
 	}
+	if err := s.adoptBans(d); err != nil {
+		d.faulted.Store(true)
+		d.close()
+		s.setMode(DiskOffline, err.Error())
+		log.Error("disk tier offline: serving from memory and the origin; will try again", "err", err.Error(), "retry_max", s.opts.RetryInterval)
+		return
+	}
 	if s.mem != nil {
 		s.mem.clear()
 	}
 	s.slot.cur.Store(d)
+	if s.sweepCh != nil {
+		s.wakeSweeper() // pending bans (bans.go)
+	}
 	if d.readOnly {
 		s.setMode(DiskReadOnly, "the disk is full: serving what is stored, storing nothing")
 		log.Warn("disk tier read-only: the disk is full; serving what is stored, storing paused until there is room", "dir", s.opts.Dir)

@@ -14,10 +14,14 @@ var (
 	descCorrupt = prometheus.NewDesc("cellar_store_corrupt_records_total", "Records that failed their checksum and were deleted.", nil, nil)
 	descEvicted = prometheus.NewDesc("cellar_store_evictions_total", "Objects evicted from the disk tier to keep its budget.", nil, nil)
 	descWriteEr = prometheus.NewDesc("cellar_store_write_errors_total", "Writes that failed (disk full, I/O errors).", nil, nil)
+	// Bans (bans.go).
+	descBansPending = prometheus.NewDesc("cellar_store_bans_pending", "Bans recorded and not yet swept through every object.", nil, nil)
+	descBans        = prometheus.NewDesc("cellar_store_bans_total", "Bans (purges by regular expression) recorded since start.", nil, nil)
+	descBanned      = prometheus.NewDesc("cellar_store_banned_objects_total", "Objects removed or invalidated by a ban, on lookup or by the background sweep.", []string{"by"}, nil)
 )
 
 func (c statsCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descBytes, descObjects, descLookups, descCorrupt, descEvicted, descWriteEr} {
+	for _, d := range []*prometheus.Desc{descBytes, descObjects, descLookups, descCorrupt, descEvicted, descWriteEr, descBansPending, descBans, descBanned} {
 		ch <- d
 	}
 }
@@ -39,4 +43,9 @@ func (c statsCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(descCorrupt, st.Corrupt)
 	counter(descEvicted, st.Evictions)
 	counter(descWriteEr, st.WriteErrors)
+	bs := c.s.BanStats()
+	gauge(descBansPending, bs.Pending)
+	counter(descBans, bs.Added)
+	counter(descBanned, bs.Lazy, "lookup")
+	counter(descBanned, bs.Swept, "sweep")
 }

@@ -15,6 +15,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -116,6 +117,8 @@ type Options struct {
 	// commitNoSync skips the fsync of each commit (benchmark setup only:
 	// a kill -9 may then lose the newest commits).
 	commitNoSync bool
+	// noSweep leaves bans to lookups (tests of the lazy path).
+	noSweep bool
 }
 
 // EnsureDefaults fills in the documented defaults for zero fields.
@@ -277,6 +280,12 @@ type Selector struct {
 	Tag string
 	// All matches everything.
 	All bool
+	// Pattern matches every key whose URL (the part before the first 0
+	// byte: the primary key) it matches; Ban applies such selectors.
+	Pattern *regexp.Regexp
+	// fillBelow, when set, limits Pattern to objects whose fill id is
+	// below it (those older than the ban).
+	fillBelow uint64
 }
 
 func (sel Selector) matchKey(key string) bool {
@@ -286,11 +295,14 @@ func (sel Selector) matchKey(key string) bool {
 	if u := sel.URL; u != "" && strings.HasPrefix(key, u) && (len(key) == len(u) || key[len(u)] == 0) {
 		return true
 	}
+	if sel.Pattern != nil && banMatches(sel.Pattern, key) {
+		return true
+	}
 	return sel.Prefix != "" && strings.HasPrefix(key, sel.Prefix)
 }
 
 func (sel Selector) empty() bool {
-	return !sel.All && sel.URL == "" && sel.Prefix == "" && sel.Tag == ""
+	return !sel.All && sel.URL == "" && sel.Prefix == "" && sel.Tag == "" && sel.Pattern == nil
 }
 
 // Stats are the store's gauges and cumulative counters. DiskBytes is the
@@ -320,6 +332,11 @@ type Store struct {
 
 	hits, misses atomic.Int64
 	purges       purgeLog
+	bans         banList
+
+	sweepCh   chan struct{} // wakes the ban sweeper; buffered 1
+	sweepDone chan struct{} // closed by Close
+	sweepWG   sync.WaitGroup
 
 	closeOnce sync.Once
 	closeErr  error
@@ -344,7 +361,7 @@ func Open(opts Options) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Store{opts: opts, lockf: lockf}
+	s := &Store{opts: opts, lockf: lockf, sweepCh: make(chan struct{}, 1), sweepDone: make(chan struct{})}
 	if opts.MemoryBytes > 0 {
 		m, err := newMemTier(opts)
 		if err != nil {
@@ -354,6 +371,9 @@ func Open(opts Options) (*Store, error) {
 		s.mem = m
 	}
 	s.startTier()
+	s.sweepWG.Add(1)
+	go s.sweepLoop()
+	s.wakeSweeper() // resume the sweep of bans pending at the last stop, if any
 	return s, nil
 }
 
@@ -362,6 +382,8 @@ func Open(opts Options) (*Store, error) {
 // Close returns the first one's result.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
+		close(s.sweepDone)
+		s.sweepWG.Wait()
 		s.closeErr = s.closeTier()
 		if s.mem != nil {
 			s.mem.close()
@@ -374,16 +396,22 @@ func (s *Store) Close() error {
 // Get returns the complete object stored under key: from memory first, then
 // from disk (a disk hit may be promoted to memory through ristretto's
 // admission). It returns ErrNotFound on a miss, when the object is past
-// KeepUntil (it is then removed), or when its record fails its checksum (it
-// is then deleted, counted and logged).
+// KeepUntil (it is then removed), when its record fails its checksum (it
+// is then deleted, counted and logged), or when a hard ban newer than it
+// matches (it is then removed; a soft ban returns it marked Invalid; see
+// Ban).
 func (s *Store) Get(ctx context.Context, key string) (*Object, error) {
 	if s.mem != nil {
 		if o, ok := s.mem.get(key); ok {
 			if o.access != nil && o.loc.tier != nil {
 				o.loc.tier.touch(o.access)
 			}
-			s.hits.Add(1)
-			return o, nil
+			if o, gone := s.banned(o); !gone {
+				s.hits.Add(1)
+				return o, nil
+			}
+			s.misses.Add(1)
+			return nil, ErrNotFound
 		}
 	}
 	d := s.acquire()
@@ -393,14 +421,17 @@ func (s *Store) Get(ctx context.Context, key string) (*Object, error) {
 	}
 	defer d.release()
 	o, err := d.get(ctx, key, true)
-	if err != nil {
-		if errors.Is(err, ErrNotFound) {
-			s.misses.Add(1)
+	if err == nil {
+		if o, gone := s.banned(o); !gone {
+			s.hits.Add(1)
+			return o, nil
 		}
-		return nil, err
+		err = ErrNotFound
 	}
-	s.hits.Add(1)
-	return o, nil
+	if errors.Is(err, ErrNotFound) {
+		s.misses.Add(1)
+	}
+	return nil, err
 }
 
 // NewReader streams n bytes of o's body from offset off (n < 0: to the end).
