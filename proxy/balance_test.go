@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -326,5 +327,49 @@ func TestHTTPSOriginWithCAFileAndServerName(t *testing.T) {
 	}
 	if _, err := newPool(&Options{Pool: []Origin{{URL: o.URL, CAFile: filepath.Join(t.TempDir(), "missing.pem")}}}, &http.Transport{}, nil); err == nil || !strings.Contains(err.Error(), "ca_file") {
 		t.Errorf("a missing CA file: %v; want an error naming ca_file", err)
+	}
+}
+
+// TestOriginKeepAlivePoolSize: an origin's max_idle_conns bounds the
+// connections kept open between bursts of requests.
+func TestOriginKeepAlivePoolSize(t *testing.T) {
+	for _, tc := range []struct{ idle, wantConns int }{{1, 7}, {4, 4}} {
+		t.Run(fmt.Sprint("idle ", tc.idle), func(t *testing.T) {
+			arrived, release := make(chan struct{}), make(chan struct{})
+			var conns atomic.Int64
+			o := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+				arrived <- struct{}{}
+				<-release
+			}))
+			o.Config.ConnState = func(_ net.Conn, st http.ConnState) {
+				if st == http.StateNew {
+					conns.Add(1)
+				}
+			}
+			o.Start()
+			t.Cleanup(o.Close)
+			r := poolRig(t, "", []Origin{{URL: o.URL, MaxIdleConns: tc.idle}})
+			for range 2 { // two bursts of 4 concurrent requests
+				done := make(chan struct{})
+				for range 4 {
+					go func() {
+						defer func() { done <- struct{}{} }()
+						r.do(http.MethodPost, "/k", nil)
+					}()
+				}
+				for range 4 {
+					<-arrived
+				}
+				for range 4 {
+					release <- struct{}{}
+				}
+				for range 4 {
+					<-done
+				}
+			}
+			if n := conns.Load(); n != int64(tc.wantConns) {
+				t.Errorf("the origin saw %d connections; want %d", n, tc.wantConns)
+			}
+		})
 	}
 }
