@@ -150,35 +150,3 @@ func read(t *testing.T, resp *http.Response, err error) string {
 	}
 	return string(b)
 }
-
-// TestListenerConfigErrorsNameKeyAndLine: bad listeners are reported with
-// their key and line.
-func TestListenerConfigErrorsNameKeyAndLine(t *testing.T) {
-	missing := filepath.Join(t.TempDir(), "none.pem")
-	for _, tc := range []struct {
-		name, text string
-		want       []string
-	}{
-		{"unloadable certificate", "listeners:\n  - address: 127.0.0.1:0\n    tls: {cert: " + missing + ", key: " + missing + "}\n", []string{"line 3", "listeners[0].tls.cert", "do not load"}},
-		{"http3 without tls", "listeners:\n  - address: 127.0.0.1:0\n    http3: true\n", []string{"line 3", "listeners[0].http3", "needs tls"}},
-		{"proxy protocol without trusted proxies", "listeners:\n  - address: 127.0.0.1:0\n    proxy_protocol: true\n", []string{"line 3", "trusted_proxies"}},
-		{"redirect without tls listener", "listeners:\n  - address: 127.0.0.1:0\n    redirect_https: true\n", []string{"line 3", "listeners[0].redirect_https"}},
-		{"bad address", "listeners:\n  - address: localhost\n", []string{"line 2", "listeners[0].address", "host:port"}},
-		{"both forms", "listen: 127.0.0.1:0\nlisteners:\n  - address: 127.0.0.1:0\n", []string{"line 2", "either listen"}},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			fc, lines, err := loadConfig(writeConfig(t, tc.text))
-			if err == nil {
-				err = fc.apply(&settings{}, lines)
-			}
-			if err == nil {
-				t.Fatal("the config was accepted")
-			}
-			for _, w := range tc.want {
-				if !strings.Contains(err.Error(), w) {
-					t.Errorf("error %q does not mention %q", err, w)
-				}
-			}
-		})
-	}
-}

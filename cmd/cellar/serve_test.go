@@ -267,6 +267,7 @@ func writeConfig(t *testing.T, text string) string {
 }
 
 func TestConfigErrorsNameKeyAndLine(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "missing.pem")
 	for _, tc := range []struct {
 		name, text string
 		want       []string
@@ -282,6 +283,19 @@ func TestConfigErrorsNameKeyAndLine(t *testing.T) {
 		{"bad peers", "purge:\n  peers:\n    - http://10.0.0.2:8081\n    - 10.0.0.3:8081\n    - http://10.0.0.4:8081/?x=1\n    - ftp://10.0.0.5\n  peer_timeout: soon\n",
 			[]string{"line 4", `purge.peers[1]: "10.0.0.3:8081"`, "line 5", `purge.peers[2]: "http://10.0.0.4:8081/?x=1": has a query`, "line 6", "purge.peers[3]", "not http or https", "e.g. http://10.0.0.2:8081", "line 7", "purge.peer_timeout"}},
 		{"peers not a list", "purge:\n  peers: http://10.0.0.2:8081\n", []string{"line 2", "[]string"}},
+		// Pools and listeners (issue 16).
+		{"bad weight", "origins:\n  - http://10.0.0.1\n  - {url: http://10.0.0.2, weight: 0}\n", []string{"line 3", "origins[1].weight", `"0"`, "1 to 1000"}},
+		{"unknown policy", "origins: [http://10.0.0.1]\nbalance: fastest\n", []string{"line 2", "balance", `"fastest"`, "least_conn"}},
+		{"unknown site policy", "sites:\n  - origins: [http://10.0.0.1]\n    balance: sticky\n", []string{"line 3", "sites[0].balance"}},
+		{"unloadable CA", "origins:\n  - url: https://10.0.0.1\n    ca_file: " + missing + "\n", []string{"line 3", "origins[0].ca_file", "no such file"}},
+		{"unknown origin key", "origins:\n  - url: http://10.0.0.1\n    wieght: 2\n", []string{"line 3", "wieght"}},
+		{"bad retries", "retries:\n  tries: 0\n  statuses: [503, 1000]\n  budget: forever\n", []string{"line 2", "retries.tries", "line 3", "retries.statuses[1]", "line 4", "retries.budget"}},
+		{"unloadable certificate", "listeners:\n  - address: 127.0.0.1:0\n    tls: {cert: " + missing + ", key: " + missing + "}\n", []string{"line 3", "listeners[0].tls.cert", "do not load"}},
+		{"http3 without tls", "listeners:\n  - address: 127.0.0.1:0\n    http3: true\n", []string{"line 3", "listeners[0].http3", "needs tls"}},
+		{"proxy protocol without trusted proxies", "listeners:\n  - address: 127.0.0.1:0\n    proxy_protocol: true\n", []string{"line 3", "trusted_proxies"}},
+		{"redirect without tls listener", "listeners:\n  - address: 127.0.0.1:0\n    redirect_https: true\n", []string{"line 3", "listeners[0].redirect_https"}},
+		{"bad address", "listeners:\n  - address: localhost\n", []string{"line 2", "listeners[0].address", "host:port"}},
+		{"both forms", "listen: 127.0.0.1:0\nlisteners:\n  - address: 127.0.0.1:0\n", []string{"line 2", "either listen"}},
 		{"bad operator knobs", "cache:\n  key:\n    query: shuffle\n  client_no_cache: sometimes\n  status_ttl: {404: soon, 4x: 1m}\n  rules:\n    - prefix: /a/\n      grace: x\n",
 			[]string{"line 3", "cache.key.query", `"shuffle"`, "keep, sort or drop", "line 4", "cache.client_no_cache", "honor, ignore or revalidate",
 				"cache.status_ttl.404", `"soon"`, "cache.status_ttl.4x", "5xx", "line 8", "cache.rules[0].grace"}},
