@@ -8,46 +8,14 @@ import (
 	"net/http"
 	"net/http/httptrace"
 	"net/textproto"
+	"slices"
+	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/cellar-cache/cellar/cache"
 	"github.com/cellar-cache/cellar/store"
 )
-
-// flightGroup collapses concurrent fills of one key into one origin request
-// ([gc] singleflight), and remembers keys whose responses turned out not to
-// be shareable (hit-for-miss) so that later requests for them go straight to
-// the origin in parallel instead of queueing behind each other.
-type flightGroup struct {
-	mu      sync.Mutex           // protects m, hfm, sweepAt and every flight's waiting
-	m       map[string]*flight   // fills in progress by key
-	hfm     map[string]time.Time // hit-for-miss keys and when that ends
-	sweepAt int                  // len(hfm) at which expired marks are swept
-	running int                  // flights not yet ended, including replaced ones
-}
-
-// maxHitForMiss bounds the hit-for-miss marks kept at once, so that a
-// stream of distinct uncacheable URLs cannot grow the map without end.
-// Past it, arbitrary marks are dropped: the cost is one collapsed request.
-const maxHitForMiss = 1 << 16
-
-// flight is one fill. Its leader publishes the result once, closing ready;
-// waiters read res only after ready is closed.
-type flight struct {
-	ready   chan struct{}
-	res     fillResult
-	waiting int           // requests waiting for ready; guarded by flightGroup.mu
-	ended   bool          // forgotten; guarded by flightGroup.mu
-	ticket  *store.Ticket // taken when the flight began; released when it ends
-	// sealed is set once the whole body has arrived and the commit
-	// began; done is closed when the flight ends. A request that finds a
-	// sealed flight waits for done and looks in the store again, so that
-	// a client's next request after a miss is a hit.
-	sealed atomic.Bool
-	done   chan struct{}
-}
 
 // errRevalidate marks an origin failure while validating a stored response
 // that may not be served stale (must-revalidate, proxy-revalidate,
@@ -91,119 +59,55 @@ type fillResult struct {
 	notShareable bool
 }
 
-// join returns the flight for key, creating it (leader true) when none is in
-// progress. A request that would wait beyond maxWaiters others on the
-// flight gets ok false and must not wait; a waiter that gets ok true calls
-// leave once it stops waiting.
-//
-// A flight that a purge of key overtook is not joined: its response may be
-// one the purge removed (RFC 9111 §4.4 and the purge API's promise that a
-// purge wins over a fill in progress), so a new flight replaces it for
-// later requests while it finishes for its own clients; the store commits
-// it Invalid. Purges of other keys do not matter. A new flight takes its
-// ticket from newTicket.
-func (g *flightGroup) join(key string, maxWaiters int, newTicket func() *store.Ticket) (fl *flight, leader, ok bool) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if fl, found := g.m[key]; found && !fl.ticket.MayBePurged(key) {
-		if fl.waiting >= maxWaiters {
-			return fl, false, false
-		}
-		fl.waiting++
-		return fl, false, true
-	}
-	if g.m == nil {
-		g.m = make(map[string]*flight)
-	}
-	fl = &flight{ready: make(chan struct{}), done: make(chan struct{}), ticket: newTicket()}
-	g.m[key] = fl
-	g.running++
-	return fl, true, true
-}
-
-// leave takes a waiter off fl's waiting list.
-func (g *flightGroup) leave(fl *flight) {
-	g.mu.Lock()
-	fl.waiting--
-	g.mu.Unlock()
-}
-
-// forget ends fl's life as the flight for key, if a newer flight has not
-// replaced it already: later requests look in the store again. It reports
-// whether this call ended fl (true once per flight).
-func (g *flightGroup) forget(key string, fl *flight) bool {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.m[key] == fl {
-		delete(g.m, key)
-	}
-	if fl.ended {
-		return false
-	}
-	fl.ended = true
-	close(fl.done)
-	g.running--
-	return true
-}
-
-// inProgress returns the number of flights in progress.
-func (g *flightGroup) inProgress() int {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return g.running
-}
-
-// markHitForMiss makes requests for key skip the cache for d from now.
-// Expired marks of other keys are swept once the map has doubled since the
-// last sweep, and it never holds more than maxHitForMiss marks.
-func (g *flightGroup) markHitForMiss(key string, now time.Time, d time.Duration) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.hfm == nil {
-		g.hfm = make(map[string]time.Time)
-	}
-	_, marked := g.hfm[key]
-	if !marked && len(g.hfm) >= max(g.sweepAt, 1024) {
-		for k, until := range g.hfm {
-			if !now.Before(until) {
-				delete(g.hfm, k)
-			}
-		}
-		g.sweepAt = 2 * len(g.hfm)
-	}
-	if !marked && len(g.hfm) >= maxHitForMiss {
-		for k := range g.hfm { // drop an arbitrary mark
-			delete(g.hfm, k)
-			break
-		}
-	}
-	g.hfm[key] = now.Add(d)
-}
-
-// hitForMiss reports whether key is marked hit-for-miss at now.
-func (g *flightGroup) hitForMiss(key string, now time.Time) bool {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	until, ok := g.hfm[key]
-	if ok && !now.Before(until) {
-		delete(g.hfm, key)
-		ok = false
-	}
-	return ok
-}
-
-// clearHitForMiss forgets a hit-for-miss mark, once a response for key was
-// stored again.
-func (g *flightGroup) clearHitForMiss(key string) {
-	g.mu.Lock()
-	delete(g.hfm, key)
-	g.mu.Unlock()
-}
-
 // fetch answers r through the origin: as the leader of a new fill of f.key,
 // or as a waiter on the fill in progress.
 func (s *Server) fetch(w http.ResponseWriter, r *http.Request, f found) {
 	s.fetchVariant(w, r, f, 0)
+}
+
+// answerPass answers the leader's client with the fill's response that is
+// not stored, under the client's lifetime. When the client's request asked
+// for something the fill's request did not (a Range, validators, codings
+// other than identity), or the response is a 304 that selects nothing
+// stored (§4.3.4), the client's own request goes to the origin instead, as
+// any pass does.
+func (s *Server) answerPass(w http.ResponseWriter, r *http.Request, p *passThrough, res fillResult, st cache.Status, key string) {
+	resp := p.resp
+	if resp.StatusCode == http.StatusNotModified || s.asksMoreThanFill(r, resp.Header) {
+		p.close() // unread: the body may be long and slow
+		st.FwdStatus = 0
+		if resp.StatusCode == http.StatusNotModified {
+			st.Detail = "304-mismatch"
+		} else {
+			st.Detail = "not-shareable"
+			if res.detail != "" {
+				st.Detail = res.detail
+			}
+		}
+		s.forwardCacheable(w, r, st)
+		return
+	}
+	defer p.close()
+	st.Detail = res.detail
+	s.writeResponse(w, r, resp, st, key)
+}
+
+// asksMoreThanFill reports whether r has fields that outgoing removed and
+// that change the origin's answer: a Range or conditionals, or an
+// Accept-Encoding (fills ask for identity) when the response h names it in
+// Vary. (Vary: * is not taken to mean Accept-Encoding: every Go and browser
+// client sends one, and each such response would be fetched twice.)
+func (s *Server) asksMoreThanFill(r *http.Request, h http.Header) bool {
+	q := r.Header
+	if q["Range"] != nil || q["If-Range"] != nil || q["If-None-Match"] != nil || q["If-Modified-Since"] != nil ||
+		q["If-Match"] != nil || q["If-Unmodified-Since"] != nil {
+		return true
+	}
+	if s.opts.CompressWorkers < 0 || q["Accept-Encoding"] == nil {
+		return false
+	}
+	fields, _ := cache.VaryFields(h)
+	return slices.ContainsFunc(fields, func(f string) bool { return strings.EqualFold(f, "Accept-Encoding") })
 }
 
 // fetchVariant is fetch after redirects re-dispatches to another variant's
@@ -231,11 +135,10 @@ func (s *Server) fetchVariant(w http.ResponseWriter, r *http.Request, f found, r
 		return
 	}
 	collapsed := !leader
-	var direct *http.Response
-	var done func()
+	var pass *passThrough
 	if leader {
 		s.metrics.fillsInProgress.Inc()
-		direct, done = s.lead(r, f, fl, w)
+		pass = s.newFill(r, f, fl).run(w, r.Context())
 	} else {
 		s.metrics.collapsed.Inc()
 		timer := time.NewTimer(s.opts.WaitTimeout)
@@ -286,19 +189,8 @@ func (s *Server) fetchVariant(w http.ResponseWriter, r *http.Request, f found, r
 		}
 		s.writeUpstreamError(w, r, st, f.key, res.err)
 	case resultPass:
-		if direct != nil {
-			defer done()
-			if direct.StatusCode == http.StatusNotModified {
-				// §4.3.4: the 304 answered our validators but selects no
-				// stored response; it means nothing to this client. Send
-				// the client's own request instead.
-				drain(direct)
-				st.FwdStatus, st.Detail = 0, "304-mismatch"
-				s.forwardCacheable(w, r, st)
-				return
-			}
-			st.Detail = res.detail
-			s.writeResponse(w, r, direct, st, f.key)
+		if pass != nil {
+			s.answerPass(w, r, pass, res, st, f.key)
 			return
 		}
 		if res.obj != nil {
@@ -364,35 +256,157 @@ func (s *Server) endFlight(key string, fl *flight) {
 	}
 }
 
-// lead performs the origin request of flight fl for r and publishes the
-// result. When the response is not shareable it is returned to the caller
-// (the leader's client) with done, which the caller must call after reading
-// it; waiters are told to go to the origin themselves.
+// Errors of a fill's body transfer, for readers following it (errStatus
+// maps them to 504 and 502).
+var (
+	// errBetweenBytes: the origin sent no body bytes for
+	// Options.BetweenBytes.
+	errBetweenBytes = fmt.Errorf("proxy: the origin sent no body bytes within the between-bytes timeout: %w", context.DeadlineExceeded)
+	// errFillCap: the fill took longer than Options.FillTimeout.
+	errFillCap = fmt.Errorf("proxy: the fill took longer than the fill timeout: %w", context.DeadlineExceeded)
+)
+
+// fill is one origin fetch of a cacheable key, run by its flight's leader:
+// the origin request, its context, the store ticket (the flight's), the
+// response, the store writer, and a single finish that ends them all.
 //
-// The origin request runs under a context owned by the server with its own
-// timeout, not under the client's: a client that disconnects does not fail
-// the fill for the others.
-func (s *Server) lead(r *http.Request, f found, fl *flight, w http.ResponseWriter) (direct *http.Response, done func()) {
-	publish := func(res fillResult) {
-		fl.res = res
-		close(fl.ready)
-	}
-	ctx, cancel := context.WithTimeout(s.bg, s.opts.FillTimeout)
+// The fetch runs under a context of the server's (Close cancels it), not
+// the leader's client's, so a client that disconnects does not fail it for
+// the others. No deadline caps the whole transfer unless FillTimeout is
+// set: the header comes within ResponseTimeout (the transport's), and then
+// every body read within BetweenBytes. An uncacheable response is handed
+// off to the leader's client (passThrough) and lives as long as that
+// client does.
+type fill struct {
+	s  *Server
+	fl *flight
+	f  found
+	// r is the leader's request, as the GET the fill sends even for a
+	// HEAD: the response is judged and stored as that GET's.
+	r      *http.Request
+	ctx    context.Context
+	cancel context.CancelCauseFunc // nil once handed off
+	cap    *time.Timer             // FillTimeout; nil when off
 
-	// Another flight may have stored the object between our lookup and
-	// joining ([gc] groupcache load): look again.
-	if f.obj == nil {
-		if again := s.lookup(ctx, r, f.primary); again.obj != nil && again.key == f.key {
-			if lk := s.policy.Evaluate(r, &again.obj.Meta, s.now()); lk.Action == cache.Serve {
-				cancel()
-				publish(fillResult{kind: resultObject, obj: again.obj, key: f.key, stored: true})
-				s.endFlight(f.key, fl)
-				return nil, nil
-			}
+	reqTime, respTime time.Time
+	resp              *http.Response // nil before the header, and once handed off
+	wr                *store.Writer  // the store writer of a storable response
+	key               string         // where the response is stored
+	vary              []string       // its Vary fields
+	meta              cache.Meta     // its stored metadata
+	err               error          // why the body transfer failed, for readers
+}
+
+// newFill starts the fill of flight fl for r (the leader's request).
+func (s *Server) newFill(r *http.Request, f found, fl *flight) *fill {
+	ctx, cancel := context.WithCancelCause(s.bg)
+	fi := &fill{s: s, fl: fl, f: f, r: r, ctx: ctx, cancel: cancel, key: f.key}
+	if r.Method == http.MethodHead {
+		g := *r
+		g.Method = http.MethodGet
+		fi.r = &g
+	}
+	if s.opts.FillTimeout > 0 {
+		fi.cap = time.AfterFunc(s.opts.FillTimeout, func() { cancel(errFillCap) })
+	}
+	return fi
+}
+
+// run performs the fill and publishes its result to the flight. A response
+// that may not be stored is returned to the leader's client as a
+// passThrough (nil otherwise), which it must close. w is the leader's
+// client (nil for a background revalidation), for 1xx responses.
+func (fi *fill) run(w http.ResponseWriter, client context.Context) *passThrough {
+	streaming := false
+	defer func() {
+		if !streaming {
+			fi.finish()
 		}
+	}()
+	if res, ok := fi.storedMeanwhile(); ok {
+		fi.publish(res)
+		return nil
 	}
+	if err := fi.roundTrip(w); err != nil {
+		// A connection error or timeout (RFC 5861 §4): every client
+		// decides for itself whether the stale entry, if any, may answer.
+		fi.publish(fillResult{kind: resultError, obj: fi.f.obj, key: fi.f.key, err: err})
+		return nil
+	}
+	if res, ok := fi.revalidated(); ok {
+		drain(fi.resp)
+		fi.publish(res)
+		return nil
+	}
+	res := fi.startStoring()
+	if res.kind == resultPass {
+		fi.publish(res)
+		return fi.handOff(client)
+	}
+	streaming = true
+	fi.s.wg.Add(1)
+	go fi.copy()
+	fi.publish(res)
+	return nil
+}
 
-	out := s.outgoing(ctx, r)
+// publish hands the result to the flight's waiters. A final result (not a
+// stream) ends the flight first, so that a request arriving from now on
+// looks in the store or goes to the origin, never joins a finished flight.
+func (fi *fill) publish(res fillResult) {
+	if res.kind != resultStream {
+		fi.s.endFlight(fi.f.key, fi.fl)
+	}
+	fi.fl.res = res
+	close(fi.fl.ready)
+}
+
+// finish is the fill's one exit, on every path: the flight ends (before
+// readers see an abort, so that a client retrying at once starts a new
+// fill), an uncommitted writer is discarded with the reason, the response
+// body is closed and the context released.
+func (fi *fill) finish() {
+	fi.s.endFlight(fi.f.key, fi.fl)
+	if fi.wr != nil {
+		cause := fi.err
+		if cause == nil {
+			cause = errors.New("proxy: fill ended before its commit")
+		}
+		fi.wr.Fail(cause) // a no-op after Commit
+	}
+	if fi.resp != nil {
+		fi.resp.Body.Close()
+	}
+	if fi.cap != nil {
+		fi.cap.Stop()
+	}
+	if fi.cancel != nil {
+		fi.cancel(context.Canceled)
+	}
+}
+
+// storedMeanwhile looks in the store again: another flight may have stored
+// the object between our lookup and joining ([gc] groupcache load).
+func (fi *fill) storedMeanwhile() (fillResult, bool) {
+	s, f := fi.s, fi.f
+	if f.obj != nil {
+		return fillResult{}, false
+	}
+	again := s.lookup(fi.ctx, fi.r, f.primary)
+	if again.obj == nil || again.key != f.key {
+		return fillResult{}, false
+	}
+	if lk := s.policy.Evaluate(fi.r, &again.obj.Meta, s.now()); lk.Action != cache.Serve {
+		return fillResult{}, false
+	}
+	return fillResult{kind: resultObject, obj: again.obj, key: f.key, stored: true}, true
+}
+
+// roundTrip sends the fill's request: conditional on the stored entries
+// (§4.3.1), 1xx responses forwarded to w.
+func (fi *fill) roundTrip(w http.ResponseWriter) error {
+	s, f := fi.s, fi.f
+	out := s.outgoing(fi.ctx, fi.r)
 	if f.obj != nil && !f.reload {
 		cache.Conditional(out.Header, &f.obj.Meta) // §4.3.1
 	}
@@ -402,189 +416,232 @@ func (s *Server) lead(r *http.Request, f found, fl *flight, w http.ResponseWrite
 	if w != nil {
 		out = out.WithContext(httptrace.WithClientTrace(out.Context(), s.interimTrace(w))) // keeps the route (rewrite)
 	}
-	// A purge from when the flight began wins over this fill: fl.ticket.
-	reqTime := s.now()
+	fi.reqTime = s.now()
 	s.metrics.originRequests.Inc()
 	resp, err := s.transport.RoundTrip(out)
-	respTime := s.now()
+	fi.respTime = s.now()
 	if err != nil {
-		// A connection error or timeout (RFC 5861 §4): every client
-		// decides for itself whether the stale entry, if any, may answer.
-		cancel()
-		s.endFlight(f.key, fl)
-		publish(fillResult{kind: resultError, obj: f.obj, key: f.key, err: err})
-		return nil, nil
+		if cause := context.Cause(fi.ctx); cause != nil && cause != context.Canceled {
+			err = cause
+		}
+		return err
 	}
 	removeHopByHop(resp.Header)
-	if s.policy.StripSetCookie(r) {
+	if s.policy.StripSetCookie(fi.r) {
 		delete(resp.Header, "Set-Cookie") // cache.Rule.StripSetCookie
 	}
+	resp.Body = newStallReader(fi.ctx, fi.cancel, resp.Body, s.opts.BetweenBytes)
+	fi.resp = resp
+	return nil
+}
 
+// revalidated handles the origin's answer to a conditional request (§4.3.3)
+// for the stale entry f.obj or one of the variants listed in f.marker. A
+// 304 that selects a stored response freshens it (§4.3.4) and answers; a
+// 500, 502, 503 or 504 answers with the stale entry itself when
+// stale-if-error allows (RFC 5861 §4). Anything else is a new response.
+func (fi *fill) revalidated() (fillResult, bool) {
+	s, f, resp := fi.s, fi.f, fi.resp
+	res := fillResult{kind: resultObject, key: f.key, fwdStatus: resp.StatusCode}
 	if f.obj != nil {
-		if obj, ok := s.revalidated(ctx, r, f, resp, reqTime, respTime, fl.ticket); ok {
-			drain(resp)
-			cancel()
-			s.endFlight(f.key, fl)
-			publish(fillResult{kind: resultObject, obj: obj, key: f.key, stale: obj == f.obj, fwdStatus: resp.StatusCode})
-			return nil, nil
+		switch resp.StatusCode {
+		case http.StatusNotModified:
+			if cache.Matches304(&f.obj.Meta, resp.Header) {
+				m := s.policy.Freshen(&f.obj.Meta, resp.Header, fi.reqTime, fi.respTime)
+				keep := s.policy.KeepUntil(&m, s.opts.Keep)
+				// A purge since the request started keeps the entry
+				// Invalid; a fill that replaced the entry meanwhile keeps
+				// its own metadata.
+				if err := s.store.UpdateObjectMeta(fi.ctx, fi.fl.ticket, f.obj, m, keep); err != nil && !errors.Is(err, store.ErrSuperseded) {
+					s.storeError("update", f.key, err)
+				}
+				obj := *f.obj
+				obj.Meta, obj.KeepUntil = m, keep
+				res.obj = &obj
+				return res, true
+			}
+		case http.StatusInternalServerError, http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+			if s.policy.Evaluate(fi.r, &f.obj.Meta, fi.respTime).StaleIfError {
+				res.obj, res.stale = f.obj, true
+				return res, true
+			}
 		}
 	}
-
 	if resp.StatusCode == http.StatusNotModified && f.marker != nil {
-		if obj, key, ok := s.revalidatedVariant(ctx, f, resp, reqTime, respTime, fl.ticket); ok {
-			drain(resp)
-			cancel()
-			s.endFlight(f.key, fl)
-			publish(fillResult{kind: resultObject, obj: obj, key: key, fwdStatus: resp.StatusCode})
-			return nil, nil
+		if obj, key, ok := s.revalidatedVariant(fi.ctx, f, resp, fi.reqTime, fi.respTime, fi.fl.ticket); ok {
+			res.obj, res.key = obj, key
+			return res, true
 		}
 	}
+	return fillResult{}, false
+}
 
-	// The fill was a GET even when the client sent HEAD: judge and store it
-	// as the GET it was.
-	if r.Method == http.MethodHead {
-		g := *r
-		g.Method = http.MethodGet
-		r = &g
-	}
-	ok, reason := s.policy.Storable(r, resp.StatusCode, resp.Header)
+// startStoring judges the response (§3) and, when it may be stored,
+// creates its store writer: a resultStream. Otherwise it returns a
+// resultPass and marks the URL hit-for-miss when the response may not be
+// shared.
+func (fi *fill) startStoring() fillResult {
+	s, f, resp := fi.s, fi.f, fi.resp
+	ok, reason := s.policy.Storable(fi.r, resp.StatusCode, resp.Header)
 	fields, star := cache.VaryFields(resp.Header)
 	if ok && star {
 		ok, reason = false, "vary-star" // §4.1: Vary: * never matches
 	}
-	var wr *store.Writer
-	key := f.key
-	var meta cache.Meta
 	if ok {
 		if len(fields) > 0 {
-			key = variantKey(f.primary, fields, r.Header)
+			fi.key = variantKey(f.primary, fields, fi.r.Header)
 		}
-		meta = s.policy.NewMeta(r, resp.StatusCode, resp.Header, reqTime, respTime)
-		wr, err = s.store.Create(ctx, key, meta, store.CreateOptions{
+		fi.vary = fields
+		fi.meta = s.policy.NewMeta(fi.r, resp.StatusCode, resp.Header, fi.reqTime, fi.respTime)
+		wr, err := s.store.Create(fi.ctx, fi.key, fi.meta, store.CreateOptions{
 			Tags:      s.policy.Tags(resp.Header),
-			KeepUntil: s.policy.KeepUntil(&meta, s.opts.Keep),
+			KeepUntil: s.policy.KeepUntil(&fi.meta, s.opts.Keep),
 			SizeHint:  resp.ContentLength,
-			Ticket:    fl.ticket,
+			Ticket:    fi.fl.ticket,
 		})
-		if err != nil {
-			s.storeError("create", key, err)
+		if err == nil {
+			fi.wr = wr
+			s.flights.clearHitForMiss(f.primary)
+			s.metrics.fills.Inc()
+			return fillResult{kind: resultStream, meta: fi.meta, writer: wr, size: resp.ContentLength, key: fi.key, vary: fields, header: resp.Header, fwdStatus: resp.StatusCode}
+		}
+		if errors.Is(err, store.ErrTooLarge) {
+			// Larger than the store takes: not storable, like no-store.
+			ok, reason = false, "too-large"
+		} else {
+			s.storeError("create", fi.key, err)
 			ok, reason = false, "store-unavailable"
 		}
 	}
-	if !ok {
-		s.endFlight(f.key, fl)
-		detail := ""
-		if reason == "store-unavailable" {
-			detail = reason
-		} else if resp.StatusCode < 500 {
-			s.flights.markHitForMiss(f.primary, s.now(), s.opts.HitForMiss)
-		}
-		res := fillResult{kind: resultPass, fwdStatus: resp.StatusCode, detail: detail, notShareable: reason != "store-unavailable"}
-		switch resp.StatusCode {
-		case http.StatusInternalServerError, http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
-			// The leader's own request forbade the stale entry (else
-			// revalidated would have used it); a waiter's may allow it
-			// (RFC 5861 §4): each one decides.
-			res.obj = f.obj
-		}
-		publish(res)
-		return resp, cancel
+	res := fillResult{kind: resultPass, fwdStatus: resp.StatusCode, notShareable: reason != "store-unavailable"}
+	if reason == "store-unavailable" {
+		res.detail = reason
+	} else if resp.StatusCode < 500 {
+		s.flights.markHitForMiss(f.primary, s.now(), s.opts.HitForMiss)
 	}
-	s.flights.clearHitForMiss(f.primary)
-	s.metrics.fills.Inc()
-	s.wg.Add(1)
-	go s.copyFill(ctx, cancel, resp, wr, f, fl, key, fields, meta)
-	publish(fillResult{kind: resultStream, meta: meta, writer: wr, size: resp.ContentLength, key: key, vary: fields, header: resp.Header, fwdStatus: resp.StatusCode})
-	return nil, nil
-}
-
-// revalidated handles the origin's answer to a conditional request for the
-// stale entry f.obj (§4.3.3). A 304 that selects the entry freshens it
-// (§4.3.4) and returns it; a 500, 502, 503 or 504 returns the stale entry
-// itself when stale-if-error allows (RFC 5861 §4). Anything else is a new
-// response for the caller to handle.
-func (s *Server) revalidated(ctx context.Context, r *http.Request, f found, resp *http.Response, reqTime, respTime time.Time, t *store.Ticket) (*store.Object, bool) {
 	switch resp.StatusCode {
-	case http.StatusNotModified:
-		if !cache.Matches304(&f.obj.Meta, resp.Header) {
-			return nil, false
-		}
-		m := s.policy.Freshen(&f.obj.Meta, resp.Header, reqTime, respTime)
-		keep := s.policy.KeepUntil(&m, s.opts.Keep)
-		// A purge since the request started keeps the entry Invalid; a
-		// fill that replaced the entry meanwhile keeps its own metadata.
-		if err := s.store.UpdateObjectMeta(ctx, t, f.obj, m, keep); err != nil && !errors.Is(err, store.ErrSuperseded) {
-			s.storeError("update", f.key, err)
-		}
-		obj := *f.obj
-		obj.Meta = m
-		obj.KeepUntil = keep
-		return &obj, true
 	case http.StatusInternalServerError, http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
-		if s.policy.Evaluate(r, &f.obj.Meta, respTime).StaleIfError {
-			return f.obj, true
-		}
+		// The leader's own request forbade the stale entry (else
+		// revalidated would have used it); a waiter's may allow it
+		// (RFC 5861 §4): each one decides.
+		res.obj = f.obj
 	}
-	return nil, false
+	return res
 }
 
-// copyFill copies the origin's body into the store writer. It runs under
-// the server's context (tracked by s.wg), so the fill completes even when
-// every client has gone. A short or failed body aborts the fill: nothing
-// partial is ever stored, and readers following it get an error. When
-// storing stops mid-body (a full disk) the store keeps feeding the fill's
-// readers from memory and the commit fails with store.ErrUnavailable,
-// counted as a store error: the clients get the whole body, nothing is
-// stored.
-func (s *Server) copyFill(ctx context.Context, cancel context.CancelFunc, resp *http.Response, wr *store.Writer, f found, fl *flight, key string, vary []string, meta cache.Meta) {
+// copy copies the origin's body into the store writer and commits it. It
+// runs under the fill's context (tracked by s.wg), so the fill completes
+// even when every client has gone. A short or failed body aborts the fill:
+// nothing partial is ever stored, and readers following it get the reason.
+// When storing stops mid-body (a full disk, or a chunked body past the
+// size limit) the store keeps feeding the fill's readers and the commit
+// fails: the clients get the whole body, nothing is stored.
+func (fi *fill) copy() {
+	s := fi.s
 	defer s.wg.Done()
-	defer cancel()
-	defer s.endFlight(f.key, fl)
-	defer resp.Body.Close()
+	defer fi.finish()
 	bufp := bufPool.Get().(*[]byte)
-	n, err := io.CopyBuffer(wr, resp.Body, *bufp)
+	n, err := io.CopyBuffer(fi.wr, fi.resp.Body, *bufp)
 	bufPool.Put(bufp)
-	if err == nil && resp.ContentLength >= 0 && n != resp.ContentLength {
+	if err == nil && fi.resp.ContentLength >= 0 && n != fi.resp.ContentLength {
 		err = io.ErrUnexpectedEOF
 	}
 	if err != nil {
-		// End the flight before readers see the abort: a client that
-		// retries at once must start a new fill, not join this dead one.
-		s.endFlight(f.key, fl)
-		wr.Abort()
-		if errors.Is(err, store.ErrUnavailable) {
-			s.storeError("write", key, err)
-			return
-		}
+		fi.err = err
 		s.metrics.fillErrors.Inc()
-		s.log.Warn("fill aborted", "key", key, "bytes", n, "err", err)
+		s.log.Warn("fill aborted", "key", fi.key, "bytes", n, "err", err)
 		return
 	}
 	// The body is whole: clients following the fill finish now, without
-	// waiting for the commit's fsync.
-	wr.Seal()
-	fl.sealed.Store(true)
-	obj, err := wr.Commit(ctx)
-	if errors.Is(err, store.ErrSuperseded) {
+	// waiting for the commit's fsync; new requests wait for the commit.
+	fi.wr.Seal()
+	fi.fl.sealed.Store(true)
+	obj, err := fi.wr.Commit(fi.ctx)
+	switch {
+	case errors.Is(err, store.ErrSuperseded):
 		// A purge overtook this fill and a newer response is stored.
-		s.log.Debug("fill superseded after a purge", "key", key)
-		return
-	}
-	if errors.Is(err, store.ErrTooLarge) {
+		s.log.Debug("fill superseded after a purge", "key", fi.key)
+	case errors.Is(err, store.ErrTooLarge):
 		// Chunked and past the size limit: it streamed to its clients
 		// without being stored; later requests go straight to the origin.
-		s.log.Debug("fill too large to store", "key", key, "err", err)
-		s.flights.markHitForMiss(f.primary, s.now(), s.opts.HitForMiss)
-		return
+		s.log.Debug("fill too large to store", "key", fi.key, "err", err)
+		s.flights.markHitForMiss(fi.f.primary, s.now(), s.opts.HitForMiss)
+	case err != nil:
+		s.storeError("commit", fi.key, err)
+	default:
+		s.scheduleVariants(obj) // variants.go
+		if len(fi.vary) > 0 {
+			s.noteVariant(fi.ctx, fi.f.primary, fi.vary, fi.key, fi.meta)
+		}
 	}
-	if err != nil {
-		s.storeError("commit", key, err)
-		return
+}
+
+// handOff gives the response of a pass to the leader's client: from now on
+// it lives as long as that client (client), with no total cap, and no
+// longer belongs to the fill.
+func (fi *fill) handOff(client context.Context) *passThrough {
+	p := &passThrough{resp: fi.resp, cancel: fi.cancel}
+	if client != nil {
+		cancel := fi.cancel
+		p.stop = context.AfterFunc(client, func() { cancel(context.Canceled) })
 	}
-	s.scheduleVariants(obj) // variants.go
-	if len(vary) > 0 {
-		s.noteVariant(ctx, f.primary, vary, key, meta)
+	if fi.cap != nil {
+		fi.cap.Stop()
 	}
+	fi.resp, fi.cancel = nil, nil
+	return p
+}
+
+// passThrough is an origin response that is not stored, owned by the
+// client it answers.
+type passThrough struct {
+	resp   *http.Response
+	cancel context.CancelCauseFunc
+	stop   func() bool // stops the client's AfterFunc; nil without a client
+}
+
+// close ends the response: body closed, context released.
+func (p *passThrough) close() {
+	p.resp.Body.Close()
+	if p.stop != nil {
+		p.stop()
+	}
+	p.cancel(context.Canceled)
+}
+
+// stallReader is a response body whose every Read must return within d:
+// when the origin sends nothing for that long the fetch's context is
+// cancelled with errBetweenBytes (timeouts.between_bytes, like Varnish's
+// between_bytes_timeout and nginx's proxy_read_timeout), and the read
+// fails with it. The total transfer time is not limited.
+type stallReader struct {
+	io.ReadCloser
+	ctx   context.Context
+	d     time.Duration
+	timer *time.Timer
+}
+
+func newStallReader(ctx context.Context, cancel context.CancelCauseFunc, body io.ReadCloser, d time.Duration) *stallReader {
+	t := time.AfterFunc(d, func() { cancel(errBetweenBytes) })
+	t.Stop()
+	return &stallReader{ReadCloser: body, ctx: ctx, d: d, timer: t}
+}
+
+func (r *stallReader) Read(p []byte) (int, error) {
+	r.timer.Reset(r.d)
+	n, err := r.ReadCloser.Read(p)
+	r.timer.Stop()
+	if err != nil && err != io.EOF {
+		if cause := context.Cause(r.ctx); cause != nil && cause != context.Canceled {
+			err = cause
+		}
+	}
+	return n, err
+}
+
+func (r *stallReader) Close() error {
+	r.timer.Stop()
+	return r.ReadCloser.Close()
 }
 
 // revalidateInBackground starts one background revalidation of a stale
@@ -609,9 +666,9 @@ func (s *Server) revalidateInBackground(r *http.Request, f found) {
 		defer s.wg.Done()
 		defer func() { <-s.bgSlots }()
 		s.metrics.backgroundRevalidations.Inc()
-		if direct, done := s.lead(req, f, fl, nil); direct != nil {
-			drain(direct)
-			done()
+		if p := s.newFill(req, f, fl).run(nil, nil); p != nil {
+			drain(p.resp)
+			p.close()
 		}
 	}()
 }

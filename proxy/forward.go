@@ -88,7 +88,9 @@ func (s *Server) modifyPassResponse(resp *http.Response) error {
 			if err != nil {
 				continue
 			}
-			if _, err := s.store.Purge(r.Context(), store.Selector{URL: key}, false); err != nil {
+			// Under the server's context: a client that leaves must
+			// not cancel the invalidation its request caused.
+			if _, err := s.store.Purge(s.bg, store.Selector{URL: key}, false); err != nil {
 				s.storeError("invalidate", key, err)
 			}
 			s.flights.clearHitForMiss(key)

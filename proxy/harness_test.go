@@ -14,6 +14,7 @@ import (
 	"github.com/cellar-cache/cellar/cache"
 	"github.com/cellar-cache/cellar/internal/proxytest"
 	"github.com/cellar-cache/cellar/store"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 // testHost is the Host of every request the rig sends.
@@ -187,7 +188,7 @@ func (r *rig) waitIdle() {
 	r.t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for time.Now().Before(deadline) {
-		if r.server.flights.inProgress() == 0 {
+		if testutil.ToFloat64(r.server.metrics.fillsInProgress) == 0 {
 			return
 		}
 		time.Sleep(time.Millisecond)

@@ -52,8 +52,16 @@ type Options struct {
 	ResponseTimeout time.Duration
 	// IdleTimeout closes idle upstream and client connections; default 90s.
 	IdleTimeout time.Duration
-	// FillTimeout bounds a whole cache fill (headers and body), which runs
-	// under a context owned by the server, not by the client; default 5m.
+	// BetweenBytes bounds the wait for each read of an origin response body
+	// (fills and responses passed through from a fill): an origin that
+	// sends nothing for this long fails the transfer, which ends each
+	// client's response (a 504 when nothing was sent yet). It does not cap
+	// the total transfer time. Default 60s.
+	BetweenBytes time.Duration
+	// FillTimeout, when set, caps a whole cache fill (headers and body),
+	// which runs under a context owned by the server, not by the client.
+	// Zero (the default): no cap, BetweenBytes and ResponseTimeout bound
+	// the fill instead.
 	FillTimeout time.Duration
 	// TunnelIdleTimeout closes an upgraded connection (WebSocket and
 	// others) when neither side has sent anything for this long; default 5m.
@@ -75,7 +83,7 @@ type Options struct {
 	// for the response header before it goes to the origin itself,
 	// uncollapsed and without storing (as nginx's proxy_cache_lock_timeout);
 	// default 5s. Once the header has arrived the body streams to every
-	// waiter with no further limit than FillTimeout.
+	// waiter; each body read is bounded by BetweenBytes.
 	WaitTimeout time.Duration
 	// FailCooldown is how long an origin that refused or dropped a
 	// connection is skipped by the round robin (passive health checking);
@@ -222,8 +230,8 @@ func (o *Options) EnsureDefaults() {
 	if o.TunnelIdleTimeout == 0 {
 		o.TunnelIdleTimeout = 5 * time.Minute
 	}
-	if o.FillTimeout == 0 {
-		o.FillTimeout = 5 * time.Minute
+	if o.BetweenBytes == 0 {
+		o.BetweenBytes = 60 * time.Second
 	}
 	if o.MaxIdleConnsPerHost == 0 {
 		o.MaxIdleConnsPerHost = 64
@@ -300,6 +308,7 @@ func (o *Options) Validate() error {
 		{"response timeout", o.ResponseTimeout},
 		{"idle timeout", o.IdleTimeout},
 		{"fill timeout", o.FillTimeout},
+		{"between-bytes timeout", o.BetweenBytes},
 		{"tunnel idle timeout", o.TunnelIdleTimeout},
 		{"keep", o.Keep},
 		{"fail cooldown", o.FailCooldown},

@@ -164,15 +164,49 @@ func (s *Server) serveStream(w http.ResponseWriter, r *http.Request, res fillRes
 	if res.size >= 0 && bodyAllowed(m.Status) {
 		h["Content-Length"] = []string{strconv.FormatInt(res.size, 10)}
 	}
-	w.WriteHeader(m.Status)
 	if r.Method == http.MethodHead || res.size == 0 || !bodyAllowed(m.Status) {
+		w.WriteHeader(m.Status)
 		return
 	}
 	rd := res.writer.NewReader(r.Context())
 	defer rd.Close()
-	if err := copyFlush(w, rd); err != nil {
+	// The status line waits for the first body bytes: a fill that fails
+	// before them (the origin closed, or stalled past BetweenBytes) is
+	// answered 502 or 504, not with a cut empty response.
+	bufp := bufPool.Get().(*[]byte)
+	n, err := io.ReadAtLeast(rd, *bufp, 1)
+	if n == 0 && err != nil && err != io.EOF {
+		bufPool.Put(bufp)
+		if r.Context().Err() != nil {
+			return
+		}
+		clear(h) // the stored response's fields describe no error
+		s.writeFillError(w, r, st, res.key, err)
+		return
+	}
+	w.WriteHeader(m.Status)
+	_, werr := w.Write((*bufp)[:n])
+	bufPool.Put(bufp)
+	if werr != nil || (err == nil && copyFlush(w, rd) != nil) {
 		panic(http.ErrAbortHandler)
 	}
+}
+
+// writeFillError answers a client following a fill that failed before its
+// first body byte reached the client: 502 with Cache-Status detail
+// origin-closed when the origin closed the connection early, 504 when it
+// stalled, 502 otherwise.
+func (s *Server) writeFillError(w http.ResponseWriter, r *http.Request, st cache.Status, key string, err error) {
+	st.Stored, st.HasTTL, st.TTL = false, false, 0
+	switch {
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		st.Detail = "origin-closed"
+	case errors.Is(err, errBetweenBytes):
+		st.Detail = "origin-stalled"
+	default:
+		st.Detail = "fill-failed"
+	}
+	s.writeUpstreamError(w, r, st, key, fmt.Errorf("proxy: the fill of %q failed: %w", key, err))
 }
 
 // streamPart answers a single byte range from a fill in progress with a
@@ -187,8 +221,7 @@ func (s *Server) streamPart(w http.ResponseWriter, r *http.Request, res fillResu
 			return
 		}
 		clear(w.Header()) // the stored response's fields describe no 502
-		st.Stored, st.HasTTL, st.Detail = false, false, "fill-failed"
-		s.writeUpstreamError(w, r, st, res.key, fmt.Errorf("proxy: the fill of %q failed before the requested range: %w", res.key, err))
+		s.writeFillError(w, r, st, res.key, fmt.Errorf("before the requested range: %w", err))
 		return
 	}
 	h := w.Header()

@@ -198,8 +198,8 @@ func TestRangeOnAMissWhoseFillFailsBeforeTheRange(t *testing.T) {
 	if resp.StatusCode != http.StatusBadGateway || resp.Header.Get("Content-Range") != "" || resp.Header.Get("Etag") != "" {
 		t.Fatalf("%d %q (Content-Range %q, ETag %q), want a plain 502", resp.StatusCode, body, resp.Header.Get("Content-Range"), resp.Header.Get("Etag"))
 	}
-	if cs := resp.Header.Get("Cache-Status"); !hasParam(cs, "detail=fill-failed") || hasParam(cs, "stored") {
-		t.Errorf("Cache-Status %q, want detail=fill-failed and not stored", cs)
+	if cs := resp.Header.Get("Cache-Status"); !hasParam(cs, "detail=origin-closed") || hasParam(cs, "stored") {
+		t.Errorf("Cache-Status %q, want detail=origin-closed and not stored", cs)
 	}
 	if _, err := r.store.Get(t.Context(), "http://"+testHost+"/broken"); err == nil {
 		t.Error("the failed fill was stored")

@@ -484,7 +484,7 @@ func (s *Server) scheduleVariants(obj *store.Object) {
 // kept only when smaller than identity. It records them in obj's Meta and
 // then starts the best-level pass when that is free.
 func (s *Server) makeVariants(obj *store.Object, src string) {
-	ctx, cancel := context.WithTimeout(s.bg, s.opts.FillTimeout)
+	ctx, cancel := context.WithCancel(s.bg)
 	defer cancel()
 	token := strconv.FormatUint(rand.Uint64(), 36)
 	var made []string
@@ -536,7 +536,7 @@ func (s *Server) makeVariants(obj *store.Object, src string) {
 // levels and replaces each variant that comes out smaller. It keeps the
 // token: the bytes are another encoding of the same response.
 func (s *Server) bestVariants(obj, id *store.Object, made []string, token string) {
-	ctx, cancel := context.WithTimeout(s.bg, s.opts.FillTimeout)
+	ctx, cancel := context.WithCancel(s.bg)
 	defer cancel()
 	for _, c := range made {
 		if c == compress.Identity {

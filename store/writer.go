@@ -490,10 +490,16 @@ func (w *Writer) commit() (*Object, error) {
 
 // Abort discards the fill. It is idempotent and a no-op after Commit.
 func (w *Writer) Abort() {
+	w.Fail(errAborted)
+}
+
+// Fail is Abort with the reason: readers following the fill get an error
+// wrapping cause (an origin that closed early, say).
+func (w *Writer) Fail(cause error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.state == filling {
-		w.abortLocked(errAborted)
+		w.abortLocked(cause)
 		w.releaseTicket()
 	}
 }

@@ -103,7 +103,9 @@ type timeoutConfig struct {
 	Response string `yaml:"response"`
 	Idle     string `yaml:"idle"`
 	Fill     string `yaml:"fill"`
-	Shutdown string `yaml:"shutdown"`
+	// BetweenBytes bounds each wait for origin body bytes (default 60s).
+	BetweenBytes string `yaml:"between_bytes"`
+	Shutdown     string `yaml:"shutdown"`
 	// TunnelIdle closes an upgraded connection (WebSocket) idle this long.
 	TunnelIdle string `yaml:"tunnel_idle"`
 }
@@ -520,6 +522,7 @@ func (fc *fileConfig) apply(s *settings, lines map[string]int) error {
 	p.duration("timeouts.response", fc.Timeouts.Response, &s.proxy.ResponseTimeout)
 	p.duration("timeouts.idle", fc.Timeouts.Idle, &s.proxy.IdleTimeout)
 	p.duration("timeouts.fill", fc.Timeouts.Fill, &s.proxy.FillTimeout)
+	p.duration("timeouts.between_bytes", fc.Timeouts.BetweenBytes, &s.proxy.BetweenBytes)
 	p.duration("timeouts.shutdown", fc.Timeouts.Shutdown, &s.shutdownTimeout)
 	p.duration("timeouts.tunnel_idle", fc.Timeouts.TunnelIdle, &s.proxy.TunnelIdleTimeout)
 

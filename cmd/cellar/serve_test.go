@@ -323,7 +323,7 @@ func TestExampleConfigIsValid(t *testing.T) {
 	if err := fc.apply(&s, lines); err != nil {
 		t.Fatal(err)
 	}
-	if s.store.MemoryBytes != 256<<20 || s.store.DiskBytes != 2<<30 || len(s.cache.Rules) != 2 || s.proxy.FillTimeout != 5*time.Minute ||
+	if s.store.MemoryBytes != 256<<20 || s.store.DiskBytes != 2<<30 || len(s.cache.Rules) != 2 || s.proxy.FillTimeout != 0 || s.proxy.BetweenBytes != time.Minute ||
 		s.proxy.Compress.Levels["br"] != 5 || s.proxy.MaxWaiters != 10000 || len(s.proxy.Sites) != 1 ||
 		len(s.purgePeers) != 0 || s.purgePeerToken != "" || s.purgePeerTimeout != 5*time.Second ||
 		s.cache.Cookies != cache.CookiesNever || s.cache.StripCDNCacheControl {
