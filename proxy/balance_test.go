@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/cellar-cache/cellar/cache"
 )
 
 // countingOrigin is an origin that counts its requests and answers its name.
@@ -155,6 +157,19 @@ func TestHashSendsAKeyToOneOrigin(t *testing.T) {
 			t.Fatalf("%s went to %s, then %s", path, prev, body)
 		}
 		owner[path] = body
+	}
+
+	// The key is the operator's cache key: with utm_* left out of it, the
+	// tracking parameter does not move a URL to another origin.
+	r2 := poolRig(t, "hash", []Origin{{URL: a.URL}, {URL: b.URL}, {URL: c.URL}},
+		withCacheOptions(func(o *cache.Options) { o.Key.IgnoreParams = []string{"utm_*"} }))
+	for i := range 10 {
+		_, first := r2.do(http.MethodPost, fmt.Sprintf("/u/%d", i), nil)
+		for _, campaign := range []string{"a", "b", "c", "d"} {
+			if _, body := r2.do(http.MethodPost, fmt.Sprintf("/u/%d?utm_source=%s", i, campaign), nil); body != first {
+				t.Fatalf("/u/%d went to %s, with utm_source=%s to %s", i, first, campaign, body)
+			}
+		}
 	}
 
 	// The selector alone: 3 origins, then without c.

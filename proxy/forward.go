@@ -43,7 +43,7 @@ func (s *Server) newPassProxy() *httputil.ReverseProxy {
 // its context.
 func (s *Server) rewrite(out, in *http.Request) {
 	st := s.transport.route(in)
-	*out = *out.WithContext(context.WithValue(out.Context(), routeKey{}, &route{site: st, key: cache.PrimaryKey(in), rec: recorderOf(in)}))
+	*out = *out.WithContext(context.WithValue(out.Context(), routeKey{}, &route{site: st, key: s.policy.Key(in), rec: recorderOf(in)}))
 	if *s.opts.PreserveHost {
 		out.Host = in.Host
 	} else {

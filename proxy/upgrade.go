@@ -15,9 +15,13 @@ import (
 
 // isUpgrade reports whether r asks to switch protocols (RFC 9110 §7.8): a
 // Connection field naming "upgrade" and an Upgrade field. Such a request is
-// tunnelled, never cached or coalesced.
+// tunnelled, never cached or coalesced. An upgrade to h2c is not: a tunnel
+// of HTTP/2 to the origin would carry requests that cellar never sees ("h2c
+// smuggling"); it is served as a plain request, its Upgrade field removed
+// as hop-by-hop.
 func isUpgrade(r *http.Request) bool {
-	if r.Header.Get("Upgrade") == "" {
+	up := r.Header.Get("Upgrade")
+	if up == "" || strings.EqualFold(strings.TrimSpace(up), "h2c") {
 		return false
 	}
 	for _, f := range httpheader.ConnectionFields(r.Header) {

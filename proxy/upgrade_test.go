@@ -200,3 +200,18 @@ func TestNonWebSocketUpgradeIsTunnelled(t *testing.T) {
 		}
 	}
 }
+
+// TestH2CUpgradeIsNotTunnelled: Upgrade: h2c is served as a plain request,
+// so that nobody can smuggle HTTP/2 requests past cellar to the origin.
+func TestH2CUpgradeIsNotTunnelled(t *testing.T) {
+	r := newRig(t, func(w http.ResponseWriter, req *http.Request) {
+		io.WriteString(w, "upgrade="+req.Header.Get("Upgrade"))
+	})
+	resp, body := r.do(http.MethodGet, "/h2c", http.Header{"Connection": {"Upgrade, HTTP2-Settings"}, "Upgrade": {"h2c"}, "Http2-Settings": {"AAMAAABkAARAAAAAAAIAAAAA"}})
+	if resp.StatusCode != http.StatusOK || body != "upgrade=" {
+		t.Errorf("%d %q; want 200 from the origin without Upgrade", resp.StatusCode, body)
+	}
+	if n := testutil.ToFloat64(r.server.metrics.tunnels); n != 0 {
+		t.Errorf("tunnels_total = %v; want 0", n)
+	}
+}
