@@ -128,6 +128,13 @@ type Options struct {
 	// until a later hit schedules them. Negative disables precompression
 	// (stored variants and origin-encoded responses are still served).
 	CompressWorkers int
+	// SliceSize, when > 0, turns slicing on (slice.go): an object larger
+	// than SliceMin that no complete stored response answers is fetched
+	// and stored in aligned ranges of SliceSize bytes. Default 0: off.
+	SliceSize int64
+	// SliceMin is the size above which objects are sliced; default 8 MiB
+	// when slicing is on.
+	SliceMin int64
 	// CompressBestMax is the largest body, in bytes, that a second
 	// background pass re-encodes at compress.Options.BestLevels (brotli 11
 	// runs at about 0.3 MB/s), one object at a time; default 1 MiB.
@@ -279,6 +286,9 @@ func (o *Options) EnsureDefaults() {
 	if o.CompressWorkers == 0 {
 		o.CompressWorkers = 2
 	}
+	if o.SliceSize > 0 && o.SliceMin == 0 {
+		o.SliceMin = 8 << 20
+	}
 	if o.CompressBestMax == 0 {
 		o.CompressBestMax = 1 << 20
 	}
@@ -333,6 +343,9 @@ func (o *Options) Validate() error {
 	}
 	if o.MaxFails < 0 {
 		errs = append(errs, fmt.Errorf("proxy: max fails %d: must not be negative", o.MaxFails))
+	}
+	if o.SliceSize < 0 || o.SliceMin < 0 || (o.SliceSize > 0 && o.SliceSize < 4<<10) {
+		errs = append(errs, fmt.Errorf("proxy: slice size %d, min %d: the size must be at least 4 KiB (0: slicing off), the minimum not negative", o.SliceSize, o.SliceMin))
 	}
 	if o.MaxWaiters < 0 {
 		errs = append(errs, fmt.Errorf("proxy: max waiters %d: must not be negative", o.MaxWaiters))

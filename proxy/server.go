@@ -45,6 +45,8 @@ type Server struct {
 	now func() time.Time
 
 	flights flightGroup
+	// sliceFlights collapses fetches of one slice (slice.go).
+	sliceFlights sliceFlights
 	// variants tracks the background jobs that store coding variants.
 	variants variantJobs
 
@@ -207,6 +209,9 @@ func (s *Server) serveCacheable(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Status", s.statusValue(st, found.key))
 		http.Error(w, "cellar: not in cache (only-if-cached)", http.StatusGatewayTimeout)
 		return
+	}
+	if found.obj == nil && found.marker == nil && s.slicing(r) && s.serveSliced(w, r, primary) {
+		return // slice.go
 	}
 	s.fetch(w, traced(w, r), found) // counts the outcome: miss, or pass when not shareable
 }

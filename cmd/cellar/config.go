@@ -125,6 +125,13 @@ type cacheConfig struct {
 	Key           keyConfig         `yaml:"key"`
 	ClientNoCache string            `yaml:"client_no_cache"`
 	StatusTTL     map[string]string `yaml:"status_ttl"`
+	Slice         sliceConfig       `yaml:"slice"`
+}
+
+// sliceConfig is cache.slice: large objects in aligned ranges.
+type sliceConfig struct {
+	Min  string `yaml:"min"`
+	Size string `yaml:"size"`
 }
 
 type ruleConfig struct {
@@ -549,6 +556,11 @@ func (fc *fileConfig) apply(s *settings, lines map[string]int) error {
 	p.keyOptions("cache.key", &c.Key, &s.cache.Key)
 	p.clientNoCache("cache.client_no_cache", c.ClientNoCache, &s.cache.ClientNoCache)
 	s.cache.StatusTTL = p.statusTTL("cache.status_ttl", c.StatusTTL)
+	p.size("cache.slice.min", c.Slice.Min, &s.proxy.SliceMin)
+	p.size("cache.slice.size", c.Slice.Size, &s.proxy.SliceSize)
+	if s.proxy.SliceSize != 0 && s.proxy.SliceSize < 4<<10 {
+		p.add("cache.slice.size", c.Slice.Size, "want at least 4KiB, e.g. 1MiB (0 turns slicing off)")
+	}
 	for i, r := range c.Rules {
 		key := fmt.Sprintf("cache.rules[%d]", i)
 		if !strings.HasPrefix(r.Prefix, "/") {

@@ -347,6 +347,7 @@ cache:
     ignore_params: [utm_*, fbclid]
   status_ttl: {404: 1m, 410: 1h, 5xx: 0s}
   client_no_cache: revalidate
+  slice: {min: 16MiB, size: 1MiB}
   rules:
     - prefix: /api/
       hosts: [api.example.com]
@@ -373,7 +374,8 @@ cache:
 		Grace: 30 * time.Second, Keep: time.Hour, IgnoreOriginNoCache: true, IgnorePrivate: true, StripSetCookie: true}
 	if c.Key.Query != cache.QuerySort || !slices.Equal(c.Key.IgnoreParams, []string{"utm_*", "fbclid"}) ||
 		!maps.Equal(c.StatusTTL, map[string]time.Duration{"404": time.Minute, "410": time.Hour, "5xx": 0}) ||
-		c.ClientNoCache != cache.NoCacheRevalidate || len(c.Rules) != 1 || !reflect.DeepEqual(c.Rules[0], want) {
+		c.ClientNoCache != cache.NoCacheRevalidate || len(c.Rules) != 1 || !reflect.DeepEqual(c.Rules[0], want) ||
+		s.proxy.SliceMin != 16<<20 || s.proxy.SliceSize != 1<<20 {
 		t.Errorf("decoded %+v\nrule %+v\nwant %+v", c, c.Rules, want)
 	}
 	if _, err := cache.New(c); err != nil {
