@@ -279,8 +279,15 @@ func (s *Server) slice(ctx context.Context, r *http.Request, primary string, idx
 		}
 	}
 	return s.sliceFlights.do(ctx, key, func() (*store.Object, *sliced, error) {
-		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.opts.FillTimeout)
+		// The fetch belongs to the server, not to the client that asked
+		// first (Close cancels it); Options.FillTimeout caps it when set.
+		fctx, cancel := context.WithCancel(s.bg)
 		defer cancel()
+		if s.opts.FillTimeout > 0 {
+			var cancelT context.CancelFunc
+			fctx, cancelT = context.WithTimeout(fctx, s.opts.FillTimeout)
+			defer cancelT()
+		}
 		return s.fetchSlice(fctx, r, primary, idx, i, key)
 	})
 }
