@@ -100,6 +100,10 @@ func buildKey(scheme, host, path, query string, forceQuery bool) string {
 	return b.String()
 }
 
+// NormalizeHost is the host of a primary key: host lowercased, without
+// the scheme's default port.
+func NormalizeHost(scheme, host string) string { return normalizeHost(scheme, host) }
+
 // normalizeHost lowercases host and drops the scheme's default port.
 func normalizeHost(scheme, host string) string {
 	if strings.IndexByte(host, ':') < 0 {

@@ -695,6 +695,9 @@ func (s *Server) outgoing(ctx context.Context, in *http.Request) *http.Request {
 		// client's Accept-Encoding.
 		out.Header["Accept-Encoding"] = []string{"identity"}
 	}
+	if _, ok := out.Header["User-Agent"]; !ok {
+		out.Header["User-Agent"] = []string{""} // none, rather than Go's
+	}
 	s.rewrite(out, in)
 	return out
 }

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httputil"
+	"strconv"
 	"time"
 
 	"github.com/cellar-cache/cellar/cache"
@@ -107,6 +108,13 @@ func (s *Server) modifyPassResponse(resp *http.Response) error {
 
 // passError answers a forwarded request whose origin failed.
 func (s *Server) passError(w http.ResponseWriter, r *http.Request, err error) {
+	if code := clientFailure(r); code != 0 {
+		// The client's body failed (clientbody.go), not the origin. (A
+		// stalled body also cancelled r's context.)
+		s.metrics.refused.WithLabelValues(strconv.Itoa(code)).Inc()
+		refuse(w, code, "the request body could not be read: "+err.Error())
+		return
+	}
 	if r.Context().Err() != nil {
 		return // the client went away; nobody to answer
 	}

@@ -149,7 +149,12 @@ func (r *rig) start() {
 	}
 	srv.now = r.clock.now
 	r.store, r.server = st, srv
-	r.front = httptest.NewServer(srv)
+	// The front is configured as cellar serve configures it: the edge's
+	// limits on the http.Server and the listener.
+	r.front = httptest.NewUnstartedServer(srv)
+	srv.ConfigureHTTPServer(r.front.Config)
+	r.front.Listener = srv.Listener(r.front.Listener)
+	r.front.Start()
 	t.Cleanup(r.stop)
 }
 

@@ -21,7 +21,11 @@ type Metrics struct {
 	retries                 prometheus.Counter // upstream.go
 	tunnels                 prometheus.Counter // upgrade.go
 	openTunnels             prometheus.Gauge
-	variants                *variantMetrics // precompression (variants.go)
+	variants                *variantMetrics        // precompression (variants.go)
+	refused                 *prometheus.CounterVec // requests refused by a limit, by status
+	rateLimited             prometheus.Counter
+	connsOpen               prometheus.Gauge
+	connsRefused            prometheus.Counter
 }
 
 func newMetrics() *Metrics {
@@ -55,12 +59,19 @@ func newMetrics() *Metrics {
 		tunnels:                 c("tunnels_total", "Upgraded connections (WebSocket and others) tunnelled to an origin."),
 		openTunnels:             g("open_tunnels", "Upgraded connections open now."),
 		variants:                newVariantMetrics(),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "cellar", Name: "requests_refused_total",
+			Help: "Client requests refused by a limit (414 target, 431 header fields, 413 body, 408 body timeout, 400 malformed body), by status.",
+		}, []string{"status"}),
+		rateLimited:  c("rate_limited_total", "Client requests answered 429 by the per-client rate limit."),
+		connsOpen:    g("client_connections", "Open client connections on the proxy listeners."),
+		connsRefused: c("connections_refused_total", "Client connections closed at once because the proxy listener had limits.max_conns open."),
 	}
 }
 
 // Register adds the collectors to reg.
 func (m *Metrics) Register(reg prometheus.Registerer) error {
-	cs := []prometheus.Collector{m.requests, m.originRequests, m.upstreamErrors, m.fills, m.fillErrors, m.collapsed, m.collapseReleased, m.fillsInProgress, m.hitForMiss, m.backgroundRevalidations, m.storeErrors, m.retries, m.tunnels, m.openTunnels}
+	cs := []prometheus.Collector{m.refused, m.rateLimited, m.connsOpen, m.connsRefused, m.requests, m.originRequests, m.upstreamErrors, m.fills, m.fillErrors, m.collapsed, m.collapseReleased, m.fillsInProgress, m.hitForMiss, m.backgroundRevalidations, m.storeErrors, m.retries, m.tunnels, m.openTunnels}
 	for _, c := range append(cs, m.variants.collectors()...) {
 		if err := reg.Register(c); err != nil {
 			return err

@@ -148,6 +148,22 @@ type Options struct {
 	// (any other client's is replaced by one cellar makes). None by
 	// default: the client is the connection's peer.
 	TrustedProxies []string
+
+	// Limits bound what one client may ask (limits.go); zero fields mean
+	// their defaults.
+	Limits Limits
+	// WriteTimeout closes a client connection when a write to it makes no
+	// progress for this long (a client that stops reading); an
+	// idle-progress timeout, so large downloads are not capped. Applies
+	// to listeners wrapped by Server.Listener. Default 60s; negative: none.
+	WriteTimeout time.Duration
+	// ClientBodyTimeout fails a forwarded request (408) when its body
+	// makes no progress for this long; an idle-progress timeout, so large
+	// uploads are not capped. Default 60s; negative: none.
+	ClientBodyTimeout time.Duration
+	// ResponseHeaders edit every response to clients, e.g. to add
+	// Strict-Transport-Security; a site's own edits apply after these.
+	ResponseHeaders HeaderOps
 }
 
 // Site is a routing rule: requests for one of Hosts (any host when empty;
@@ -162,6 +178,11 @@ type Site struct {
 	Pool       []Origin
 	Balance    string
 	Headers    HeaderRewrite
+	// Rate, when set, replaces Limits.Rate for the site's requests, with
+	// buckets of its own (a zero PerSecond: no limit).
+	Rate *RateLimit
+	// ResponseHeaders edit the site's responses after Options'.
+	ResponseHeaders HeaderOps
 }
 
 // Origin is one upstream server with its settings.
@@ -292,6 +313,13 @@ func (o *Options) EnsureDefaults() {
 	if o.CompressBestMax == 0 {
 		o.CompressBestMax = 1 << 20
 	}
+	o.Limits.EnsureDefaults()
+	if o.WriteTimeout == 0 {
+		o.WriteTimeout = 60 * time.Second
+	}
+	if o.ClientBodyTimeout == 0 {
+		o.ClientBodyTimeout = 60 * time.Second
+	}
 }
 
 // Validate reports every invalid field at once.
@@ -308,6 +336,14 @@ func (o *Options) Validate() error {
 		errs = append(errs, validatePool(fmt.Sprintf("proxy: sites[%d].", i), st.Origins, st.Pool, st.Balance, st.Headers)...)
 		if st.PathPrefix != "" && !strings.HasPrefix(st.PathPrefix, "/") {
 			errs = append(errs, fmt.Errorf("proxy: sites[%d].path_prefix %q: must start with /", i, st.PathPrefix))
+		}
+		if st.Rate != nil {
+			if err := st.Rate.Validate(); err != nil {
+				errs = append(errs, fmt.Errorf("proxy: sites[%d].rate: %w", i, err))
+			}
+		}
+		if err := st.ResponseHeaders.Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("proxy: sites[%d].headers.response: %w", i, err))
 		}
 	}
 	for _, d := range []struct {
@@ -355,6 +391,12 @@ func (o *Options) Validate() error {
 	}
 	if strings.ContainsAny(o.Via, " \t,") {
 		errs = append(errs, fmt.Errorf("proxy: via %q: must be one token", o.Via))
+	}
+	if err := o.Limits.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("proxy: %w", err))
+	}
+	if err := o.ResponseHeaders.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("proxy: headers.response: %w", err))
 	}
 	if _, err := ParseTrustedProxies(o.TrustedProxies); err != nil {
 		errs = append(errs, fmt.Errorf("proxy: %w", err))

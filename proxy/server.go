@@ -40,6 +40,7 @@ type Server struct {
 	via          string
 	metrics      *Metrics
 	clients      TrustedProxies // decides a request's client address
+	edge         edge // limits, rate limits and header edits (edge.go)
 
 	// now is the clock; tests may replace it before serving.
 	now func() time.Time
@@ -121,6 +122,7 @@ func New(opts Options, p *cache.Policy, st *store.Store) (*Server, error) {
 		}()
 	}
 	s.pass = s.newPassProxy()
+	s.edge = newEdge(&s.opts, s.clients)
 	return s, nil
 }
 
@@ -148,6 +150,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w = rec
 		defer s.logAccess(rec, r)
 	}
+	w, r, ok := s.admit(w, r)
+	if !ok {
+		return
+	}
 	if r.Method == "PURGE" && s.opts.Purge != nil {
 		s.opts.Purge.ServeHTTP(w, r) // Varnish/Squid/nginx convention
 		return
@@ -169,6 +175,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (s *Server) serveCacheable(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	primary := s.policy.Key(r)
+	if l := s.opts.Limits.MaxTarget; on(l) && len(primary) > l {
+		// Keys stay within the target limit: never store this one.
+		s.metrics.passes.Inc()
+		s.forwardCacheable(w, r, cache.Status{Fwd: "bypass", Detail: "key-too-long"})
+		return
+	}
 	// §5.2.1.7: only-if-cached never goes forward, not even for a key
 	// that is marked hit-for-miss.
 	if s.flights.hitForMiss(primary, s.now()) && !cache.OnlyIfCached(r) {
