@@ -32,7 +32,7 @@ import (
 type fileConfig struct {
 	Listen          string           `yaml:"listen"`
 	Listeners       []listenerConfig `yaml:"listeners"`
-	Admin           string           `yaml:"admin"`
+	Admin           adminConfig      `yaml:"admin"`
 	Origin          string           `yaml:"origin"`
 	Origins         []originConfig   `yaml:"origins"`
 	Balance         string           `yaml:"balance"`
@@ -59,6 +59,119 @@ type fileConfig struct {
 	Cache           cacheConfig      `yaml:"cache"`
 	Purge           purgeConfig      `yaml:"purge"`
 	TrustedProxies  []string         `yaml:"trusted_proxies"`
+	// The edge (issue 15): request limits and rate limits.
+	Limits limitsConfig `yaml:"limits"`
+}
+
+type limitsConfig struct {
+	MaxHeaderBytes  string     `yaml:"max_header_bytes"`
+	MaxTarget       string     `yaml:"max_target"`
+	MaxHeaderFields int        `yaml:"max_header_fields"`
+	MaxBody         string     `yaml:"max_body"`
+	MaxConns        int        `yaml:"max_conns"`
+	MaxRanges       int        `yaml:"max_ranges"`
+	Rate            rateConfig `yaml:"rate"`
+}
+
+type rateConfig struct {
+	PerSecond float64 `yaml:"per_second"`
+	Burst     int     `yaml:"burst"`
+}
+
+type headerOpsConfig struct {
+	Set    map[string]string `yaml:"set"`
+	Add    map[string]string `yaml:"add"`
+	Remove []string          `yaml:"remove"`
+}
+
+func (h headerOpsConfig) ops() proxy.HeaderOps {
+	return proxy.HeaderOps{Set: h.Set, Add: h.Add, Remove: h.Remove}
+}
+
+// apply folds the limits into o, reporting bad values to p.
+func (l limitsConfig) apply(o *proxy.Limits, p *problems) {
+	sizeInt := func(key, v string, dst *int) {
+		var n int64
+		p.size(key, v, &n)
+		if n > 1<<30 {
+			p.add(key, v, "want at most 1GiB")
+		} else if n > 0 {
+			*dst = int(n)
+		}
+	}
+	sizeInt("limits.max_header_bytes", l.MaxHeaderBytes, &o.MaxHeaderBytes)
+	sizeInt("limits.max_target", l.MaxTarget, &o.MaxTarget)
+	p.size("limits.max_body", l.MaxBody, &o.MaxBody)
+	for _, c := range []struct {
+		key string
+		v   int
+		dst *int
+	}{
+		{"limits.max_header_fields", l.MaxHeaderFields, &o.MaxHeaderFields},
+		{"limits.max_conns", l.MaxConns, &o.MaxConns},
+		{"limits.max_ranges", l.MaxRanges, &o.MaxRanges},
+	} {
+		if c.v < 0 {
+			p.add(c.key, strconv.Itoa(c.v), "want a positive number")
+		}
+		*c.dst = c.v
+	}
+	o.Rate = l.Rate.limit()
+	if err := o.Rate.Validate(); err != nil {
+		p.add("limits.rate", fmt.Sprint(l.Rate.PerSecond), err.Error())
+	}
+}
+
+func (r rateConfig) limit() proxy.RateLimit {
+	return proxy.RateLimit{PerSecond: r.PerSecond, Burst: r.Burst}
+}
+
+// limitPtr is a site's own limit, or nil when the site sets none.
+func (r *rateConfig) limitPtr() *proxy.RateLimit {
+	if r == nil {
+		return nil
+	}
+	rl := r.limit()
+	return &rl
+}
+
+// adminConfig is the admin listener: its address alone ("admin:
+// 127.0.0.1:8081"), or a section with listen, pprof and metrics_token.
+type adminConfig struct {
+	Listen string
+	// Pprof serves /debug/pprof/ behind the admin (purge) bearer token;
+	// off by default.
+	Pprof bool
+	// MetricsToken puts /metrics behind the admin bearer token too.
+	MetricsToken bool
+}
+
+// UnmarshalYAML reads the address form or the section form, strictly.
+func (a *adminConfig) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind == yaml.ScalarNode {
+		return n.Decode(&a.Listen)
+	}
+	if n.Kind != yaml.MappingNode {
+		return fmt.Errorf("line %d: admin: want an address or a section with listen, pprof and metrics_token", n.Line)
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		var err error
+		switch k.Value {
+		case "listen":
+			err = v.Decode(&a.Listen)
+		case "pprof":
+			err = v.Decode(&a.Pprof)
+		case "metrics_token":
+			err = v.Decode(&a.MetricsToken)
+		default:
+			return fmt.Errorf("line %d: field %s not found in admin (want listen, pprof or metrics_token)", k.Line, k.Value)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 type coalesceConfig struct {
@@ -84,6 +197,8 @@ type siteConfig struct {
 	Origins    []originConfig `yaml:"origins"`
 	Balance    string         `yaml:"balance"`
 	Headers    headersConfig  `yaml:"headers"`
+	// The site's own rate limit (issue 15).
+	Rate *rateConfig `yaml:"rate"`
 }
 
 type healthConfig struct {
@@ -108,6 +223,9 @@ type timeoutConfig struct {
 	Shutdown     string `yaml:"shutdown"`
 	// TunnelIdle closes an upgraded connection (WebSocket) idle this long.
 	TunnelIdle string `yaml:"tunnel_idle"`
+	// Idle-progress timeouts on the client side (issue 15).
+	Write      string `yaml:"write"`
+	ClientBody string `yaml:"client_body"`
 }
 
 type cacheConfig struct {
@@ -216,6 +334,8 @@ type headersConfig struct {
 		Remove []string          `yaml:"remove"`
 		Host   string            `yaml:"host"`
 	} `yaml:"request"`
+	// Response edits every response to clients (issue 15).
+	Response headerOpsConfig `yaml:"response"`
 }
 
 func (h headersConfig) rewrite() proxy.HeaderRewrite {
@@ -326,19 +446,21 @@ func (p *problems) listeners(ls []listenerConfig, trusted []string) []listen.Lis
 
 // settings is everything serve needs, after defaults, file and flags.
 type settings struct {
-	listen, admin    string
-	tlsCert, tlsKey  string
-	listeners        []listen.Listener // from listeners:; empty: listen and tls
-	shutdownTimeout  time.Duration
-	proxy            proxy.Options
-	store            store.Options
-	cache            cache.Options
-	purgeTokens      []string
-	purgeNetworks    []netip.Prefix
-	purgePeers       []string
-	purgePeerToken   string // empty: CELLAR_PURGE_PEER_TOKEN, else the first purge token
-	purgePeerTimeout time.Duration
-	accessLogPath    string // "" for standard error
+	listen, admin     string
+	adminPprof        bool // serve /debug/pprof/ (behind the admin token)
+	adminMetricsToken bool // /metrics needs the admin token
+	tlsCert, tlsKey   string
+	listeners         []listen.Listener // from listeners:; empty: listen and tls
+	shutdownTimeout   time.Duration
+	proxy             proxy.Options
+	store             store.Options
+	cache             cache.Options
+	purgeTokens       []string
+	purgeNetworks     []netip.Prefix
+	purgePeers        []string
+	purgePeerToken    string // empty: CELLAR_PURGE_PEER_TOKEN, else the first purge token
+	purgePeerTimeout  time.Duration
+	accessLogPath     string // "" for standard error
 }
 
 // loadConfig reads and strictly decodes a config file. The returned lines
@@ -436,7 +558,8 @@ func (fc *fileConfig) apply(s *settings, lines map[string]int) error {
 		}
 	}
 	set(&s.listen, fc.Listen)
-	set(&s.admin, fc.Admin)
+	set(&s.admin, fc.Admin.Listen)
+	s.adminPprof, s.adminMetricsToken = fc.Admin.Pprof, fc.Admin.MetricsToken
 	set(&s.store.Dir, fc.DataDir)
 	set(&s.tlsCert, fc.TLS.Cert)
 	set(&s.tlsKey, fc.TLS.Key)
@@ -497,8 +620,13 @@ func (fc *fileConfig) apply(s *settings, lines map[string]int) error {
 		key := fmt.Sprintf("sites[%d]", i)
 		p.balance(key+".balance", st.Balance)
 		s.proxy.Sites = append(s.proxy.Sites, proxy.Site{Hosts: st.Hosts, PathPrefix: st.PathPrefix,
-			Pool: p.pool(key+".origins", st.Origins), Balance: st.Balance, Headers: st.Headers.rewrite()})
+			Pool: p.pool(key+".origins", st.Origins), Balance: st.Balance, Headers: st.Headers.rewrite(),
+			ResponseHeaders: st.Headers.Response.ops(), Rate: st.Rate.limitPtr()})
 	}
+	fc.Limits.apply(&s.proxy.Limits, p)
+	s.proxy.ResponseHeaders = fc.Headers.Response.ops()
+	p.duration("timeouts.write", fc.Timeouts.Write, &s.proxy.WriteTimeout)
+	p.duration("timeouts.client_body", fc.Timeouts.ClientBody, &s.proxy.ClientBodyTimeout)
 	co := fc.Coalescing
 	if co.MaxWaiters < 0 {
 		p.add("coalescing.max_waiters", strconv.Itoa(co.MaxWaiters), "want a positive number of requests")

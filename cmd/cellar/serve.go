@@ -212,6 +212,8 @@ func serve(ctx context.Context, args []string, stderr io.Writer, ready func(addr
 		Handler:   srv,
 		Trusted:   trusted.Trusted,
 		ErrorLog:  slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		Wrap:      srv.Listener,            // connection limit, write timeout
+		Configure: srv.ConfigureHTTPServer, // header size limit
 	})
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
@@ -231,11 +233,22 @@ func serve(ctx context.Context, args []string, stderr io.Writer, ready func(addr
 		}
 		fmt.Fprintln(w, "ok")
 	})
-	adminMux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	// Profiles, on the admin listener only (loopback by default).
-	adminMux.HandleFunc("/debug/pprof/", pprof.Index)
-	adminMux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	adminMux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	var metrics http.Handler = promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+	if s.adminMetricsToken {
+		metrics = purger.RequireToken(metrics)
+	}
+	adminMux.Handle("GET /metrics", metrics)
+	if s.adminPprof {
+		// Profiles (admin.pprof), behind the admin token.
+		adminMux.Handle("/debug/pprof/", purger.RequireToken(http.HandlerFunc(pprof.Index)))
+		adminMux.Handle("/debug/pprof/profile", purger.RequireToken(http.HandlerFunc(pprof.Profile)))
+		adminMux.Handle("/debug/pprof/trace", purger.RequireToken(http.HandlerFunc(pprof.Trace)))
+	}
+	if !isLoopback(aln.Addr()) && !s.adminMetricsToken {
+		log.Warn("THE ADMIN LISTENER IS REACHABLE FROM OTHER HOSTS: /metrics and /healthz answer anyone without a token; "+
+			"bind admin to loopback, firewall it, or set admin.metrics_token: true (purge, inspect and pprof always need the token)",
+			"admin", aln.Addr().String())
+	}
 	adminMux.Handle("/purge/", purger.Handler())
 	adminMux.Handle("/inspect", purger.RequireToken(srv.InspectHandler()))
 
@@ -312,6 +325,13 @@ func openAccessLog(ctx context.Context, bg *sync.WaitGroup, path string, stderr 
 		}
 	}()
 	return w, nil
+}
+
+// isLoopback reports whether a listener's address accepts loopback
+// connections only.
+func isLoopback(a net.Addr) bool {
+	ta, ok := a.(*net.TCPAddr)
+	return ok && ta.IP.IsLoopback()
 }
 
 func boolInt(b bool) int {
