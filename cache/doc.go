@@ -42,6 +42,12 @@
 //   - Duplicate freshness directives resolve to the smallest value; an
 //     invalid max-age or s-maxage counts as 0 (stale, §4.2.1 encourages it);
 //     an invalid stale-while-revalidate or stale-if-error is ignored.
+//   - Personalised exchanges (Options.Personal): by default (PersonalSafe)
+//     a response to a request with Cookie or Authorization, or one with
+//     Set-Cookie, is stored only when the origin said shared caches may
+//     (public, s-maxage, a targeted field) or a rule sets a TTL; never on
+//     heuristic freshness or max-age alone. PersonalRFC stores them as RFC
+//     9111 allows (the conformance suite runs with it).
 //   - Set-Cookie is stored with the response but by default never served
 //     from cache, so one user's cookie never reaches another. RFC 9111
 //     reuses every end-to-end field (the conformance suite requires it):

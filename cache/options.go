@@ -44,6 +44,10 @@ type Options struct {
 	// Cookies says when a stored Set-Cookie is served from cache; a
 	// response with Set-Cookie is stored either way. Default CookiesNever.
 	Cookies CookiePolicy
+	// Personal says which responses to personalised exchanges are stored
+	// and shared: those to requests with Cookie or Authorization, and
+	// those that carry Set-Cookie. Default PersonalSafe.
+	Personal PersonalPolicy
 	// StaleWhileRevalidate is the RFC 5861 §3 window applied when the origin
 	// sends none. Default 0: the origin decides.
 	StaleWhileRevalidate time.Duration
@@ -204,6 +208,9 @@ func (o *Options) Validate() error {
 	}
 	if o.HeuristicMax < 0 {
 		bad("HeuristicMax", o.HeuristicMax, "must not be negative")
+	}
+	if o.Personal < PersonalSafe || o.Personal > PersonalRFC {
+		bad("Personal", o.Personal, "must be PersonalSafe or PersonalRFC")
 	}
 	if o.Cookies < CookiesNever || o.Cookies > CookiesAlways {
 		bad("Cookies", o.Cookies, "must be CookiesNever, CookiesExplicit or CookiesAlways")
@@ -479,4 +486,48 @@ func (c CookiePolicy) String() string {
 		return "always"
 	}
 	return fmt.Sprintf("CookiePolicy(%d)", int(c))
+}
+
+// PersonalPolicy says whether responses to personalised exchanges (a
+// request with Cookie or Authorization, a response with Set-Cookie) are
+// stored for sharing.
+type PersonalPolicy int
+
+const (
+	// PersonalSafe (the default) shares them only when the origin said
+	// explicitly that shared caches may: public, s-maxage, a targeted
+	// field (RFC 9213) or Surrogate-Control, or an operator's rule TTL.
+	// Heuristic freshness (§4.2.2) and a plain max-age or Expires are not
+	// enough, and neither is must-revalidate for Authorization (which
+	// RFC 9111 §3.5 allows). A Set-Cookie that the origin dropped from
+	// the stored copy (private="Set-Cookie", no-cache="Set-Cookie") or a
+	// rule strips does not count. This is what Varnish's built-in policy
+	// and nginx do by default: one client's personalised body never
+	// reaches another.
+	PersonalSafe PersonalPolicy = iota
+	// PersonalRFC stores them as RFC 9111 allows: requests with Cookie
+	// like any other, Authorization per §3.5, Set-Cookie like any field.
+	PersonalRFC
+)
+
+// ParsePersonalPolicy reads "safe" (or empty: the default) or "rfc".
+func ParsePersonalPolicy(s string) (PersonalPolicy, error) {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "safe", "":
+		return PersonalSafe, nil
+	case "rfc":
+		return PersonalRFC, nil
+	}
+	return 0, fmt.Errorf("cache: cookies %q: want safe or rfc", s)
+}
+
+// String returns the policy's name, as ParsePersonalPolicy reads it.
+func (c PersonalPolicy) String() string {
+	switch c {
+	case PersonalSafe:
+		return "safe"
+	case PersonalRFC:
+		return "rfc"
+	}
+	return fmt.Sprintf("PersonalPolicy(%d)", int(c))
 }

@@ -2,6 +2,7 @@ package cache
 
 import (
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 
@@ -19,7 +20,8 @@ import (
 // or Options.DefaultTTL. reason says why not: "method", "bypass",
 // "no-store", "request-no-store", "status", "partial", "must-understand",
 // "private", "authorization", "vary", "no-freshness", "status-ttl" (a zero
-// Options.StatusTTL for the status). A rule may ignore private
+// Options.StatusTTL for the status), and under PersonalSafe (the default)
+// "cookie", "authorization" or "set-cookie" (see PersonalSafe). A rule may ignore private
 // (Rule.IgnorePrivate).
 func (p *Policy) Storable(r *http.Request, status int, h http.Header) (ok bool, reason string) {
 	if r.Method != http.MethodGet && r.Method != "" {
@@ -57,6 +59,15 @@ func (p *Policy) Storable(r *http.Request, status int, h http.Header) (ok bool, 
 	if _, star := VaryFields(h); star {
 		return false, "vary"
 	}
+	if p.opts.Personal == PersonalSafe {
+		key := &p.opts.Key
+		if rl != nil && rl.Key != nil {
+			key = rl.Key
+		}
+		if why := personal(r, h, &cc, viaCC, rl, len(key.Cookies) > 0); why != "" {
+			return false, why
+		}
+	}
 	if (rl != nil && rl.TTL > 0) || explicitFreshness(&cc, viaCC, h) {
 		return true, ""
 	}
@@ -71,6 +82,28 @@ func (p *Policy) Storable(r *http.Request, status int, h http.Header) (ok bool, 
 		return true, ""
 	}
 	return false, "no-freshness"
+}
+
+// personal applies PersonalSafe: it names what makes an exchange
+// personal ("cookie", "authorization", "set-cookie") when the origin (or
+// the operator's rule) did not say explicitly that shared caches may store
+// it, else "". cookieKeyed (the key holds cookie values, KeyOptions.Cookies)
+// is the operator saying that requests with Cookie are shared by key.
+func personal(r *http.Request, h http.Header, cc *respCC, viaCC bool, rl *Rule, cookieKeyed bool) string {
+	if cc.public || cc.sMaxAge >= 0 || !viaCC || (rl != nil && rl.TTL > 0) {
+		return "" // explicit: public, s-maxage, a targeted field, a rule
+	}
+	if _, ok := r.Header["Authorization"]; ok {
+		return "authorization"
+	}
+	if _, ok := r.Header["Cookie"]; ok && !cookieKeyed {
+		return "cookie"
+	}
+	if _, ok := h["Set-Cookie"]; ok && !slices.Contains(cc.privateFields, "Set-Cookie") &&
+		!slices.Contains(cc.noCacheFields, "Set-Cookie") && (rl == nil || !rl.StripSetCookie) {
+		return "set-cookie"
+	}
+	return ""
 }
 
 // understoodStatus lists the status codes whose caching semantics cellar

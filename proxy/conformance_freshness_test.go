@@ -3,7 +3,33 @@ package proxy
 import (
 	"strconv"
 	"testing"
+
+	"github.com/cellar-cache/cellar/cache"
 )
+
+// TestConformanceMovesUnderSafeCookies runs, under cellar's default
+// (cache.PersonalSafe), the four suite tests whose outcome it changes on
+// purpose: a response with Set-Cookie, or to a request with
+// Authorization, shared on max-age alone (or must-revalidate) is not
+// stored. They pass (as "cached") under PersonalRFC in their own suites.
+func TestConformanceMovesUnderSafeCookies(t *testing.T) {
+	auth := cstep{reqHdr: []string{"Authorization: FOO"}, wantReqHdr: []string{"Authorization: FOO"}, respHdr: []string{"Cache-Control: max-age=3600, must-revalidate", "Date: @0"}, pause: true}
+	for _, tt := range []ctest{
+		{"other-set-cookie", "optimal", reuseNow("not_cached", fresh("Set-Cookie: a=b")...)},
+		{"other-authorization-must-revalidate", "optimal", []cstep{auth, {expect: "not_cached"}}},
+		{"headers-store-Set-Cookie", "required", []cstep{
+			{respHdr: []string{"Date: @0", "Set-Cookie: a=c", "Cache-Control: max-age=3600"}, pause: true},
+			{expect: "not_cached"},
+		}},
+		{"304-etag-update-response-Set-Cookie", "optimal", []cstep{
+			{respHdr: []string{"Date: @0", "Set-Cookie: a=b", "Cache-Control: max-age=2", `ETag: "Set-Cookie-etag-1"`}, pause: true},
+			{expect: "not_cached"}, // the suite: etag_validated
+
+		}},
+	} {
+		t.Run(tt.id, func(t *testing.T) { conformance(t, tt.steps) })
+	}
+}
 
 // ctest is one conformance suite test: its id (the subtest name), its
 // kind in the suite ("required", "optimal", "check") and its requests.
@@ -24,7 +50,13 @@ func reuseNow(expect string, hdr ...string) []cstep {
 	return []cstep{{respHdr: hdr}, {expect: expect}}
 }
 
+// runConformance runs the suite's tests on a cache with the RFC's
+// treatment of personalised exchanges (cache.PersonalRFC), which the suite
+// measures; TestConformanceMovesUnderSafeCookies runs the tests whose
+// outcome cellar's default (cache.PersonalSafe) changes.
 func runConformance(t *testing.T, tests []ctest, opts ...rigOption) {
+	rfc := withCacheOptions(func(o *cache.Options) { o.Personal = cache.PersonalRFC })
+	opts = append([]rigOption{rfc}, opts...)
 	for _, tt := range tests {
 		t.Run(tt.id, func(t *testing.T) {
 			conformance(t, tt.steps, opts...)

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cellar-cache/cellar/cache"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
@@ -408,5 +409,65 @@ func TestSiteResponseHeadersApplyAfterGlobalOnes(t *testing.T) {
 	}
 	if resp, _ := r.get("/other"); resp.Header.Get("X-Frame-Options") != "DENY" {
 		t.Errorf("elsewhere: X-Frame-Options %q, want DENY", resp.Header.Get("X-Frame-Options"))
+	}
+}
+
+// TestPersonalResponses is the reproduction: alice's request with
+// Cookie gets a response with Set-Cookie and max-age (or only
+// Last-Modified); under the default (cache.PersonalSafe) bob never gets
+// alice's body, and under PersonalRFC it is stored as RFC 9111 allows.
+func TestPersonalResponses(t *testing.T) {
+	old := httpDate(time.Now().Add(-240 * time.Hour))
+	for _, tc := range []struct {
+		name   string
+		rfc    bool
+		cookie bool     // alice's request carries Cookie
+		hdr    []string // the origin's fields besides Set-Cookie
+		setCk  bool
+		shared bool
+	}{
+		{"safe/cookie+set-cookie+max-age", false, true, []string{"Cache-Control: max-age=600"}, true, false},
+		{"safe/cookie+heuristic", false, true, []string{"Last-Modified: " + old}, false, false},
+		{"safe/set-cookie+max-age", false, false, []string{"Cache-Control: max-age=600"}, true, false},
+		{"safe/cookie+public", false, true, []string{"Cache-Control: public, max-age=600"}, false, true},
+		{"safe/cookie+s-maxage+set-cookie", false, true, []string{"Cache-Control: s-maxage=600"}, true, true},
+		{"safe/cookie+cdn-cache-control", false, true, []string{"CDN-Cache-Control: max-age=600"}, false, true},
+		{"safe/no cookie at all", false, false, []string{"Cache-Control: max-age=600"}, false, true},
+		{"rfc/cookie+set-cookie+max-age", true, true, []string{"Cache-Control: max-age=600"}, true, true},
+		{"rfc/cookie+heuristic", true, true, []string{"Last-Modified: " + old}, false, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRig(t, func(w http.ResponseWriter, req *http.Request) {
+				for _, l := range tc.hdr {
+					k, v, _ := strings.Cut(l, ":")
+					w.Header().Set(k, strings.TrimSpace(v))
+				}
+				if tc.setCk {
+					w.Header().Set("Set-Cookie", "last="+strings.TrimPrefix(req.Header.Get("Cookie"), "sid="))
+				}
+				io.WriteString(w, "page for "+req.Header.Get("Cookie"))
+			}, withCacheOptions(func(o *cache.Options) {
+				if tc.rfc {
+					o.Personal = cache.PersonalRFC
+				}
+			}))
+			var h http.Header
+			if tc.cookie {
+				h = http.Header{"Cookie": {"sid=alice"}}
+			}
+			r.do("GET", "/me", h)
+			r.waitIdle()
+			resp, body := r.do("GET", "/me", http.Header{"Cookie": {"sid=bob"}})
+			shared := isHit(resp.Header.Get("Cache-Status"))
+			if shared != tc.shared {
+				t.Errorf("bob got %q (%s): shared=%v, want %v", body, resp.Header.Get("Cache-Status"), shared, tc.shared)
+			}
+			if !tc.shared && strings.Contains(body, "alice") {
+				t.Errorf("bob got alice's body %q", body)
+			}
+			if resp.Header.Get("Set-Cookie") == "last=alice" {
+				t.Error("bob got alice's Set-Cookie")
+			}
+		})
 	}
 }

@@ -4,6 +4,8 @@ import (
 	"net/http"
 	"testing"
 	"time"
+
+	"github.com/cellar-cache/cellar/cache"
 )
 
 // TestStoringDependsOnStatusAndFreshness checks §3 with §4.2.2: explicit
@@ -139,21 +141,35 @@ func TestQualifiedPrivateAndNoCacheDropTheNamedFields(t *testing.T) {
 
 // TestAuthorizationRequestIsStoredOnlyWhenTheResponseAllowsIt checks §3.5:
 // a response to a request with Authorization is stored by a shared cache
-// only with public, s-maxage or must-revalidate.
+// only with public, s-maxage or must-revalidate; cellar's default
+// (cache.PersonalSafe) does not take must-revalidate as explicit enough.
 func TestAuthorizationRequestIsStoredOnlyWhenTheResponseAllowsIt(t *testing.T) {
 	tests := []struct {
 		cc     string
+		rfc    bool
 		stored bool
 	}{
-		{"max-age=60", false},
-		{"public, max-age=60", true},
-		{"s-maxage=60", true},
-		{"max-age=60, must-revalidate", true},
-		{"max-age=60, proxy-revalidate", false},
+		{"max-age=60", true, false},
+		{"public, max-age=60", true, true},
+		{"s-maxage=60", true, true},
+		{"max-age=60, must-revalidate", true, true},
+		{"max-age=60, proxy-revalidate", true, false},
+		{"max-age=60", false, false},
+		{"public, max-age=60", false, true},
+		{"s-maxage=60", false, true},
+		{"max-age=60, must-revalidate", false, false},
 	}
 	for _, tt := range tests {
-		t.Run(tt.cc, func(t *testing.T) {
-			r := newRig(t, reply(200, "doc", "Cache-Control: "+tt.cc))
+		name := tt.cc + "/safe"
+		if tt.rfc {
+			name = tt.cc + "/rfc"
+		}
+		t.Run(name, func(t *testing.T) {
+			r := newRig(t, reply(200, "doc", "Cache-Control: "+tt.cc), withCacheOptions(func(o *cache.Options) {
+				if tt.rfc {
+					o.Personal = cache.PersonalRFC
+				}
+			}))
 			resp, _ := r.sget("/auth", "Authorization: Bearer a")
 			if got := hasParam(resp.Header.Get("Cache-Status"), "stored"); got != tt.stored {
 				t.Errorf("first Cache-Status %q, want stored=%v", resp.Header.Get("Cache-Status"), tt.stored)

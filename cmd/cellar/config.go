@@ -234,6 +234,7 @@ type cacheConfig struct {
 	DefaultTTL           string       `yaml:"default_ttl"`
 	Targets              []string     `yaml:"targets"`
 	ShareCookies         string       `yaml:"share_cookies"`
+	Cookies              string       `yaml:"cookies"` // safe | rfc (issue 15)
 	StripCDNCacheControl bool         `yaml:"strip_cdn_cache_control"`
 	StaleWhileRevalidate string       `yaml:"stale_while_revalidate"`
 	StaleIfError         string       `yaml:"stale_if_error"`
@@ -676,6 +677,11 @@ func (fc *fileConfig) apply(s *settings, lines map[string]int) error {
 		s.cache.Targets = c.Targets
 	}
 	s.cache.StripCDNCacheControl = c.StripCDNCacheControl
+	if pp, err := cache.ParsePersonalPolicy(c.Cookies); err != nil {
+		p.add("cache.cookies", c.Cookies, "want safe or rfc")
+	} else {
+		s.cache.Personal = pp
+	}
 	if cp, err := cache.ParseCookiePolicy(c.ShareCookies); err != nil {
 		p.add("cache.share_cookies", c.ShareCookies, "want explicit, never or always")
 	} else {
