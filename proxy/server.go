@@ -40,7 +40,7 @@ type Server struct {
 	via          string
 	metrics      *Metrics
 	clients      TrustedProxies // decides a request's client address
-	edge         edge // limits, rate limits and header edits (edge.go)
+	edge         edge           // limits, rate limits and header edits (edge.go)
 
 	// now is the clock; tests may replace it before serving.
 	now func() time.Time
