@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"syscall"
 	"time"
 
 	"github.com/cellar-cache/cellar/cache"
@@ -194,12 +195,12 @@ func (s *Server) serveStream(w http.ResponseWriter, r *http.Request, res fillRes
 
 // writeFillError answers a client following a fill that failed before its
 // first body byte reached the client: 502 with Cache-Status detail
-// origin-closed when the origin closed the connection early, 504 when it
+// origin-closed when the origin closed or reset the connection early, 504 when it
 // stalled, 502 otherwise.
 func (s *Server) writeFillError(w http.ResponseWriter, r *http.Request, st cache.Status, key string, err error) {
 	st.Stored, st.HasTTL, st.TTL = false, false, 0
 	switch {
-	case errors.Is(err, io.ErrUnexpectedEOF):
+	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, syscall.ECONNRESET):
 		st.Detail = "origin-closed"
 	case errors.Is(err, errBetweenBytes):
 		st.Detail = "origin-stalled"
