@@ -9,7 +9,7 @@ ADMIN   ?= 127.0.0.1:8081
 ORIGIN  ?=
 ARGS    ?=
 
-.PHONY: all build run test vet bench fmt clean
+.PHONY: all build run test vet bench bench-peers fmt clean
 
 all: build
 
@@ -37,6 +37,12 @@ test: vet
 # bench: the proxy's hit-path benchmarks against a bare net/http server.
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./proxy/
+
+# bench-peers: cellar's hits against Varnish and nginx under wrk, each
+# server pinned to CPU 0 and wrk to CPU 1 (bench/peers-hits.sh; installs
+# varnish, nginx-light and wrk from Debian when absent). Not part of test.
+bench-peers:
+	bench/peers-hits.sh
 
 fmt:
 	gofmt -w .

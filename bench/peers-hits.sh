@@ -1,0 +1,258 @@
+#!/usr/bin/env bash
+# peers-hits.sh: the hit path of cellar, Varnish and nginx measured with an
+# external load generator (`make bench-peers`). Each server runs pinned to
+# CPU 0 (taskset), with the origin (a static nginx) on the same CPU, and
+# wrk -t1 -c64 pinned to CPU 1 replays a hot set of 1000 URLs, every
+# request a memory hit after a warm-up, at 1 KiB and at 100 KiB. cellar
+# runs at its defaults (access log on, written to a file). The servers are
+# measured ROUNDS times, interleaved (the order rotates each round), and the
+# table gives the medians with ratios to cellar; the raw runs are printed
+# too. On a machine where other work runs, read the ratios of one round
+# and the medians, not single numbers.
+#
+# Installs varnish, nginx-light and wrk from Debian when absent (needs
+# root and apt-get). Ports 19000 (origin), 19080/19081 (cellar, its admin),
+# 19082 (Varnish) and 19083 (nginx) must be free.
+#
+# Usage: bench/peers-hits.sh [OUT]   (OUT defaults to a new /tmp directory)
+# Environment: ROUNDS (3), DURATION (10s per measurement), WARMUP (3s),
+# URLS (1000), BUDGET (256MiB), SERVERS ("cellar varnish nginx").
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(dirname "$here")
+peers=$here/testdata/peers
+out=${1:-$(mktemp -d /tmp/cellar-hits.XXXXXX)}
+mkdir -p "$out"
+rounds=${ROUNDS:-3}
+duration=${DURATION:-10s}
+warmup=${WARMUP:-3s}
+urls=${URLS:-1000}
+budget=${BUDGET:-256MiB}
+servers=(${SERVERS:-cellar varnish nginx})
+
+need=()
+command -v varnishd >/dev/null || need+=(varnish)
+command -v nginx >/dev/null || need+=(nginx-light)
+command -v wrk >/dev/null || need+=(wrk)
+if ((${#need[@]})); then
+	echo "peers-hits.sh: installing ${need[*]}" >&2
+	sudo=""
+	[[ $(id -u) == 0 ]] || sudo=sudo
+	$sudo apt-get update -q >&2
+	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q "${need[@]}" >&2
+fi
+for tool in go taskset varnishd nginx wrk; do
+	command -v "$tool" >/dev/null || { echo "peers-hits.sh: $tool not found" >&2; exit 1; }
+done
+if (($(nproc) < 2)); then
+	echo "peers-hits.sh: needs two CPUs (server on 0, wrk on 1)" >&2
+	exit 1
+fi
+for port in 19000 19080 19081 19082 19083; do
+	if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+		echo "peers-hits.sh: 127.0.0.1:$port is in use" >&2
+		exit 1
+	fi
+done
+
+# tmpfs when there is one: nginx's cache and the origin's files.
+base=/dev/shm
+[[ -d $base && -w $base ]] || base=/tmp
+work=$(mktemp -d "$base/cellar-hits-work.XXXXXX")
+chmod 755 "$work" # nginx workers and Varnish drop root and must reach it
+pids=()
+
+stop_all() {
+	local p
+	for p in "${pids[@]}"; do
+		kill "$p" 2>/dev/null || true
+	done
+	for p in "${pids[@]}"; do
+		wait "$p" 2>/dev/null || true
+	done
+	pids=()
+}
+cleanup() {
+	stop_all
+	rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# await waits up to 20 s for 127.0.0.1:$1 to accept connections.
+await() {
+	for _ in $(seq 200); do
+		if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then
+			return 0
+		fi
+		sleep 0.1
+	done
+	echo "peers-hits.sh: nothing listens on 127.0.0.1:$1" >&2
+	return 1
+}
+
+# rss_kib PID: resident memory of PID and its descendants, in KiB.
+rss_kib() {
+	local total kid
+	total=$(awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null || true)
+	total=${total:-0}
+	for kid in $(pgrep -P "$1" || true); do
+		total=$((total + $(rss_kib "$kid")))
+	done
+	echo "$total"
+}
+
+echo "peers-hits.sh: building cellar" >&2
+(cd "$root" && go build -o "$work/cellar" ./cmd/cellar)
+
+# The origin: a static nginx serving 1000 files of each size with a long
+# shared lifetime, pinned to CPU 0 with the server under test.
+mkdir -p "$work/origin/tmp" "$work/origin/www/1k" "$work/origin/www/100k"
+head -c 768 /dev/urandom | base64 -w0 >"$work/origin/one"        # 1024 bytes
+head -c 76800 /dev/urandom | base64 -w0 >"$work/origin/hundred"  # 102400 bytes
+for ((i = 0; i < urls; i++)); do
+	ln "$work/origin/one" "$work/origin/www/1k/$i"
+	ln "$work/origin/hundred" "$work/origin/www/100k/$i"
+done
+cat >"$work/origin/nginx.conf" <<EOF
+daemon off;
+worker_processes 1;
+pid nginx.pid;
+error_log error.log warn;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    default_type application/octet-stream;
+    client_body_temp_path tmp/body;
+    proxy_temp_path tmp/proxy;
+    fastcgi_temp_path tmp/fastcgi;
+    uwsgi_temp_path tmp/uwsgi;
+    scgi_temp_path tmp/scgi;
+    server {
+        listen 127.0.0.1:19000;
+        root $work/origin/www;
+        add_header Cache-Control "public, max-age=3600";
+    }
+}
+EOF
+taskset -c 0 nginx -p "$work/origin/" -c "$work/origin/nginx.conf" -e "$work/origin/error.log" >"$out/origin.log" 2>&1 &
+origin_pid=$!
+await 19000
+
+# The load: a Lua script that walks the hot set and reports requests/s,
+# p99 and errors as one line.
+cat >"$work/hot.lua" <<EOF
+local n = 0
+request = function()
+    n = n + 1
+    return wrk.format("GET", wrk.path .. (n % $urls))
+end
+done = function(summary, latency, requests)
+    local e = summary.errors
+    io.write(string.format("RESULT %.0f %.3f %d\n",
+        summary.requests / (summary.duration / 1e6),
+        latency:percentile(99) / 1000,
+        e.connect + e.read + e.write + e.timeout + e.status))
+end
+EOF
+
+# start NAME: starts the server NAME pinned to CPU 0; sets pid and port.
+start() {
+	case $1 in
+	cellar)
+		port=19080
+		mkdir -p "$work/cellar-data"
+		rm -rf "${work:?}/cellar-data/"*
+		# Defaults, access log included (to a file, as in production).
+		taskset -c 0 "$work/cellar" serve -origin http://127.0.0.1:19000 -listen 127.0.0.1:19080 \
+			-admin 127.0.0.1:19081 -data-dir "$work/cellar-data" -memory "$budget" -disk "$budget" \
+			-access-log-path "$work/cellar-access.log" 2>>"$out/cellar.log" &
+		;;
+	varnish)
+		port=19082
+		local mb=$(($(numfmt --from=iec "${budget%iB}") >> 20))
+		taskset -c 0 varnishd -F -n "$work/varnish" -a 127.0.0.1:19082 -T none -f "$peers/varnish.vcl" \
+			-s "malloc,${mb}m" >>"$out/varnish.log" 2>&1 &
+		;;
+	nginx)
+		port=19083
+		local mb=$(($(numfmt --from=iec "${budget%iB}") >> 20))
+		rm -rf "$work/nginx"
+		mkdir -p "$work/nginx/tmp"
+		sed -e "s/max_size=256m/max_size=${mb}m/" -e "s/^worker_processes .*/worker_processes 1;/" \
+			"$peers/nginx.conf" >"$work/nginx/nginx.conf"
+		taskset -c 0 nginx -p "$work/nginx/" -c "$work/nginx/nginx.conf" -e "$work/nginx/error.log" \
+			>>"$out/nginx.log" 2>&1 &
+		;;
+	esac
+	pid=$!
+	pids=("$origin_pid" "$pid")
+	await "$port"
+}
+
+# hitcheck PORT PATH: the response's cache field says hit.
+hitcheck() {
+	local h
+	h=$(curl -s -o /dev/null -D - "http://127.0.0.1:$1$2" | tr -d '\r')
+	grep -qiE '^(cache-status: .*hit|x-cache: HIT|x-cache-status: HIT)' <<<"$h" || {
+		echo "peers-hits.sh: $2 on port $1 is not a hit:" >&2
+		echo "$h" >&2
+		return 1
+	}
+}
+
+results=$out/runs.txt
+: >"$results"
+echo "| round | server | size | requests/s | p99 ms | errors | RSS MiB |" >"$out/runs.md"
+echo "| --- | --- | --- | --- | --- | --- | --- |" >>"$out/runs.md"
+for ((round = 1; round <= rounds; round++)); do
+	order=("${servers[@]:$(((round - 1) % ${#servers[@]}))}" "${servers[@]:0:$(((round - 1) % ${#servers[@]}))}")
+	for name in "${order[@]}"; do
+		echo "peers-hits.sh: round $round: $name" >&2
+		start "$name"
+		for size in 1k 100k; do
+			taskset -c 1 wrk -t1 -c64 -d"$warmup" -s "$work/hot.lua" "http://127.0.0.1:$port/$size/" >/dev/null
+			hitcheck "$port" "/$size/$((urls - 1))"
+			line=$(taskset -c 1 wrk -t1 -c64 -d"$duration" -s "$work/hot.lua" "http://127.0.0.1:$port/$size/" | grep '^RESULT')
+			read -r _ rps p99 errs <<<"$line"
+			rss=$(($(rss_kib "$pid") / 1024))
+			echo "$name $size $rps $p99 $errs $rss $round" >>"$results"
+			echo "| $round | $name | $size | $rps | $p99 | $errs | $rss |" >>"$out/runs.md"
+		done
+		kill "$pid" 2>/dev/null || true
+		wait "$pid" 2>/dev/null || true
+		pids=("$origin_pid")
+	done
+done
+
+# median NAME SIZE FIELD: the median over the rounds (field 3 requests/s,
+# 4 p99, 6 RSS).
+median() {
+	awk -v n="$1" -v s="$2" -v f="$3" '$1 == n && $2 == s {print $f}' "$results" | sort -g |
+		awk '{v[NR] = $1} END {if (NR == 0) print "n/a"; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2}'
+}
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (b > 0) printf "%.2f", a / b; else print "n/a"}'; }
+
+echo
+echo "Hits from memory: $urls hot URLs, wrk -t1 -c64 on CPU 1, each server and the origin on CPU 0,"
+echo "$duration per measurement after a $warmup warm-up, medians of $rounds interleaved rounds; cellar at its defaults."
+echo
+echo "| server | 1 KiB req/s | 1 KiB p99 ms | 100 KiB req/s | 100 KiB p99 ms | RSS MiB (after 100 KiB) | req/s vs cellar (1 KiB / 100 KiB) | p99 vs cellar (1 KiB / 100 KiB) |"
+echo "| --- | --- | --- | --- | --- | --- | --- | --- |"
+c1=$(median cellar 1k 3)
+c100=$(median cellar 100k 3)
+p1=$(median cellar 1k 4)
+p100=$(median cellar 100k 4)
+for name in "${servers[@]}"; do
+	r1=$(median "$name" 1k 3)
+	r100=$(median "$name" 100k 3)
+	q1=$(median "$name" 1k 4)
+	q100=$(median "$name" 100k 4)
+	echo "| $name | $r1 | $q1 | $r100 | $q100 | $(median "$name" 100k 6) | $(ratio "$r1" "$c1") / $(ratio "$r100" "$c100") | $(ratio "$q1" "$p1") / $(ratio "$q100" "$p100") |"
+done
+echo
+echo "Every run:"
+echo
+cat "$out/runs.md"
+echo "logs in $out" >&2
