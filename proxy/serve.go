@@ -42,9 +42,15 @@ func (s *Server) serveObject(w http.ResponseWriter, r *http.Request, obj *store.
 
 	h := w.Header()
 	s.policy.ServeHeader(h, m)
-	h["Age"] = []string{cache.AgeValue(lk.Age)}
-	h["Cache-Status"] = []string{s.statusValue(st, obj.Key)}
-	h["Via"] = append(h["Via"][:len(h["Via"]):len(h["Via"])], s.responseVia)
+	// The per-hit values come from caches (hitvalues.go): a memory hit
+	// allocates none of them.
+	h["Age"] = ageValue(lk.Age)
+	h["Cache-Status"] = s.statusValues(st, obj.Key)
+	if via := h["Via"]; len(via) > 0 {
+		h["Via"] = append(via[:len(via):len(via)], s.responseVia)
+	} else {
+		h["Via"] = s.viaValues
+	}
 
 	if cache.PreconditionFailed(r, m) {
 		delete(h, "Content-Length")
@@ -83,7 +89,7 @@ func (s *Server) serveObject(w http.ResponseWriter, r *http.Request, obj *store.
 		return
 	}
 	if bodyAllowed(m.Status) {
-		h["Content-Length"] = []string{strconv.FormatInt(obj.Size, 10)}
+		h["Content-Length"] = lengthValues.get(obj.Size)
 	}
 	w.WriteHeader(m.Status)
 	if r.Method == http.MethodHead || obj.Size == 0 {

@@ -51,8 +51,11 @@ type Server struct {
 	// variants tracks the background jobs that store coding variants.
 	variants variantJobs
 
-	// responseVia is our Via member on responses to clients.
+	// responseVia is our Via member on responses to clients; viaValues
+	// the Via field of a stored response that had none (shared, no spare
+	// capacity).
 	responseVia string
+	viaValues   []string
 	// bgSlots bounds concurrent background revalidations.
 	bgSlots chan struct{}
 
@@ -87,6 +90,7 @@ func New(opts Options, p *cache.Policy, st *store.Store) (*Server, error) {
 		now:          time.Now,
 
 		responseVia: "1.1 " + opts.Via,
+		viaValues:   []string{"1.1 " + opts.Via},
 		bgSlots:     make(chan struct{}, opts.MaxBackground),
 	}
 	s.clients, _ = ParseTrustedProxies(opts.TrustedProxies) // checked by Validate

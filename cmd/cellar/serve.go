@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"sync"
@@ -122,6 +123,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer, ready func(addr
 	}
 
 	log := slog.New(slog.NewTextHandler(stderr, nil))
+	limitMemory(s.store.MemoryBytes, log)
 	s.proxy.Logger = log
 	s.store.Logger = log
 
@@ -333,6 +335,26 @@ func isLoopback(a net.Addr) bool {
 	ta, ok := a.(*net.TCPAddr)
 	return ok && ta.IP.IsLoopback()
 }
+
+// limitMemory makes the Go heap follow the memory tier's budget, unless the
+// operator set GOMEMLIMIT or GOGC: a soft limit of 1.25 × the budget plus
+// 128 MiB (the tier's objects, their overhead, and room for requests in
+// flight and compression), and a GC percent of 25 (the heap grows to 1.25 ×
+// what is live before a collection instead of 2 ×; a cache's live heap is
+// mostly bodies, which the collector does not scan).
+func limitMemory(budget int64, log *slog.Logger) {
+	if os.Getenv("GOMEMLIMIT") == "" {
+		limit := budget + budget/4 + 128<<20
+		debug.SetMemoryLimit(limit)
+		log.Debug("Go memory limit", "bytes", limit)
+	}
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(gcPercent)
+	}
+}
+
+// gcPercent is the GC percent limitMemory sets.
+const gcPercent = 25
 
 func boolInt(b bool) int {
 	if b {
