@@ -69,6 +69,12 @@ func (s *Server) admit(w http.ResponseWriter, r *http.Request) (http.ResponseWri
 	if len(es.edits) > 0 {
 		w = &headerWriter{ResponseWriter: w, edits: es.edits}
 	}
+	if badFraming(r) {
+		// RFC 9112 §6.1: a request with both framings may be smuggling.
+		s.metrics.refused.WithLabelValues("400").Inc()
+		refuse(w, http.StatusBadRequest, "both Content-Length and Transfer-Encoding")
+		return w, r, false
+	}
 	if code, reason := s.opts.Limits.check(r); code != 0 {
 		s.metrics.refused.WithLabelValues(strconv.Itoa(code)).Inc()
 		refuse(w, code, reason)

@@ -1,9 +1,11 @@
 package proxy
 
 import (
+	"context"
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -31,6 +33,33 @@ func (s *Server) ConfigureHTTPServer(hs *http.Server) {
 		// limit is the one configured.
 		hs.MaxHeaderBytes = max(n-4096, 1)
 	}
+	prev := hs.ConnContext
+	hs.ConnContext = func(ctx context.Context, c net.Conn) context.Context {
+		if prev != nil {
+			ctx = prev(ctx, c)
+		}
+		if lc, ok := c.(*limitConn); ok {
+			ctx = context.WithValue(ctx, connKey{}, lc)
+		}
+		return ctx
+	}
+}
+
+// connKey is the context key of a request's *limitConn, when it came on a
+// plain connection of a listener wrapped by Server.Listener.
+type connKey struct{}
+
+// badFraming reports whether r is a request that net/http accepted with
+// both Content-Length and Transfer-Encoding (see framing). Call it once
+// per request: it counts the connection's requests.
+func badFraming(r *http.Request) bool {
+	c, ok := r.Context().Value(connKey{}).(*limitConn)
+	if !ok || r.ProtoMajor != 1 {
+		return false
+	}
+	n := c.served.Add(1)
+	bad := c.framing.bad.Load()
+	return bad != 0 && n == bad
 }
 
 type limitListener struct {
@@ -56,7 +85,7 @@ func (l *limitListener) Accept() (net.Conn, error) {
 			}
 		}
 		l.s.metrics.connsOpen.Inc()
-		return &limitConn{Conn: c, l: l}, nil
+		return &limitConn{Conn: c, l: l, framing: newFraming()}, nil
 	}
 }
 
@@ -64,8 +93,16 @@ func (l *limitListener) Accept() (net.Conn, error) {
 // applies the write timeout to each write.
 type limitConn struct {
 	net.Conn
-	l    *limitListener
-	once sync.Once
+	l       *limitListener
+	once    sync.Once
+	framing *framing     // the requests' framing, as read
+	served  atomic.Int64 // requests that reached the handler
+}
+
+func (c *limitConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	c.framing.feed(p[:n])
+	return n, err
 }
 
 func (c *limitConn) Write(p []byte) (int, error) {
