@@ -245,8 +245,10 @@ func TestUncacheableHerdGoesToTheOriginInParallel(t *testing.T) {
 		t.Errorf("hit_for_miss_total = %v, want %d", got, hfm)
 	}
 	// Serial origin requests would take n × delay; parallel ones about two
-	// delays (the leader's, then everyone else's).
-	if p := peak.Load(); p < n/4 {
+	// delays (the leader's, then everyone else's). How many overlap depends
+	// on the machine's load (200 to 850 of 1,000 seen on 2 loaded cores);
+	// serialised fetches would never overlap at all.
+	if p := peak.Load(); p < n/20 {
 		t.Errorf("at most %d origin requests ran at once, want them in parallel", p)
 	}
 	if took > herdBound {
@@ -302,7 +304,17 @@ func TestClientCancellationDoesNotCancelTheFill(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			checkNoLeakedGoroutines(t)
 			g := newGate()
-			r := newRig(t, g.handler(fixed("shared", "max-age=60")))
+			// gone receives when the proxy sees a client's request end
+			// while its handler still runs: the client went away.
+			gone := make(chan struct{}, 4)
+			front := withFront(func(h http.Handler) http.Handler {
+				return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+					stop := context.AfterFunc(req.Context(), func() { gone <- struct{}{} })
+					defer stop()
+					h.ServeHTTP(w, req)
+				})
+			})
+			r := newRig(t, g.handler(fixed("shared", "max-age=60")), front)
 			c := herdClient(t, 4)
 			const clients = 3
 			ctxs := make([]context.Context, clients)
@@ -329,8 +341,12 @@ func TestClientCancellationDoesNotCancelTheFill(t *testing.T) {
 				waitFor(t, "the waiter left", func() bool { return r.waiting("/obj") == clients-2 })
 			} else {
 				// The leader's request to the origin must not follow its
-				// client: give the cancellation time to travel.
-				time.Sleep(100 * time.Millisecond)
+				// client: wait until the proxy has seen the client go.
+				select {
+				case <-gone:
+				case <-time.After(time.Minute):
+					t.Fatal("the proxy never saw the leader's client go")
+				}
 			}
 			close(g.open)
 			wg.Wait()

@@ -80,6 +80,8 @@ type rig struct {
 	copts  cache.Options
 	// extraOrigins follow the counting origin in the proxy's round robin.
 	extraOrigins []string
+	// front wraps the proxy's handler in the front server, when set.
+	wrapFront func(http.Handler) http.Handler
 }
 
 // clock is an adjustable time source for the proxy.
@@ -103,6 +105,12 @@ func (c *clock) advance(d time.Duration) {
 type rigOption func(*rig)
 
 func withProxyOptions(f func(*Options)) rigOption { return func(r *rig) { f(&r.popts) } }
+
+// withFront wraps the proxy's handler in the front server (to observe
+// requests as the proxy sees them).
+func withFront(wrap func(http.Handler) http.Handler) rigOption {
+	return func(r *rig) { r.wrapFront = wrap }
+}
 func withStoreOptions(f func(*store.Options)) rigOption {
 	return func(r *rig) { f(&r.sopts) }
 }
@@ -151,7 +159,11 @@ func (r *rig) start() {
 	r.store, r.server = st, srv
 	// The front is configured as cellar serve configures it: the edge's
 	// limits on the http.Server and the listener.
-	r.front = httptest.NewUnstartedServer(srv)
+	var h http.Handler = srv
+	if r.wrapFront != nil {
+		h = r.wrapFront(h)
+	}
+	r.front = httptest.NewUnstartedServer(h)
 	srv.ConfigureHTTPServer(r.front.Config)
 	r.front.Listener = srv.Listener(r.front.Listener)
 	r.front.Start()
