@@ -218,7 +218,19 @@ func VariantKey(primary, secondary string) string {
 // EncodingKey returns the key of the content-coding variant coding (e.g.
 // "gzip") of key.
 func EncodingKey(key, coding string) string {
-	return key + "\x00e=" + coding
+	return key + encodingSep + coding
+}
+
+const encodingSep = "\x00e="
+
+// ParseEncodingKey splits a key that EncodingKey made into the key of the
+// identity object and the coding; ok is false for any other key.
+func ParseEncodingKey(key string) (identity, coding string, ok bool) {
+	i := strings.LastIndex(key, encodingSep)
+	if i < 0 {
+		return key, "", false
+	}
+	return key[:i], key[i+len(encodingSep):], true
 }
 
 // EncodingsField is an internal header field that the proxy adds to a stored

@@ -569,7 +569,7 @@ func (fi *fill) copy() {
 	case err != nil:
 		s.storeError("commit", fi.key, err)
 	default:
-		s.scheduleVariants(obj) // variants.go
+		s.scheduleCodings(obj) // codings.go
 		if len(fi.vary) > 0 {
 			s.noteVariant(fi.ctx, fi.f.primary, fi.vary, fi.key, fi.meta)
 		}
@@ -690,7 +690,7 @@ func (s *Server) outgoing(ctx context.Context, in *http.Request) *http.Request {
 		delete(out.Header, f)
 	}
 	if s.opts.CompressWorkers >= 0 {
-		// cellar makes and negotiates the codings itself (variants.go): fill
+		// cellar makes and negotiates the codings itself (codings.go): fill
 		// with the identity body, so that one stored response serves every
 		// client's Accept-Encoding.
 		out.Header["Accept-Encoding"] = []string{"identity"}

@@ -77,7 +77,7 @@ func (s *Server) Inspect(r *http.Request, raw string) (*InspectReport, error) {
 	}
 	now := s.now()
 	// A coding variant's Meta holds only its Content-Encoding; its freshness
-	// is its identity object's, as on a hit (variants.go).
+	// is its identity object's, as on a hit (codings.go).
 	byKey := make(map[string]*cache.Meta, len(listed))
 	for i := range listed {
 		byKey[listed[i].Key] = &listed[i].Meta
@@ -104,10 +104,11 @@ func (s *Server) Inspect(r *http.Request, raw string) (*InspectReport, error) {
 		case isVaryMarker(&l.Meta):
 			o.Kind = "vary-marker"
 			rep.Vary, _ = cache.VaryFields(l.Meta.Header)
-		case strings.Contains(rest, "\x00e="):
+		case isCodingKey(l.Key):
 			o.Kind = "coding"
-			o.Coding = rest[strings.LastIndex(rest, "\x00e=")+3:]
-			if identity, ok := byKey[strings.TrimSuffix(l.Key, "\x00e="+o.Coding)]; ok {
+			var id string
+			id, o.Coding, _ = cache.ParseEncodingKey(l.Key)
+			if identity, ok := byKey[id]; ok {
 				freshness = identity
 			}
 		case rest != "":

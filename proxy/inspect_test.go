@@ -39,7 +39,7 @@ func TestInspectReportsEveryStoredObjectOfAURL(t *testing.T) {
 		if resp, _ := encDo(r, "GET", "/doc", "Accept-Language: "+lang); resp.StatusCode != 200 {
 			t.Fatalf("fill %s: %d", lang, resp.StatusCode)
 		}
-		r.waitVariants()
+		r.waitCodings()
 	}
 	raw := "http://" + testHost + "/doc"
 	code, rep := r.inspect(raw)

@@ -21,7 +21,7 @@ type Metrics struct {
 	retries                 prometheus.Counter // upstream.go
 	tunnels                 prometheus.Counter // upgrade.go
 	openTunnels             prometheus.Gauge
-	variants                *variantMetrics        // precompression (variants.go)
+	codings                 *codingMetrics         // precompression (codings.go)
 	refused                 *prometheus.CounterVec // requests refused by a limit, by status
 	rateLimited             prometheus.Counter
 	connsOpen               prometheus.Gauge
@@ -58,7 +58,7 @@ func newMetrics() *Metrics {
 		retries:                 c("origin_retries_total", "Origin requests tried again on another origin after a connection error, timeout or retried status."),
 		tunnels:                 c("tunnels_total", "Upgraded connections (WebSocket and others) tunnelled to an origin."),
 		openTunnels:             g("open_tunnels", "Upgraded connections open now."),
-		variants:                newVariantMetrics(),
+		codings:                 newCodingMetrics(),
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "cellar", Name: "requests_refused_total",
 			Help: "Client requests refused by a limit (414 target, 431 header fields, 413 body, 408 body timeout, 400 malformed body), by status.",
@@ -72,7 +72,7 @@ func newMetrics() *Metrics {
 // Register adds the collectors to reg.
 func (m *Metrics) Register(reg prometheus.Registerer) error {
 	cs := []prometheus.Collector{m.refused, m.rateLimited, m.connsOpen, m.connsRefused, m.requests, m.originRequests, m.upstreamErrors, m.fills, m.fillErrors, m.collapsed, m.collapseReleased, m.fillsInProgress, m.hitForMiss, m.backgroundRevalidations, m.storeErrors, m.retries, m.tunnels, m.openTunnels}
-	for _, c := range append(cs, m.variants.collectors()...) {
+	for _, c := range append(cs, m.codings.collectors()...) {
 		if err := reg.Register(c); err != nil {
 			return err
 		}

@@ -20,7 +20,7 @@ import (
 // when the request's conditional or Range fields ask for that (RFC 9110
 // §13, §14). A disk object whose body cannot be read is a miss.
 func (s *Server) serveObject(w http.ResponseWriter, r *http.Request, obj *store.Object, lk cache.Lookup, st cache.Status) {
-	// The negotiated coding variant, if any (variants.go).
+	// The negotiated coding variant, if any (codings.go).
 	w, obj, done := s.pickEncoding(w, r, obj, lk, st)
 	if done {
 		return

@@ -48,8 +48,8 @@ type Server struct {
 	flights flightGroup
 	// sliceFlights collapses fetches of one slice (slice.go).
 	sliceFlights sliceFlights
-	// variants tracks the background jobs that store coding variants.
-	variants variantJobs
+	// codings tracks the background jobs that store content-coding variants.
+	codings codingJobs
 
 	// responseVia is our Via member on responses to clients; viaValues
 	// the Via field of a stored response that had none (shared, no spare
@@ -289,7 +289,7 @@ func isVaryMarker(m *cache.Meta) bool { return m.Status == 0 }
 
 // variantKey is the key of the variant that request fields h select.
 func variantKey(primary string, fields []string, h http.Header) string {
-	fields = withoutAcceptEncoding(fields) // variants.go
+	fields = withoutAcceptEncoding(fields) // codings.go
 	return cache.VariantKey(primary, cache.SecondaryKey(fields, h))
 }
 

@@ -1,6 +1,8 @@
 package proxy
 
-// Precompressed content-coding variants (issue #6).
+// Precompressed content codings (issue #6). In this file a "variant" is a
+// stored content-coding representation of a response (cache.EncodingKey);
+// the Vary bookkeeping of RFC 9111 §4.1 is in vary.go.
 //
 // After a fill of a compressible 200 response commits, a background job owned
 // by the server reads the stored identity body and stores gzip, br and zstd
@@ -8,7 +10,7 @@ package proxy
 // holds only Content-Encoding and a token naming the job that made it; the
 // identity object's Meta stays the source of every other header field and of
 // freshness. When the variants are stored the job records their codings and
-// the token in the identity's cache.EncodingsField (through UpdateMeta), so a
+// the token in the identity's cache.EncodingsField (UpdateObjectMeta), so a
 // hit knows what it may offer without further lookups, and a variant made
 // from an older identity (another token) is never served.
 //
@@ -49,37 +51,36 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// variantOfField is the internal field of a variant's Meta holding the
+// codingOfField is the internal field of a variant's Meta holding the
 // token of the job that made it, which the identity's EncodingsField names.
-const variantOfField = "Cellar-Variant-Of"
+const codingOfField = "Cellar-Variant-Of"
 
-// variantPassField is the internal field of a variant's Meta that marks one
+// codingPassField is the internal field of a variant's Meta that marks one
 // made by the best-level pass. Its bytes differ from the fast variant's, so
 // its strong entity tag must differ too (RFC 9110 §8.8.3): a Range request
 // with If-Range must never splice the two.
-const variantPassField = "Cellar-Variant-Pass"
+const codingPassField = "Cellar-Variant-Pass"
 
-// variantCodings are the codings cellar makes, in the order they are made.
-var variantCodings = [...]string{compress.Brotli, compress.Zstd, compress.Gzip}
+// madeCodings are the codings cellar makes, in the order they are made.
+var madeCodings = [...]string{compress.Brotli, compress.Zstd, compress.Gzip}
 
 // maxDecoded caps what one on-the-fly decoding of an origin-encoded body may
 // produce (decode bombs, see package compress): past it the response is
 // aborted.
 const maxDecoded = 1 << 30
 
-// variantJobs tracks the background encoding jobs of a Server. Its zero
+// codingJobs tracks the background encoding jobs of a Server. Its zero
 // value is ready to use.
-type variantJobs struct {
+type codingJobs struct {
 	mu      sync.Mutex      // protects busy and running
 	busy    map[string]bool // keys with a job in progress
 	running int             // fast jobs in progress
 	best    atomic.Bool     // a best-level pass is running
-	active  atomic.Int32    // fast and best jobs in progress, for tests
 }
 
 // claim reserves a job slot for key; false when a job for key is running
 // or all limit slots are taken.
-func (v *variantJobs) claim(key string, limit int) bool {
+func (v *codingJobs) claim(key string, limit int) bool {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	if v.busy[key] || v.running >= limit {
@@ -90,30 +91,29 @@ func (v *variantJobs) claim(key string, limit int) bool {
 	}
 	v.busy[key] = true
 	v.running++
-	v.active.Add(1)
 	return true
 }
 
 // release ends the job of key that claim reserved.
-func (v *variantJobs) release(key string) {
+func (v *codingJobs) release(key string) {
 	v.mu.Lock()
 	delete(v.busy, key)
 	v.running--
 	v.mu.Unlock()
-	v.active.Add(-1)
 }
 
-// variantMetrics are the collectors of precompression.
-type variantMetrics struct {
+// codingMetrics are the collectors of precompression.
+type codingMetrics struct {
 	served      *prometheus.CounterVec // body bytes served by coding
 	servedBy    map[string]prometheus.Counter
 	compressSec *prometheus.HistogramVec // encoding time by coding and pass
 	ratio       *prometheus.HistogramVec // identity size / encoded size
 	jobs        *prometheus.CounterVec   // jobs by outcome
+	running     prometheus.Gauge         // fast and best jobs in progress
 }
 
-func newVariantMetrics() *variantMetrics {
-	m := &variantMetrics{
+func newCodingMetrics() *codingMetrics {
+	m := &codingMetrics{
 		served: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "cellar", Name: "served_bytes_total",
 			Help: "Body bytes of 200 and 206 hits sent to clients, by content coding (identity, gzip, br, zstd).",
@@ -132,6 +132,10 @@ func newVariantMetrics() *variantMetrics {
 			Namespace: "cellar", Name: "compress_jobs_total",
 			Help: "Variant encoding jobs by outcome (done, skipped when busy, failed).",
 		}, []string{"outcome"}),
+		running: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: "cellar", Name: "compress_jobs_running",
+			Help: "Variant encoding jobs in progress (fast and best-level passes).",
+		}),
 		servedBy: map[string]prometheus.Counter{},
 	}
 	for _, c := range [...]string{compress.Identity, compress.Gzip, compress.Brotli, compress.Zstd} {
@@ -140,8 +144,8 @@ func newVariantMetrics() *variantMetrics {
 	return m
 }
 
-func (m *variantMetrics) collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.served, m.compressSec, m.ratio, m.jobs}
+func (m *codingMetrics) collectors() []prometheus.Collector {
+	return []prometheus.Collector{m.served, m.compressSec, m.ratio, m.jobs, m.running}
 }
 
 // countingWriter counts the body bytes of a hit into the served metric of
@@ -162,7 +166,7 @@ func (w *countingWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter 
 
 // counted wraps w so that the body bytes it writes count as coding.
 func (s *Server) counted(w http.ResponseWriter, coding string) http.ResponseWriter {
-	c, ok := s.metrics.variants.servedBy[coding]
+	c, ok := s.metrics.codings.servedBy[coding]
 	if !ok {
 		return w // an origin's coding that cellar does not make, such as deflate
 	}
@@ -196,9 +200,9 @@ func (s *Server) pickEncoding(w http.ResponseWriter, r *http.Request, obj *store
 	} else if src == compress.Identity && !s.opts.Compress.Compressible(m.Header, obj.Size) {
 		return s.counted(w, compress.Identity), obj, false // only ever identity
 	} else {
-		s.scheduleVariants(obj)
+		s.scheduleCodings(obj)
 	}
-	var buf [len(variantCodings) + 1]string
+	var buf [len(madeCodings) + 1]string
 	avail := buf[:0]
 	if src != compress.Identity {
 		avail = append(avail, src)
@@ -213,13 +217,13 @@ func (s *Server) pickEncoding(w http.ResponseWriter, r *http.Request, obj *store
 	if coding != src && token != "" {
 		key := cache.EncodingKey(obj.Key, coding)
 		v, err := s.store.Get(r.Context(), key)
-		if err == nil && v.Meta.Header.Get(variantOfField) == token {
+		if err == nil && v.Meta.Header.Get(codingOfField) == token {
 			return s.counted(w, coding), withCoding(obj, v, coding), false
 		}
 		if err != nil {
 			s.storeError("get", key, err)
 		}
-		s.scheduleVariants(obj)
+		s.scheduleCodings(obj)
 	}
 	if src != compress.Identity {
 		if c, _ := compress.Negotiate(ae, avail[:1], s.opts.Compress.Order); c != src && !noTransform(m.Header) {
@@ -247,7 +251,7 @@ func noTransform(h http.Header) bool {
 // etagSuffix is what a variant's entity tag adds to the identity's: the
 // coding, and "-best" for the best-level pass.
 func etagSuffix(v *store.Object, coding string) string {
-	if v.Meta.Header.Get(variantPassField) != "" {
+	if v.Meta.Header.Get(codingPassField) != "" {
 		return coding + "-best"
 	}
 	return coding
@@ -433,11 +437,11 @@ type readCloser struct {
 
 func (rc readCloser) Close() error { return rc.close() }
 
-// variantSource reports whether obj, a stored response, is worth storing
+// codingSource reports whether obj, a stored response, is worth storing
 // coding variants of, and the coding of its stored body: identity, or the
 // one coding the origin applied, which cellar decodes first (the decoded
 // form is stored as the "identity" variant).
-func (s *Server) variantSource(obj *store.Object) (string, bool) {
+func (s *Server) codingSource(obj *store.Object) (string, bool) {
 	m := &obj.Meta
 	if s.opts.CompressWorkers < 0 || m.Status != http.StatusOK || obj.Size <= 0 {
 		return "", false
@@ -457,57 +461,59 @@ func (s *Server) variantSource(obj *store.Object) (string, bool) {
 	return src, s.opts.Compress.Compressible(h, obj.Size)
 }
 
-// scheduleVariants starts a background job that stores the coding variants
+// scheduleCodings starts a background job that stores the coding variants
 // of obj, unless obj is not worth it, a job for it is running, or every job
 // slot is busy (then a later hit schedules it again). The job runs under
 // the server's context and is tracked by s.wg.
-func (s *Server) scheduleVariants(obj *store.Object) {
-	src, ok := s.variantSource(obj)
+func (s *Server) scheduleCodings(obj *store.Object) {
+	src, ok := s.codingSource(obj)
 	if !ok || s.bg.Err() != nil {
 		return
 	}
-	if !s.variants.claim(obj.Key, s.opts.CompressWorkers) {
-		s.metrics.variants.jobs.WithLabelValues("skipped").Inc()
+	if !s.codings.claim(obj.Key, s.opts.CompressWorkers) {
+		s.metrics.codings.jobs.WithLabelValues("skipped").Inc()
 		return
 	}
+	s.metrics.codings.running.Inc()
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		defer s.variants.release(obj.Key)
-		s.makeVariants(obj, src)
+		defer s.metrics.codings.running.Dec() // after the best pass, if any, counted itself
+		defer s.codings.release(obj.Key)
+		s.makeCodings(obj, src)
 	}()
 }
 
-// makeVariants stores the coding variants of obj, whose body has coding
+// makeCodings stores the coding variants of obj, whose body has coding
 // src: for an encoded body first its decoded form (the identity variant),
 // then, from the identity body, every other coding at the fast levels, each
 // kept only when smaller than identity. It records them in obj's Meta and
 // then starts the best-level pass when that is free.
-func (s *Server) makeVariants(obj *store.Object, src string) {
+func (s *Server) makeCodings(obj *store.Object, src string) {
 	ctx, cancel := context.WithCancel(s.bg)
 	defer cancel()
 	token := strconv.FormatUint(rand.Uint64(), 36)
 	var made []string
-	fail := func() { s.metrics.variants.jobs.WithLabelValues("failed").Inc() }
+	fail := func() { s.metrics.codings.jobs.WithLabelValues("failed").Inc() }
 	id := obj
 	if src != compress.Identity {
-		if _, ok := s.encodeVariant(ctx, obj, obj, src, compress.Identity, token, false); !ok {
+		if _, ok := s.encodeCoding(ctx, obj, obj, src, compress.Identity, token, false); !ok {
 			fail()
 			return
 		}
 		v, err := s.store.Get(ctx, cache.EncodingKey(obj.Key, compress.Identity))
-		if err != nil || v.Meta.Header.Get(variantOfField) != token {
+		if err != nil || v.Meta.Header.Get(codingOfField) != token {
 			fail()
 			return
 		}
 		id = v
 		made = append(made, compress.Identity)
 	}
-	for _, c := range variantCodings {
+	for _, c := range madeCodings {
 		if c == src {
 			continue
 		}
-		if _, ok := s.encodeVariant(ctx, obj, id, compress.Identity, c, token, false); ok {
+		if _, ok := s.encodeCoding(ctx, obj, id, compress.Identity, c, token, false); ok {
 			made = append(made, c)
 		}
 		if ctx.Err() != nil {
@@ -519,23 +525,23 @@ func (s *Server) makeVariants(obj *store.Object, src string) {
 		fail()
 		return
 	}
-	s.metrics.variants.jobs.WithLabelValues("done").Inc()
-	if len(made) > 0 && id.Size <= s.opts.CompressBestMax && s.variants.best.CompareAndSwap(false, true) {
-		s.variants.active.Add(1)
+	s.metrics.codings.jobs.WithLabelValues("done").Inc()
+	if len(made) > 0 && id.Size <= s.opts.CompressBestMax && s.codings.best.CompareAndSwap(false, true) {
+		s.metrics.codings.running.Inc()
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
-			defer s.variants.active.Add(-1)
-			defer s.variants.best.Store(false)
-			s.bestVariants(obj, id, made, token)
+			defer s.metrics.codings.running.Dec()
+			defer s.codings.best.Store(false)
+			s.bestCodings(obj, id, made, token)
 		}()
 	}
 }
 
-// bestVariants re-encodes id, the identity body of obj, at the dense
+// bestCodings re-encodes id, the identity body of obj, at the dense
 // levels and replaces each variant that comes out smaller. It keeps the
 // token: the bytes are another encoding of the same response.
-func (s *Server) bestVariants(obj, id *store.Object, made []string, token string) {
+func (s *Server) bestCodings(obj, id *store.Object, made []string, token string) {
 	ctx, cancel := context.WithCancel(s.bg)
 	defer cancel()
 	for _, c := range made {
@@ -543,21 +549,21 @@ func (s *Server) bestVariants(obj, id *store.Object, made []string, token string
 			continue
 		}
 		old, err := s.store.Get(ctx, cache.EncodingKey(obj.Key, c))
-		if err != nil || old.Meta.Header.Get(variantOfField) != token {
+		if err != nil || old.Meta.Header.Get(codingOfField) != token {
 			return // replaced or removed since: the fast job of the new one decides
 		}
-		if _, ok := s.encodeVariant(ctx, obj, id, compress.Identity, c, token, true, old.Size); !ok && ctx.Err() != nil {
+		if _, ok := s.encodeCoding(ctx, obj, id, compress.Identity, c, token, true, old.Size); !ok && ctx.Err() != nil {
 			return
 		}
 	}
 }
 
-// encodeVariant stores the coding variant of obj made by job token from
+// encodeCoding stores the coding variant of obj made by job token from
 // the body of src (obj itself or its identity variant), whose coding is
 // from, at the best levels when best is set. A coded variant is stored only
 // when it is smaller than src and than limit (the variant it would replace),
 // if given; an identity variant (src decoded) always is.
-func (s *Server) encodeVariant(ctx context.Context, obj, src *store.Object, from, coding, token string, best bool, limit ...int64) (int64, bool) {
+func (s *Server) encodeCoding(ctx context.Context, obj, src *store.Object, from, coding, token string, best bool, limit ...int64) (int64, bool) {
 	start := time.Now() // real time: this is a measurement, not cache time
 	limitSize := src.Size
 	for _, l := range limit {
@@ -585,7 +591,7 @@ func (s *Server) encodeVariant(ctx context.Context, obj, src *store.Object, from
 	key := cache.EncodingKey(obj.Key, coding)
 	meta := cache.Meta{
 		Status:       http.StatusOK,
-		Header:       http.Header{variantOfField: {token}},
+		Header:       http.Header{codingOfField: {token}},
 		RequestTime:  obj.Meta.RequestTime,
 		ResponseTime: obj.Meta.ResponseTime,
 	}
@@ -593,7 +599,7 @@ func (s *Server) encodeVariant(ctx context.Context, obj, src *store.Object, from
 		meta.Header["Content-Encoding"] = []string{coding}
 	}
 	if best {
-		meta.Header[variantPassField] = []string{"best"}
+		meta.Header[codingPassField] = []string{"best"}
 	}
 	wr, err := s.store.Create(ctx, key, meta, store.CreateOptions{Tags: obj.Tags, KeepUntil: obj.KeepUntil, SizeHint: -1})
 	if err != nil {
@@ -635,8 +641,8 @@ func (s *Server) encodeVariant(ctx context.Context, obj, src *store.Object, from
 		if best {
 			pass = "best"
 		}
-		s.metrics.variants.compressSec.WithLabelValues(coding, pass).Observe(time.Since(start).Seconds())
-		s.metrics.variants.ratio.WithLabelValues(coding, pass).Observe(float64(src.Size) / float64(max(cw.n, 1)))
+		s.metrics.codings.compressSec.WithLabelValues(coding, pass).Observe(time.Since(start).Seconds())
+		s.metrics.codings.ratio.WithLabelValues(coding, pass).Observe(float64(src.Size) / float64(max(cw.n, 1)))
 	}
 	return cw.n, true
 }
@@ -707,10 +713,14 @@ func (r ctxReader) Read(p []byte) (int, error) {
 // identityKey is the key of the identity object that key, a stored key
 // that may name a coding variant, belongs to.
 func identityKey(key string) string {
-	if i := strings.LastIndex(key, "\x00e="); i >= 0 {
-		return key[:i]
-	}
-	return key
+	id, _, _ := cache.ParseEncodingKey(key)
+	return id
+}
+
+// isCodingKey reports whether key names a coding variant.
+func isCodingKey(key string) bool {
+	_, _, ok := cache.ParseEncodingKey(key)
+	return ok
 }
 
 // streamVary adds Vary: Accept-Encoding to the header h of a response

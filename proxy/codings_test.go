@@ -81,12 +81,12 @@ func encDo(r *rig, method, path string, hdr ...string) (*http.Response, []byte) 
 	return resp, b
 }
 
-// waitVariants waits until no fill and no encoding job is in progress.
-func (r *rig) waitVariants() {
+// waitCodings waits until no fill and no encoding job is in progress.
+func (r *rig) waitCodings() {
 	r.t.Helper()
 	r.waitIdle()
 	deadline := time.Now().Add(20 * time.Second)
-	for r.server.variants.active.Load() != 0 {
+	for testutil.ToFloat64(r.server.metrics.codings.running) != 0 {
 		if time.Now().After(deadline) {
 			r.t.Fatal("encoding jobs still running after 20s")
 		}
@@ -94,13 +94,13 @@ func (r *rig) waitVariants() {
 	}
 }
 
-// fillVariants fetches path once (a miss) and waits for its variants.
-func (r *rig) fillVariants(path string) {
+// fillCodings fetches path once (a miss) and waits for its variants.
+func (r *rig) fillCodings(path string) {
 	r.t.Helper()
 	if resp, _ := encDo(r, "GET", path); resp.StatusCode != http.StatusOK {
 		r.t.Fatalf("fill of %s: status %d", path, resp.StatusCode)
 	}
-	r.waitVariants()
+	r.waitCodings()
 }
 
 // testKey is the primary key of path on the rig's host.
@@ -146,7 +146,7 @@ const cacheable = "Cache-Control: max-age=3600"
 
 func TestEachCodingIsServedFromItsStoredVariant(t *testing.T) {
 	r := newEncRig(t, encOrigin(encBody, "Content-Type: text/html; charset=utf-8", cacheable, `ETag: "v1"`))
-	r.fillVariants("/page")
+	r.fillCodings("/page")
 	if got := r.store.Stats().DiskObjects; got != 4 {
 		t.Errorf("stored objects after the variants = %d, want 4 (identity, br, zstd, gzip count in the budgets)", got)
 	}
@@ -178,7 +178,7 @@ func TestEachCodingIsServedFromItsStoredVariant(t *testing.T) {
 			if got := resp.Header.Get("Content-Type"); got != "text/html; charset=utf-8" {
 				t.Errorf("Content-Type = %q: the identity's header fields are not served", got)
 			}
-			for _, f := range []string{cache.EncodingsField, variantOfField} {
+			for _, f := range []string{cache.EncodingsField, codingOfField} {
 				if v := resp.Header.Get(f); v != "" {
 					t.Errorf("internal field %s reached the client: %q", f, v)
 				}
@@ -188,7 +188,7 @@ func TestEachCodingIsServedFromItsStoredVariant(t *testing.T) {
 	if got := r.origin.hits.Load(); got != 1 {
 		t.Errorf("origin requests = %d, want 1: encoded variants must not go to the origin", got)
 	}
-	m := r.server.metrics.variants
+	m := r.server.metrics.codings
 	if got := testutil.ToFloat64(m.servedBy[compress.Brotli]); got <= 0 {
 		t.Errorf("served_bytes_total{coding=br} = %v, want > 0", got)
 	}
@@ -199,7 +199,7 @@ func TestEachCodingIsServedFromItsStoredVariant(t *testing.T) {
 
 func TestAcceptEncodingNegotiatesAmongStoredVariants(t *testing.T) {
 	r := newEncRig(t, encOrigin(encBody, "Content-Type: application/json", cacheable))
-	r.fillVariants("/data.json")
+	r.fillCodings("/data.json")
 	for _, tc := range []struct {
 		name   string
 		ae     []string // Accept-Encoding lines; nil: absent
@@ -254,7 +254,7 @@ func TestResponsesThatMustNotBeTransformedGetNoVariants(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := newEncRig(t, encOrigin(tc.body, tc.hdr...))
-			r.fillVariants("/x")
+			r.fillCodings("/x")
 			resp, b := encDo(r, "GET", "/x", "Accept-Encoding: br, gzip, zstd")
 			if ce := resp.Header.Get("Content-Encoding"); ce != "" || string(b) != tc.body {
 				t.Errorf("Content-Encoding %q, body %d bytes: want the identity body", ce, len(b))
@@ -262,7 +262,7 @@ func TestResponsesThatMustNotBeTransformedGetNoVariants(t *testing.T) {
 			if varies(resp.Header, "Accept-Encoding") {
 				t.Errorf("Vary = %q: nothing else is ever served", resp.Header.Values("Vary"))
 			}
-			for _, c := range variantCodings {
+			for _, c := range madeCodings {
 				if _, err := r.store.Get(context.Background(), cache.EncodingKey(testKey(t, "/x"), c)); !errors.Is(err, store.ErrNotFound) {
 					t.Errorf("%s variant stored (err %v)", c, err)
 				}
@@ -290,7 +290,7 @@ func TestOriginEncodedBodyIsStoredAsSentAndDecodedOnTheFly(t *testing.T) {
 	// Precompression off: nothing but the origin's body is stored.
 	r := newEncRig(t, encOrigin(gz.String(), "Content-Type: text/html", "Content-Encoding: gzip", cacheable, `ETag: "e1"`, "Vary: Origin"),
 		withProxyOptions(func(o *Options) { o.CompressWorkers = -1 }))
-	r.fillVariants("/enc")
+	r.fillCodings("/enc")
 
 	resp, b := encDo(r, "GET", "/enc", "Accept-Encoding: gzip, br")
 	if resp.Header.Get("Content-Encoding") != "gzip" || !bytes.Equal(b, gz.Bytes()) {
@@ -340,7 +340,7 @@ func TestETagIsDistinctPerCodingAndIfNoneMatchSelectsTheVariant(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := newEncRig(t, encOrigin(encBody, "Content-Type: text/plain", cacheable, "ETag: "+tc.etag))
-			r.fillVariants("/e")
+			r.fillCodings("/e")
 			for _, c := range []struct {
 				ae, inm string
 				status  int
@@ -389,7 +389,7 @@ func TestRevalidationUsesTheOriginsETagAndKeepsTheVariants(t *testing.T) {
 		w.Header().Set("Content-Type", "text/plain")
 		io.WriteString(w, encBody)
 	})
-	r.fillVariants("/r")
+	r.fillCodings("/r")
 	r.clock.advance(2 * time.Minute)
 	resp, b := encDo(r, "GET", "/r", "Accept-Encoding: br")
 	if got := r.origin.lastRequest().Header.Get("If-None-Match"); got != `"v1"` {
@@ -398,7 +398,7 @@ func TestRevalidationUsesTheOriginsETagAndKeepsTheVariants(t *testing.T) {
 	if resp.StatusCode != 200 || resp.Header.Get("Content-Encoding") != "br" || resp.Header.Get("Etag") != `"v1-br"` || decode(t, b, "br") != encBody {
 		t.Errorf("after a 304: status %d, Content-Encoding %q, ETag %q: want the br variant", resp.StatusCode, resp.Header.Get("Content-Encoding"), resp.Header.Get("Etag"))
 	}
-	r.waitVariants()
+	r.waitCodings()
 	if resp, _ := encDo(r, "GET", "/r", "Accept-Encoding: zstd"); resp.Header.Get("Content-Encoding") != "zstd" || !isHit(resp.Header.Get("Cache-Status")) {
 		t.Errorf("freshened entry: Content-Encoding %q, Cache-Status %q: want a zstd hit", resp.Header.Get("Content-Encoding"), resp.Header.Get("Cache-Status"))
 	}
@@ -409,7 +409,7 @@ func TestRevalidationUsesTheOriginsETagAndKeepsTheVariants(t *testing.T) {
 
 func TestRangeAndHeadAreCorrectForEveryVariant(t *testing.T) {
 	r := newEncRig(t, encOrigin(encBody, "Content-Type: image/svg+xml", cacheable, `ETag: "s"`))
-	r.fillVariants("/img.svg")
+	r.fillCodings("/img.svg")
 	for _, coding := range []string{"br", "zstd", "gzip", "identity"} {
 		t.Run(coding, func(t *testing.T) {
 			_, full := encDo(r, "GET", "/img.svg", "Accept-Encoding: "+coding)
@@ -444,9 +444,9 @@ func TestRangeAndHeadAreCorrectForEveryVariant(t *testing.T) {
 
 func TestUnsafeMethodInvalidatesEveryVariant(t *testing.T) {
 	r := newEncRig(t, encOrigin(encBody, "Content-Type: text/html", cacheable))
-	r.fillVariants("/doc")
+	r.fillCodings("/doc")
 	key := testKey(t, "/doc")
-	for _, c := range variantCodings {
+	for _, c := range madeCodings {
 		if _, err := r.store.Get(context.Background(), cache.EncodingKey(key, c)); err != nil {
 			t.Fatalf("%s variant not stored: %v", c, err)
 		}
@@ -466,16 +466,16 @@ func TestUnsafeMethodInvalidatesEveryVariant(t *testing.T) {
 	if r.origin.hits.Load() != before+1 {
 		t.Error("GET after the invalidation did not go to the origin")
 	}
-	r.waitVariants()
+	r.waitCodings()
 }
 
 func TestVariantOfAnotherIdentityIsNeverServed(t *testing.T) {
 	r := newEncRig(t, encOrigin(encBody, "Content-Type: text/html", cacheable))
-	r.fillVariants("/v")
+	r.fillCodings("/v")
 	key := testKey(t, "/v")
 	// A br variant left by an older identity (another job's token).
 	wr, err := r.store.Create(context.Background(), cache.EncodingKey(key, "br"), cache.Meta{
-		Status: 200, Header: http.Header{"Content-Encoding": {"br"}, variantOfField: {"older"}},
+		Status: 200, Header: http.Header{"Content-Encoding": {"br"}, codingOfField: {"older"}},
 	}, store.CreateOptions{SizeHint: -1})
 	if err != nil {
 		t.Fatal(err)
@@ -491,7 +491,7 @@ func TestVariantOfAnotherIdentityIsNeverServed(t *testing.T) {
 	if !varies(resp.Header, "Accept-Encoding") {
 		t.Error("identity of a compressible response lacks Vary: Accept-Encoding")
 	}
-	r.waitVariants() // the hit scheduled a new job
+	r.waitCodings() // the hit scheduled a new job
 	resp, b = encDo(r, "GET", "/v", "Accept-Encoding: br")
 	if resp.Header.Get("Content-Encoding") != "br" || decode(t, b, "br") != encBody {
 		t.Errorf("after the new job: Content-Encoding %q: want the new br variant", resp.Header.Get("Content-Encoding"))
@@ -508,7 +508,7 @@ func TestMissAndVariantlessHitsCarryVaryAcceptEncoding(t *testing.T) {
 	if !varies(resp.Header, "Accept-Encoding") || string(b) != encBody {
 		t.Errorf("miss: Vary %q, %d bytes", resp.Header.Values("Vary"), len(b))
 	}
-	r.waitVariants()
+	r.waitCodings()
 	resp, b = encDo(r, "GET", "/m", "Accept-Encoding: br")
 	if !isHit(resp.Header.Get("Cache-Status")) || resp.Header.Get("Content-Encoding") != "" || string(b) != encBody || !varies(resp.Header, "Accept-Encoding") {
 		t.Errorf("hit without variants: Cache-Status %q, Content-Encoding %q, Vary %q", resp.Header.Get("Cache-Status"), resp.Header.Get("Content-Encoding"), resp.Header.Values("Vary"))
@@ -528,13 +528,13 @@ func TestMissAndVariantlessHitsCarryVaryAcceptEncoding(t *testing.T) {
 func TestBestPassReplacesTheFastVariants(t *testing.T) {
 	r := newEncRig(t, encOrigin(encBody, "Content-Type: text/html", cacheable, `ETag: "b1"`),
 		withProxyOptions(func(o *Options) { o.CompressBestMax = 1 << 20 }))
-	r.fillVariants("/best")
-	m := r.server.metrics.variants
+	r.fillCodings("/best")
+	m := r.server.metrics.codings
 	if n := testutil.CollectAndCount(m.compressSec); n < 4 {
 		t.Errorf("compress_seconds has %d series, want the best pass's next to the fast pass's 3", n)
 	}
 	replaced := 0
-	for _, c := range variantCodings {
+	for _, c := range madeCodings {
 		resp, b := encDo(r, "GET", "/best", "Accept-Encoding: "+c)
 		if resp.Header.Get("Content-Encoding") != c || decode(t, b, c) != encBody {
 			t.Errorf("%s after the best pass: Content-Encoding %q", c, resp.Header.Get("Content-Encoding"))
@@ -585,7 +585,7 @@ func BenchmarkBrotliHitVsIdentity(b *testing.B) {
 	get("identity")
 	r.waitIdle()
 	deadline := time.Now().Add(10 * time.Second)
-	for r.server.variants.active.Load() != 0 && time.Now().Before(deadline) {
+	for testutil.ToFloat64(r.server.metrics.codings.running) != 0 && time.Now().Before(deadline) {
 		time.Sleep(time.Millisecond)
 	}
 	if n := get("br"); n >= len(body) {
@@ -645,7 +645,7 @@ func TestOriginVaryingOnAcceptEncodingIsFilledOnceForEveryClient(t *testing.T) {
 		if i == 0 {
 			// The miss streams the fill: identity, since fills ask for it.
 			want = ""
-			r.waitVariants()
+			r.waitCodings()
 		}
 		if got := resp.Header.Get("Content-Encoding"); got != want || decode(t, b, got) != encBody {
 			t.Errorf("Accept-Encoding %q: Content-Encoding %q, want %q", ae, got, want)
@@ -665,12 +665,12 @@ func TestOriginVaryingOnAcceptEncodingIsFilledOnceForEveryClient(t *testing.T) {
 	if got := r.origin.hits.Load(); got != 2 {
 		t.Errorf("origin requests = %d, want 2 after another Origin", got)
 	}
-	r.waitVariants()
+	r.waitCodings()
 }
 
 func TestPurgeByTagRemovesTheVariants(t *testing.T) {
 	r := newEncRig(t, encOrigin(encBody, "Content-Type: text/html", cacheable, "Surrogate-Key: product-7"))
-	r.fillVariants("/p")
+	r.fillCodings("/p")
 	n, err := r.store.Purge(context.Background(), store.Selector{Tag: "product-7"}, false)
 	if err != nil {
 		t.Fatal(err)
@@ -681,7 +681,7 @@ func TestPurgeByTagRemovesTheVariants(t *testing.T) {
 	if resp, _ := encDo(r, "GET", "/p", "Accept-Encoding: br"); isHit(resp.Header.Get("Cache-Status")) {
 		t.Errorf("purged variant served: Cache-Status %q", resp.Header.Get("Cache-Status"))
 	}
-	r.waitVariants()
+	r.waitCodings()
 }
 
 func TestInternalFieldsAreNotForwardedFromPassedResponses(t *testing.T) {
@@ -696,21 +696,21 @@ func TestBusyEncoderSkipsAndALaterHitSchedulesTheJob(t *testing.T) {
 	r := newEncRig(t, encOrigin(encBody, "Content-Type: text/html", cacheable),
 		withProxyOptions(func(o *Options) { o.CompressWorkers = 1 }))
 	// Another object's job holds the only slot.
-	if !r.server.variants.claim("busy", 1) {
+	if !r.server.codings.claim("busy", 1) {
 		t.Fatal("claim of a free slot failed")
 	}
 	encDo(r, "GET", "/busy")
 	r.waitIdle() // the fill's job was skipped, not started
-	if got := testutil.ToFloat64(r.server.metrics.variants.jobs.WithLabelValues("skipped")); got != 1 {
+	if got := testutil.ToFloat64(r.server.metrics.codings.jobs.WithLabelValues("skipped")); got != 1 {
 		t.Errorf("skipped jobs = %v, want 1", got)
 	}
 	resp, b := encDo(r, "GET", "/busy", "Accept-Encoding: br")
 	if resp.Header.Get("Content-Encoding") != "" || string(b) != encBody || !varies(resp.Header, "Accept-Encoding") {
 		t.Errorf("while busy: Content-Encoding %q, Vary %q: want identity with Vary", resp.Header.Get("Content-Encoding"), resp.Header.Values("Vary"))
 	}
-	r.server.variants.release("busy")
+	r.server.codings.release("busy")
 	encDo(r, "GET", "/busy", "Accept-Encoding: br") // schedules the job
-	r.waitVariants()
+	r.waitCodings()
 	if resp, b := encDo(r, "GET", "/busy", "Accept-Encoding: br"); resp.Header.Get("Content-Encoding") != "br" || decode(t, b, "br") != encBody {
 		t.Errorf("after a hit scheduled the job: Content-Encoding %q, want br", resp.Header.Get("Content-Encoding"))
 	}
@@ -736,7 +736,7 @@ func TestCloseDuringEncodingLeavesOnlyRecordedVariantsServed(t *testing.T) {
 	list, token := parseEncodings(obj.Meta.Header.Get(cache.EncodingsField))
 	for c := range strings.FieldsSeq(list) {
 		v, err := r.store.Get(context.Background(), cache.EncodingKey(obj.Key, c))
-		if err != nil || v.Meta.Header.Get(variantOfField) != token {
+		if err != nil || v.Meta.Header.Get(codingOfField) != token {
 			t.Errorf("recorded %s variant missing after restart (err %v)", c, err)
 		}
 	}
@@ -744,13 +744,13 @@ func TestCloseDuringEncodingLeavesOnlyRecordedVariantsServed(t *testing.T) {
 	if decode(t, b, resp.Header.Get("Content-Encoding")) != big {
 		t.Error("body after restart differs")
 	}
-	r.waitVariants()
+	r.waitCodings()
 }
 
 func TestOriginEncodedBodyGetsItsDecodedFormAndOtherCodingsStored(t *testing.T) {
 	gz := gzipped(t)
 	r := newEncRig(t, encOrigin(string(gz), "Content-Type: text/html", "Content-Encoding: gzip", cacheable, `ETag: "e1"`))
-	r.fillVariants("/og")
+	r.fillCodings("/og")
 	if got := r.store.Stats().DiskObjects; got != 4 {
 		t.Errorf("stored objects = %d, want 4 (the origin's gzip, identity, br, zstd)", got)
 	}
@@ -788,7 +788,7 @@ func TestOriginEncodedBodyGetsItsDecodedFormAndOtherCodingsStored(t *testing.T) 
 func TestNoTransformEncodedBodyIsNeverDecoded(t *testing.T) {
 	gz := gzipped(t)
 	r := newEncRig(t, encOrigin(string(gz), "Content-Type: text/html", "Content-Encoding: gzip", "Cache-Control: max-age=3600, no-transform"))
-	r.fillVariants("/nt")
+	r.fillCodings("/nt")
 	resp, b := encDo(r, "GET", "/nt", "Accept-Encoding: identity")
 	if resp.Header.Get("Content-Encoding") != "gzip" || !bytes.Equal(b, gz) {
 		t.Errorf("Content-Encoding %q, %d bytes: no-transform forbids decoding (RFC 9111 §5.2.2.6)", resp.Header.Get("Content-Encoding"), len(b))
@@ -807,7 +807,7 @@ func TestOriginDeflateBodyIsServedAndDecoded(t *testing.T) {
 	io.WriteString(zw, encBody)
 	zw.Close()
 	r := newEncRig(t, encOrigin(df.String(), "Content-Type: text/html", "Content-Encoding: deflate", cacheable))
-	r.fillVariants("/df")
+	r.fillCodings("/df")
 	if resp, b := encDo(r, "GET", "/df", "Accept-Encoding: deflate"); resp.Header.Get("Content-Encoding") != "deflate" || !bytes.Equal(b, df.Bytes()) {
 		t.Errorf("deflate client: Content-Encoding %q: want the origin's bytes", resp.Header.Get("Content-Encoding"))
 	}
@@ -906,7 +906,7 @@ func TestCompressOptionsAreAppliedAndValidated(t *testing.T) {
 		withProxyOptions(func(o *Options) {
 			o.Compress = compress.Options{Types: []string{"application/x-custom"}, MinSize: 1, Order: []string{"gzip", "br"}}
 		}))
-	r.fillVariants("/c")
+	r.fillCodings("/c")
 	resp, b := encDo(r, "GET", "/c", "Accept-Encoding: br, gzip, zstd")
 	if got := resp.Header.Get("Content-Encoding"); got != "gzip" || decode(t, b, got) != body {
 		t.Errorf("Content-Encoding %q, want gzip (configured type, size and order)", got)

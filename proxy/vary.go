@@ -1,5 +1,13 @@
 package proxy
 
+// Vary bookkeeping (RFC 9111 §4.1): a response that varies is stored under
+// the key of its variant (cache.VariantKey: the primary key plus the
+// secondary key of the request fields it names), and a Vary marker at the
+// primary key names those fields and lists the stored variants with their
+// entity tags, so that validation carries them all (§4.3.1) and a 304 can
+// select any of them (§4.3.4). Content codings are not Vary variants:
+// codings.go.
+
 import (
 	"context"
 	"encoding/hex"
