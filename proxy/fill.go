@@ -554,8 +554,8 @@ func (fi *fill) copy() {
 	}
 	// The body is whole: clients following the fill finish now, without
 	// waiting for the commit's fsync; new requests wait for the commit.
+	fi.fl.sealed.Store(true) // first: a client's next request must see it
 	fi.wr.Seal()
-	fi.fl.sealed.Store(true)
 	obj, err := fi.wr.Commit(fi.ctx)
 	switch {
 	case errors.Is(err, store.ErrSuperseded):

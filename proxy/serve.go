@@ -201,8 +201,8 @@ func (s *Server) serveStream(w http.ResponseWriter, r *http.Request, res fillRes
 
 // writeFillError answers a client following a fill that failed before its
 // first body byte reached the client: 502 with Cache-Status detail
-// origin-closed when the origin closed or reset the connection early, 504 when it
-// stalled, 502 otherwise.
+// origin-closed when the origin closed or reset the connection early, 504
+// when it stalled, 502 otherwise.
 func (s *Server) writeFillError(w http.ResponseWriter, r *http.Request, st cache.Status, key string, err error) {
 	st.Stored, st.HasTTL, st.TTL = false, false, 0
 	switch {
