@@ -279,14 +279,16 @@ func serve(ctx context.Context, args []string, stderr io.Writer, ready func(addr
 	}
 
 	var first error
+	pending := 2 // results still to come on errc
 	select {
-	case first = <-errc: // a listener failed: stop the other
+	case first = <-errc: // a listener failed, or shut down at ctx's end: stop the other
+		pending--
 	case <-ctx.Done():
 	}
 	serving.Store(false)
 	log.Info("shutting down", "grace", s.shutdownTimeout)
 	cancel()
-	for range 2 - boolInt(first != nil) {
+	for range pending {
 		if err := <-errc; err != nil && first == nil {
 			first = err
 		}
@@ -355,13 +357,6 @@ func limitMemory(budget int64, log *slog.Logger) {
 
 // gcPercent is the GC percent limitMemory sets.
 const gcPercent = 25
-
-func boolInt(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
-}
 
 // warnUnreachable logs each origin that does not accept a connection now;
 // cellar keeps serving what it has stored.
