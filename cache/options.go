@@ -82,6 +82,9 @@ type Options struct {
 	// A zero duration keeps such responses out of the cache. It comes
 	// before DefaultTTL and the heuristic of §4.2.2. Default none.
 	StatusTTL map[string]time.Duration
+	// VaryNormalize reduces Accept-Language and Accept to the values the
+	// origin serves before they select a Vary variant. Default: as sent.
+	VaryNormalize VaryNormalize
 }
 
 // Rule overrides the RFC for request paths that start with Prefix (and,
@@ -277,6 +280,7 @@ func (o *Options) Validate() error {
 	}
 	errs = append(errs, o.Key.validate("Key")...)
 	errs = append(errs, validateStatusTTL("StatusTTL", o.StatusTTL)...)
+	errs = append(errs, o.VaryNormalize.validate()...)
 	if len(errs) == 0 {
 		return nil
 	}

@@ -225,7 +225,7 @@ func (s *Server) fetchVariant(w http.ResponseWriter, r *http.Request, f found, r
 		s.serveObject(w, r, res.obj, lk, st)
 	case resultStream:
 		if len(res.vary) > 0 {
-			if vk := variantKey(f.primary, res.vary, r.Header); vk != res.key {
+			if vk := s.variantKey(f.primary, res.vary, r.Header); vk != res.key {
 				// §4.1: the response varies and this request selects
 				// another variant: fetch that one, coalesced with its own
 				// flight. An origin whose Vary keeps changing is not chased
@@ -489,7 +489,7 @@ func (fi *fill) startStoring() fillResult {
 	}
 	if ok {
 		if len(fields) > 0 {
-			fi.key = variantKey(f.primary, fields, fi.r.Header)
+			fi.key = s.variantKey(f.primary, fields, fi.r.Header)
 		}
 		fi.vary = fields
 		fi.meta = s.policy.NewMeta(fi.r, resp.StatusCode, resp.Header, fi.reqTime, fi.respTime)
@@ -698,6 +698,9 @@ func (s *Server) outgoing(ctx context.Context, in *http.Request) *http.Request {
 	if _, ok := out.Header["User-Agent"]; !ok {
 		out.Header["User-Agent"] = []string{""} // none, rather than Go's
 	}
+	// The origin chooses with the normalized fields that select the
+	// variant it is stored as (cache.Options.VaryNormalize).
+	out.Header = s.policy.NormalizeVaried(out.Header)
 	s.rewrite(out, in)
 	return out
 }

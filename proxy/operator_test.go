@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -319,4 +320,35 @@ func httptestRequest(t *testing.T) *http.Request {
 		t.Fatal(err)
 	}
 	return req
+}
+
+func TestVaryNormalisation(t *testing.T) {
+	r := newRig(t, func(w http.ResponseWriter, req *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=600")
+		w.Header().Set("Vary", "Accept-Language, Accept")
+		w.Write([]byte("lang=" + req.Header.Get("Accept-Language") + " type=" + req.Header.Get("Accept")))
+	}, withCacheOptions(func(o *cache.Options) {
+		o.VaryNormalize = cache.VaryNormalize{AcceptLanguage: []string{"en", "fr", "pt-BR"}, Accept: []string{"image/avif", "image/webp", "image/jpeg"}}
+	}))
+	tests := []struct {
+		lang, accept, want string
+		hits               int64
+	}{
+		{"en-US,en;q=0.9", "image/avif,image/webp,*/*;q=0.8", "lang=en type=image/avif", 1},
+		{"en", "image/avif,*/*", "lang=en type=image/avif", 1},
+		{"de;q=1, en-GB;q=0.5", "image/avif;q=0.9, image/*;q=0.5", "lang=en type=image/avif", 1},
+		{"fr-CA,fr;q=0.8", "image/avif,image/webp,*/*;q=0.8", "lang=fr type=image/avif", 2},
+		{"en", "image/webp,image/*;q=0.8", "lang=en type=image/webp", 3},
+		{"en", "image/jpeg", "lang=en type=image/jpeg", 4},
+		{"pt-br", "*/*", "lang=pt-BR type=image/avif", 5},
+		{"ja", "image/avif", "lang= type=image/avif", 6},
+		{"ja, ko;q=0.5", "image/avif", "lang= type=image/avif", 6},
+	}
+	for _, tt := range tests {
+		resp, body := r.sget("/pic", "Accept-Language: "+tt.lang, "Accept: "+tt.accept)
+		if body != tt.want {
+			t.Errorf("Accept-Language %q, Accept %q: body %q, want %q (%s)", tt.lang, tt.accept, body, tt.want, resp.Header.Get("Cache-Status"))
+		}
+		r.wantHits(t, tt.hits, fmt.Sprintf("after %q %q", tt.lang, tt.accept))
+	}
 }

@@ -272,7 +272,7 @@ func (s *Server) lookup(ctx context.Context, r *http.Request, primary string) fo
 	}
 	f.marker = obj
 	f.vary, _ = cache.VaryFields(obj.Meta.Header)
-	f.key = variantKey(primary, f.vary, r.Header)
+	f.key = s.variantKey(primary, f.vary, r.Header)
 	obj, err = s.store.Get(ctx, f.key)
 	if err != nil {
 		s.storeError("get", f.key, err)
@@ -288,7 +288,8 @@ func (s *Server) lookup(ctx context.Context, r *http.Request, primary string) fo
 func isVaryMarker(m *cache.Meta) bool { return m.Status == 0 }
 
 // variantKey is the key of the variant that request fields h select.
-func variantKey(primary string, fields []string, h http.Header) string {
+func (s *Server) variantKey(primary string, fields []string, h http.Header) string {
+	h = s.policy.NormalizeVaried(h)        // cache.Options.VaryNormalize
 	fields = withoutAcceptEncoding(fields) // codings.go
 	return cache.VariantKey(primary, cache.SecondaryKey(fields, h))
 }

@@ -245,6 +245,13 @@ type cacheConfig struct {
 	ClientNoCache string            `yaml:"client_no_cache"`
 	StatusTTL     map[string]string `yaml:"status_ttl"`
 	Slice         sliceConfig       `yaml:"slice"`
+	Vary          varyConfig        `yaml:"vary"`
+}
+
+// varyConfig is cache.vary: cache.VaryNormalize.
+type varyConfig struct {
+	AcceptLanguage []string `yaml:"accept_language"`
+	Accept         []string `yaml:"accept"`
 }
 
 // sliceConfig is cache.slice: large objects in aligned ranges.
@@ -690,6 +697,7 @@ func (fc *fileConfig) apply(s *settings, lines map[string]int) error {
 	p.keyOptions("cache.key", &c.Key, &s.cache.Key)
 	p.clientNoCache("cache.client_no_cache", c.ClientNoCache, &s.cache.ClientNoCache)
 	s.cache.StatusTTL = p.statusTTL("cache.status_ttl", c.StatusTTL)
+	s.cache.VaryNormalize = cache.VaryNormalize{AcceptLanguage: c.Vary.AcceptLanguage, Accept: c.Vary.Accept}
 	p.size("cache.slice.min", c.Slice.Min, &s.proxy.SliceMin)
 	p.size("cache.slice.size", c.Slice.Size, &s.proxy.SliceSize)
 	if s.proxy.SliceSize != 0 && s.proxy.SliceSize < 4<<10 {

@@ -348,6 +348,7 @@ cache:
   status_ttl: {404: 1m, 410: 1h, 5xx: 0s}
   client_no_cache: revalidate
   slice: {min: 16MiB, size: 1MiB}
+  vary: {accept_language: [en, fr], accept: [image/webp, image/jpeg]}
   rules:
     - prefix: /api/
       hosts: [api.example.com]
@@ -375,7 +376,8 @@ cache:
 	if c.Key.Query != cache.QuerySort || !slices.Equal(c.Key.IgnoreParams, []string{"utm_*", "fbclid"}) ||
 		!maps.Equal(c.StatusTTL, map[string]time.Duration{"404": time.Minute, "410": time.Hour, "5xx": 0}) ||
 		c.ClientNoCache != cache.NoCacheRevalidate || len(c.Rules) != 1 || !reflect.DeepEqual(c.Rules[0], want) ||
-		s.proxy.SliceMin != 16<<20 || s.proxy.SliceSize != 1<<20 {
+		s.proxy.SliceMin != 16<<20 || s.proxy.SliceSize != 1<<20 ||
+		!slices.Equal(c.VaryNormalize.AcceptLanguage, []string{"en", "fr"}) || !slices.Equal(c.VaryNormalize.Accept, []string{"image/webp", "image/jpeg"}) {
 		t.Errorf("decoded %+v\nrule %+v\nwant %+v", c, c.Rules, want)
 	}
 	if _, err := cache.New(c); err != nil {
