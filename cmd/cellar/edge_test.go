@@ -105,27 +105,3 @@ func TestServeWarnsAboutAnOpenAdminListener(t *testing.T) {
 		t.Errorf("no warning for an admin listener on all interfaces:\n%s", r.log)
 	}
 }
-
-func TestEdgeConfigErrorsNameKeyAndLine(t *testing.T) {
-	for _, tc := range []struct {
-		name, text string
-		want       []string
-	}{
-		{"bad limits", "limits:\n  max_target: big\n  max_conns: -1\n  rate: {per_second: -2}\n", []string{"line 2", "limits.max_target", "line 3", "limits.max_conns", "limits.rate"}},
-		{"bad header name", "headers:\n  response:\n    set: {\"Bad Name\": x}\n", []string{"Bad Name", "not a valid field name"}},
-		{"bad timeout", "timeouts:\n  write: forever\n", []string{"line 2", "timeouts.write"}},
-		{"unknown admin key", "admin:\n  listen: 127.0.0.1:0\n  pprf: true\n", []string{"line 3", "pprf"}},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			_, err := startServe(t, "-config", writeConfig(t, tc.text), "-origin", "http://127.0.0.1:1", "-data-dir", t.TempDir())
-			if err == nil {
-				t.Fatal("serve started with a bad config")
-			}
-			for _, w := range tc.want {
-				if !strings.Contains(err.Error(), w) {
-					t.Errorf("error %q does not mention %q", err, w)
-				}
-			}
-		})
-	}
-}

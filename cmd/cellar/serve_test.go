@@ -282,6 +282,10 @@ func TestConfigErrorsNameKeyAndLine(t *testing.T) {
 		{"bad cookie policy", "cache:\n  share_cookies: sometimes\n", []string{"line 2", "cache.share_cookies", `"sometimes"`, "explicit, never or always"}},
 		{"bad peers", "purge:\n  peers:\n    - http://10.0.0.2:8081\n    - 10.0.0.3:8081\n    - http://10.0.0.4:8081/?x=1\n    - ftp://10.0.0.5\n  peer_timeout: soon\n",
 			[]string{"line 4", `purge.peers[1]: "10.0.0.3:8081"`, "line 5", `purge.peers[2]: "http://10.0.0.4:8081/?x=1": has a query`, "line 6", "purge.peers[3]", "not http or https", "e.g. http://10.0.0.2:8081", "line 7", "purge.peer_timeout"}},
+		{"bad limits", "limits:\n  max_target: big\n  max_conns: -1\n  rate: {per_second: -2}\n", []string{"line 2", "limits.max_target", "line 3", "limits.max_conns", "limits.rate"}},
+		{"bad response header name", "headers:\n  response:\n    set: {\"Bad Name\": x}\n", []string{"Bad Name", "not a valid field name"}},
+		{"bad write timeout", "timeouts:\n  write: forever\n", []string{"line 2", "timeouts.write"}},
+		{"unknown admin key", "admin:\n  listen: 127.0.0.1:0\n  pprf: true\n", []string{"line 3", "pprf"}},
 		{"peers not a list", "purge:\n  peers: http://10.0.0.2:8081\n", []string{"line 2", "[]string"}},
 		// Pools and listeners (issue 16).
 		{"bad weight", "origins:\n  - http://10.0.0.1\n  - {url: http://10.0.0.2, weight: 0}\n", []string{"line 3", "origins[1].weight", `"0"`, "1 to 1000"}},
