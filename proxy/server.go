@@ -294,8 +294,9 @@ func (s *Server) variantKey(primary string, fields []string, h http.Header) stri
 	return cache.VariantKey(primary, cache.SecondaryKey(fields, h))
 }
 
-// storeError logs a store failure that is not a plain miss, nor the end of
-// work that Close abandoned (a variant write cancelled at shutdown).
+// storeError counts and logs a store failure that is not a plain miss, nor
+// the end of work that Close abandoned (a variant write cancelled at
+// shutdown); storing unavailable is logged at debug level.
 func (s *Server) storeError(op, key string, err error) {
 	if errors.Is(err, store.ErrNotFound) {
 		return
@@ -305,6 +306,12 @@ func (s *Server) storeError(op, key string, err error) {
 		return
 	}
 	s.metrics.storeErrors.Inc()
+	if errors.Is(err, store.ErrUnavailable) {
+		// Storing is paused or the disk tier is offline: the store logs
+		// that once, with its state (Store.DiskState); not per request.
+		s.log.Debug("store unavailable", "op", op, "key", key, "err", err)
+		return
+	}
 	s.log.Warn("store error", "op", op, "key", key, "err", err)
 }
 

@@ -82,6 +82,9 @@ type diskTier struct {
 	closing atomic.Bool                       // close has begun: pebble's errors are expected
 	onFault func(*diskTier, faultKind, error) // the Store's supervisor; must not block
 	logs    logLimiter
+	// openedAt is when the instance opened (the supervisor backs off
+	// before reopening one that failed soon after).
+	openedAt time.Time
 
 	// stripes serialize the writers of one key (commit, delete, update),
 	// so that the index and pebble agree on which fill a key holds.
@@ -166,6 +169,7 @@ func openDisk(opts Options, peer indexPeer, ctr *diskCounters, readOnly bool, on
 		readOnly:  readOnly,
 		onFault:   onFault,
 		logs:      logLimiter{every: 10 * time.Second},
+		openedAt:  time.Now(),
 		index:     make(map[string]*diskEntry),
 		evictCh:   make(chan struct{}, 1),
 		done:      make(chan struct{}),

@@ -158,6 +158,10 @@ func (s *Store) DiskState() DiskState {
 func (s *Store) startTier() {
 	s.slot.kick = make(chan struct{}, 1)
 	s.slot.done = make(chan struct{})
+	if du, err := s.opts.FS.GetDiskUsage(s.opts.Dir); err == nil && du.TotalBytes < uint64(s.opts.DiskBytes) {
+		s.opts.Logger.Warn("the file system of the data directory is smaller than the disk budget: it will fill up before the budget does (storing then pauses)",
+			"dir", s.opts.Dir, "size", du.TotalBytes, "disk_budget", s.opts.DiskBytes)
+	}
 	s.bringUp(faultIO)
 	s.slot.wg.Add(1)
 	go s.supervise()
@@ -178,8 +182,19 @@ func (s *Store) supervise() {
 			if !s.retire(d) {
 				return // closing
 			}
+			if time.Since(d.openedAt) < time.Minute {
+				// It failed soon after it came up: back off, so that a
+				// disk that fails every time is not opened in a loop.
+				select {
+				case <-s.slot.done:
+					return
+				case <-time.After(wait):
+				}
+				wait = min(2*wait, s.opts.RetryInterval)
+			} else {
+				wait = minWait
+			}
 			s.bringUp(kind)
-			wait = minWait
 			continue
 		}
 		t.Stop()
@@ -202,9 +217,7 @@ func (s *Store) supervise() {
 				}
 				s.bringUp(faultIO)
 			}
-			if d := s.slot.cur.Load(); d != nil && !d.readOnly {
-				wait = minWait
-			} else {
+			if d := s.slot.cur.Load(); d == nil || d.readOnly {
 				wait = min(2*wait, s.opts.RetryInterval)
 			}
 		}
@@ -325,14 +338,16 @@ func isLockError(err error) bool {
 	return strings.Contains(err.Error(), "lock held")
 }
 
-// hasRoom reports whether the disk has room for pebble to open read-write:
-// the ballast plus a few memtables' worth of WAL and flushed tables.
+// hasRoom reports whether the disk has room for pebble to open read-write
+// and make progress: two memtables' worth of WAL and flushed tables, and
+// a MiB for its MANIFEST and OPTIONS. It is not the budget: a disk smaller
+// than DiskBytes is used as far as it goes.
 func (s *Store) hasRoom() bool {
 	du, err := s.opts.FS.GetDiskUsage(s.opts.Dir)
 	if err != nil {
 		return true
 	}
-	return du.AvailBytes >= uint64(max(s.opts.ReserveBytes, 0)+4*s.opts.MemTableBytes)
+	return du.AvailBytes >= uint64(2*s.opts.MemTableBytes+1<<20)
 }
 
 // quarantine moves pebble's directory to Dir/quarantine/<time>/,

@@ -18,10 +18,17 @@ var (
 	descBansPending = prometheus.NewDesc("cellar_store_bans_pending", "Bans recorded and not yet swept through every object.", nil, nil)
 	descBans        = prometheus.NewDesc("cellar_store_bans_total", "Bans (purges by regular expression) recorded since start.", nil, nil)
 	descBanned      = prometheus.NewDesc("cellar_store_banned_objects_total", "Objects removed or invalidated by a ban, on lookup or by the background sweep.", []string{"by"}, nil)
+	// The disk tier's state (diskslot.go).
+	descDiskMod = prometheus.NewDesc("cellar_store_disk_mode", "1 for the disk tier's current mode (online, paused, read-only, offline), 0 for the others.", []string{"mode"}, nil)
+	descFaults  = prometheus.NewDesc("cellar_store_disk_faults_total", "Faults of the disk tier (pebble errors it could not recover from in place); each takes the tier offline until it is reopened.", nil, nil)
+	descQuarant = prometheus.NewDesc("cellar_store_disk_quarantines_total", "Data directories moved to quarantine because pebble could not open them or found them corrupt.", nil, nil)
 )
 
+// diskModes are the values of DiskState.Mode, for cellar_store_disk_mode.
+var diskModes = []string{DiskOnline, DiskPaused, DiskReadOnly, DiskOffline}
+
 func (c statsCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descBytes, descObjects, descLookups, descCorrupt, descEvicted, descWriteEr, descBansPending, descBans, descBanned} {
+	for _, d := range []*prometheus.Desc{descBytes, descObjects, descLookups, descCorrupt, descEvicted, descWriteEr, descBansPending, descBans, descBanned, descDiskMod, descFaults, descQuarant} {
 		ch <- d
 	}
 }
@@ -48,4 +55,14 @@ func (c statsCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(descBans, bs.Added)
 	counter(descBanned, bs.Lazy, "lookup")
 	counter(descBanned, bs.Swept, "sweep")
+	ds := c.s.DiskState()
+	for _, m := range diskModes {
+		v := int64(0)
+		if m == ds.Mode {
+			v = 1
+		}
+		gauge(descDiskMod, v, m)
+	}
+	counter(descFaults, ds.Faults)
+	counter(descQuarant, ds.Quarantines)
 }

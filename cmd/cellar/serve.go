@@ -234,6 +234,13 @@ func serve(ctx context.Context, args []string, stderr io.Writer, ready func(addr
 			return
 		}
 		fmt.Fprintln(w, "ok")
+		// The disk tier's state: cellar serves whatever it is.
+		ds := st.DiskState()
+		fmt.Fprintf(w, "disk: %s", ds.Mode)
+		if ds.Reason != "" {
+			fmt.Fprintf(w, " (%s)", ds.Reason)
+		}
+		fmt.Fprintln(w)
 	})
 	var metrics http.Handler = promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
 	if s.adminMetricsToken {
