@@ -94,9 +94,14 @@ type diskTier struct {
 	index map[string]*diskEntry
 	gen   uint64
 
-	used     atomic.Int64 // bytes charged: committed objects and fills in progress
-	nextFill atomic.Uint64
-	clock    atomic.Int64 // coarse now, unix milliseconds
+	used atomic.Int64 // bytes charged: committed objects and fills in progress
+	// onDisk is what pebble's files took at the last measure (the loop's),
+	// written what commits added since: storing pauses while their sum
+	// passes spaceLimit, so that the directory stays within DiskBytes
+	// even when compactions lag behind eviction.
+	onDisk, written atomic.Int64
+	nextFill        atomic.Uint64
+	clock           atomic.Int64 // coarse now, unix milliseconds
 
 	pauseMu     sync.Mutex // protects pausedUntil
 	pausedUntil time.Time
@@ -222,6 +227,7 @@ func openDisk(opts Options, peer indexPeer, ctr *diskCounters, readOnly bool, on
 		// Only now: a directory that cellar cannot open gets no ballast.
 		d.ensureBallast()
 	}
+	d.measureSpace()
 	d.wg.Add(1)
 	go d.loop()
 	d.kick()
@@ -241,8 +247,31 @@ func (d *diskTier) commit(b *pebble.Batch, wo *pebble.WriteOptions) error {
 	err := guard(func() error { return b.Commit(wo) })
 	if err != nil {
 		d.writeFailed(err)
+		return err
 	}
-	return err
+	d.written.Add(int64(b.Len()))
+	return nil
+}
+
+// spaceLimit is what pebble's files may take: DiskBytes less the ballast,
+// one chunk (a write in flight when the limit is checked) and 8% for the
+// transient space of compactions (their outputs are written before their
+// inputs go; TestDataDirStaysWithinBudget measures the peak).
+func (d *diskTier) spaceLimit() int64 {
+	room := d.opts.DiskBytes - max(d.opts.ReserveBytes, 0) - int64(d.opts.ChunkSize)
+	return room - room/12
+}
+
+// overSpace reports whether pebble's files (as last measured, plus the
+// commits since) pass spaceLimit.
+func (d *diskTier) overSpace() bool {
+	return d.onDisk.Load()+d.written.Load() > d.spaceLimit()
+}
+
+// measureSpace measures what pebble's files take.
+func (d *diskTier) measureSpace() {
+	d.written.Store(0)
+	d.onDisk.Store(d.diskUsage())
 }
 
 // recover removes crash leftovers (fills without a committed meta record),
@@ -970,10 +999,27 @@ func (d *diskTier) loop() {
 		case <-t.C:
 			d.clock.Store(d.nowMilli())
 			d.sweepExpired()
+			d.measureSpace()
 		case <-d.evictCh:
 		}
 		d.evict()
+		if d.overSpace() {
+			d.measureSpace()
+			d.makeSpace()
+		}
 	}
+}
+
+// makeSpace frees disk space when pebble's files pass spaceLimit (storing
+// is paused meanwhile, see checkStoring): it evicts down to EvictTarget
+// and compacts what was evicted, then measures again.
+func (d *diskTier) makeSpace() {
+	if d.readOnly || d.faulted.Load() || !d.overSpace() {
+		return
+	}
+	d.evictTo(int64(d.opts.EvictTarget * float64(d.budget)))
+	d.reclaimSpan(true)
+	d.measureSpace()
 }
 
 // sampleVictim picks the least recently used of evictSample entries (an
@@ -1002,25 +1048,29 @@ func (d *diskTier) evict() {
 	if d.readOnly || d.faulted.Load() {
 		return
 	}
-	target := int64(d.opts.EvictTarget * float64(d.budget))
 	if d.used.Load() > int64(d.opts.EvictStart*float64(d.budget)) {
-		for d.used.Load() > target {
-			select {
-			case <-d.done:
-				return
-			default:
-			}
-			k, e := d.sampleVictim(d.opts.now().UnixNano())
-			if e == nil {
-				break
-			}
-			if d.remove(k, e, pebble.NoSync) {
-				d.ctr.evictions.Add(1)
-				d.evictedFills(e.fill)
-			}
-		}
+		d.evictTo(int64(d.opts.EvictTarget * float64(d.budget)))
 	}
 	d.reclaim()
+}
+
+// evictTo evicts until the bytes charged are at most target.
+func (d *diskTier) evictTo(target int64) {
+	for d.used.Load() > target {
+		select {
+		case <-d.done:
+			return
+		default:
+		}
+		k, e := d.sampleVictim(d.opts.now().UnixNano())
+		if e == nil {
+			return
+		}
+		if d.remove(k, e, pebble.NoSync) {
+			d.ctr.evictions.Add(1)
+			d.evictedFills(e.fill)
+		}
+	}
 }
 
 // evictedFills widens the span of chunk keys deleted since the last
@@ -1043,17 +1093,32 @@ func (d *diskTier) evictedFills(fill uint64) {
 // within its budget when they lag, at the price of rewriting live tables in
 // the span.
 func (d *diskTier) reclaim() {
+	d.reclaimSpan(false)
+}
+
+// reclaimSpan compacts the chunk span of evicted bodies if there is one,
+// and (unless force) pebble's files pass EvictStart of the budget.
+func (d *diskTier) reclaimSpan(force bool) {
 	d.reclaimMu.Lock()
 	lo, hi := d.reclaimLo, d.reclaimHi
 	d.reclaimMu.Unlock()
-	if lo == 0 || d.diskUsage() <= int64(d.opts.EvictStart*float64(d.budget)) {
+	if lo == 0 || (!force && d.diskUsage() <= int64(d.opts.EvictStart*float64(d.budget))) {
 		return
 	}
-	start, _ := chunkSpan(lo)
-	_, end := chunkSpan(hi)
-	if err := d.db.Compact(d.bg, start, end, false); err != nil {
-		d.log.Warn("compacting evicted bodies", "err", err)
-		return
+	// In pieces: a compaction writes its outputs before its inputs go,
+	// and the span holds live bodies too; a piece at a time keeps that
+	// transient space small.
+	const pieces = 8
+	step := max(1, (hi-lo+1)/pieces)
+	for from := lo; from <= hi; from += step {
+		start, _ := chunkSpan(from)
+		_, end := chunkSpan(min(hi, from+step-1))
+		if err := guard(func() error { return d.db.Compact(d.bg, start, end, false) }); err != nil {
+			if d.bg.Err() == nil {
+				d.log.Warn("compacting evicted bodies", "err", err.Error())
+			}
+			return
+		}
 	}
 	d.reclaimMu.Lock()
 	if d.reclaimLo == lo {

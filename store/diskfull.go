@@ -87,6 +87,15 @@ func (d *diskTier) checkStoring() error {
 	if d.readOnly || d.faulted.Load() {
 		return ErrUnavailable
 	}
+	if d.overSpace() {
+		// Compactions lag behind eviction: wait for the loop to free
+		// space rather than grow past the budget.
+		select {
+		case d.evictCh <- struct{}{}:
+		default:
+		}
+		return ErrUnavailable
+	}
 	if !d.paused.Load() {
 		return nil
 	}
