@@ -326,3 +326,43 @@ func TestPebbleFatalfOnItsOwnGoroutineReturns(t *testing.T) {
 func testOptionsLogger() *slog.Logger {
 	return slog.New(slog.NewTextHandler(io.Discard, nil))
 }
+
+// TestFillReaderSurvivesAFaultMidFill: the WAL write that fails (no
+// ballast) faults the tier in the middle of a fill; a reader following the
+// fill still gets the whole body, from the chunks stored before and the
+// writer's buffer after.
+func TestFillReaderSurvivesAFaultMidFill(t *testing.T) {
+	q := quotafs.New(vfs.Default, 1<<30)
+	opts := testOptions(t)
+	opts.FS = q
+	opts.ReserveBytes = -1
+	opts.RetryInterval = 50 * time.Millisecond
+	opts.MaxMemoryObject = 1000 // the body is not kept whole for memory
+	s := openTest(t, opts)
+	ctx := context.Background()
+	w, err := s.Create(ctx, "k", testMeta(), CreateOptions{SizeHint: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := w.NewReader(ctx)
+	defer r.Close()
+	var want []byte
+	for i := range 64 {
+		if i == 20 {
+			q.SetFree(0)
+		}
+		p := body(4096, byte(i))
+		want = append(want, p...)
+		if _, err := w.Write(p); err != nil {
+			t.Fatalf("Write %d: %v", i, err)
+		}
+	}
+	w.Seal()
+	got, err := io.ReadAll(r)
+	if err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("reader across the fault: %d of %d bytes, %v", len(got), len(want), err)
+	}
+	if _, err := w.Commit(ctx); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("Commit: %v, want ErrUnavailable", err)
+	}
+}
