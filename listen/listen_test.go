@@ -24,6 +24,8 @@ import (
 	"time"
 
 	"github.com/quic-go/quic-go/http3"
+
+	"github.com/cellar-cache/cellar/internal/leaktest"
 )
 
 // testCert writes a self-signed certificate for names into dir and returns
@@ -100,6 +102,7 @@ func readAll(t *testing.T, resp *http.Response, err error) string {
 // two certificates, HTTP/2 over TLS, Alt-Svc, and HTTP/3 with quic-go's
 // client on the same port.
 func TestTLSListenerPicksTheCertificateBySNIAndAdvertisesHTTP3(t *testing.T) {
+	leaktest.Check(t)
 	dir := t.TempDir()
 	a, certA := testCert(t, dir, "a.test")
 	b, certB := testCert(t, dir, "b.test")
@@ -143,6 +146,7 @@ func TestTLSListenerPicksTheCertificateBySNIAndAdvertisesHTTP3(t *testing.T) {
 // TestH2CListenerSpeaksHTTP2WithoutTLS: prior-knowledge HTTP/2 over
 // cleartext, as curl --http2-prior-knowledge; HTTP/1.1 still works.
 func TestH2CListenerSpeaksHTTP2WithoutTLS(t *testing.T) {
+	leaktest.Check(t)
 	g := startGroup(t, Options{Listeners: []Listener{{Address: "127.0.0.1:0", H2C: true}, {Address: "127.0.0.1:0"}}})
 	h2c := &http.Transport{Protocols: &http.Protocols{}}
 	h2c.Protocols.SetUnencryptedHTTP2(true)
@@ -163,6 +167,7 @@ func TestH2CListenerSpeaksHTTP2WithoutTLS(t *testing.T) {
 // TestRedirectHTTPSListener: a plain listener with redirect_https answers
 // 308 to the same URL on the TLS listener's port.
 func TestRedirectHTTPSListener(t *testing.T) {
+	leaktest.Check(t)
 	c, _ := testCert(t, t.TempDir(), "a.test")
 	g := startGroup(t, Options{Listeners: []Listener{
 		{Address: "127.0.0.1:0", RedirectHTTPS: true},
@@ -200,6 +205,7 @@ func proxyV2(src netip.AddrPort) []byte {
 // TestProxyProtocolFromTrustedPeers: v1 and v2 headers written by the test
 // set the client address; from an untrusted peer the header is not read.
 func TestProxyProtocolFromTrustedPeers(t *testing.T) {
+	leaktest.Check(t)
 	loopback := func(a netip.Addr) bool { return a.IsLoopback() }
 	trusted := startGroup(t, Options{Trusted: loopback, Listeners: []Listener{{Address: "127.0.0.1:0", ProxyProtocol: true}}})
 	untrusted := startGroup(t, Options{Listeners: []Listener{{Address: "127.0.0.1:0", ProxyProtocol: true}}})

@@ -114,6 +114,7 @@ func TestBackupOriginsServeOnlyWhenPrimariesAreDown(t *testing.T) {
 // TestLeastConnAvoidsTheBusyOrigin: while one origin holds a request, the
 // next requests go to the other.
 func TestLeastConnAvoidsTheBusyOrigin(t *testing.T) {
+	checkNoLeakedGoroutines(t)
 	release := make(chan struct{})
 	entered := make(chan struct{}, 1)
 	slow := newCountingOrigin(t, "slow", func(w http.ResponseWriter, r *http.Request) {
@@ -232,6 +233,7 @@ func TestRetriesGoToAnotherOrigin(t *testing.T) {
 // TestRetryAfterTimeoutAndPassiveHealth: an origin that does not answer in
 // time is retried elsewhere, and after MaxFails failures it is marked down.
 func TestRetryAfterTimeoutAndPassiveHealth(t *testing.T) {
+	checkNoLeakedGoroutines(t)
 	stuck := newCountingOrigin(t, "stuck", func(w http.ResponseWriter, r *http.Request) {
 		select {
 		case <-r.Context().Done():
@@ -258,6 +260,7 @@ func TestRetryAfterTimeoutAndPassiveHealth(t *testing.T) {
 // TestNoRetryOnceTheBodyStarted: an origin that fails in the middle of a
 // body is not retried: the client already has part of the response.
 func TestNoRetryOnceTheBodyStarted(t *testing.T) {
+	checkNoLeakedGoroutines(t)
 	broken := newCountingOrigin(t, "broken", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Length", "100")
 		io.WriteString(w, "partial")

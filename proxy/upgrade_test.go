@@ -43,6 +43,7 @@ func echoWebSocket(w http.ResponseWriter, r *http.Request) {
 // directions stream, it is never cached, the access log records 101, and
 // the open-tunnels gauge follows the connection.
 func TestWebSocketIsTunnelledByDefault(t *testing.T) {
+	checkNoLeakedGoroutines(t)
 	logs := &proxytest.SyncBuffer{}
 	on := true
 	access := accesslog.New(logs, accesslog.Options{Interval: time.Millisecond})
@@ -100,6 +101,7 @@ func TestWebSocketIsTunnelledByDefault(t *testing.T) {
 // TestTunnelClosesWhenTheOriginCloses: the origin ending the WebSocket
 // reaches the client as a close frame, and the tunnel is released.
 func TestTunnelClosesWhenTheOriginCloses(t *testing.T) {
+	checkNoLeakedGoroutines(t)
 	r := newRig(t, func(w http.ResponseWriter, req *http.Request) {
 		c, err := websocket.Accept(w, req, nil)
 		if err != nil {
@@ -124,6 +126,7 @@ func TestTunnelClosesWhenTheOriginCloses(t *testing.T) {
 // TestIdleTunnelIsClosed: a tunnel on which nothing moves for the idle
 // timeout is closed on both sides.
 func TestIdleTunnelIsClosed(t *testing.T) {
+	checkNoLeakedGoroutines(t)
 	originDone := make(chan error, 1)
 	r := newRig(t, func(w http.ResponseWriter, req *http.Request) {
 		c, err := websocket.Accept(w, req, nil)
@@ -158,6 +161,7 @@ func TestIdleTunnelIsClosed(t *testing.T) {
 // TestNonWebSocketUpgradeIsTunnelled: any protocol named in Upgrade is
 // tunnelled, here a line echo protocol over raw TCP.
 func TestNonWebSocketUpgradeIsTunnelled(t *testing.T) {
+	checkNoLeakedGoroutines(t)
 	r := newRig(t, func(w http.ResponseWriter, req *http.Request) {
 		if req.Header.Get("Upgrade") != "echo/1" {
 			http.Error(w, "want Upgrade: echo/1", http.StatusBadRequest)
