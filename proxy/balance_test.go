@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/cellar-cache/cellar/cache"
@@ -136,6 +137,9 @@ func TestLeastConnAvoidsTheBusyOrigin(t *testing.T) {
 		}
 	}()
 	<-entered
+	if n := originGauges(t, r.server, "cellar_origin_in_flight")[slow.Listener.Addr().String()]; n != 1 {
+		t.Errorf("cellar_origin_in_flight of the busy origin = %v; want 1", n)
+	}
 	for i := range 5 {
 		if _, body := r.do(http.MethodPost, "/next", nil); body != "fast" {
 			t.Errorf("request %d went to %q while the other origin was idle", i, body)
@@ -254,6 +258,10 @@ func TestRetryAfterTimeoutAndPassiveHealth(t *testing.T) {
 	}
 	if n := stuck.hits.Load(); n != 2 {
 		t.Errorf("the stuck origin saw %d requests; want 2, then marked down", n)
+	}
+	up := originGauges(t, r.server, "cellar_origin_up")
+	if up[good.Listener.Addr().String()] != 1 || up[stuck.Listener.Addr().String()] != 0 {
+		t.Errorf("cellar_origin_up = %v; want the good origin 1, the stuck one 0", up)
 	}
 }
 
@@ -391,4 +399,27 @@ func TestOriginKeepAlivePoolSize(t *testing.T) {
 			}
 		})
 	}
+}
+
+// originGauges gathers one per-origin gauge of s by origin.
+func originGauges(t *testing.T, s *Server, name string) map[string]float64 {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	if err := s.Metrics().Register(reg); err != nil {
+		t.Fatal(err)
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]float64{}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			out[m.GetLabel()[0].GetValue()] = m.GetGauge().GetValue()
+		}
+	}
+	return out
 }

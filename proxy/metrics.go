@@ -18,8 +18,9 @@ type Metrics struct {
 	hitForMiss              prometheus.Counter
 	backgroundRevalidations prometheus.Counter
 	storeErrors             prometheus.Counter
-	retries                 prometheus.Counter // upstream.go
-	tunnels                 prometheus.Counter // upgrade.go
+	retries                 prometheus.Counter   // upstream.go
+	origins                 prometheus.Collector // per-origin health and load (upstream.go); set by New
+	tunnels                 prometheus.Counter   // upgrade.go
 	openTunnels             prometheus.Gauge
 	codings                 *codingMetrics         // precompression (codings.go)
 	refused                 *prometheus.CounterVec // requests refused by a limit, by status
@@ -72,6 +73,9 @@ func newMetrics() *Metrics {
 // Register adds the collectors to reg.
 func (m *Metrics) Register(reg prometheus.Registerer) error {
 	cs := []prometheus.Collector{m.refused, m.rateLimited, m.connsOpen, m.connsRefused, m.requests, m.originRequests, m.upstreamErrors, m.fills, m.fillErrors, m.collapsed, m.collapseReleased, m.fillsInProgress, m.hitForMiss, m.backgroundRevalidations, m.storeErrors, m.retries, m.tunnels, m.openTunnels}
+	if m.origins != nil {
+		cs = append(cs, m.origins)
+	}
 	for _, c := range append(cs, m.codings.collectors()...) {
 		if err := reg.Register(c); err != nil {
 			return err

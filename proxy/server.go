@@ -118,6 +118,7 @@ func New(opts Options, p *cache.Policy, st *store.Store) (*Server, error) {
 	if s.transport, err = newPool(&opts, tr, s.metrics.retries); err != nil {
 		return nil, err
 	}
+	s.metrics.origins = s.transport
 	if opts.HealthCheckPath != "" {
 		s.wg.Add(1)
 		go func() {

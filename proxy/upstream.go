@@ -376,3 +376,29 @@ func (p *pool) checkHealth(ctx context.Context, path string, interval time.Durat
 		}
 	}
 }
+
+var (
+	originUpDesc = prometheus.NewDesc("cellar_origin_up",
+		"1 while the origin is taken to be healthy (passive and active checks), 0 while it is marked down.", []string{"origin"}, nil)
+	originInFlightDesc = prometheus.NewDesc("cellar_origin_in_flight",
+		"Requests to the origin whose response has not been fully read.", []string{"origin"}, nil)
+)
+
+// Describe and Collect make the pool a Prometheus collector of its
+// origins' health and load, read when scraped.
+func (p *pool) Describe(ch chan<- *prometheus.Desc) {
+	ch <- originUpDesc
+	ch <- originInFlightDesc
+}
+
+func (p *pool) Collect(ch chan<- prometheus.Metric) {
+	now := p.now()
+	for host, u := range p.byHost {
+		up := 0.0
+		if u.healthy(now) {
+			up = 1
+		}
+		ch <- prometheus.MustNewConstMetric(originUpDesc, prometheus.GaugeValue, up, host)
+		ch <- prometheus.MustNewConstMetric(originInFlightDesc, prometheus.GaugeValue, float64(u.conns.Load()), host)
+	}
+}
