@@ -399,15 +399,8 @@ func (s *Server) serveDecoded(w http.ResponseWriter, r *http.Request, obj *store
 	}
 	h := w.Header()
 	s.policy.ServeHeader(h, &m)
-	h["Age"] = []string{cache.AgeValue(lk.Age)}
-	h["Cache-Status"] = []string{s.statusValue(st, obj.Key)}
-	h["Via"] = append(h["Via"][:len(h["Via"]):len(h["Via"])], s.responseVia)
-	if cache.PreconditionFailed(r, &m) {
-		w.WriteHeader(http.StatusPreconditionFailed)
-		return
-	}
-	if cache.NotModified(r, &m) {
-		w.WriteHeader(http.StatusNotModified)
+	s.finishHeader(h, lk.Age, st, obj.Key)
+	if answerPreconditionFailed(w, r, &m) || answerNotModified(w, r, &m) {
 		return
 	}
 	w.WriteHeader(http.StatusOK)

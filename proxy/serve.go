@@ -42,19 +42,8 @@ func (s *Server) serveObject(w http.ResponseWriter, r *http.Request, obj *store.
 
 	h := w.Header()
 	s.policy.ServeHeader(h, m)
-	// The per-hit values come from caches (hitvalues.go): a memory hit
-	// allocates none of them.
-	h["Age"] = ageValue(lk.Age)
-	h["Cache-Status"] = s.statusValues(st, obj.Key)
-	if via := h["Via"]; len(via) > 0 {
-		h["Via"] = append(via[:len(via):len(via)], s.responseVia)
-	} else {
-		h["Via"] = s.viaValues
-	}
-
-	if cache.PreconditionFailed(r, m) {
-		delete(h, "Content-Length")
-		w.WriteHeader(http.StatusPreconditionFailed)
+	s.finishHeader(h, lk.Age, st, obj.Key)
+	if answerPreconditionFailed(w, r, m) {
 		return
 	}
 	if full {
@@ -83,9 +72,7 @@ func (s *Server) serveObject(w http.ResponseWriter, r *http.Request, obj *store.
 		http.ServeContent(w, r, "", modtime, rs)
 		return
 	}
-	if cache.NotModified(r, m) {
-		delete(h, "Content-Length")
-		w.WriteHeader(http.StatusNotModified)
+	if answerNotModified(w, r, m) {
 		return
 	}
 	if bodyAllowed(m.Status) {
@@ -110,6 +97,44 @@ func (s *Server) serveObject(w http.ResponseWriter, r *http.Request, obj *store.
 		// response, never a short one that looks complete.
 		panic(http.ErrAbortHandler)
 	}
+}
+
+// finishHeader adds to h what every answer from a stored response, or one
+// being stored, carries beyond its stored fields: Age (RFC 9111 §5.1),
+// Cache-Status (RFC 9211) for key, and cellar's Via member. The values come
+// from caches (hitvalues.go): a memory hit allocates none of them.
+func (s *Server) finishHeader(h http.Header, age time.Duration, st cache.Status, key string) {
+	h["Age"] = ageValue(age)
+	h["Cache-Status"] = s.statusValues(st, key)
+	if via := h["Via"]; len(via) > 0 {
+		h["Via"] = append(via[:len(via):len(via)], s.responseVia)
+	} else {
+		h["Via"] = s.viaValues
+	}
+}
+
+// answerPreconditionFailed answers 412 when r's If-Match or
+// If-Unmodified-Since fails against the response m (RFC 9110 §13.2.2 steps
+// 1-2) and reports whether it did.
+func answerPreconditionFailed(w http.ResponseWriter, r *http.Request, m *cache.Meta) bool {
+	if !cache.PreconditionFailed(r, m) {
+		return false
+	}
+	delete(w.Header(), "Content-Length")
+	w.WriteHeader(http.StatusPreconditionFailed)
+	return true
+}
+
+// answerNotModified answers 304 when r's If-None-Match or
+// If-Modified-Since matches the response m (RFC 9110 §13.2.2 steps 3-4) and
+// reports whether it did.
+func answerNotModified(w http.ResponseWriter, r *http.Request, m *cache.Meta) bool {
+	if !cache.NotModified(r, m) {
+		return false
+	}
+	delete(w.Header(), "Content-Length")
+	w.WriteHeader(http.StatusNotModified)
+	return true
 }
 
 // needsServeContent reports whether r's Range or conditional fields need
@@ -147,16 +172,9 @@ func (s *Server) serveStream(w http.ResponseWriter, r *http.Request, res fillRes
 		s.policy.ServeHeader(h, m)
 	}
 	s.streamVary(h, m, res.size)
-	h["Age"] = []string{cache.AgeValue(lk.Age)}
-	h["Cache-Status"] = []string{s.statusValue(st, res.key)}
-	h["Via"] = append(h["Via"][:len(h["Via"]):len(h["Via"])], s.responseVia)
+	s.finishHeader(h, lk.Age, st, res.key)
 	delete(h, "Content-Length")
-	if cache.PreconditionFailed(r, m) {
-		w.WriteHeader(http.StatusPreconditionFailed)
-		return
-	}
-	if cache.NotModified(r, m) {
-		w.WriteHeader(http.StatusNotModified)
+	if answerPreconditionFailed(w, r, m) || answerNotModified(w, r, m) {
 		return
 	}
 	switch ans, start, length := streamRange(r, m, res.size); ans {
