@@ -110,20 +110,21 @@ func parseWeighted(s string) []weighted {
 // bestLanguage is the served tag the Accept-Language value prefers: the
 // highest-quality range that a served tag matches by RFC 4647 lookup
 // (the range, or the range with subtags removed from the end), "*" for
-// the first served tag; "" when none matches.
+// the first served tag; among ranges of equal quality the earlier served
+// tag wins (RFC 9110 §12.4.2 gives equal weights no order, so "en, de"
+// and "de, en" are one variant); "" when none matches.
 func bestLanguage(accept string, served []string) string {
-	best, bestQ := "", 0.0
+	best, bestQ := -1, 0.0
 	for _, w := range parseWeighted(accept) {
-		if w.q <= bestQ {
+		if w.q == 0 || w.q < bestQ {
 			continue
 		}
+		i := -1
 		if w.value == "*" {
-			best, bestQ = served[0], w.q
-			continue
+			i = 0
 		}
-		for r := w.value; r != ""; {
-			if i := indexFold(served, r); i >= 0 {
-				best, bestQ = served[i], w.q
+		for r := w.value; r != "" && i < 0; {
+			if i = indexFold(served, r); i >= 0 {
 				break
 			}
 			j := strings.LastIndexByte(r, '-')
@@ -132,8 +133,14 @@ func bestLanguage(accept string, served []string) string {
 			}
 			r = r[:j]
 		}
+		if i >= 0 && (w.q > bestQ || i < best) {
+			best, bestQ = i, w.q
+		}
 	}
-	return best
+	if best < 0 {
+		return ""
+	}
+	return served[best]
 }
 
 // bestMediaType is the served type with the highest quality for the

@@ -1,6 +1,10 @@
 package proxy
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/cellar-cache/cellar/cache"
+)
 
 // TestConformanceVary is the suite's vary.mjs (RFC 9111 §4.1). vary-star
 // is covered by TestVaryStarNeverMatches.
@@ -65,6 +69,27 @@ func TestConformanceVary(t *testing.T) {
 		}},
 		{"vary-normalise-space", "optimal", []cstep{setup([]string{"Foo: 1,2"}, "Vary: Foo"), {reqHdr: []string{"Foo:  1, 2 "}, expect: "cached"}}},
 	})
+}
+
+// TestConformanceVaryNormalised runs the suite's Accept-Language
+// normalisation tests with cache.vary.accept_language set to the
+// languages the origin serves: order, case and white space then select one
+// variant. vary-normalise-lang-select still is not cached: the first
+// request is keyed "en" (its preference among the served languages), the
+// second "de"; the suite would select by the stored Content-Language.
+func TestConformanceVaryNormalised(t *testing.T) {
+	setup := cstep{reqHdr: []string{"Accept-Language: en, de"}, respHdr: []string{"Cache-Control: max-age=5000", "Last-Modified: @-3000", "Date: @0", "Vary: Accept-Language", "Content-Language: de"}}
+	second := func(lang, expect string) []cstep {
+		return []cstep{setup, {reqHdr: []string{"Accept-Language: " + lang}, expect: expect}}
+	}
+	runConformance(t, []ctest{
+		{"vary-normalise-lang-order", "optimal", second("de, en", "cached")},
+		{"vary-normalise-lang-case", "optimal", second("eN, De", "cached")},
+		{"vary-normalise-lang-space", "optimal", second(" en ,   de", "cached")},
+		{"vary-normalise-lang-select", "optimal", second("fr;q=0.5, de;q=1.0", "not_cached")},
+	}, withCacheOptions(func(o *cache.Options) {
+		o.VaryNormalize.AcceptLanguage = []string{"en", "de"}
+	}))
 }
 
 // TestConformanceVaryParse is the suite's vary-parse.mjs: "*" anywhere in
