@@ -94,10 +94,10 @@ func (g *sliceFlights) do(ctx context.Context, key string, fn func() (*store.Obj
 }
 
 // slicing reports whether r, which found no stored response, may take the
-// slice path: slicing on, a GET without conditional fields and with at
-// most one byte range.
+// slice path: slicing on, a GET or HEAD without conditional fields and
+// with at most one byte range.
 func (s *Server) slicing(r *http.Request) bool {
-	if s.opts.SliceSize <= 0 || r.Method != http.MethodGet {
+	if s.opts.SliceSize <= 0 || (r.Method != http.MethodGet && r.Method != http.MethodHead) {
 		return false
 	}
 	h := r.Header
@@ -173,6 +173,10 @@ func (s *Server) serveSlicedOnce(w http.ResponseWriter, r *http.Request, primary
 	}
 	h["Cache-Status"] = []string{s.statusValue(st, primary)}
 	h["Via"] = append(h["Via"][:len(h["Via"]):len(h["Via"])], s.responseVia)
+	if r.Method == http.MethodHead {
+		w.WriteHeader(status)
+		return true, false
+	}
 	wrote := false
 	for off := start; off < start+length; {
 		i := off / size

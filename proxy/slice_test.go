@@ -177,6 +177,11 @@ func TestSlicedObjectStreamsSliceBySlice(t *testing.T) {
 	if resp.Header.Get("Etag") != `"v1"` || resp.Header.Get("Content-Range") != "" {
 		t.Errorf("header of the whole response: %v", resp.Header)
 	}
+	// HEAD of a sliced object is answered from its index.
+	resp, _ = r.send(http.MethodHead, "", "/big")
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Length") != fmt.Sprint(12*mib+5) || o.sent.Load() != 12*mib+5 {
+		t.Errorf("HEAD: %d, Content-Length %q, origin sent %d", resp.StatusCode, resp.Header.Get("Content-Length"), o.sent.Load())
+	}
 }
 
 func TestSliceWithAnotherValidatorPurgesTheObject(t *testing.T) {
