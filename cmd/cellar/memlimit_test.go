@@ -1,52 +1,78 @@
 package main
 
 import (
+	"io"
 	"math"
+	"net/http"
+	"net/http/httptest"
 	"runtime/debug"
+	"strings"
 	"testing"
+	"time"
 )
 
-// restoreGC puts the process's GC settings back after a test of serve.
-func restoreGC(t *testing.T) {
+func TestHeapLimit(t *testing.T) {
+	const mib = 1 << 20
+	for _, c := range []struct{ resident, budget, want int64 }{
+		{0, 256 * mib, 40 * mib},
+		{100 * mib, 256 * mib, 165 * mib},
+		{256 * mib, 256 * mib, 360 * mib},
+		{64 * mib, 64 * mib, 120 * mib},
+		{1000 * mib, 64 * mib, 208 * mib}, // never above 1.25 × budget + 128 MiB
+	} {
+		if got := heapLimit(c.resident, c.budget); got != c.want {
+			t.Errorf("heapLimit(%d MiB, %d MiB) = %d MiB, want %d MiB", c.resident/mib, c.budget/mib, got/mib, c.want/mib)
+		}
+	}
+}
+
+// restoreLimit puts the process's memory limit back after a test of serve.
+func restoreLimit(t *testing.T) {
 	limit := debug.SetMemoryLimit(-1)
-	pct := debug.SetGCPercent(-1)
-	debug.SetGCPercent(pct)
-	t.Cleanup(func() {
-		debug.SetMemoryLimit(limit)
-		debug.SetGCPercent(pct)
-	})
+	t.Cleanup(func() { debug.SetMemoryLimit(limit) })
 }
 
-func TestServeSetsTheGoMemoryLimitFromTheBudget(t *testing.T) {
-	restoreGC(t)
+func TestServeMemoryLimitFollowsTheCache(t *testing.T) {
+	restoreLimit(t)
 	t.Setenv("GOMEMLIMIT", "")
-	t.Setenv("GOGC", "")
 	debug.SetMemoryLimit(math.MaxInt64)
-	debug.SetGCPercent(100)
-	if _, err := startServe(t, "-data-dir", t.TempDir(), "-memory", "64MiB", "-access-log=false"); err != nil {
+	body := strings.Repeat("x", 1<<20)
+	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=600")
+		io.WriteString(w, body)
+	}))
+	defer origin.Close()
+	r, err := startServe(t, "-origin", origin.URL, "-data-dir", t.TempDir(), "-memory", "64MiB", "-access-log=false")
+	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := debug.SetMemoryLimit(-1), int64(64<<20+16<<20+128<<20); got != want {
-		t.Errorf("memory limit = %d, want %d (1.25 × 64 MiB + 128 MiB)", got, want)
+	waitLimit := func(what string, ok func(int64) bool) {
+		t.Helper()
+		deadline := time.Now().Add(20 * time.Second)
+		for l := debug.SetMemoryLimit(-1); !ok(l); l = debug.SetMemoryLimit(-1) {
+			if time.Now().After(deadline) {
+				t.Fatalf("memory limit %d: want %s", l, what)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
 	}
-	if got := debug.SetGCPercent(gcPercent); got != gcPercent {
-		t.Errorf("GC percent = %d, want %d", got, gcPercent)
+	waitLimit("40 MiB for an empty cache", func(l int64) bool { return l == 40<<20 })
+	for i := range 8 {
+		get(t, "http://"+r.proxy+"/"+string(rune('a'+i)))
 	}
+	// 8 MiB of bodies resident: the limit grows by 1.25 × that.
+	waitLimit("at least 40 MiB + 1.25 × 8 MiB", func(l int64) bool { return l >= 40<<20+10<<20 })
 }
 
-func TestServeLeavesAnOperatorsGOMEMLIMITAndGOGC(t *testing.T) {
-	restoreGC(t)
+func TestServeLeavesAnOperatorsGOMEMLIMIT(t *testing.T) {
+	restoreLimit(t)
 	t.Setenv("GOMEMLIMIT", "1GiB")
-	t.Setenv("GOGC", "150")
 	debug.SetMemoryLimit(1 << 30)
-	debug.SetGCPercent(150)
 	if _, err := startServe(t, "-data-dir", t.TempDir(), "-memory", "64MiB", "-access-log=false"); err != nil {
 		t.Fatal(err)
 	}
+	time.Sleep(50 * time.Millisecond) // a follower would have set it at once
 	if got := debug.SetMemoryLimit(-1); got != 1<<30 {
 		t.Errorf("memory limit = %d, want the operator's 1 GiB", got)
-	}
-	if got := debug.SetGCPercent(150); got != 150 {
-		t.Errorf("GC percent = %d, want the operator's 150", got)
 	}
 }

@@ -13,7 +13,6 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
-	"runtime/debug"
 	"slices"
 	"strings"
 	"sync"
@@ -123,7 +122,6 @@ func serve(ctx context.Context, args []string, stderr io.Writer, ready func(addr
 	}
 
 	log := slog.New(slog.NewTextHandler(stderr, nil))
-	limitMemory(s.store.MemoryBytes, log)
 	s.proxy.Logger = log
 	s.store.Logger = log
 
@@ -158,6 +156,13 @@ func serve(ctx context.Context, args []string, stderr io.Writer, ready func(addr
 		return fmt.Errorf("data directory %s: %w", s.store.Dir, err)
 	}
 	defer st.Close()
+	if os.Getenv("GOMEMLIMIT") == "" {
+		bg.Add(1)
+		go func() {
+			defer bg.Done()
+			followStore(ctx, st, s.store.MemoryBytes, time.Second)
+		}()
+	}
 	tokens, err := purge.ResolveTokens(s.purgeTokens, os.Getenv(purge.EnvToken), s.store.Dir, log)
 	if err != nil {
 		return fmt.Errorf("purge token: %w", err)
@@ -344,26 +349,6 @@ func isLoopback(a net.Addr) bool {
 	ta, ok := a.(*net.TCPAddr)
 	return ok && ta.IP.IsLoopback()
 }
-
-// limitMemory makes the Go heap follow the memory tier's budget, unless the
-// operator set GOMEMLIMIT or GOGC: a soft limit of 1.25 × the budget plus
-// 128 MiB (the tier's objects, their overhead, and room for requests in
-// flight and compression), and a GC percent of 25 (the heap grows to 1.25 ×
-// what is live before a collection instead of 2 ×; a cache's live heap is
-// mostly bodies, which the collector does not scan).
-func limitMemory(budget int64, log *slog.Logger) {
-	if os.Getenv("GOMEMLIMIT") == "" {
-		limit := budget + budget/4 + 128<<20
-		debug.SetMemoryLimit(limit)
-		log.Debug("Go memory limit", "bytes", limit)
-	}
-	if os.Getenv("GOGC") == "" {
-		debug.SetGCPercent(gcPercent)
-	}
-}
-
-// gcPercent is the GC percent limitMemory sets.
-const gcPercent = 25
 
 // warnUnreachable logs each origin that does not accept a connection now;
 // cellar keeps serving what it has stored.
