@@ -2,10 +2,12 @@ package proxy
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"testing"
@@ -469,5 +471,34 @@ func TestPersonalResponses(t *testing.T) {
 				t.Error("bob got alice's Set-Cookie")
 			}
 		})
+	}
+}
+
+// Over TLS with HTTP/2 the client body timeout holds too (per stream).
+func TestClientBodyTimeoutOverHTTP2(t *testing.T) {
+	r := newRig(t, func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		io.WriteString(w, "took it")
+	}, withProxyOptions(func(o *Options) { o.ClientBodyTimeout = 300 * time.Millisecond }))
+	front := httptest.NewUnstartedServer(r.server)
+	r.server.ConfigureHTTPServer(front.Config)
+	front.Listener = r.server.Listener(front.Listener)
+	front.EnableHTTP2 = true
+	front.StartTLS()
+	defer front.Close()
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "POST", front.URL+"/up", pr)
+	req.Host = testHost
+	go pw.Write([]byte("0123456789")) // then nothing
+	resp, err := front.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.ProtoMajor != 2 || resp.StatusCode != http.StatusRequestTimeout {
+		t.Fatalf("%s %d, want HTTP/2 408", resp.Proto, resp.StatusCode)
 	}
 }
