@@ -218,7 +218,12 @@ func TestUncacheableHerdGoesToTheOriginInParallel(t *testing.T) {
 		for p := peak.Load(); cur > p && !peak.CompareAndSwap(p, cur); p = peak.Load() {
 		}
 		slow(w, req)
-	})
+	}, withProxyOptions(func(o *Options) {
+		// Longer than the herd can take on a loaded machine (10.7 s seen):
+		// a client that came after the mark expired would lead a new
+		// fetch and be neither released nor hit-for-miss.
+		o.HitForMiss = 10 * time.Minute
+	}))
 	c := herdClient(t, n)
 
 	res, took := r.herd(c, n, "/private", nil)
