@@ -39,14 +39,16 @@ func isUpgrade(r *http.Request) bool {
 // response.
 func (s *Server) tunnel(w http.ResponseWriter, r *http.Request) {
 	s.metrics.passes.Inc()
-	s.forwardCacheable(&tunnelWriter{ResponseWriter: w, s: s}, r, cache.Status{Fwd: "bypass", Detail: "upgrade"})
+	rec, _ := w.(*recorder) // nil without an access log
+	s.forwardCacheable(&tunnelWriter{ResponseWriter: w, s: s, rec: rec}, r, cache.Status{Fwd: "bypass", Detail: "upgrade"})
 }
 
 // tunnelWriter hands the reverse proxy a client connection that counts as an
 // open tunnel and closes itself after the idle timeout.
 type tunnelWriter struct {
 	http.ResponseWriter
-	s *Server
+	s   *Server
+	rec *recorder // the access line, credited with the tunnel's bytes to the client; nil: none
 }
 
 // Unwrap lets http.ResponseController reach the writers below (Flush).
@@ -62,14 +64,20 @@ func (tw *tunnelWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	// The server's read and write deadlines of the request phase no longer
 	// apply: the idle timer below bounds the tunnel.
 	c.SetDeadline(time.Time{})
-	return tw.s.openTunnel(c), brw, nil
+	tc := tw.s.openTunnel(c)
+	if tw.rec != nil {
+		// Close runs before the handler returns (the reverse proxy defers
+		// it), and closeOnce orders it before the access line is written.
+		tc.closed = func(sent int64) { tw.rec.bytes += sent }
+	}
+	return tc, brw, nil
 }
 
 // openTunnel wraps c, the client's side of a tunnel, so that it is counted
 // in the open-tunnels gauge until closed and closed once nothing has been
 // read or written for the idle timeout. The reverse proxy closes the
 // origin's side when the client's side fails.
-func (s *Server) openTunnel(c net.Conn) net.Conn {
+func (s *Server) openTunnel(c net.Conn) *tunnelConn {
 	s.metrics.tunnels.Inc()
 	s.metrics.openTunnels.Inc()
 	tc := &tunnelConn{Conn: c, idle: s.opts.TunnelIdleTimeout, gauge: s.metrics.openTunnels.Dec}
@@ -84,10 +92,12 @@ func (s *Server) openTunnel(c net.Conn) net.Conn {
 type tunnelConn struct {
 	net.Conn
 	idle      time.Duration
-	gauge     func()       // decrements the open-tunnels gauge, once
-	last      atomic.Int64 // unix nanoseconds of the last read or write
+	gauge     func()           // decrements the open-tunnels gauge, once
+	closed    func(sent int64) // when set, called once on close with the bytes written to the client
+	sent      atomic.Int64     // bytes written to the client
+	last      atomic.Int64     // unix nanoseconds of the last read or write
 	timer     *time.Timer
-	closed    atomic.Bool
+	done      atomic.Bool
 	closeOnce sync.Once
 }
 
@@ -96,7 +106,7 @@ func (c *tunnelConn) touch() { c.last.Store(time.Now().UnixNano()) }
 // expire closes the tunnel if it has been idle for the timeout, or checks
 // again when it would be.
 func (c *tunnelConn) expire() {
-	if c.closed.Load() {
+	if c.done.Load() {
 		return
 	}
 	idleFor := time.Since(time.Unix(0, c.last.Load()))
@@ -119,6 +129,7 @@ func (c *tunnelConn) Write(p []byte) (int, error) {
 	n, err := c.Conn.Write(p)
 	if n > 0 {
 		c.touch()
+		c.sent.Add(int64(n))
 	}
 	return n, err
 }
@@ -135,9 +146,12 @@ func (c *tunnelConn) CloseWrite() error {
 func (c *tunnelConn) Close() error {
 	err := c.Conn.Close()
 	c.closeOnce.Do(func() {
-		c.closed.Store(true)
+		c.done.Store(true)
 		c.timer.Stop()
 		c.gauge()
+		if c.closed != nil {
+			c.closed(c.sent.Load())
+		}
 	})
 	return err
 }

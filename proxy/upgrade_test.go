@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -92,8 +93,16 @@ func TestWebSocketIsTunnelledByDefault(t *testing.T) {
 	}
 	waitFor(t, "two access lines", func() bool { return strings.Count(logs.String(), "uri=/chat") == 2 })
 	for _, line := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
-		if strings.Contains(line, "uri=/chat") && !strings.Contains(line, "status=101") {
+		if !strings.Contains(line, "uri=/chat") {
+			continue
+		}
+		if !strings.Contains(line, "status=101") {
 			t.Errorf("access line %q; want status=101", line)
+		}
+		// Three echoed frames of 14 bytes each reached the client.
+		_, after, _ := strings.Cut(line, " bytes=")
+		if n, _ := strconv.Atoi(strings.Fields(after + " ")[0]); n < 42 {
+			t.Errorf("access line %q; want the tunnel's bytes to the client, at least 42", line)
 		}
 	}
 }
