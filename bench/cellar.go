@@ -41,6 +41,13 @@ type CellarOptions struct {
 	MemoryBytes, DiskBytes int64
 	// MeanObjectSize sizes the memory tier's counters (store.Options).
 	MeanObjectSize int64
+	// MemTableBytes is pebble's memtable size (store.Options); zero means
+	// the store's default. The ballast file is off (in-memory file system).
+	MemTableBytes int64
+	// ObjectBudget, if positive, is the disk tier's budget for objects
+	// (store.Stats.DiskObjectBudget) to get: DiskBytes is then corrected
+	// for the store's fixed overheads.
+	ObjectBudget int64
 	// TempDir is where the data directory (its lock file only; pebble's
 	// files are in memory) is made; empty means os.TempDir().
 	TempDir string
@@ -52,14 +59,26 @@ func NewCellar(ctx context.Context, o CellarOptions) (*Cellar, error) {
 	if err != nil {
 		return nil, fmt.Errorf("bench: cellar policy: %w", err)
 	}
-	s, err := store.Open(store.Options{
+	so := store.Options{
 		Dir:            dir,
 		MemoryBytes:    o.MemoryBytes,
 		DiskBytes:      o.DiskBytes,
 		MeanObjectSize: o.MeanObjectSize,
 		Logger:         slog.New(slog.NewTextHandler(io.Discard, nil)),
-		FS:             vfs.NewMem(),
-	})
+		MemTableBytes:  o.MemTableBytes,
+		ReserveBytes:   -1,
+		NoSync:         true,
+	}
+	s, err := openMem(so)
+	if err == nil && o.ObjectBudget > 0 {
+		// The store derives its budget for objects from DiskBytes; open
+		// again with DiskBytes corrected by the difference.
+		if got := s.Stats().DiskObjectBudget; got != o.ObjectBudget {
+			s.Close()
+			so.DiskBytes += o.ObjectBudget - got
+			s, err = openMem(so)
+		}
+	}
 	if err != nil {
 		os.RemoveAll(dir)
 		return nil, fmt.Errorf("bench: cellar policy: %w", err)
@@ -78,20 +97,38 @@ func NewCellar(ctx context.Context, o CellarOptions) (*Cellar, error) {
 	}, nil
 }
 
-// newCellarPolicy maps a simulation capacity onto the store's budgets.
+// openMem opens a store whose pebble files are on a new in-memory file
+// system.
+func openMem(o store.Options) (*store.Store, error) {
+	o.FS = vfs.NewMem()
+	return store.Open(o)
+}
+
+// newCellarPolicy maps a simulation capacity onto the store's budgets: the
+// disk tier's budget for objects (Stats.DiskObjectBudget) is the capacity,
+// and the memory tier, which holds copies of disk objects (it is
+// inclusive), gets memShare of it in front. pebble's memtables and
+// write-ahead logs come on top, as the fixed overheads of -disk; there is
+// no ballast file on the in-memory file system.
 func newCellarPolicy(ctx context.Context, capacity int64, bytes bool, memShare float64, meanSize int64) (*Cellar, error) {
 	if !bytes {
-		return nil, fmt.Errorf("%w: the cellar policy needs byte capacities (-bytes), since the store budgets bytes", ErrUsage)
+		return nil, fmt.Errorf("%w: the cellar policy needs byte capacities (-bytes, or -object-size with -capacity), since the store budgets bytes", ErrUsage)
+	}
+	if capacity < 1<<20 {
+		return nil, fmt.Errorf("%w: cellar policy: capacity %d bytes must be at least 1 MiB", ErrUsage, capacity)
 	}
 	mem := int64(float64(capacity) * memShare)
 	if mem == 0 {
 		mem = -1 // store: negative disables the memory tier
 	}
-	disk := capacity - max(mem, 0)
-	if disk < 1<<20 {
-		return nil, fmt.Errorf("%w: cellar policy: disk budget %d bytes (capacity %d minus memory %d) must be at least 1 MiB", ErrUsage, disk, capacity, mem)
-	}
-	return NewCellar(ctx, CellarOptions{MemoryBytes: mem, DiskBytes: disk, MeanObjectSize: meanSize})
+	// Memtables of a sixteenth of the capacity: the fixed overheads are
+	// a few memtables, so DiskBytes stays under twice the capacity, as
+	// the store requires.
+	mt := max(256<<10, min(capacity/16, 64<<20))
+	return NewCellar(ctx, CellarOptions{
+		MemoryBytes: mem, DiskBytes: 2 * capacity, ObjectBudget: capacity,
+		MemTableBytes: mt, MeanObjectSize: meanSize,
+	})
 }
 
 // Name implements Policy.

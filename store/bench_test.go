@@ -19,7 +19,7 @@ var sizes = []struct {
 }{{"1KiB", 1 << 10}, {"100KiB", 100 << 10}, {"1MiB", 1 << 20}}
 
 func benchOptions(b *testing.B, memory bool) Options {
-	opts := Options{Dir: b.TempDir(), DiskBytes: 1 << 30, MemoryBytes: 256 << 20, commitNoSync: true}
+	opts := Options{Dir: b.TempDir(), DiskBytes: 1 << 30, MemoryBytes: 256 << 20, NoSync: true}
 	if !memory {
 		opts.MemoryBytes = -1
 	}
@@ -94,7 +94,7 @@ func BenchmarkFill(b *testing.B) {
 		b.Run(fmt.Sprintf("chunk=%dKiB", cs>>10), func(b *testing.B) {
 			opts := benchOptions(b, false)
 			opts.ChunkSize = cs
-			opts.commitNoSync = false
+			opts.NoSync = false
 			s := openTest(b, opts)
 			ctx := context.Background()
 			b.SetBytes(obj)

@@ -25,10 +25,8 @@ const (
 	chunkOverhead  = 24
 )
 
-// evictSample is how many entries each eviction step samples; it evicts the
-// least recently used of them (Redis-style sampled LRU: with 16 samples the
-// victim is, on average, among the coldest 6% of objects).
-const evictSample = 16
+// expirySample is how many entries each sweep for expired objects looks at.
+const expirySample = 64
 
 // maxPointDeletes is the largest number of chunks removed with point
 // deletions rather than one range deletion (see remove).
@@ -37,6 +35,7 @@ const maxPointDeletes = 16
 // diskEntry is the in-memory index entry of one committed object. Fields
 // other than access are guarded by diskTier.mu.
 type diskEntry struct {
+	key       string
 	fill      uint64
 	size      int64
 	charge    int64 // bytes charged to the budget
@@ -93,6 +92,8 @@ type diskTier struct {
 	mu    sync.Mutex // protects index and gen
 	index map[string]*diskEntry
 	gen   uint64
+	// repl chooses what to evict; it is told of index changes under mu.
+	repl *replacer
 
 	used atomic.Int64 // bytes charged: committed objects and fills in progress
 	// onDisk is what pebble's files took at the last measure (the loop's),
@@ -180,6 +181,7 @@ func openDisk(opts Options, peer indexPeer, ctr *diskCounters, readOnly bool, on
 		done:      make(chan struct{}),
 	}
 	d.clock.Store(opts.now().UnixMilli())
+	d.repl = newReplacer(int64(opts.EvictTarget*float64(d.budget)), d.budget/opts.MeanObjectSize, d.index)
 
 	bc := pebble.NewCache(opts.BlockCacheBytes)
 	defer bc.Unref()
@@ -222,6 +224,7 @@ func openDisk(opts Options, peer indexPeer, ctr *diskCounters, readOnly bool, on
 		d.closeDB()
 		return nil, err
 	}
+	d.rebuildReplacer()
 	d.bg, d.bgCancel = context.WithCancel(context.Background())
 	if !readOnly {
 		// Only now: a directory that cellar cannot open gets no ballast.
@@ -300,7 +303,7 @@ func (d *diskTier) recover() error {
 			b.Delete(it.Key(), nil) // its fill record goes below
 			continue
 		}
-		e := &diskEntry{fill: rec.fill, size: rec.size, charge: charge(key, rec.size, rec.chunks(), len(v), tags, tagBytes)}
+		e := &diskEntry{key: key, fill: rec.fill, size: rec.size, charge: charge(key, rec.size, rec.chunks(), len(v), tags, tagBytes)}
 		if !rec.keepUntil.IsZero() {
 			e.keepUntil = rec.keepUntil.UnixNano()
 		}
@@ -416,11 +419,13 @@ func (d *diskTier) nowMilli() int64 {
 	return d.opts.now().UnixMilli()
 }
 
-// touch records an access on the coarse clock, writing only when it moves
-// (a hit on a hot object should not bounce a cache line between cores).
-func (d *diskTier) touch(a *atomic.Int64) {
-	if now := d.clock.Load(); a.Load() < now {
-		a.Store(now)
+// touch records a hit on e: for the replacement policy, and on the coarse
+// clock of its access time, written only when it moves (a hit on a hot
+// object should not bounce a cache line between cores).
+func (d *diskTier) touch(e *diskEntry) {
+	d.repl.hit(e)
+	if now := d.clock.Load(); e.access.Load() < now {
+		e.access.Store(now)
 	}
 }
 
@@ -478,6 +483,7 @@ func (d *diskTier) getOnce(ctx context.Context, key string, promote bool) (*Obje
 		// don't promote it on the strength of the old generation.
 		promote = false
 	}
+	d.repl.hit(e)
 	if a := now.UnixMilli(); e.access.Load() < a {
 		e.access.Store(a)
 	}
@@ -488,7 +494,7 @@ func (d *diskTier) getOnce(ctx context.Context, key string, promote bool) (*Obje
 		Tags:      rec.tags,
 		KeepUntil: rec.keepUntil,
 		loc:       location{tier: d, fill: rec.fill, chunkSize: rec.chunkSize, gen: gen},
-		access:    &e.access,
+		entry:     e,
 	}
 	if rec.size > d.bodyLimit {
 		return o, nil
@@ -615,6 +621,7 @@ func (d *diskTier) forget(key string, e *diskEntry) {
 	if d.index[key] == e {
 		delete(d.index, key)
 		d.used.Add(-e.charge)
+		d.repl.removed(key)
 	}
 	d.peer.removed(key)
 }
@@ -687,6 +694,9 @@ func (d *diskTier) rewriteMetaLocked(key string, fill uint64, fn func(*cache.Met
 	charge := chargeOf(key, rec, len(v))
 	d.used.Add(charge - e.charge)
 	e.charge = charge
+	if d.repl.reweighed(key, charge) {
+		defer d.kick()
+	}
 	d.gen++
 	e.gen = d.gen
 	d.peer.updated(key, rec.meta, rec.keepUntil, e.gen)
@@ -975,9 +985,10 @@ func (r *chunkReader) Close() error {
 	return err
 }
 
-// kick wakes the background loop when the budget's start mark is passed.
+// kick wakes the background loop when the replacement policy evicted
+// objects or the budget's start mark is passed.
 func (d *diskTier) kick() {
-	if float64(d.used.Load()) > d.opts.EvictStart*float64(d.budget) {
+	if d.repl.pending.Load() || float64(d.used.Load()) > d.opts.EvictStart*float64(d.budget) {
 		select {
 		case d.evictCh <- struct{}{}:
 		default:
@@ -1022,39 +1033,36 @@ func (d *diskTier) makeSpace() {
 	d.measureSpace()
 }
 
-// sampleVictim picks the least recently used of evictSample entries (an
-// expired one at once). Go's map iteration starts at a random position.
-func (d *diskTier) sampleVictim(now int64) (string, *diskEntry) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	var vk string
-	var ve *diskEntry
-	i := 0
-	for k, e := range d.index {
-		if e.keepUntil != 0 && e.keepUntil < now {
-			return k, e
-		}
-		if ve == nil || e.access.Load() < ve.access.Load() {
-			vk, ve = k, e
-		}
-		if i++; i == evictSample {
-			break
-		}
-	}
-	return vk, ve
-}
-
+// evict is the background loop's eviction: evictObjects, then reclaim.
 func (d *diskTier) evict() {
 	if d.readOnly || d.faulted.Load() {
 		return
 	}
-	if d.used.Load() > int64(d.opts.EvictStart*float64(d.budget)) {
-		d.evictTo(int64(d.opts.EvictTarget * float64(d.budget)))
-	}
+	d.evictObjects()
 	d.reclaim()
 }
 
-// evictTo evicts until the bytes charged are at most target.
+// evictObjects removes the objects the replacement policy evicted and,
+// while the charge is past EvictStart (fills in progress, grown metadata),
+// the policy's next victims down to EvictTarget, expired objects first.
+// The background loop runs it when kicked, and a commit that finds the
+// charge past the whole budget runs it itself, so that fills never outrun
+// eviction.
+func (d *diskTier) evictObjects() {
+	for _, v := range d.repl.takeVictims() {
+		if d.remove(v.key, v.e, pebble.NoSync) {
+			d.ctr.evictions.Add(1)
+			d.evictedFills(v.e.fill)
+		}
+	}
+	if d.used.Load() > int64(d.opts.EvictStart*float64(d.budget)) {
+		d.sweepExpired()
+		d.evictTo(int64(d.opts.EvictTarget * float64(d.budget)))
+	}
+}
+
+// evictTo evicts the replacement policy's next victims until the bytes
+// charged are at most target.
 func (d *diskTier) evictTo(target int64) {
 	for d.used.Load() > target {
 		select {
@@ -1062,11 +1070,11 @@ func (d *diskTier) evictTo(target int64) {
 			return
 		default:
 		}
-		k, e := d.sampleVictim(d.opts.now().UnixNano())
-		if e == nil {
+		k, ok := d.repl.next()
+		if !ok {
 			return
 		}
-		if d.remove(k, e, pebble.NoSync) {
+		if e, _, _ := d.lookup(k); e != nil && d.remove(k, e, pebble.NoSync) {
 			d.ctr.evictions.Add(1)
 			d.evictedFills(e.fill)
 		}
@@ -1085,7 +1093,9 @@ func (d *diskTier) evictedFills(fill uint64) {
 }
 
 // reclaim compacts the chunk span of evicted bodies when pebble's files
-// (WAL, tables and not yet compacted deletions) reach 95% of the budget.
+// (WAL, tables and not yet compacted deletions) exceed the charge of what
+// is stored by more than a twentieth of the budget (with the charge near
+// EvictTarget, a fixed mark would compact after every eviction).
 // Range deletions only free space once compaction drops the tables they
 // cover. Usually pebble's own delete-only compactions do that in time (chunk
 // keys are ordered by fill id, so evicted old bodies tend to cover whole
@@ -1097,12 +1107,13 @@ func (d *diskTier) reclaim() {
 }
 
 // reclaimSpan compacts the chunk span of evicted bodies if there is one,
-// and (unless force) pebble's files pass EvictStart of the budget.
+// and (unless force) pebble's files exceed the charge by a twentieth of
+// the budget.
 func (d *diskTier) reclaimSpan(force bool) {
 	d.reclaimMu.Lock()
 	lo, hi := d.reclaimLo, d.reclaimHi
 	d.reclaimMu.Unlock()
-	if lo == 0 || (!force && d.diskUsage() <= int64(d.opts.EvictStart*float64(d.budget))) {
+	if lo == 0 || (!force && d.diskUsage()-d.used.Load() <= d.budget/20) {
 		return
 	}
 	// In pieces: a compaction writes its outputs before its inputs go,
@@ -1139,7 +1150,7 @@ func (d *diskTier) sweepExpired() {
 		if e.keepUntil != 0 && e.keepUntil < now {
 			victims = append(victims, k)
 		}
-		if i++; i == 4*evictSample {
+		if i++; i == expirySample {
 			break
 		}
 	}

@@ -10,6 +10,7 @@ type statsCollector struct{ s *Store }
 var (
 	descBytes   = prometheus.NewDesc("cellar_store_bytes", "Bytes held by a tier.", []string{"tier"}, nil)
 	descObjects = prometheus.NewDesc("cellar_store_objects", "Objects held by a tier.", []string{"tier"}, nil)
+	descBudget  = prometheus.NewDesc("cellar_store_budget_bytes", "A tier's budget for objects (disk: DiskBytes less its fixed overheads), against which cellar_store_bytes is charged.", []string{"tier"}, nil)
 	descLookups = prometheus.NewDesc("cellar_store_lookups_total", "Store lookups by result.", []string{"result"}, nil)
 	descCorrupt = prometheus.NewDesc("cellar_store_corrupt_records_total", "Records that failed their checksum and were deleted.", nil, nil)
 	descEvicted = prometheus.NewDesc("cellar_store_evictions_total", "Objects evicted from the disk tier to keep its budget.", nil, nil)
@@ -28,7 +29,7 @@ var (
 var diskModes = []string{DiskOnline, DiskPaused, DiskReadOnly, DiskOffline}
 
 func (c statsCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descBytes, descObjects, descLookups, descCorrupt, descEvicted, descWriteEr, descBansPending, descBans, descBanned, descDiskMod, descFaults, descQuarant} {
+	for _, d := range []*prometheus.Desc{descBytes, descObjects, descBudget, descLookups, descCorrupt, descEvicted, descWriteEr, descBansPending, descBans, descBanned, descDiskMod, descFaults, descQuarant} {
 		ch <- d
 	}
 }
@@ -45,6 +46,8 @@ func (c statsCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(descBytes, st.DiskBytes, "disk")
 	gauge(descObjects, st.MemoryObjects, "memory")
 	gauge(descObjects, st.DiskObjects, "disk")
+	gauge(descBudget, st.MemoryBudget, "memory")
+	gauge(descBudget, st.DiskObjectBudget, "disk")
 	counter(descLookups, st.Hits, "hit")
 	counter(descLookups, st.Misses, "miss")
 	counter(descCorrupt, st.Corrupt)

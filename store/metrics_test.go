@@ -33,21 +33,26 @@ func TestCollectorReportsStats(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var diskObjects float64 = -1
-	for _, mf := range mfs {
-		if mf.GetName() != "cellar_store_objects" {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == "tier" && l.GetValue() == "disk" {
-					diskObjects = m.GetGauge().GetValue()
+	disk := func(name string) float64 {
+		for _, mf := range mfs {
+			if mf.GetName() != name {
+				continue
+			}
+			for _, m := range mf.GetMetric() {
+				for _, l := range m.GetLabel() {
+					if l.GetName() == "tier" && l.GetValue() == "disk" {
+						return m.GetGauge().GetValue()
+					}
 				}
 			}
 		}
+		return -1
 	}
-	if diskObjects != 1 {
-		t.Errorf("cellar_store_objects{tier=disk} = %v, want 1", diskObjects)
+	if got := disk("cellar_store_objects"); got != 1 {
+		t.Errorf("cellar_store_objects{tier=disk} = %v, want 1", got)
+	}
+	if got, want := disk("cellar_store_budget_bytes"), float64(s.Stats().DiskObjectBudget); got != want || got <= 0 {
+		t.Errorf("cellar_store_budget_bytes{tier=disk} = %v, want %v", got, want)
 	}
 	n, err := testutil.GatherAndCount(reg, "cellar_store_lookups_total")
 	if err != nil || n != 2 {

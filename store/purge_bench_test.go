@@ -23,7 +23,7 @@ func BenchmarkPurge(b *testing.B) {
 				opts := testOptions(b)
 				opts.DiskBytes = 4 << 30
 				opts.MemoryBytes = 64 << 20
-				opts.commitNoSync = true
+				opts.NoSync = true
 				s := openTest(b, opts)
 				ctx := context.Background()
 				payload := body(500, 1)

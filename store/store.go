@@ -82,11 +82,14 @@ type Options struct {
 	// the memory tier's admission counters (10 per expected object).
 	// Default 16 KiB.
 	MeanObjectSize int64
-	// EvictStart and EvictTarget are fractions of DiskBytes: background
-	// eviction starts when the stored bytes pass EvictStart and stops at
-	// EvictTarget. Defaults 0.75 and 0.65; they leave headroom for
-	// compactions in flight and not yet compacted deletions (measured by
-	// TestDiskStaysWithinBudgetUnderSustainedFill).
+	// EvictTarget and EvictStart are fractions of the disk tier's budget
+	// for objects (DiskBytes less its fixed overheads,
+	// Stats.DiskObjectBudget). Committed objects fill the replacement
+	// policy (adaptive W-TinyLFU, see replacer) up to EvictTarget; when
+	// fills in progress or grown metadata take the charge past EvictStart,
+	// the policy's victims are evicted down to EvictTarget. Defaults 0.92
+	// and 0.96: the rest is room for pebble's compaction transients
+	// (measured by TestDiskStaysWithinBudgetUnderSustainedFill).
 	EvictStart, EvictTarget float64
 	// BlockCacheBytes is pebble's block cache size. Default DiskBytes/64,
 	// between 1 MiB and 64 MiB.
@@ -111,12 +114,13 @@ type Options struct {
 	// FS is the file system under pebble; nil means the real one
 	// (vfs.Default). Tests inject failures such as a full disk.
 	FS vfs.FS
+	// NoSync skips the fsync of each commit: a kill -9 may then lose the
+	// newest commits. For simulations and benchmarks (`cellar bench sim`
+	// sets it); never in production.
+	NoSync bool
 
 	// now replaces time.Now (tests).
 	now func() time.Time
-	// commitNoSync skips the fsync of each commit (benchmark setup only:
-	// a kill -9 may then lose the newest commits).
-	commitNoSync bool
 	// noSweep leaves bans to lookups (tests of the lazy path).
 	noSweep bool
 }
@@ -145,10 +149,10 @@ func (o *Options) EnsureDefaults() {
 		o.MeanObjectSize = 16 << 10
 	}
 	if o.EvictStart == 0 {
-		o.EvictStart = 0.75
+		o.EvictStart = 0.96
 	}
 	if o.EvictTarget == 0 {
-		o.EvictTarget = 0.65
+		o.EvictTarget = 0.92
 	}
 	if o.BlockCacheBytes == 0 {
 		o.BlockCacheBytes = clamp(o.DiskBytes/64, 1<<20, 64<<20)
@@ -227,8 +231,8 @@ type Object struct {
 
 	body     []byte // whole body when resident in memory
 	resident bool
-	loc      location      // disk location of the body; tier is nil if not read from disk
-	access   *atomic.Int64 // the disk entry's access clock; nil if not on disk
+	loc      location   // disk location of the body; tier is nil if not read from disk
+	entry    *diskEntry // the disk index entry read or committed; nil if not on disk
 }
 
 // location is where a body lives on disk.
@@ -403,8 +407,8 @@ func (s *Store) Close() error {
 func (s *Store) Get(ctx context.Context, key string) (*Object, error) {
 	if s.mem != nil {
 		if o, ok := s.mem.get(key); ok {
-			if o.access != nil && o.loc.tier != nil {
-				o.loc.tier.touch(o.access)
+			if o.entry != nil && o.loc.tier != nil {
+				o.loc.tier.touch(o.entry)
 			}
 			if o, gone := s.banned(o); !gone {
 				s.hits.Add(1)
@@ -430,6 +434,7 @@ func (s *Store) Get(ctx context.Context, key string) (*Object, error) {
 	}
 	if errors.Is(err, ErrNotFound) {
 		s.misses.Add(1)
+		d.repl.missed(key)
 	}
 	return nil, err
 }

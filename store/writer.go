@@ -294,6 +294,15 @@ func (w *Writer) addChunk(b *pebble.Batch) {
 // waits for is held while the commit is written and synced: readers go on
 // reading the body while the commit is in progress.
 func (w *Writer) Commit(ctx context.Context) (*Object, error) {
+	o, err := w.commitFill(ctx)
+	if err == nil && w.d.used.Load() > w.d.budget {
+		// Eviction fell behind the fills: help it, outside every lock.
+		w.d.evictObjects()
+	}
+	return o, err
+}
+
+func (w *Writer) commitFill(ctx context.Context) (*Object, error) {
 	w.mu.Lock()
 	switch w.state {
 	case aborted:
@@ -440,7 +449,7 @@ func (w *Writer) commit() (*Object, error) {
 		b.Set(fillKey(w.fill), sealed([]byte(w.key)), nil)
 	}
 	wo := pebble.Sync
-	if d.opts.commitNoSync {
+	if d.opts.NoSync {
 		wo = pebble.NoSync
 	}
 	if err := d.commit(b, wo); err != nil {
@@ -455,7 +464,7 @@ func (w *Writer) commit() (*Object, error) {
 	}
 	w.mu.Unlock()
 
-	e := &diskEntry{fill: w.fill, size: w.size, charge: chargeOf(w.key, rec, len(mv))}
+	e := &diskEntry{key: w.key, fill: w.fill, size: w.size, charge: chargeOf(w.key, rec, len(mv))}
 	if !rec.keepUntil.IsZero() {
 		e.keepUntil = rec.keepUntil.UnixNano()
 	}
@@ -468,7 +477,7 @@ func (w *Writer) commit() (*Object, error) {
 		Tags:      w.opts.Tags,
 		KeepUntil: w.opts.KeepUntil,
 		loc:       location{tier: d, fill: w.fill, chunkSize: w.cs},
-		access:    &e.access,
+		entry:     e,
 	}
 	if w.keepBody && int64(len(w.body)) == w.size {
 		o.body, o.resident = w.body, true
@@ -483,6 +492,7 @@ func (w *Writer) commit() (*Object, error) {
 	d.index[w.key] = e
 	d.used.Add(e.charge - w.charged)
 	w.charged = 0
+	d.repl.committed(w.key, e.charge) // Commit kicks the loop to remove what it evicted
 	d.peer.stored(o)
 	d.mu.Unlock()
 	return o, nil

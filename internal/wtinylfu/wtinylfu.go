@@ -123,6 +123,14 @@ func New[K comparable](capacity, expectedKeys int64, hash func(K) uint64) *Polic
 	return p
 }
 
+// SetClimbSample sets the number of requests per hill-climbing sample
+// (default: ten per expected key, as Caffeine). A shorter sample adapts
+// the window sooner, on short traces or after a shift, at the price of
+// noisier steps.
+func (p *Policy[K]) SetClimbSample(n int) {
+	p.sampleSize = max(n, 100)
+}
+
 // Capacity returns the weight limit.
 func (p *Policy[K]) Capacity() int64 { return p.capacity }
 
@@ -269,9 +277,12 @@ func (p *Policy[K]) Victim() (K, bool) {
 }
 
 // trim moves window overflow into the main space through admission, then
-// evicts until the total fits.
+// evicts until the total fits. The window keeps its most recent key even
+// when that key alone is heavier than the window: an object is never
+// refused the moment it is added (it would miss on its next request
+// however soon), the main space makes room for it instead.
 func (p *Policy[K]) trim(evict func(K)) {
-	for p.window.weight > p.windowMax {
+	for p.window.weight > p.windowMax && p.window.n > 1 {
 		c := p.window.back()
 		p.window.remove(c)
 		p.admit(c, evict)

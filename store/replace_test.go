@@ -1,0 +1,131 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"testing"
+)
+
+// TestDiskTierKeepsFrequentObjectsThroughAScan: objects requested often
+// survive a scan of one-time objects twice the disk budget. The disk
+// tier's former sampled LRU evicted all of them (nothing touched them
+// during the scan); W-TinyLFU admission turns the scan away.
+func TestDiskTierKeepsFrequentObjectsThroughAScan(t *testing.T) {
+	opts := testOptions(t)
+	opts.DiskBytes = 4 << 20
+	opts.MemoryBytes = -1
+	opts.MeanObjectSize = 8 << 10
+	s := openTest(t, opts)
+	ctx := context.Background()
+	const hot = 40
+	for i := range hot {
+		put(t, s, fmt.Sprintf("hot/%d", i), body(8<<10, 1), CreateOptions{SizeHint: -1})
+	}
+	for range 5 {
+		for i := range hot {
+			if _, err := s.Get(ctx, fmt.Sprintf("hot/%d", i)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	budget := s.Stats().DiskObjectBudget
+	scan := int(2 * budget / (8 << 10))
+	for i := range scan {
+		key := fmt.Sprintf("cold/%d", i)
+		if _, err := s.Get(ctx, key); err == nil {
+			t.Fatalf("%s found before it was stored", key)
+		}
+		put(t, s, key, body(8<<10, 2), CreateOptions{SizeHint: -1})
+		s.cur().evict()
+	}
+	kept := 0
+	for i := range hot {
+		if e, _, _ := s.cur().lookup(fmt.Sprintf("hot/%d", i)); e != nil {
+			kept++
+		}
+	}
+	st := s.Stats()
+	if kept < hot*9/10 {
+		t.Errorf("%d of %d frequent objects survived a scan of %d one-time objects (stats %+v)", kept, hot, scan, st)
+	}
+	if st.DiskBytes > budget || st.Evictions < int64(scan/2) {
+		t.Errorf("charge %d of budget %d, %d evictions: eviction did not keep up", st.DiskBytes, budget, st.Evictions)
+	}
+}
+
+// TestDiskTierFillsItsBudget: in steady state the disk tier holds at least
+// 90% of its budget for objects (it held 65-75% when it evicted in the
+// background between those marks).
+func TestDiskTierFillsItsBudget(t *testing.T) {
+	opts := testOptions(t)
+	opts.DiskBytes = 8 << 20
+	opts.MemoryBytes = -1
+	opts.MeanObjectSize = 8 << 10
+	s := openTest(t, opts)
+	budget := s.Stats().DiskObjectBudget
+	n := int(2 * budget / (8 << 10))
+	low := int64(-1)
+	for i := range n {
+		put(t, s, fmt.Sprintf("o/%d", i), body(8<<10, byte(i)), CreateOptions{SizeHint: -1})
+		s.cur().evict()
+		if st := s.Stats(); i > n/2 && (low < 0 || st.DiskBytes < low) {
+			low = st.DiskBytes
+		}
+	}
+	st := s.Stats()
+	if st.Evictions == 0 || st.DiskBytes > budget {
+		t.Fatalf("stats %+v: want evictions and the charge within the budget %d", st, budget)
+	}
+	if low < budget*9/10 {
+		t.Errorf("the charge fell to %d bytes in steady state, %.1f%% of the budget %d; want at least 90%%", low, 100*float64(low)/float64(budget), budget)
+	}
+}
+
+// TestReplacerRebuiltOnReopen: after a restart the policy knows the stored
+// objects again, so eviction goes on keeping the store within its budget
+// and a frequent object found on disk stays.
+func TestReplacerRebuiltOnReopen(t *testing.T) {
+	opts := testOptions(t)
+	opts.DiskBytes = 4 << 20
+	opts.MemoryBytes = -1
+	opts.MeanObjectSize = 8 << 10
+	s, err := Open(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	budget := s.Stats().DiskObjectBudget
+	n := int(budget / (8 << 10))
+	for i := range n {
+		put(t, s, fmt.Sprintf("a/%d", i), body(8<<10, 1), CreateOptions{SizeHint: -1})
+		s.cur().evict()
+	}
+	before := s.Stats().DiskObjects
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openTest(t, opts)
+	d := s.cur()
+	d.repl.mu.Lock()
+	held := d.repl.p.Len()
+	d.repl.mu.Unlock()
+	if st := s.Stats(); st.DiskObjects != before || int64(held) != before {
+		t.Fatalf("after reopen: %d objects stored, %d in the policy; want %d", st.DiskObjects, held, before)
+	}
+	ctx := context.Background()
+	for range 3 {
+		if _, err := s.Get(ctx, "a/0"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 2 * n {
+		put(t, s, fmt.Sprintf("b/%d", i), body(8<<10, 2), CreateOptions{SizeHint: -1})
+		s.cur().evict()
+	}
+	st := s.Stats()
+	if st.DiskBytes > budget || st.Evictions < int64(n) {
+		t.Errorf("after reopen: charge %d of budget %d with %d evictions", st.DiskBytes, budget, st.Evictions)
+	}
+	if e, _, _ := s.cur().lookup("a/0"); e == nil {
+		t.Errorf("the object requested after the restart was evicted by one-time objects")
+	}
+}
