@@ -63,6 +63,7 @@ func newReplacer(capacity, expectedObjects int64, index map[string]*diskEntry) *
 	// measured on the shipped traces (docs/DESIGN.md), the window then
 	// adapts within short traces (web07) and loses little on long ones.
 	p.SetClimbSample(int(expectedObjects))
+	p.SetKeepNewest(true)
 	return &replacer{p: p, index: index}
 }
 

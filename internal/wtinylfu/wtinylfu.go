@@ -39,6 +39,7 @@ type Policy[K comparable] struct {
 
 	window, probation, protected list[K]
 	windowMax, protectedMax      int64
+	keepNewest                   bool
 
 	// Hill climbing.
 	sampleHits, sampleMisses int
@@ -122,6 +123,16 @@ func New[K comparable](capacity, expectedKeys int64, hash func(K) uint64) *Polic
 	p.step = -stepShare * float64(p.capacity)
 	return p
 }
+
+// SetKeepNewest makes the window keep the newest key even when it alone is
+// heavier than the window (or the window is empty), so that a key is never
+// refused the moment it is added: it would miss on its next request
+// however soon. The main space's least recent probation keys make room
+// for it instead, and it faces admission when the next key arrives.
+// Caffeine does not do this (an entry heavier than the window goes
+// straight to admission); cellar's disk tier does, since a response just
+// stored is often requested again at once.
+func (p *Policy[K]) SetKeepNewest(keep bool) { p.keepNewest = keep }
 
 // SetClimbSample sets the number of requests per hill-climbing sample
 // (default: ten per expected key, as Caffeine). A shorter sample adapts
@@ -277,12 +288,10 @@ func (p *Policy[K]) Victim() (K, bool) {
 }
 
 // trim moves window overflow into the main space through admission, then
-// evicts until the total fits. The window keeps its most recent key even
-// when that key alone is heavier than the window: an object is never
-// refused the moment it is added (it would miss on its next request
-// however soon), the main space makes room for it instead.
+// evicts until the total fits. With keepNewest the window keeps its most
+// recent key even when that key alone is heavier than the window.
 func (p *Policy[K]) trim(evict func(K)) {
-	for p.window.weight > p.windowMax && p.window.n > 1 {
+	for p.window.weight > p.windowMax && (!p.keepNewest || p.window.n > 1) {
 		c := p.window.back()
 		p.window.remove(c)
 		p.admit(c, evict)

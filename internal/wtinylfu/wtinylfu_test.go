@@ -88,3 +88,31 @@ func TestHillClimbingGrowsTheWindowOnARecencyWorkload(t *testing.T) {
 		t.Errorf("window share = %.2f after a recency workload, want it grown well past 0.01", s)
 	}
 }
+
+func TestKeepNewestHoldsAHeavyNewKey(t *testing.T) {
+	for _, keep := range []bool{false, true} {
+		// A window of 10 and keys of weight 50: a new key is heavier than
+		// the window, and (seen once) loses admission against the main
+		// space's keys, which were seen twice.
+		p := New[uint64](1000, 20, ident)
+		p.SetKeepNewest(keep)
+		for k := uint64(1); k <= 19; k++ {
+			p.Access(k)
+			p.Access(k)
+			p.Add(k, 50, func(uint64) {})
+		}
+		p.Access(100)
+		p.Add(100, 50, func(uint64) {})
+		p.Access(101)
+		p.Add(101, 50, func(uint64) {})
+		if got := p.Contains(101); got != keep {
+			t.Errorf("keepNewest %v: newest key held = %v", keep, got)
+		}
+		if p.Contains(100) {
+			t.Errorf("keepNewest %v: the previous one-time key 100 passed admission", keep)
+		}
+		if w := p.Weight(); w > 1000 {
+			t.Errorf("keepNewest %v: weight %d over the capacity", keep, w)
+		}
+	}
+}
