@@ -149,10 +149,13 @@ const memTableStopWrites = 2
 
 // fixedOverhead is what the data directory holds besides objects, counted
 // against DiskBytes: the ballast, the WAL files (memTableStopWrites live
-// and memTableStopWrites+1 recycled, each about one memtable) and the
-// MANIFEST (rotated at one memtable's size; old and new during rotation).
+// and memTableStopWrites+1 recycled, each about one memtable), the
+// MANIFEST (rotated at one memtable's size; old and new during rotation)
+// and the room spaceLimit keeps for compaction transients, so that objects
+// filling their budget (EvictTarget) do not hold the space gate shut.
 func fixedOverhead(o *Options) int64 {
-	return max(o.ReserveBytes, 0) + (2*memTableStopWrites+1)*o.MemTableBytes + 2*o.MemTableBytes
+	return max(o.ReserveBytes, 0) + (2*memTableStopWrites+1)*o.MemTableBytes + 2*o.MemTableBytes +
+		(o.DiskBytes-max(o.ReserveBytes, 0))/12
 }
 
 // openDisk opens the pebble instance in opts.Dir (read-only: without
