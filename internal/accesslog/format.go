@@ -213,18 +213,30 @@ func appendAddr(b []byte, a netip.Addr) []byte {
 const hexDigits = "0123456789ABCDEF"
 
 // appendLogfmt writes s bare when it is a non-empty run of visible ASCII
-// without '"', '=' or '\', else quoted as a Go string.
+// without '"', '=' or '\', else quoted as a Go string (directly when it
+// needs no escapes, as a Cache-Status value: strconv's quoting goes rune by
+// rune).
 func appendLogfmt(b []byte, s string) []byte {
-	if s == "" {
-		return append(b, `""`...)
-	}
+	bare, plain := s != "", true
 	for i := 0; i < len(s); i++ {
 		c := s[i]
-		if c <= ' ' || c > '~' || c == '"' || c == '=' || c == '\\' {
-			return strconv.AppendQuote(b, s)
+		if c < ' ' || c > '~' || c == '"' || c == '\\' {
+			plain = false
+			break
+		}
+		if c == ' ' || c == '=' {
+			bare = false
 		}
 	}
-	return append(b, s...)
+	switch {
+	case bare && plain:
+		return append(b, s...)
+	case plain:
+		b = append(b, '"')
+		b = append(b, s...)
+		return append(b, '"')
+	}
+	return strconv.AppendQuote(b, s)
 }
 
 // appendJSONString writes s as a JSON string; invalid UTF-8 becomes U+FFFD.
