@@ -1,11 +1,12 @@
 package proxy
 
 import (
-	"hash/fnv"
 	"math"
 	"math/rand/v2"
 	"slices"
 	"sync/atomic"
+
+	"github.com/cespare/xxhash/v2"
 )
 
 // maxWeight bounds an origin's weight, so that weight products stay small.
@@ -128,16 +129,14 @@ func (randomTwo) pick(cands []candidate, _ string) *upstream {
 type rendezvous struct{}
 
 func (rendezvous) pick(cands []candidate, key string) *upstream {
+	h := xxhash.Sum64String(key)
 	var best *upstream
 	bestScore := math.Inf(-1)
 	for _, c := range cands {
-		h := fnv.New64a()
-		h.Write([]byte(c.u.url.Host))
-		h.Write([]byte{0})
-		h.Write([]byte(key))
-		// A uniform value in (0, 1) from the hash; score = -w / ln(x)
-		// gives each origin its weight's share of keys.
-		x := (float64(mix64(h.Sum64())>>11) + 0.5) / (1 << 53)
+		// A uniform value in (0, 1) from the key's and the origin's
+		// hashes; score = -w / ln(x) gives each origin its weight's share
+		// of keys.
+		x := (float64(mix64(h^c.u.seed)>>11) + 0.5) / (1 << 53)
 		if score := -float64(c.weight) / math.Log(x); score > bestScore {
 			best, bestScore = c.u, score
 		}
@@ -145,7 +144,8 @@ func (rendezvous) pick(cands []candidate, key string) *upstream {
 	return best
 }
 
-// mix64 is the splitmix64 finaliser: FNV's low bits alone spread poorly.
+// mix64 is the splitmix64 finaliser: it makes the scores of one key for
+// different origins independent.
 func mix64(z uint64) uint64 {
 	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9
 	z = (z ^ (z >> 27)) * 0x94d049bb133111eb

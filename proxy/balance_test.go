@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cespare/xxhash/v2"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
@@ -178,7 +179,11 @@ func TestHashSendsAKeyToOneOrigin(t *testing.T) {
 	}
 
 	// The selector alone: 3 origins, then without c.
-	ups := []*upstream{{url: mustURL(a.URL)}, {url: mustURL(b.URL)}, {url: mustURL(c.URL)}}
+	var ups []*upstream
+	for _, o := range []*countingOrigin{a, b, c} {
+		u := mustURL(o.URL)
+		ups = append(ups, &upstream{url: u, seed: xxhash.Sum64String(u.Host)})
+	}
 	three := []candidate{{ups[0], 1}, {ups[1], 1}, {ups[2], 1}}
 	moved, keys := 0, 10000
 	for i := range keys {

@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cespare/xxhash/v2"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -55,6 +56,7 @@ type site struct {
 // upstream is one origin, its connections and its health.
 type upstream struct {
 	url       *url.URL
+	seed      uint64          // hash of url.Host, for rendezvous hashing (balance.go)
 	tr        *http.Transport // its own keep-alive pool and TLS settings
 	conns     atomic.Int64    // requests in flight, until their body is closed
 	fails     atomic.Int32    // failures in a row
@@ -140,7 +142,7 @@ func (p *pool) upstream(o Origin, base *http.Transport, idle int) (*upstream, er
 		}
 		tr.TLSClientConfig = tc
 	}
-	up := &upstream{url: u, tr: tr}
+	up := &upstream{url: u, tr: tr, seed: xxhash.Sum64String(u.Host)}
 	p.byHost[u.Host] = up
 	return up, nil
 }
