@@ -70,14 +70,20 @@ func NewCellar(ctx context.Context, o CellarOptions) (*Cellar, error) {
 		NoSync:         true,
 	}
 	s, err := openMem(so)
-	if err == nil && o.ObjectBudget > 0 {
-		// The store derives its budget for objects from DiskBytes; open
-		// again with DiskBytes corrected by the difference.
-		if got := s.Stats().DiskObjectBudget; got != o.ObjectBudget {
-			s.Close()
-			so.DiskBytes += o.ObjectBudget - got
-			s, err = openMem(so)
+	// The store derives its budget for objects from DiskBytes (less
+	// overheads that partly scale with it): correct DiskBytes by the
+	// difference until the budget is the one asked for.
+	for range 4 {
+		if err != nil || o.ObjectBudget <= 0 {
+			break
 		}
+		got := s.Stats().DiskObjectBudget
+		if got == o.ObjectBudget {
+			break
+		}
+		s.Close()
+		so.DiskBytes += o.ObjectBudget - got
+		s, err = openMem(so)
 	}
 	if err != nil {
 		os.RemoveAll(dir)
@@ -121,12 +127,12 @@ func newCellarPolicy(ctx context.Context, capacity int64, bytes bool, memShare f
 	if mem == 0 {
 		mem = -1 // store: negative disables the memory tier
 	}
-	// Memtables of a sixteenth of the capacity: the fixed overheads are
-	// a few memtables, so DiskBytes stays under twice the capacity, as
-	// the store requires.
-	mt := max(256<<10, min(capacity/16, 64<<20))
+	// Memtables of a 32nd of the capacity: the fixed overheads (a few
+	// memtables and a twelfth of DiskBytes) then leave the objects more
+	// than half of DiskBytes, as the store requires.
+	mt := max(64<<10, min(capacity/32, 64<<20))
 	return NewCellar(ctx, CellarOptions{
-		MemoryBytes: mem, DiskBytes: 2 * capacity, ObjectBudget: capacity,
+		MemoryBytes: mem, DiskBytes: 2*capacity + 8*mt, ObjectBudget: capacity,
 		MemTableBytes: mt, MeanObjectSize: meanSize,
 	})
 }
