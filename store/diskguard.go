@@ -55,7 +55,11 @@ func guard(fn func() error) (err error) {
 				err = fmt.Errorf("%w: %s", errPebbleFatal, f.msg)
 				return
 			}
-			err = fmt.Errorf("%w: panic: %v", errPebbleFatal, r)
+			if e, ok := r.(error); ok {
+				err = fmt.Errorf("%w: pebble panicked: %w", errPebbleFatal, e)
+				return
+			}
+			err = fmt.Errorf("%w: pebble panicked: %v", errPebbleFatal, r)
 		}
 	}()
 	return fn()

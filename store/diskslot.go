@@ -339,15 +339,16 @@ func isLockError(err error) bool {
 }
 
 // hasRoom reports whether the disk has room for pebble to open read-write
-// and make progress: two memtables' worth of WAL and flushed tables, and
-// a MiB for its MANIFEST and OPTIONS. It is not the budget: a disk smaller
-// than DiskBytes is used as far as it goes.
+// and make progress: two memtables' worth of WAL and flushed tables and a
+// MiB for its MANIFEST and OPTIONS, or 4 MiB if that is less. It is not
+// the budget: a disk smaller than DiskBytes is used as far as it goes, and
+// when it fills up the tier goes read-only until there is room again.
 func (s *Store) hasRoom() bool {
 	du, err := s.opts.FS.GetDiskUsage(s.opts.Dir)
 	if err != nil {
 		return true
 	}
-	return du.AvailBytes >= uint64(2*s.opts.MemTableBytes+1<<20)
+	return du.AvailBytes >= uint64(min(2*s.opts.MemTableBytes+1<<20, 4<<20))
 }
 
 // quarantine moves pebble's directory to Dir/quarantine/<time>/,

@@ -51,7 +51,11 @@ func buildCellar(t *testing.T) string {
 			return
 		}
 		cellarBin.path = filepath.Join(cellarBin.dir, "cellar")
-		if out, err := exec.Command("go", "build", "-o", cellarBin.path, ".").CombinedOutput(); err != nil {
+		args := []string{"build", "-o", cellarBin.path}
+		if raceEnabled {
+			args = append(args, "-race")
+		}
+		if out, err := exec.Command("go", append(args, ".")...).CombinedOutput(); err != nil {
 			cellarBin.err = fmt.Errorf("go build: %v\n%s", err, out)
 		}
 	})
@@ -195,7 +199,7 @@ func (p *cellarProc) alive(t *testing.T) {
 		t.Fatalf("cellar exited: %v\n%s", p.err, p.logText())
 	default:
 	}
-	if strings.Contains(p.logText(), "panic") {
+	if log := p.logText(); strings.HasPrefix(log, "panic: ") || strings.Contains(log, "\npanic: ") {
 		t.Fatalf("cellar logged a panic:\n%s", p.logText())
 	}
 }
@@ -350,8 +354,9 @@ func TestCellarSurvivesDamagedFilesAndCrashLoops(t *testing.T) {
 }
 
 // TestCellarOnAFullTmpfs is the first reproduction on a real small
-// file system: cellar with the default 2 GiB budget on a 64 MiB tmpfs is
-// filled past its size, then restarted on the still-full disk. It needs
+// file system: cellar with the default 2 GiB budget on a 64 MiB tmpfs (of
+// which 40 MiB hold another file) is filled past its size, then restarted
+// on the still-full disk. It needs
 // root (mount); it is skipped otherwise.
 func TestCellarOnAFullTmpfs(t *testing.T) {
 	if testing.Short() {
@@ -375,13 +380,19 @@ func TestCellarOnAFullTmpfs(t *testing.T) {
 	dir := filepath.Join(mnt, "data")
 	args := []string{"-origin", origin.URL, "-memory", "4MiB"}
 
+	// Most of the disk is taken by someone else: 40 MiB of it.
+	fillFile(t, filepath.Join(mnt, "other"), 40<<20)
 	p := startCellar(t, bin, dir, args...)
-	const big = 72 // 72 MiB through a 64 MiB disk
+	const big = 32 // 32 MiB through the 24 MiB left
 	for i := range big {
 		p.fetch(t, fmt.Sprintf("/big/%d", i))
 	}
 	p.alive(t)
-	t.Logf("after filling: %d fills failed with a 502; %s", p.failed.Load(), strings.TrimSpace(p.healthz(t)))
+	h := p.healthz(t)
+	t.Logf("after filling: %d fills failed with a 502; %s", p.failed.Load(), strings.TrimSpace(h))
+	if !strings.Contains(p.logText(), "no space left") && !strings.Contains(p.logText(), "ENOSPC") {
+		t.Fatalf("the disk never filled up; healthz %q", h)
+	}
 	for i := range 8 {
 		p.fetch(t, fmt.Sprintf("/big/%d", i))
 	}
@@ -389,23 +400,10 @@ func TestCellarOnAFullTmpfs(t *testing.T) {
 	p.kill9(t)
 
 	// Whatever room is left goes to a filler file: the disk is full.
-	if f, err := os.Create(filepath.Join(mnt, "filler")); err == nil {
-		buf := make([]byte, 1<<20)
-		for {
-			if _, err := f.Write(buf); err != nil {
-				break
-			}
-		}
-		for {
-			if _, err := f.Write(buf[:4096]); err != nil {
-				break
-			}
-		}
-		f.Close()
-	}
+	fillFile(t, filepath.Join(mnt, "filler"), 1<<40)
 	p = startCellar(t, bin, dir, args...)
 	t.Logf("restart on the full disk: listening after %v; %s", p.listenAfter, strings.TrimSpace(p.healthz(t)))
-	for i := range 24 {
+	for i := range big {
 		p.fetch(t, fmt.Sprintf("/big/%d", i))
 	}
 	p.alive(t)
@@ -413,4 +411,29 @@ func TestCellarOnAFullTmpfs(t *testing.T) {
 		t.Fatalf("healthz does not show the disk tier: %q", h)
 	}
 	p.term(t)
+}
+
+// fillFile writes up to n bytes to a new file at path, stopping quietly
+// when the disk is full.
+func fillFile(t *testing.T, path string, n int64) {
+	t.Helper()
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	buf := make([]byte, 1<<20)
+	for n > 0 {
+		k, err := f.Write(buf[:min(int64(len(buf)), n)])
+		n -= int64(k)
+		if err != nil {
+			break
+		}
+	}
+	for n > 0 { // the last few KiB
+		if _, err := f.Write(buf[:4096]); err != nil {
+			break
+		}
+		n -= 4096
+	}
 }
