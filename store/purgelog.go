@@ -26,16 +26,15 @@ type Ticket struct {
 	once sync.Once // Release
 }
 
-// Purged reports whether a purge since t was taken matches the object key
-// stored with tags.
-func (t *Ticket) Purged(key string, tags []string) bool {
-	return t.log.matched(t.seq, key, tags, false)
-}
-
-// MayBePurged is Purged for an object whose tags are not known yet (a
-// fill before its response header): a tag purge since t counts as a match.
+// MayBePurged reports whether a purge since t was taken matches key, or
+// may match an object stored under it: its tags are not known yet (a fill
+// before its response header), so a tag purge counts as a match. Commits
+// and metadata updates check the exact key and tags themselves.
 func (t *Ticket) MayBePurged(key string) bool {
-	return t.log.matched(t.seq, key, nil, true)
+	l := t.log
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.matchedLocked(t.seq, key, nil, true)
 }
 
 // Release tells the store that t is no longer used; the purges only it
@@ -142,14 +141,8 @@ func wait(ctx context.Context, pubs []*publication) error {
 	return nil
 }
 
-// matched reports whether a purge after seq matches key (with tags; with
-// anyTag, every tag purge matches).
-func (l *purgeLog) matched(seq uint64, key string, tags []string, anyTag bool) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.matchedLocked(seq, key, tags, anyTag)
-}
-
+// matchedLocked reports whether a purge after seq matches key (with tags;
+// with anyTag, every tag purge matches). Call it with mu held.
 func (l *purgeLog) matchedLocked(seq uint64, key string, tags []string, anyTag bool) bool {
 	if l.seq <= seq {
 		return false
