@@ -231,7 +231,7 @@ func TestUncacheableHerdGoesToTheOriginInParallel(t *testing.T) {
 	if got := r.origin.hits.Load(); got != n {
 		t.Errorf("origin requests = %d, want %d (one per client)", got, n)
 	}
-	var released, hfm int
+	var released, hfm, leaders int
 	for i, h := range res {
 		if h.err != nil || h.status != http.StatusOK || !bytes.Equal(h.body, herdBody) {
 			t.Fatalf("client %d: err %v, status %d, %d body bytes", i, h.err, h.status, len(h.body))
@@ -244,10 +244,15 @@ func TestUncacheableHerdGoesToTheOriginInParallel(t *testing.T) {
 			released++
 		case strings.Contains(h.cacheStatus, "detail=hit-for-miss"):
 			hfm++
+		case !strings.Contains(h.cacheStatus, "detail="):
+			// A leader. A client that passed the hit-for-miss check just
+			// before the mark and looked up after the flight ended leads
+			// a flight of its own (seen under load).
+			leaders++
 		}
 	}
-	if released+hfm != n-1 {
-		t.Errorf("%d released waiters and %d hit-for-miss of %d clients, want all but the leader", released, hfm, n)
+	if released+hfm+leaders != n || leaders < 1 || leaders > n/100 {
+		t.Errorf("%d released waiters, %d hit-for-miss and %d leaders of %d clients, want all but a leader or few released or hit-for-miss", released, hfm, leaders, n)
 	}
 	if got := metricValue(t, r.server.metrics.hitForMiss); int(got) != hfm {
 		t.Errorf("hit_for_miss_total = %v, want %d", got, hfm)
