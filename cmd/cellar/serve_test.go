@@ -333,6 +333,13 @@ func TestExampleConfigIsValid(t *testing.T) {
 		s.cache.Cookies != cache.CookiesNever || s.cache.StripCDNCacheControl {
 		t.Errorf("example config decoded to %+v", s)
 	}
+	// Pools (issue 16).
+	if p := s.proxy; p.Balance != "round_robin" || p.Retries.Tries != 2 || len(p.Retries.Statuses) != 3 || p.Retries.Budget != 2*time.Second || p.MaxFails != 2 {
+		t.Errorf("pool settings %+v", p)
+	}
+	if site := s.proxy.Sites[0]; len(site.Pool) != 3 || site.Pool[0].Weight != 3 || !site.Pool[2].Backup || site.Balance != "least_conn" || site.Headers.Host != "api.internal" {
+		t.Errorf("site %+v", site)
+	}
 	s.proxy.EnsureDefaults()
 	if err := s.proxy.Validate(); err != nil {
 		t.Errorf("the example's proxy settings are invalid: %v", err)
