@@ -20,6 +20,7 @@ type Metrics struct {
 	storeErrors             prometheus.Counter
 	retries                 prometheus.Counter   // upstream.go
 	origins                 prometheus.Collector // per-origin health and load (upstream.go); set by New
+	peers                   prometheus.Collector // peer fetches by member (peer.go); set by New with a cluster
 	tunnels                 prometheus.Counter   // upgrade.go
 	openTunnels             prometheus.Gauge
 	codings                 *codingMetrics         // precompression (codings.go)
@@ -75,6 +76,9 @@ func (m *Metrics) Register(reg prometheus.Registerer) error {
 	cs := []prometheus.Collector{m.refused, m.rateLimited, m.connsOpen, m.connsRefused, m.requests, m.originRequests, m.upstreamErrors, m.fills, m.fillErrors, m.collapsed, m.collapseReleased, m.fillsInProgress, m.hitForMiss, m.backgroundRevalidations, m.storeErrors, m.retries, m.tunnels, m.openTunnels}
 	if m.origins != nil {
 		cs = append(cs, m.origins)
+	}
+	if m.peers != nil {
+		cs = append(cs, m.peers)
 	}
 	for _, c := range append(cs, m.codings.collectors()...) {
 		if err := reg.Register(c); err != nil {

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cellar-cache/cellar/cluster"
 	"github.com/cellar-cache/cellar/compress"
 	"github.com/cellar-cache/cellar/internal/accesslog"
 	"github.com/cellar-cache/cellar/internal/httpheader"
@@ -115,6 +116,12 @@ type Options struct {
 	MaxBackground int
 	// Logger receives errors and access lines; default slog.Default().
 	Logger *slog.Logger
+	// Cluster, when set, gives each cache key an owner among the cellar
+	// nodes (package cluster): a miss for a key another member owns is
+	// fetched from that member (peer.go), which coalesces it with the
+	// other nodes' misses. Nil (the default): this node fetches every miss
+	// from the origins itself.
+	Cluster *cluster.Cluster
 	// Purge answers requests with the PURGE method (purge.API.MethodHandler
 	// purges the request's URL); nil forwards PURGE to the origin like any
 	// unknown method.

@@ -28,7 +28,8 @@ type Server struct {
 	opts      Options
 	policy    *cache.Policy
 	store     *store.Store
-	transport *pool // the origins, their health and the HTTP transport
+	transport *pool  // the origins, their health and the HTTP transport
+	peers     *peers // the cluster's other members (peer.go); nil without Options.Cluster
 	pass      *httputil.ReverseProxy
 	log       *slog.Logger
 	accessLog bool
@@ -119,6 +120,10 @@ func New(opts Options, p *cache.Policy, st *store.Store) (*Server, error) {
 		return nil, err
 	}
 	s.metrics.origins = s.transport
+	if opts.Cluster != nil {
+		s.peers = newPeers(opts.Cluster, &s.opts)
+		s.metrics.peers = s.peers.fetches
+	}
 	if opts.HealthCheckPath != "" {
 		s.wg.Add(1)
 		go func() {
@@ -142,6 +147,9 @@ func (s *Server) Close() error {
 	s.bgCancel()
 	s.wg.Wait()
 	s.transport.CloseIdleConnections()
+	if s.peers != nil {
+		s.peers.transport.CloseIdleConnections()
+	}
 	if s.ownAccess {
 		return s.access.Close()
 	}
@@ -159,6 +167,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	r = markPeerRequest(r)
 	if r.Method == "PURGE" && s.opts.Purge != nil {
 		s.opts.Purge.ServeHTTP(w, r) // Varnish/Squid/nginx convention
 		return
@@ -226,6 +235,13 @@ func (s *Server) serveCacheable(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Status", s.statusValue(st, found.key))
 		http.Error(w, "cellar: not in cache (only-if-cached)", http.StatusGatewayTimeout)
 		return
+	}
+	if found.obj == nil && s.peers != nil && !isPeerRequest(r) {
+		// Another member owns the key: it coalesces this miss with the
+		// other nodes' (peer.go). If it fails, the origin answers.
+		if o := s.peers.cluster.Owner(primary, s.now()); !o.Self && s.fetchFromPeer(w, r, o, primary) {
+			return
+		}
 	}
 	if found.obj == nil && found.marker == nil && s.slicing(r) && s.serveSliced(w, r, primary) {
 		return // slice.go
