@@ -18,6 +18,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/cellar-cache/cellar/cache"
+	"github.com/cellar-cache/cellar/cluster"
 	"github.com/cellar-cache/cellar/internal/accesslog"
 	"github.com/cellar-cache/cellar/internal/bytesize"
 	"github.com/cellar-cache/cellar/listen"
@@ -61,6 +62,16 @@ type fileConfig struct {
 	TrustedProxies  []string         `yaml:"trusted_proxies"`
 	// The edge (issue 15): request limits and rate limits.
 	Limits limitsConfig `yaml:"limits"`
+	// Cluster (issue 19): static members and key ownership.
+	Cluster clusterConfig `yaml:"cluster"`
+}
+
+// clusterConfig is the cluster section: cluster.Config. (gossip, nats
+// and local_hot are not built yet: strict decoding rejects them.)
+type clusterConfig struct {
+	Self    string   `yaml:"self"`
+	Peers   []string `yaml:"peers"`
+	DownFor string   `yaml:"down_for"`
 }
 
 type limitsConfig struct {
@@ -746,6 +757,15 @@ func (fc *fileConfig) apply(s *settings, lines map[string]int) error {
 		p.add("trusted_proxies", strings.Join(fc.TrustedProxies, ","), err.Error())
 	}
 	s.proxy.TrustedProxies = fc.TrustedProxies
+	if fc.Cluster.Self != "" || len(fc.Cluster.Peers) > 0 {
+		cc := cluster.Config{Self: fc.Cluster.Self, Peers: fc.Cluster.Peers}
+		p.duration("cluster.down_for", fc.Cluster.DownFor, &cc.DownFor)
+		cl, err := cluster.New(cc)
+		if err != nil {
+			p.errs = append(p.errs, err)
+		}
+		s.proxy.Cluster = cl
+	}
 	s.cache.ExposeTags = fc.Purge.ExposeTags
 	s.cache.TagFields = fc.Purge.TagFields
 	return errors.Join(p.errs...)

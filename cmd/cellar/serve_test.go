@@ -303,6 +303,11 @@ func TestConfigErrorsNameKeyAndLine(t *testing.T) {
 		{"bad operator knobs", "cache:\n  key:\n    query: shuffle\n  client_no_cache: sometimes\n  status_ttl: {404: soon, 4x: 1m}\n  rules:\n    - prefix: /a/\n      grace: x\n",
 			[]string{"line 3", "cache.key.query", `"shuffle"`, "keep, sort or drop", "line 4", "cache.client_no_cache", "honor, ignore or revalidate",
 				"cache.status_ttl.404", `"soon"`, "cache.status_ttl.4x", "5xx", "line 8", "cache.rules[0].grace"}},
+		// The cluster (issue 19): static members only so far.
+		{"bad cluster", "cluster:\n  self: 127.0.0.1:8080\n  peers: [http://127.0.0.1:8090, ftp://x]\n  down_for: soon\n",
+			[]string{"cluster.self", `"127.0.0.1:8080"`, "cluster.peers[1]", `"ftp://x"`, "line 4", "cluster.down_for"}},
+		{"cluster peers without self", "cluster:\n  peers: [http://127.0.0.1:8090]\n", []string{"cluster.self", "empty"}},
+		{"cluster gossip not built", "cluster:\n  self: http://127.0.0.1:8080\n  gossip: {bind: 127.0.0.1:7946}\n", []string{"line 3", "gossip"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := startServe(t, "-config", writeConfig(t, tc.text), "-origin", "http://127.0.0.1:1", "-data-dir", t.TempDir())
@@ -547,4 +552,29 @@ func TestServeFansPurgesOutToConfiguredPeers(t *testing.T) {
 	if log := a.log.String(); !strings.Contains(log, "peer_token="+purge.Fingerprint(tokB)) || !strings.Contains(log, "peer_timeout=2s") {
 		t.Errorf("A's log does not show the peer token from %s and the configured timeout:\n%s", purge.EnvPeerToken, log)
 	}
+}
+
+// TestClusterConfig: the cluster section gives the proxy its members.
+func TestClusterConfig(t *testing.T) {
+	fc, lines, err := loadConfigText(t, "cluster:\n  self: http://127.0.0.1:8080\n  peers: [http://127.0.0.1:8090, http://127.0.0.1:8100/]\n  down_for: 3s\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s settings
+	if err := fc.apply(&s, lines); err != nil {
+		t.Fatal(err)
+	}
+	cl := s.proxy.Cluster
+	if cl == nil || cl.Self() != "http://127.0.0.1:8080" || len(cl.Members()) != 3 {
+		t.Fatalf("cluster section decoded to %+v", cl)
+	}
+	cl.MarkDown("http://127.0.0.1:8090", time.Now())
+	if !cl.Down("http://127.0.0.1:8090", time.Now().Add(2*time.Second)) || cl.Down("http://127.0.0.1:8090", time.Now().Add(4*time.Second)) {
+		t.Error("cluster.down_for 3s is not the time a member stays down")
+	}
+}
+
+// loadConfigText decodes text as a config file.
+func loadConfigText(t *testing.T, text string) (*fileConfig, map[string]int, error) {
+	return loadConfig(writeConfig(t, text))
 }
