@@ -185,9 +185,14 @@ func TestWriteTimeoutClosesAClientThatStopsReading(t *testing.T) {
 	}
 	defer c.Close()
 	fmt.Fprintf(c, "GET /big HTTP/1.1\r\nHost: %s\r\n\r\n", testHost)
+	// The request reaching the origin means the proxy has accepted and
+	// counted the connection; only then does an open count of 0 mean it
+	// was closed (on a loaded machine the accept can come late).
+	waitLong(t, "the request to reach the origin", func() bool { return r.origin.hits.Load() == 1 })
 	waitLong(t, "the proxy to close the connection of a client that does not read", func() bool {
 		return testutil.ToFloat64(r.server.metrics.connsOpen) == 0
 	})
+	c.SetReadDeadline(time.Now().Add(20 * time.Second)) // a kept-alive connection would block io.Copy
 	n, _ := io.Copy(io.Discard, c)
 	if n >= 64<<20 {
 		t.Errorf("read %d bytes: the whole body, so the connection was not cut", n)
