@@ -1,6 +1,10 @@
 package proxy
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"sync/atomic"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
 
 // Metrics are the proxy's Prometheus collectors. Register them with
 // Register; nothing is registered globally.
@@ -19,7 +23,7 @@ type Metrics struct {
 	backgroundRevalidations prometheus.Counter
 	storeErrors             prometheus.Counter
 	retries                 prometheus.Counter   // upstream.go
-	origins                 prometheus.Collector // per-origin health and load (upstream.go); set by New
+	origins                 *currentPool         // per-origin health and load (upstream.go) of the Server made last
 	peers                   prometheus.Collector // peer fetches by member (peer.go); set by New with a cluster
 	tunnels                 prometheus.Counter   // upgrade.go
 	openTunnels             prometheus.Gauge
@@ -28,7 +32,11 @@ type Metrics struct {
 	rateLimited             prometheus.Counter
 	connsOpen               prometheus.Gauge
 	connsRefused            prometheus.Counter
+	http                    *httpMetrics // latency, status classes, origins (instrument.go)
 }
+
+// NewMetrics returns a set of collectors for Options.Metrics.
+func NewMetrics() *Metrics { return newMetrics() }
 
 func newMetrics() *Metrics {
 	c := func(name, help string) prometheus.Counter {
@@ -68,22 +76,41 @@ func newMetrics() *Metrics {
 		rateLimited:  c("rate_limited_total", "Client requests answered 429 by the per-client rate limit."),
 		connsOpen:    g("client_connections", "Open client connections on the proxy listeners."),
 		connsRefused: c("connections_refused_total", "Client connections closed at once because the proxy listener had limits.max_conns open."),
+		http:         newHTTPMetrics(),
+		origins:      &currentPool{},
 	}
 }
 
 // Register adds the collectors to reg.
 func (m *Metrics) Register(reg prometheus.Registerer) error {
 	cs := []prometheus.Collector{m.refused, m.rateLimited, m.connsOpen, m.connsRefused, m.requests, m.originRequests, m.upstreamErrors, m.fills, m.fillErrors, m.collapsed, m.collapseReleased, m.fillsInProgress, m.hitForMiss, m.backgroundRevalidations, m.storeErrors, m.retries, m.tunnels, m.openTunnels}
-	if m.origins != nil {
-		cs = append(cs, m.origins)
-	}
+	cs = append(cs, m.origins)
 	if m.peers != nil {
 		cs = append(cs, m.peers)
 	}
+	cs = append(cs, m.http.collectors()...)
 	for _, c := range append(cs, m.codings.collectors()...) {
 		if err := reg.Register(c); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// currentPool collects the origins' health and load from the pool of the
+// Server made last with these Metrics: servers that replace one another
+// on a config reload share one registration.
+type currentPool struct{ p atomic.Pointer[pool] }
+
+var _ prometheus.Collector = (*currentPool)(nil)
+
+func (c *currentPool) Describe(ch chan<- *prometheus.Desc) {
+	ch <- originUpDesc
+	ch <- originInFlightDesc
+}
+
+func (c *currentPool) Collect(ch chan<- prometheus.Metric) {
+	if p := c.p.Load(); p != nil {
+		p.Collect(ch)
+	}
 }

@@ -122,6 +122,10 @@ type Options struct {
 	// other nodes' misses. Nil (the default): this node fetches every miss
 	// from the origins itself.
 	Cluster *cluster.Cluster
+	// Metrics are the collectors the Server counts into (NewMetrics).
+	// Servers that replace one another on a config reload share one set,
+	// registered once. Nil: a new set (Server.Metrics returns it).
+	Metrics *Metrics
 	// Purge answers requests with the PURGE method (purge.API.MethodHandler
 	// purges the request's URL); nil forwards PURGE to the origin like any
 	// unknown method.

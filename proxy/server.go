@@ -74,6 +74,9 @@ func New(opts Options, p *cache.Policy, st *store.Store) (*Server, error) {
 	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
+	if opts.Metrics == nil {
+		opts.Metrics = newMetrics()
+	}
 	if p == nil || st == nil {
 		return nil, errors.New("proxy: a cache policy and a store are required")
 	}
@@ -87,7 +90,7 @@ func New(opts Options, p *cache.Policy, st *store.Store) (*Server, error) {
 
 		accessFormat: opts.AccessLogFormat,
 		via:          opts.Via,
-		metrics:      newMetrics(),
+		metrics:      opts.Metrics,
 		now:          time.Now,
 
 		responseVia: "1.1 " + opts.Via,
@@ -119,7 +122,8 @@ func New(opts Options, p *cache.Policy, st *store.Store) (*Server, error) {
 	if s.transport, err = newPool(&opts, tr, s.metrics.retries); err != nil {
 		return nil, err
 	}
-	s.metrics.origins = s.transport
+	s.metrics.origins.p.Store(s.transport)
+	s.transport.observe = s.metrics.http.observeOrigin
 	if opts.Cluster != nil {
 		s.peers = newPeers(opts.Cluster, &s.opts)
 		s.metrics.peers = s.peers.fetches

@@ -40,6 +40,9 @@ type pool struct {
 	cooldown time.Duration
 	retried  prometheus.Counter // attempts after the first
 	now      func() time.Time
+	// observe, when set, is told each attempt's time to the response
+	// header, or its failure, by origin host.
+	observe func(host string, d time.Duration, err error)
 }
 
 // site is one routing target: the requests whose Host and path match it,
@@ -257,7 +260,11 @@ func (p *pool) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		out.URL.Scheme, out.URL.Host = u.url.Scheme, u.url.Host
 		u.conns.Add(1)
+		sent := time.Now()
 		resp, err := u.tr.RoundTrip(out)
+		if p.observe != nil && req.Context().Err() == nil {
+			p.observe(u.url.Host, time.Since(sent), err)
+		}
 		rt.rec.noteOrigin(u.url.Host, p.now().Sub(start))
 		if req.Context().Err() != nil {
 			// The client or the fill went away: not the origin's fault.

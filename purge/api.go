@@ -92,6 +92,10 @@ type Options struct {
 	// that follows no redirects and ignores HTTP_PROXY: peers are reached
 	// directly.
 	Client *http.Client
+	// Metrics are the collectors the API counts into (NewMetrics). APIs
+	// that replace one another on a config reload share one set,
+	// registered once. Nil: a new set (API.Metrics returns it).
+	Metrics *Metrics
 }
 
 // EnsureDefaults fills in the documented defaults for zero fields.
@@ -213,11 +217,14 @@ func New(st *store.Store, opts Options) (*API, error) {
 	opts.Tokens = append([]string(nil), opts.Tokens...)
 	opts.Networks = append([]netip.Prefix(nil), opts.Networks...)
 	opts.Peers = append([]string(nil), opts.Peers...)
+	if opts.Metrics == nil {
+		opts.Metrics = newMetrics()
+	}
 	a := &API{
 		st:      st,
 		opts:    opts,
 		log:     opts.Logger.With("component", "purge"),
-		metrics: newMetrics(),
+		metrics: opts.Metrics,
 		now:     time.Now,
 	}
 	for _, t := range opts.Tokens {

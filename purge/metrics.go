@@ -10,6 +10,9 @@ type Metrics struct {
 	forwards *prometheus.CounterVec // by peer and result
 }
 
+// NewMetrics returns a set of collectors for Options.Metrics.
+func NewMetrics() *Metrics { return newMetrics() }
+
 func newMetrics() *Metrics {
 	return &Metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{

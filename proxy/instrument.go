@@ -1,0 +1,162 @@
+package proxy
+
+import (
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// httpMetrics are the request-level collectors: latency by cache outcome,
+// responses by status class, and the origins' response times. They are
+// part of Metrics.
+type httpMetrics struct {
+	duration       *prometheus.HistogramVec // seconds, by outcome
+	responses      *prometheus.CounterVec   // by status class
+	originDuration *prometheus.HistogramVec // seconds to the response header, by origin
+	originFailures *prometheus.CounterVec   // by origin
+}
+
+// latencyBuckets span a memory hit (tens of microseconds) to a slow fill.
+var latencyBuckets = []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}
+
+func newHTTPMetrics() *httpMetrics {
+	return &httpMetrics{
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: "cellar", Name: "request_duration_seconds",
+			Help:    "Time from a client request's arrival to the end of its response, by cache outcome (hit, stale, miss, pass, as in the response's Cache-Status).",
+			Buckets: latencyBuckets,
+		}, []string{"outcome"}),
+		responses: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "cellar", Name: "responses_total",
+			Help: "Responses to clients by status class (1xx, 2xx, 3xx, 4xx, 5xx).",
+		}, []string{"code"}),
+		originDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: "cellar", Name: "origin_response_seconds",
+			Help:    "Time from sending a request to an origin to its response header, by origin (host:port).",
+			Buckets: latencyBuckets,
+		}, []string{"origin"}),
+		originFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "cellar", Name: "origin_failures_total",
+			Help: "Requests to an origin that got no response (refused, reset, timed out), by origin (host:port).",
+		}, []string{"origin"}),
+	}
+}
+
+func (m *httpMetrics) collectors() []prometheus.Collector {
+	return []prometheus.Collector{m.duration, m.responses, m.originDuration, m.originFailures}
+}
+
+// observeOrigin records one origin round trip.
+func (m *httpMetrics) observeOrigin(host string, d time.Duration, err error) {
+	if err != nil {
+		m.originFailures.WithLabelValues(host).Inc()
+		return
+	}
+	m.originDuration.WithLabelValues(host).Observe(d.Seconds())
+}
+
+// Instrument wraps a proxy handler so that every request is counted in
+// cellar_request_duration_seconds by outcome and cellar_responses_total by
+// status class. The outcome is read from the Cache-Status the proxy set.
+func (m *Metrics) Instrument(h http.Handler) http.Handler {
+	hm := m.http
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		sw := &statusWriter{ResponseWriter: w}
+		defer func() {
+			hm.duration.WithLabelValues(outcomeOf(w.Header().Get("Cache-Status"))).Observe(time.Since(start).Seconds())
+			if sw.code != 0 {
+				hm.responses.WithLabelValues(statusClass(sw.code)).Inc()
+			}
+		}()
+		h.ServeHTTP(sw, r)
+	})
+}
+
+// outcomeOf maps cellar's Cache-Status member (RFC 9211) to an outcome of
+// cellar_requests_total: hit, stale, miss or pass.
+func outcomeOf(cs string) string {
+	switch {
+	case cs == "":
+		return "pass" // answered without the cache (PURGE, a tunnel)
+	case strings.Contains(cs, "; hit"):
+		if strings.Contains(cs, "detail=stale") {
+			return "stale"
+		}
+		return "hit"
+	case strings.Contains(cs, "detail=stale-if-error"):
+		return "stale"
+	case strings.Contains(cs, "fwd=bypass"), strings.Contains(cs, "fwd=method"),
+		strings.Contains(cs, "detail=not-shareable"), strings.Contains(cs, "detail=hit-for-miss"):
+		return "pass"
+	}
+	return "miss"
+}
+
+var statusClasses = [...]string{"1xx", "2xx", "3xx", "4xx", "5xx"}
+
+func statusClass(code int) string {
+	if code >= 100 && code < 600 {
+		return statusClasses[code/100-1]
+	}
+	return "other"
+}
+
+// statusWriter notes the final status of a response. It passes Flush,
+// ReadFrom (sendfile) and, through Unwrap, everything else
+// http.ResponseController offers.
+type statusWriter struct {
+	http.ResponseWriter
+	code int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.code == 0 && (code >= 200 || code == http.StatusSwitchingProtocols) {
+		w.code = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.code == 0 {
+		w.code = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *statusWriter) ReadFrom(src io.Reader) (int64, error) {
+	if w.code == 0 {
+		w.code = http.StatusOK
+	}
+	return io.Copy(w.ResponseWriter, src)
+}
+
+func (w *statusWriter) Flush() { http.NewResponseController(w.ResponseWriter).Flush() }
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// OriginState is one origin's state in the round robin.
+type OriginState struct {
+	URL     string `json:"url"`
+	Healthy bool   `json:"healthy"`
+}
+
+// Origins reports every origin the server forwards to (its sites' and the
+// default ones, each once) and whether the round robin takes it now.
+func (s *Server) Origins() []OriginState {
+	now := s.now()
+	var out []OriginState
+	seen := map[*upstream]bool{}
+	for _, st := range s.transport.sites {
+		for _, c := range append(append([]candidate(nil), st.primary...), st.backup...) {
+			if !seen[c.u] {
+				seen[c.u] = true
+				out = append(out, OriginState{URL: c.u.url.String(), Healthy: c.u.healthy(now)})
+			}
+		}
+	}
+	return out
+}
