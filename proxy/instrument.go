@@ -76,8 +76,8 @@ func (m *Metrics) Instrument(h http.Handler) http.Handler {
 	})
 }
 
-// outcomeOf maps cellar's Cache-Status member (RFC 9211) to an outcome of
-// cellar_requests_total: hit, stale, miss or pass.
+// outcomeOf maps cellar's Cache-Status member (RFC 9211) to the outcome
+// cellar_requests_total counts: hit, stale, miss or pass.
 func outcomeOf(cs string) string {
 	switch {
 	case cs == "":
@@ -92,6 +92,12 @@ func outcomeOf(cs string) string {
 	case strings.Contains(cs, "fwd=bypass"), strings.Contains(cs, "fwd=method"),
 		strings.Contains(cs, "detail=not-shareable"), strings.Contains(cs, "detail=hit-for-miss"):
 		return "pass"
+	case strings.Contains(cs, "; stored"), strings.Contains(cs, "detail="), strings.Contains(cs, "fwd-status=304"):
+		// Stored, revalidated, or a shareable response that could not be
+		// stored or fetched (store-unavailable, wait-timeout, origin-*).
+		return "miss"
+	case strings.Contains(cs, "fwd="):
+		return "pass" // the fill's leader got a response it may not share
 	}
 	return "miss"
 }
