@@ -21,6 +21,8 @@ import (
 	"syscall"
 	"text/tabwriter"
 	"time"
+
+	"github.com/cellar-cache/cellar/internal/cli"
 )
 
 // Replayer sends a workload over HTTP, through a proxy, with bounded
@@ -432,12 +434,20 @@ func (h *latencyHist) quantile(q float64) time.Duration {
 	return h.max
 }
 
+const httpUsage = `cellar bench http: load a running proxy over HTTP and report offload, hit ratio and latency
+
+Usage: cellar bench http [-proxy ADDR] [flags]
+
+-proxy and -origin take host:port or a URL.
+
+Flags:
+`
+
 // RunHTTP implements `cellar bench http`: it starts an origin (unless
 // -origin names one), replays a trace or a Zipf workload through -proxy
 // and reports offload, hit ratio, throughput and latency. Run it with -h.
 func RunHTTP(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("cellar bench http", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	var (
 		proxyURL     = fs.String("proxy", "", "`URL` of the proxy under test, configured with the origin as its upstream; empty sends straight to the origin (a baseline)")
 		originURL    = fs.String("origin", "", "use this origin `URL` instead of starting one (offload is then not measured)")
@@ -462,7 +472,7 @@ func RunHTTP(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		plotWith     = fs.String("plot-with", "", "comma-separated `files` of earlier -json reports to draw beside this run (e.g. other proxies on the same workload)")
 		maxErrors    = fs.Float64("max-errors", 0, "`fraction` of requests that may fail before the command exits with status 1 (0: none)")
 	)
-	if err := fs.Parse(args); err != nil {
+	if err := cli.Parse(fs, args, stdout, httpUsage); err != nil {
 		return fmt.Errorf("%w: %w", ErrUsage, err)
 	}
 	if fs.NArg() > 0 {
@@ -482,13 +492,19 @@ func RunHTTP(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if *rate < 0 || *requests < 0 || *duration < 0 {
 		problems = append(problems, "-rate, -requests and -duration must not be negative")
 	}
-	for _, u := range []struct{ flag, v string }{{"-proxy", *proxyURL}, {"-origin", *originURL}} {
-		if u.v == "" {
+	for _, u := range []struct {
+		flag string
+		v    *string
+	}{{"-proxy", proxyURL}, {"-origin", originURL}} {
+		if *u.v == "" {
 			continue
 		}
-		if pu, err := url.Parse(u.v); err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" {
-			problems = append(problems, fmt.Sprintf("%s %q: want http://host[:port]", u.flag, u.v))
+		norm, err := cli.URL(*u.v, false)
+		if err != nil {
+			problems = append(problems, fmt.Sprintf("%s %v", u.flag, err))
+			continue
 		}
+		*u.v = norm
 	}
 	if ext := strings.ToLower(filepath.Ext(*plotFile)); *plotFile != "" && ext != ".svg" && ext != ".png" {
 		problems = append(problems, fmt.Sprintf("-plot %q: want a .svg or .png file", *plotFile))

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/cellar-cache/cellar/internal/cli"
 )
 
 // ErrUsage is returned by RunSim and RunHTTP for bad command-line arguments;
@@ -26,9 +28,15 @@ var PolicyNames = []string{"lru", "arc", "wtinylfu", "opt", "ristretto", "ristre
 // RunSim implements `cellar bench sim`: it replays a trace file or a Zipf
 // workload through the chosen policies at each capacity and prints a table,
 // or JSON with -json, and draws -plot. Run it with -h for the flags.
+const simUsage = `cellar bench sim: hit ratios of cache policies on a trace or a Zipf workload, in process
+
+Usage: cellar bench sim [flags]
+
+Flags:
+`
+
 func RunSim(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("cellar bench sim", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	var (
 		traceFile  = fs.String("trace", "", "trace `file` (gzip, xz or zstd compressed files are read directly); without it a Zipf workload is generated")
 		format     = fs.String("format", "", "trace format: arc, lirs, cache2k, adaptsize or csv (default: guessed from the file name)")
@@ -48,7 +56,7 @@ func RunSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		jsonOut    = fs.Bool("json", false, "print JSON, one object per policy and capacity, instead of a table")
 		plotFile   = fs.String("plot", "", "draw hit ratio against capacity into `file`.svg or .png")
 	)
-	if err := fs.Parse(args); err != nil {
+	if err := cli.Parse(fs, args, stdout, simUsage); err != nil {
 		return fmt.Errorf("%w: %w", ErrUsage, err)
 	}
 	if fs.NArg() > 0 {

@@ -70,6 +70,10 @@ type Options struct {
 	// every HTTP server before it serves (header limits).
 	Wrap      func(net.Listener) net.Listener
 	Configure func(*http.Server)
+	// Listen, when set, binds each TCP listener in place of net.Listen; a
+	// config reload passes one that hands over the sockets of addresses
+	// already bound, so that they never stop accepting.
+	Listen func(network, address string) (net.Listener, error)
 }
 
 // Group is a set of open listeners serving one handler.
@@ -125,7 +129,11 @@ func (g *Group) open(opts Options) error {
 				return fmt.Errorf("%s: tls: %w", at, err)
 			}
 		}
-		ln, err := net.Listen("tcp", l.Address)
+		bind := net.Listen
+		if opts.Listen != nil {
+			bind = opts.Listen
+		}
+		ln, err := bind("tcp", l.Address)
 		if err != nil {
 			return fmt.Errorf("%s: %w", at, err)
 		}

@@ -13,9 +13,13 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/cellar-cache/cellar/internal/cli"
 )
 
-const cliUsage = `Usage: cellar purge url|prefix|tag|regex|all [VALUE...] [flags]
+const cliUsage = `cellar purge: remove (or mark stale) stored objects through a running cellar's admin API
+
+Usage: cellar purge url|prefix|tag|regex|all [VALUE...] [flags]
 
   cellar purge url http://example.com/a http://example.com/b
   cellar purge prefix http://example.com/blog/
@@ -35,13 +39,8 @@ Flags (before or after the values):
 // error.
 func RunCLI(ctx context.Context, args []string, stdout, stderr io.Writer, defaultDataDir string) error {
 	fs := flag.NewFlagSet("purge", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprint(stderr, cliUsage)
-		fs.PrintDefaults()
-	}
 	soft := fs.Bool("soft", false, "mark objects stale instead of removing them")
-	admin := fs.String("admin", "http://127.0.0.1:8081", "admin listener `URL`")
+	admin := fs.String("admin", "127.0.0.1:8081", "admin listener `address` (host:port or URL)")
 	token := fs.String("token", "", "bearer `token` (default: $"+EnvToken+", else the token file in -data-dir)")
 	dataDir := fs.String("data-dir", defaultDataDir, "data `directory` holding the generated token file")
 	timeout := fs.Duration("timeout", time.Minute, "give up after this long")
@@ -49,7 +48,7 @@ func RunCLI(ctx context.Context, args []string, stdout, stderr io.Writer, defaul
 	// Flags may follow the values: parse until no flags remain.
 	var vals []string
 	for {
-		if err := fs.Parse(args); err != nil {
+		if err := cli.Parse(fs, args, stdout, cliUsage); err != nil {
 			return err
 		}
 		args = fs.Args()
@@ -60,7 +59,7 @@ func RunCLI(ctx context.Context, args []string, stdout, stderr io.Writer, defaul
 		args = args[1:]
 	}
 	if len(vals) == 0 {
-		fs.Usage()
+		cli.PrintUsage(stderr, fs, cliUsage)
 		return errors.New("purge: want a kind: url, prefix, tag, regex or all")
 	}
 	k, vals := vals[0], vals[1:]
@@ -79,7 +78,6 @@ func RunCLI(ctx context.Context, args []string, stdout, stderr io.Writer, defaul
 			return fmt.Errorf("purge all: unexpected value %q", vals[0])
 		}
 	default:
-		fs.Usage()
 		return fmt.Errorf("purge: unknown kind %q: want url, prefix, tag, regex or all", k)
 	}
 	if k != "all" && len(vals) == 0 {
@@ -98,7 +96,11 @@ func RunCLI(ctx context.Context, args []string, stdout, stderr io.Writer, defaul
 
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
-	u := strings.TrimRight(*admin, "/") + "/purge/" + k
+	adminURL, err := cli.URL(*admin, false)
+	if err != nil {
+		return fmt.Errorf("purge: -admin %w", err)
+	}
+	u := adminURL + "/purge/" + k
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(payload))
 	if err != nil {
 		return fmt.Errorf("purge: -admin %q: %w", *admin, err)

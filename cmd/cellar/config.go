@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -21,6 +20,7 @@ import (
 	"github.com/cellar-cache/cellar/cluster"
 	"github.com/cellar-cache/cellar/internal/accesslog"
 	"github.com/cellar-cache/cellar/internal/bytesize"
+	"github.com/cellar-cache/cellar/internal/cli"
 	"github.com/cellar-cache/cellar/listen"
 	"github.com/cellar-cache/cellar/proxy"
 	"github.com/cellar-cache/cellar/purge"
@@ -149,12 +149,12 @@ func (r *rateConfig) limitPtr() *proxy.RateLimit {
 // adminConfig is the admin listener: its address alone ("admin:
 // 127.0.0.1:8081"), or a section with listen, pprof and metrics_token.
 type adminConfig struct {
-	Listen string
+	Listen string `yaml:"listen"`
 	// Pprof serves /debug/pprof/ behind the admin (purge) bearer token;
 	// off by default.
-	Pprof bool
+	Pprof bool `yaml:"pprof"`
 	// MetricsToken puts /metrics behind the admin bearer token too.
-	MetricsToken bool
+	MetricsToken bool `yaml:"metrics_token"`
 }
 
 // UnmarshalYAML reads the address form or the section form, strictly.
@@ -367,10 +367,13 @@ func (p *problems) pool(key string, origins []originConfig) []proxy.Origin {
 	var out []proxy.Origin
 	for i, o := range origins {
 		at := fmt.Sprintf("%s[%d]", key, i)
-		if o.URL == "" {
+		url := o.URL
+		if url == "" {
 			p.add(at+".url", "", "want the origin's URL")
+		} else {
+			url = p.url(at, url)
 		}
-		po := proxy.Origin{URL: o.URL, Backup: o.Backup, MaxIdleConns: o.MaxIdleConns,
+		po := proxy.Origin{URL: url, Backup: o.Backup, MaxIdleConns: o.MaxIdleConns,
 			ServerName: o.ServerName, CAFile: o.CAFile, InsecureSkipVerify: o.InsecureSkipVerify}
 		if o.Weight != nil {
 			if *o.Weight < 1 || *o.Weight > 1000 {
@@ -431,10 +434,13 @@ func (p *problems) listeners(ls []listenerConfig, trusted []string) []listen.Lis
 	}
 	for i, l := range ls {
 		at := fmt.Sprintf("listeners[%d]", i)
-		if _, _, err := net.SplitHostPort(l.Address); err != nil {
+		addr := l.Address
+		if a, err := cli.HostPort(addr); err != nil {
 			p.add(at+".address", l.Address, "want host:port, e.g. 127.0.0.1:8080 or :443")
+		} else {
+			addr = a
 		}
-		ln := listen.Listener{Address: l.Address, RedirectHTTPS: l.RedirectHTTPS, H2C: l.H2C, HTTP3: l.HTTP3, ProxyProtocol: l.ProxyProtocol}
+		ln := listen.Listener{Address: addr, RedirectHTTPS: l.RedirectHTTPS, H2C: l.H2C, HTTP3: l.HTTP3, ProxyProtocol: l.ProxyProtocol}
 		if l.TLS != nil {
 			pairs := append([]certFiles{{Cert: l.TLS.Cert, Key: l.TLS.Key}}, l.TLS.Certs...)
 			for j, c := range pairs {
@@ -489,16 +495,20 @@ func loadConfig(path string) (*fileConfig, map[string]int, error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		return nil, nil, fmt.Errorf("%s:\n%w", path, explainDecodeError(err, nil))
+	}
+	lines := map[string]int{}
+	walkLines(&root, "", lines)
+	if errs := checkKeys(&root); len(errs) > 0 {
+		return nil, nil, fmt.Errorf("%s:\n%w", path, errors.Join(errs...))
+	}
 	var fc fileConfig
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(&fc); err != nil && !errors.Is(err, io.EOF) { // io.EOF: an empty file
-		return nil, nil, fmt.Errorf("%s: %w", path, err)
-	}
-	var root yaml.Node
-	lines := map[string]int{}
-	if yaml.Unmarshal(data, &root) == nil {
-		walkLines(&root, "", lines)
+		return nil, nil, fmt.Errorf("%s:\n%w", path, explainDecodeError(err, lines))
 	}
 	return &fc, lines, nil
 }
@@ -549,7 +559,7 @@ func (p *problems) size(key, v string, dst *int64) {
 	}
 	n, err := bytesize.Parse(v)
 	if err != nil {
-		p.add(key, v, "want a whole number of bytes with an optional KiB, MiB, GiB or TiB suffix, e.g. 256MiB")
+		p.add(key, v, "want a whole number of bytes with an optional unit K, M, G or T (binary), e.g. 256M or 2G")
 		return
 	}
 	*dst = n
@@ -576,8 +586,8 @@ func (fc *fileConfig) apply(s *settings, lines map[string]int) error {
 			*dst = v
 		}
 	}
-	set(&s.listen, fc.Listen)
-	set(&s.admin, fc.Admin.Listen)
+	set(&s.listen, p.hostPort("listen", fc.Listen))
+	set(&s.admin, p.hostPort("admin", fc.Admin.Listen))
 	s.adminPprof, s.adminMetricsToken = fc.Admin.Pprof, fc.Admin.MetricsToken
 	set(&s.store.Dir, fc.DataDir)
 	set(&s.tlsCert, fc.TLS.Cert)
@@ -590,7 +600,7 @@ func (fc *fileConfig) apply(s *settings, lines map[string]int) error {
 		p.add("origin", fc.Origin, "give either origin or origins, not both")
 	}
 	if fc.Origin != "" {
-		s.proxy.Origins = []string{fc.Origin}
+		s.proxy.Origins = []string{p.url("origin", fc.Origin)}
 	}
 	if len(fc.Origins) > 0 {
 		s.proxy.Origins, s.proxy.Pool = nil, p.pool("origins", fc.Origins)
@@ -656,6 +666,7 @@ func (fc *fileConfig) apply(s *settings, lines map[string]int) error {
 	s.proxy.MaxWaiters, s.proxy.MaxBackground = co.MaxWaiters, co.MaxBackground
 	p.duration("coalescing.wait_timeout", co.WaitTimeout, &s.proxy.WaitTimeout)
 	cz := fc.Compression
+	p.codings("compression.order", cz.Order)
 	s.proxy.Compress.Order, s.proxy.Compress.Types = cz.Order, cz.Types
 	s.proxy.Compress.Levels, s.proxy.Compress.BestLevels = cz.Levels, cz.BestLevels
 	p.size("compression.min_size", cz.MinSize, &s.proxy.Compress.MinSize)
@@ -745,12 +756,18 @@ func (fc *fileConfig) apply(s *settings, lines map[string]int) error {
 		}
 		s.purgeNetworks = append(s.purgeNetworks, pfx.Masked())
 	}
+	s.purgePeers = nil
 	for i, peer := range fc.Purge.Peers {
-		if err := purge.CheckPeerURL(peer); err != nil {
-			p.add(fmt.Sprintf("purge.peers[%d]", i), peer, err.Error())
+		if !strings.Contains(peer, "://") {
+			if u, err := cli.URL(peer, false); err == nil {
+				peer = u // host:port, as everywhere
+			}
 		}
+		if err := purge.CheckPeerURL(peer); err != nil {
+			p.add(fmt.Sprintf("purge.peers[%d]", i), fc.Purge.Peers[i], err.Error())
+		}
+		s.purgePeers = append(s.purgePeers, peer)
 	}
-	s.purgePeers = fc.Purge.Peers
 	s.purgePeerToken = fc.Purge.PeerToken
 	p.duration("purge.peer_timeout", fc.Purge.PeerTimeout, &s.purgePeerTimeout)
 	if _, err := proxy.ParseTrustedProxies(fc.TrustedProxies); err != nil {

@@ -34,12 +34,12 @@ var cellarBin struct {
 	err       error
 }
 
-func TestMain(m *testing.M) {
-	code := m.Run()
+// removeCellarBin removes the binary buildCellar built; TestMain
+// (main_test.go) calls it after the tests.
+func removeCellarBin() {
 	if cellarBin.dir != "" {
 		os.RemoveAll(cellarBin.dir)
 	}
-	os.Exit(code)
 }
 
 // buildCellar builds the cellar binary (once for the whole run).

@@ -13,11 +13,14 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/cellar-cache/cellar/internal/cli"
 	"github.com/cellar-cache/cellar/proxy"
 	"github.com/cellar-cache/cellar/purge"
 )
 
-const inspectUsage = `Usage: cellar inspect [flags] URL...
+const inspectUsage = `cellar inspect: show what a running cellar holds for each URL
+
+Usage: cellar inspect [flags] URL...
 
 Shows what a running cellar holds for each URL: its cache key, the Vary
 fields, and every stored object (the response, or the Vary marker and its
@@ -31,19 +34,14 @@ Flags:
 // inspect runs `cellar inspect`.
 func inspect(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("inspect", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprint(stderr, inspectUsage)
-		fs.PrintDefaults()
-	}
-	admin := fs.String("admin", "http://127.0.0.1:8081", "admin listener `URL`")
+	admin := fs.String("admin", "127.0.0.1:8081", "admin listener `address` (host:port or URL)")
 	token := fs.String("token", "", "bearer `token` (default: $"+purge.EnvToken+", else the token file in -data-dir)")
 	dataDir := fs.String("data-dir", defaultDataDir(), "data `directory` holding the generated token file")
 	asJSON := fs.Bool("json", false, "print the reports as JSON")
 	timeout := fs.Duration("timeout", 30*time.Second, "give up after this long")
 	var urls []string
 	for {
-		if err := fs.Parse(args); err != nil {
+		if err := cli.Parse(fs, args, stdout, inspectUsage); err != nil {
 			return err
 		}
 		if fs.NArg() == 0 {
@@ -53,8 +51,12 @@ func inspect(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		args = fs.Args()[1:]
 	}
 	if len(urls) == 0 {
-		fs.Usage()
+		cli.PrintUsage(stderr, fs, inspectUsage)
 		return errors.New("inspect: give at least one URL")
+	}
+	adminURL, err := cli.URL(*admin, false)
+	if err != nil {
+		return fmt.Errorf("inspect: -admin %w", err)
 	}
 	tok, err := purge.ClientToken(*token, *dataDir)
 	if err != nil {
@@ -66,7 +68,7 @@ func inspect(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	defer client.CloseIdleConnections()
 	var reports []*proxy.InspectReport
 	for _, u := range urls {
-		rep, err := fetchInspect(ctx, client, *admin, tok, u)
+		rep, err := fetchInspect(ctx, client, adminURL, tok, u)
 		if err != nil {
 			return err
 		}

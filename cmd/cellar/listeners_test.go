@@ -30,7 +30,7 @@ func startServeConfig(t *testing.T, config string) []string {
 	ready := make(chan addrs, 1)
 	log := &proxytest.SyncBuffer{}
 	args := []string{"-admin", "127.0.0.1:0", "-data-dir", t.TempDir(), "-config", writeConfig(t, config)}
-	go func() { done <- serve(ctx, args, log, func(a addrs) { ready <- a }) }()
+	go func() { done <- serve(ctx, args, io.Discard, log, func(a addrs) { ready <- a }) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {

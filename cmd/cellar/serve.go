@@ -9,24 +9,20 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/pprof"
 	"net/url"
 	"os"
 	"os/signal"
-	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/cellar-cache/cellar/cache"
 	"github.com/cellar-cache/cellar/internal/accesslog"
 	"github.com/cellar-cache/cellar/internal/bytesize"
+	"github.com/cellar-cache/cellar/internal/cli"
 	"github.com/cellar-cache/cellar/internal/demo"
 	"github.com/cellar-cache/cellar/listen"
 	"github.com/cellar-cache/cellar/proxy"
@@ -40,10 +36,53 @@ type addrs struct {
 	listeners            []string // every proxy listener, with its scheme
 }
 
-// serve runs the caching proxy until ctx ends. ready, when not nil, is
-// called once both listeners accept connections.
-func serve(ctx context.Context, args []string, stderr io.Writer, ready func(addrs)) error {
-	s := settings{
+const serveUsage = `cellar serve: run the caching reverse proxy
+
+Usage: cellar serve [flags]
+
+Serves the proxy on -listen and the admin API (health, readiness,
+metrics, purge, inspect, reload, dashboard) on -admin. Without -origin or
+an origin in the config file, a bundled demo origin is started. SIGHUP,
+cellar reload and POST /reload re-read -config; SIGINT and SIGTERM shut
+down gracefully. Addresses are host:port or URLs; sizes take K, M, G or T
+(binary units: 2G is 2 GiB).
+
+Flags:
+`
+
+// serveFlags are serve's command-line flags. Those given on the command
+// line override the config file, at start-up and at every reload.
+type serveFlags struct {
+	fs                                     *flag.FlagSet
+	config, origin, listen, admin, dataDir *string
+	memory, disk, tlsCert, tlsKey          *string
+	accessLog                              *bool
+	accessLogFormat, accessLogPath         *string
+}
+
+func newServeFlags() *serveFlags {
+	d := defaultSettings()
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	return &serveFlags{
+		fs:              fs,
+		config:          fs.String("config", "", "YAML config `file`; flags override it"),
+		origin:          fs.String("origin", "", "origin `address` (host:port or URL; default: a bundled demo origin)"),
+		listen:          fs.String("listen", d.listen, "proxy listen `address`"),
+		admin:           fs.String("admin", d.admin, "admin listen `address` (health, metrics, purge, dashboard)"),
+		dataDir:         fs.String("data-dir", d.store.Dir, "data `directory` of the disk tier"),
+		memory:          fs.String("memory", bytesize.Format(d.store.MemoryBytes), "memory tier budget (e.g. 256M, 1G)"),
+		disk:            fs.String("disk", bytesize.Format(d.store.DiskBytes), "disk tier budget (e.g. 2G, 500G)"),
+		accessLog:       fs.Bool("access-log", true, "log one line per request"),
+		accessLogFormat: fs.String("access-log-format", "text", "access log `format`: text, json or combined"),
+		accessLogPath:   fs.String("access-log-path", "", "access log `file`, reopened on SIGUSR1 (default standard error)"),
+		tlsCert:         fs.String("tls-cert", "", "PEM certificate `file`: terminate TLS (and speak HTTP/2) on -listen"),
+		tlsKey:          fs.String("tls-key", "", "PEM private key `file` for -tls-cert"),
+	}
+}
+
+// defaultSettings are serve's settings before the config file and flags.
+func defaultSettings() settings {
+	return settings{
 		listen:          "127.0.0.1:8080",
 		admin:           "127.0.0.1:8081",
 		shutdownTimeout: 10 * time.Second,
@@ -53,77 +92,77 @@ func serve(ctx context.Context, args []string, stderr io.Writer, ready func(addr
 			DiskBytes:   2 << 30,
 		},
 	}
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	configPath := fs.String("config", "", "YAML config `file`; flags override it")
-	origin := fs.String("origin", "", "origin `URL` (default: a bundled demo origin)")
-	listenAddr := fs.String("listen", s.listen, "proxy listen `address`")
-	admin := fs.String("admin", s.admin, "admin listen `address` (health, metrics, purge)")
-	dataDir := fs.String("data-dir", s.store.Dir, "data `directory` of the disk tier")
-	memory := fs.String("memory", bytesize.Format(s.store.MemoryBytes), "memory tier budget (KiB, MiB, GiB)")
-	disk := fs.String("disk", bytesize.Format(s.store.DiskBytes), "disk tier budget (KiB, MiB, GiB)")
-	accessLog := fs.Bool("access-log", true, "log one line per request")
-	accessLogFormat := fs.String("access-log-format", "text", "access log `format`: text, json or combined")
-	accessLogPath := fs.String("access-log-path", "", "access log `file`, reopened on SIGUSR1 (default standard error)")
-	tlsCert := fs.String("tls-cert", "", "PEM certificate `file`: terminate TLS (and speak HTTP/2) on -listen")
-	tlsKey := fs.String("tls-key", "", "PEM private key `file` for -tls-cert")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("serve: unexpected argument %q", fs.Arg(0))
-	}
-	if *configPath != "" {
-		fc, lines, err := loadConfig(*configPath)
+}
+
+// load builds the settings: defaults, then the config file, then the
+// flags given on the command line. Every problem is reported at once.
+func (f *serveFlags) load() (settings, error) {
+	s := defaultSettings()
+	if *f.config != "" {
+		fc, lines, err := loadConfig(*f.config)
 		if err != nil {
-			return fmt.Errorf("config: %w", err)
+			return s, fmt.Errorf("config %w", err)
 		}
 		if err := fc.apply(&s, lines); err != nil {
-			return fmt.Errorf("config %s:\n%w", *configPath, err)
+			return s, fmt.Errorf("config %s:\n%w", *f.config, err)
 		}
 	}
-	// Flags given on the command line override the file.
-	var flagErrs []error
-	fs.Visit(func(f *flag.Flag) {
+	var errs []error
+	f.fs.Visit(func(fl *flag.Flag) {
 		var err error
-		switch f.Name {
+		switch fl.Name {
 		case "origin":
-			s.proxy.Origins, s.proxy.Pool = []string{*origin}, nil
+			var o string
+			if o, err = cli.URL(*f.origin, false); err == nil {
+				s.proxy.Origins, s.proxy.Pool = []string{o}, nil
+			}
 		case "listen":
-			s.listen, s.listeners = *listenAddr, nil
+			s.listen, err = cli.HostPort(*f.listen)
+			s.listeners = nil
 		case "admin":
-			s.admin = *admin
+			s.admin, err = cli.HostPort(*f.admin)
 		case "data-dir":
-			s.store.Dir = *dataDir
+			s.store.Dir = *f.dataDir
 		case "memory":
-			s.store.MemoryBytes, err = bytesize.Parse(*memory)
+			s.store.MemoryBytes, err = bytesize.Parse(*f.memory)
 		case "disk":
-			s.store.DiskBytes, err = bytesize.Parse(*disk)
+			s.store.DiskBytes, err = bytesize.Parse(*f.disk)
 		case "access-log":
-			s.proxy.AccessLog = accessLog
+			s.proxy.AccessLog = f.accessLog
 		case "access-log-format":
-			s.proxy.AccessLogFormat, err = accesslog.ParseFormat(*accessLogFormat)
+			s.proxy.AccessLogFormat, err = accesslog.ParseFormat(*f.accessLogFormat)
 		case "access-log-path":
-			s.accessLogPath = *accessLogPath
+			s.accessLogPath = *f.accessLogPath
 		case "tls-cert":
-			s.tlsCert = *tlsCert
+			s.tlsCert = *f.tlsCert
 		case "tls-key":
-			s.tlsKey = *tlsKey
+			s.tlsKey = *f.tlsKey
 		}
 		if err != nil {
-			flagErrs = append(flagErrs, fmt.Errorf("-%s: %w", f.Name, err))
+			errs = append(errs, fmt.Errorf("-%s %w", fl.Name, err))
 		}
 	})
 	if (s.tlsCert == "") != (s.tlsKey == "") {
-		flagErrs = append(flagErrs, errors.New("tls: give both a certificate and a key, or neither"))
+		errs = append(errs, errors.New("tls: give both a certificate and a key, or neither"))
 	}
-	if err := errors.Join(flagErrs...); err != nil {
+	return s, errors.Join(errs...)
+}
+
+// serve runs the caching proxy until ctx ends. ready, when not nil, is
+// called once the listeners accept connections.
+func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready func(addrs)) error {
+	f := newServeFlags()
+	if err := cli.Parse(f.fs, args, stdout, serveUsage); err != nil {
 		return err
 	}
-
+	if f.fs.NArg() > 0 {
+		return fmt.Errorf("serve: unexpected argument %q", f.fs.Arg(0))
+	}
+	s, err := f.load()
+	if err != nil {
+		return err
+	}
 	log := slog.New(slog.NewTextHandler(stderr, nil))
-	s.proxy.Logger = log
-	s.store.Logger = log
 
 	// Deferred calls run last first: cancel stops the demo origin before
 	// bg.Wait waits for it, also when start-up fails below.
@@ -132,14 +171,13 @@ func serve(ctx context.Context, args []string, stderr io.Writer, ready func(addr
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
-	var originAddr string
+	var demoOrigin string
 	if len(s.proxy.Origins)+len(s.proxy.Pool) == 0 {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			return fmt.Errorf("demo origin: %w", err)
 		}
-		originAddr = ln.Addr().String()
-		s.proxy.Origins = []string{"http://" + originAddr}
+		demoOrigin = "http://" + ln.Addr().String()
 		bg.Add(1)
 		go func() {
 			defer bg.Done()
@@ -147,10 +185,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer, ready func(addr
 		}()
 	}
 
-	policy, err := cache.New(s.cache)
-	if err != nil {
-		return fmt.Errorf("config: %w", err)
-	}
+	s.store.Logger = log
 	st, err := store.Open(s.store)
 	if err != nil {
 		return fmt.Errorf("data directory %s: %w", s.store.Dir, err)
@@ -163,152 +198,87 @@ func serve(ctx context.Context, args []string, stderr io.Writer, ready func(addr
 			followStore(ctx, st, s.store.MemoryBytes, time.Second)
 		}()
 	}
-	tokens, err := purge.ResolveTokens(s.purgeTokens, os.Getenv(purge.EnvToken), s.store.Dir, log)
-	if err != nil {
-		return fmt.Errorf("purge token: %w", err)
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(st.Collector())
+	d := &daemon{
+		flags: f, log: log, store: st, storeOpts: s.store, demoOrigin: demoOrigin,
+		accessLogPath: s.accessLogPath,
+		proxyMetrics:  proxy.NewMetrics(), purgeMetrics: purge.NewMetrics(),
+		ops: newOpsMetrics(), reg: reg,
 	}
-	peerToken := s.purgePeerToken
-	if peerToken == "" {
-		peerToken = strings.TrimSpace(os.Getenv(purge.EnvPeerToken))
-	}
-	purger, err := purge.New(st, purge.Options{
-		Tokens: tokens, Networks: s.purgeNetworks, Logger: log,
-		Peers: s.purgePeers, PeerToken: peerToken, PeerTimeout: s.purgePeerTimeout,
-		Key: policy.KeyFromURL,
-	})
-	if err != nil {
-		return fmt.Errorf("config: %w", err)
-	}
-	defer purger.Close()
-	s.proxy.Purge = purger.MethodHandler()
+	// The access log lives as long as the process; every generation writes
+	// to it. Deferred after st.Close, so it runs before it, once the
+	// listeners have shut down and the generations are closed: every
+	// request's line is written.
 	if s.proxy.AccessLog == nil || *s.proxy.AccessLog {
 		access, err := openAccessLog(ctx, &bg, s.accessLogPath, stderr, log)
 		if err != nil {
 			return fmt.Errorf("access log: %w", err)
 		}
-		// Deferred before srv.Close and the listeners' shutdown, so it
-		// runs after them: every request's line is written.
 		defer access.Close()
-		s.proxy.AccessLogOutput = access
-	}
-	srv, err := proxy.New(s.proxy, policy, st)
-	if err != nil {
-		return fmt.Errorf("config: %w", err)
-	}
-	defer srv.Close()
-
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	reg.MustRegister(st.Collector())
-	if err := srv.Metrics().Register(reg); err != nil {
-		return err
-	}
-	if err := purger.Metrics().Register(reg); err != nil {
-		return err
-	}
-	if access := s.proxy.AccessLogOutput; access != nil {
+		d.access = access
 		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "cellar_access_log_dropped_total",
 			Help: "Access lines dropped because the log's buffer was full (the output was slower than the traffic).",
 		}, func() float64 { return float64(access.Dropped()) }))
 	}
-
-	trusted, _ := proxy.ParseTrustedProxies(s.proxy.TrustedProxies) // checked by proxy.New
-	front, err := listen.Open(listen.Options{
-		Listeners: s.frontListeners(),
-		Handler:   srv,
-		Trusted:   trusted.Trusted,
-		ErrorLog:  slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-		Wrap:      srv.Listener,            // connection limit, write timeout
-		Configure: srv.ConfigureHTTPServer, // header size limit
-	})
+	if err := d.registerMetrics(); err != nil {
+		return err
+	}
+	g, err := d.build(s)
 	if err != nil {
-		return fmt.Errorf("listen: %w", err)
+		return err
 	}
-	aln, err := net.Listen("tcp", s.admin)
-	if err != nil {
-		front.Close()
-		return fmt.Errorf("admin listen: %w", err)
+	d.cur.Store(g)
+	if err := d.openListeners(s); err != nil {
+		d.retire(g)
+		d.wait()
+		return err
 	}
-
-	var serving atomic.Bool
-	adminMux := http.NewServeMux()
-	adminMux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		if !serving.Load() {
-			http.Error(w, "shutting down", http.StatusServiceUnavailable)
-			return
-		}
-		fmt.Fprintln(w, "ok")
-		// The disk tier's state: cellar serves whatever it is.
-		ds := st.DiskState()
-		fmt.Fprintf(w, "disk: %s", ds.Mode)
-		if ds.Reason != "" {
-			fmt.Fprintf(w, " (%s)", ds.Reason)
-		}
-		fmt.Fprintln(w)
-	})
-	var metrics http.Handler = promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
-	if s.adminMetricsToken {
-		metrics = purger.RequireToken(metrics)
-	}
-	adminMux.Handle("GET /metrics", metrics)
-	if s.adminPprof {
-		// Profiles (admin.pprof), behind the admin token.
-		adminMux.Handle("/debug/pprof/", purger.RequireToken(http.HandlerFunc(pprof.Index)))
-		adminMux.Handle("/debug/pprof/profile", purger.RequireToken(http.HandlerFunc(pprof.Profile)))
-		adminMux.Handle("/debug/pprof/trace", purger.RequireToken(http.HandlerFunc(pprof.Trace)))
-	}
-	if !isLoopback(aln.Addr()) && !s.adminMetricsToken {
-		log.Warn("THE ADMIN LISTENER IS REACHABLE FROM OTHER HOSTS: /metrics and /healthz answer anyone without a token; "+
-			"bind admin to loopback, firewall it, or set admin.metrics_token: true (purge, inspect and pprof always need the token)",
-			"admin", aln.Addr().String())
-	}
-	adminMux.Handle("/purge/", purger.Handler())
-	adminMux.Handle("/inspect", purger.RequireToken(srv.InspectHandler()))
-
-	origins := slices.Clone(s.proxy.Origins)
-	for _, o := range s.proxy.Pool {
-		origins = append(origins, o.URL)
-	}
+	origins := g.origins()
 	warnUnreachable(ctx, log, origins)
-
-	adminServer := &http.Server{Handler: adminMux, ReadHeaderTimeout: 10 * time.Second}
+	d.warnOpenAdmin(s)
 
 	log.Info("cellar started",
-		"listen", strings.Join(front.Addrs(), ","), "admin", aln.Addr().String(),
+		"listen", strings.Join(d.frontAddrs(), ","), "admin", d.adminAddr(),
 		"origins", strings.Join(origins, ","), "data_dir", s.store.Dir,
 		"memory", bytesize.Format(s.store.MemoryBytes), "disk", bytesize.Format(s.store.DiskBytes))
-	if originAddr != "" {
-		log.Info("no origin given: serving the bundled demo origin", "try", "curl -i "+front.Addrs()[0]+"/page/1")
+	if demoOrigin != "" {
+		log.Info("no origin given: serving the bundled demo origin", "try", "curl -i "+d.frontAddrs()[0]+"/page/1")
 	}
-
-	errc := make(chan error, 2)
-	go func() { errc <- front.Serve(ctx, s.shutdownTimeout) }()
-	go func() { errc <- serveUntil(ctx, adminServer, aln, s.shutdownTimeout) }()
-	serving.Store(true)
+	// SIGHUP reloads from here on (before it, it would end the process).
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	d.serveListeners()
+	d.serving.Store(true)
 	if ready != nil {
-		ready(addrs{proxy: hostPort(front.Addrs()[0]), admin: aln.Addr().String(), origin: originAddr, listeners: front.Addrs()})
+		fa := d.frontAddrs()
+		ready(addrs{proxy: hostPort(fa[0]), admin: d.adminAddr(), origin: strings.TrimPrefix(demoOrigin, "http://"), listeners: fa})
 	}
-
 	var first error
-	pending := 2 // results still to come on errc
-	select {
-	case first = <-errc: // a listener failed, or shut down at ctx's end: stop the other
-		pending--
-	case <-ctx.Done():
-	}
-	serving.Store(false)
-	log.Info("shutting down", "grace", s.shutdownTimeout)
-	cancel()
-	for range pending {
-		if err := <-errc; err != nil && first == nil {
-			first = err
+wait:
+	for {
+		select {
+		case first = <-d.failed: // a listener failed: stop the rest
+			break wait
+		case <-ctx.Done():
+			break wait
+		case <-hup:
+			d.reload(ctx, "SIGHUP") // logs its outcome
 		}
 	}
-	if errors.Is(first, http.ErrServerClosed) {
-		first = nil
+	d.serving.Store(false)
+	log.Info("shutting down", "grace", d.current().s.shutdownTimeout)
+	err = d.shutdown()
+	d.retire(d.current())
+	d.wait()
+	if first != nil && !errors.Is(first, http.ErrServerClosed) {
+		return first
 	}
-	return first
+	return err
 }
 
 // openAccessLog returns the buffered access log writer: to the file at

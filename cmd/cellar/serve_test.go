@@ -46,7 +46,7 @@ func startServe(t *testing.T, args ...string) (*running, error) {
 	r := &running{cancel: cancel, done: make(chan error, 1), log: &proxytest.SyncBuffer{}}
 	ready := make(chan addrs, 1)
 	args = append([]string{"-listen", "127.0.0.1:0", "-admin", "127.0.0.1:0"}, args...)
-	go func() { r.done <- serve(ctx, args, r.log, func(a addrs) { ready <- a }) }()
+	go func() { r.done <- serve(ctx, args, io.Discard, r.log, func(a addrs) { ready <- a }) }()
 	select {
 	case r.addrs = <-ready:
 	case err := <-r.done:
@@ -272,21 +272,28 @@ func TestConfigErrorsNameKeyAndLine(t *testing.T) {
 		name, text string
 		want       []string
 	}{
-		{"unknown key", "listen: 127.0.0.1:0\nmemroy: 1GiB\n", []string{"line 2", "memroy"}},
-		{"unknown nested key", "cache:\n  heuristic_fraction: 0.1\n  default_tll: 1h\n", []string{"line 3", "default_tll"}},
-		{"bad size", "disk: 2GB\n", []string{"line 1", "disk", `"2GB"`, "KiB"}},
+		{"unknown key", "listen: 127.0.0.1:0\nmemroy: 1GiB\n", []string{"line 2: memroy: unknown key; did you mean memory?"}},
+		{"unknown nested key", "cache:\n  heuristic_fraction: 0.1\n  default_tll: 1h\n", []string{"line 3: cache.default_tll: unknown key; did you mean default_ttl?"}},
+		{"unknown key in a list", "cache:\n  rules:\n    - prefix: /a\n      tll: 1m\n", []string{"line 4: cache.rules[0].tll: unknown key; did you mean ttl?"}},
+		{"unknown key far from any", "zzzzzzzz: 1\n", []string{"line 1: zzzzzzzz: unknown key"}},
+		{"bad size", "disk: 2XB\n", []string{"line 1", "disk", `"2XB"`, "K, M, G or T"}},
+		{"unknown coding", "compression:\n  order: [br, lz4]\n", []string{"line 2", "compression.order[1]", `"lz4"`, "br, zstd, gzip"}},
+		{"bad origin", "origin: ftp://x\n", []string{"line 1", "origin", "host:port"}},
+		{"bad listen", "listen: 8080\n", []string{"line 1", "listen", "host:port"}},
+		{"yaml syntax", "cache:\n  rules: [\n", []string{"line"}},
 		{"bad duration", "timeouts:\n  connect: soon\n", []string{"line 2", "timeouts.connect", `"soon"`, "duration"}},
 		{"bad rule", "cache:\n  rules:\n    - prefix: static\n      ttl: 1x\n", []string{"line 3", "cache.rules[0].prefix", "line 4", "cache.rules[0].ttl"}},
 		{"bad fraction", "cache:\n  heuristic_fraction: 2\n", []string{"line 2", "heuristic_fraction"}},
-		{"wrong type", "access_log: maybe\n", []string{"line 1", "bool"}},
+		{"wrong type", "access_log: maybe\n", []string{`line 1: access_log: "maybe": want true or false`}},
+		{"wrong type nested", "coalescing:\n  max_waiters: many\n", []string{`line 2: coalescing.max_waiters: "many": want a whole number`}},
 		{"bad cookie policy", "cache:\n  share_cookies: sometimes\n", []string{"line 2", "cache.share_cookies", `"sometimes"`, "explicit, never or always"}},
-		{"bad peers", "purge:\n  peers:\n    - http://10.0.0.2:8081\n    - 10.0.0.3:8081\n    - http://10.0.0.4:8081/?x=1\n    - ftp://10.0.0.5\n  peer_timeout: soon\n",
-			[]string{"line 4", `purge.peers[1]: "10.0.0.3:8081"`, "line 5", `purge.peers[2]: "http://10.0.0.4:8081/?x=1": has a query`, "line 6", "purge.peers[3]", "not http or https", "e.g. http://10.0.0.2:8081", "line 7", "purge.peer_timeout"}},
+		{"bad peers", "purge:\n  peers:\n    - http://10.0.0.2:8081\n    - 10.0.0.3\n    - http://10.0.0.4:8081/?x=1\n    - ftp://10.0.0.5\n  peer_timeout: soon\n",
+			[]string{"line 4", `purge.peers[1]: "10.0.0.3"`, "line 5", `purge.peers[2]: "http://10.0.0.4:8081/?x=1": has a query`, "line 6", "purge.peers[3]", "not http or https", "e.g. http://10.0.0.2:8081", "line 7", "purge.peer_timeout"}},
+		{"peers not a list", "purge:\n  peers: http://10.0.0.2:8081\n", []string{"line 2", "purge.peers", "want a list"}},
 		{"bad limits", "limits:\n  max_target: big\n  max_conns: -1\n  rate: {per_second: -2}\n", []string{"line 2", "limits.max_target", "line 3", "limits.max_conns", "limits.rate"}},
 		{"bad response header name", "headers:\n  response:\n    set: {\"Bad Name\": x}\n", []string{"Bad Name", "not a valid field name"}},
 		{"bad write timeout", "timeouts:\n  write: forever\n", []string{"line 2", "timeouts.write"}},
 		{"unknown admin key", "admin:\n  listen: 127.0.0.1:0\n  pprf: true\n", []string{"line 3", "pprf"}},
-		{"peers not a list", "purge:\n  peers: http://10.0.0.2:8081\n", []string{"line 2", "[]string"}},
 		// Pools and listeners (issue 16).
 		{"bad weight", "origins:\n  - http://10.0.0.1\n  - {url: http://10.0.0.2, weight: 0}\n", []string{"line 3", "origins[1].weight", `"0"`, "1 to 1000"}},
 		{"unknown policy", "origins: [http://10.0.0.1]\nbalance: fastest\n", []string{"line 2", "balance", `"fastest"`, "least_conn"}},
@@ -317,6 +324,11 @@ func TestConfigErrorsNameKeyAndLine(t *testing.T) {
 			for _, w := range tc.want {
 				if !strings.Contains(err.Error(), w) {
 					t.Errorf("error %q does not mention %q", err, w)
+				}
+			}
+			for _, goName := range []string{"main.", "fileConfig", "[]string", "!!", "unmarshal", "yaml: "} {
+				if strings.Contains(err.Error(), goName) {
+					t.Errorf("error %q shows Go or YAML internals (%q)", err, goName)
 				}
 			}
 		})
