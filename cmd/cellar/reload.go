@@ -109,12 +109,16 @@ func (g *generation) origins() []string {
 	return origins
 }
 
-// retire closes g once no request holds it, in the background.
+// retire closes g in the background once no request holds it and the
+// fills it started are stored (within the shutdown timeout).
 func (d *daemon) retire(g *generation) {
 	d.retiring.Add(1)
 	go func() {
 		defer d.retiring.Done()
 		g.mu.Lock()
+		ctx, cancel := context.WithTimeout(context.Background(), g.s.shutdownTimeout)
+		g.srv.Drain(ctx)
+		cancel()
 		g.srv.Close()
 		g.purger.Close()
 	}()

@@ -91,6 +91,11 @@ func TestReloadUnderLoadDropsNoRequest(t *testing.T) {
 	if _, body := get(t, base+"/cached"); body != "A" {
 		t.Fatalf("first fill: %q", body)
 	}
+	// Stored once a request is a hit (the fill commits after the answer).
+	waitFor(t, "/cached is stored", func() bool {
+		resp, _ := get(t, base+"/cached")
+		return strings.Contains(resp.Header.Get("Cache-Status"), "hit")
+	})
 
 	// A request in progress when the origin changes finishes on A.
 	slow := make(chan string, 1)
@@ -148,6 +153,11 @@ func TestReloadUnderLoadDropsNoRequest(t *testing.T) {
 					continue
 				}
 				ok.Add(1)
+				if path == "/cached" && string(body) != "A" {
+					failed.Add(1)
+					failures.Store("/cached was not served from the store: "+resp.Header.Get("Cache-Status"), true)
+					continue
+				}
 				switch string(body) {
 				case "A":
 					sawA.Add(1)
