@@ -170,3 +170,33 @@ func TestSignals(t *testing.T) {
 		t.Errorf("no shutdown line:\n%s", logs.String())
 	}
 }
+
+// TestSystemdUnit checks contrib/cellar.service against the command: its
+// ExecStart parses as cellar serve flags, and ExecReload sends SIGHUP,
+// which reloads.
+func TestSystemdUnit(t *testing.T) {
+	unit, err := os.ReadFile("../../contrib/cellar.service")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var execStart, execReload string
+	for _, line := range strings.Split(string(unit), "\n") {
+		if v, ok := strings.CutPrefix(line, "ExecStart="); ok {
+			execStart = v
+		}
+		if v, ok := strings.CutPrefix(line, "ExecReload="); ok {
+			execReload = v
+		}
+	}
+	fields := strings.Fields(execStart)
+	if len(fields) < 2 || !strings.HasSuffix(fields[0], "/cellar") || fields[1] != "serve" {
+		t.Fatalf("ExecStart=%q does not run cellar serve", execStart)
+	}
+	f := newServeFlags()
+	if err := f.fs.Parse(fields[2:]); err != nil || f.fs.NArg() != 0 {
+		t.Errorf("ExecStart flags %q: %v", fields[2:], err)
+	}
+	if !strings.Contains(execReload, "-HUP $MAINPID") {
+		t.Errorf("ExecReload=%q does not send SIGHUP", execReload)
+	}
+}
