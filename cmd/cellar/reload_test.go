@@ -402,3 +402,31 @@ func TestReloadMovesListeners(t *testing.T) {
 type writerFunc func([]byte) (int, error)
 
 func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+// TestReloadChangedListenerKeepsItsSocket changes a listener's settings
+// (h2c on) but not its address: the new listener set takes over the same
+// socket, so the port stays and it never stops accepting.
+func TestReloadChangedListenerKeepsItsSocket(t *testing.T) {
+	a := namedOrigin(t, "A", nil, nil)
+	dir := t.TempDir()
+	cfg := writeConfig(t, "origin: "+a.URL+"\nlisteners:\n  - address: 127.0.0.1:0\n")
+	r, err := startServeNoListen(t, "-config", cfg, "-admin", "127.0.0.1:0", "-data-dir", dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(cfg, []byte("origin: "+a.URL+"\nlisteners:\n  - address: 127.0.0.1:0\n    h2c: true\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var out, errb strings.Builder
+	if err := run(context.Background(), []string{"reload", "-admin", r.admin, "-data-dir", dir}, &out, &errb); err != nil {
+		t.Fatalf("reload: %v", err)
+	}
+	if !strings.Contains(out.String(), "proxy listener on "+r.proxy) {
+		t.Errorf("after the reload the proxy listens elsewhere:\n%s\nwant %s", out.String(), r.proxy)
+	}
+	for range 20 {
+		if _, body := get(t, "http://"+r.proxy+"/x"); body != "A" {
+			t.Fatalf("on the kept socket: %q", body)
+		}
+	}
+}

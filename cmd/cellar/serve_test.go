@@ -42,10 +42,15 @@ type running struct {
 // and waits until it is ready or has failed.
 func startServe(t *testing.T, args ...string) (*running, error) {
 	t.Helper()
+	return startServeNoListen(t, append([]string{"-listen", "127.0.0.1:0", "-admin", "127.0.0.1:0"}, args...)...)
+}
+
+// startServeNoListen is startServe without the listen flags.
+func startServeNoListen(t *testing.T, args ...string) (*running, error) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &running{cancel: cancel, done: make(chan error, 1), log: &proxytest.SyncBuffer{}}
 	ready := make(chan addrs, 1)
-	args = append([]string{"-listen", "127.0.0.1:0", "-admin", "127.0.0.1:0"}, args...)
 	go func() { r.done <- serve(ctx, args, io.Discard, r.log, func(a addrs) { ready <- a }) }()
 	select {
 	case r.addrs = <-ready:
