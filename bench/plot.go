@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"cmp"
 	"fmt"
+	"hash/fnv"
 	"html"
 	"image"
 	"image/color"
@@ -40,15 +41,24 @@ type Plot struct {
 type Series struct {
 	Name string
 	X, Y []float64
+	// Key chooses the colour: the same key has the same colour in every
+	// plot (a policy's name, a target's label); empty means Name.
+	Key string
+	// Dashed draws the line dashed (a policy's byte hit ratio beside its
+	// hit ratio).
+	Dashed bool
 }
 
 // PlotFromResults draws hit ratio (%) against capacity, one line per policy,
-// in the order the policies first appear in results.
+// in the order the policies first appear in results, each policy in its
+// own colour. With byte capacities each policy also gets a dashed line of
+// its byte hit ratio.
 func PlotFromResults(traceName string, results []Result) Plot {
 	p := Plot{Title: "Hit ratio on " + traceName, YLabel: "hit ratio (%)", XLabel: "cache size (objects)"}
 	bytes := len(results) > 0 && results[0].Bytes
 	if bytes {
 		p.XLabel = "cache size (bytes)"
+		p.YLabel = "hit ratio, dashed: byte hit ratio (%)"
 		p.XFormat = func(x float64) string { return FormatCapacity(int64(x), true) }
 	}
 	index := map[string]int{}
@@ -58,11 +68,18 @@ func PlotFromResults(traceName string, results []Result) Plot {
 		if !ok {
 			i = len(p.Series)
 			index[r.Policy] = i
-			p.Series = append(p.Series, Series{Name: r.Policy})
+			p.Series = append(p.Series, Series{Name: r.Policy, Key: r.Policy})
+			if bytes {
+				p.Series = append(p.Series, Series{Name: r.Policy + " (bytes)", Key: r.Policy, Dashed: true})
+			}
 		}
 		x := float64(r.Capacity)
 		p.Series[i].X = append(p.Series[i].X, x)
 		p.Series[i].Y = append(p.Series[i].Y, 100*r.HitRatio)
+		if bytes {
+			p.Series[i+1].X = append(p.Series[i+1].X, x)
+			p.Series[i+1].Y = append(p.Series[i+1].Y, 100*r.ByteHitRatio)
+		}
 		lo, hi = min(lo, x), max(hi, x)
 	}
 	p.LogX = lo > 0 && hi/lo >= 16
@@ -103,7 +120,58 @@ const (
 var palette = []color.RGBA{
 	{0x1f, 0x77, 0xb4, 0xff}, {0xd6, 0x27, 0x28, 0xff}, {0x2c, 0xa0, 0x2c, 0xff},
 	{0xff, 0x7f, 0x0e, 0xff}, {0x94, 0x67, 0xbd, 0xff}, {0x8c, 0x56, 0x4b, 0xff},
-	{0xe3, 0x77, 0xc2, 0xff}, {0x7f, 0x7f, 0x7f, 0xff},
+	{0xe3, 0x77, 0xc2, 0xff}, {0x7f, 0x7f, 0x7f, 0xff}, {0xbc, 0xbd, 0x22, 0xff},
+	{0x17, 0xbe, 0xcf, 0xff},
+}
+
+// seriesColor is the colour key prefers in every plot: each of
+// PolicyNames has its own, and any other key (a proxy's label) one chosen
+// by its hash.
+func seriesColor(key string) color.RGBA {
+	if i := slices.Index(PolicyNames, key); i >= 0 && i < len(palette) {
+		return palette[i]
+	}
+	h := fnv.New32a()
+	h.Write([]byte(key))
+	return palette[h.Sum32()%uint32(len(palette))]
+}
+
+// seriesColors gives each of keys its colour in one plot: the one it
+// prefers (seriesColor), unless an earlier key other than a policy took
+// it, then the next free one, so that two labels never share a colour.
+func seriesColors(keys []string) []color.RGBA {
+	out := make([]color.RGBA, len(keys))
+	owner := map[color.RGBA]string{}
+	for i, k := range keys {
+		c := seriesColor(k)
+		if o, taken := owner[c]; taken && o != k && !slices.Contains(PolicyNames, k) {
+			at := slices.Index(palette, c)
+			for j := 1; j < len(palette); j++ {
+				if _, taken := owner[palette[(at+j)%len(palette)]]; !taken {
+					c = palette[(at+j)%len(palette)]
+					break
+				}
+			}
+		}
+		owner[c] = k
+		out[i] = c
+	}
+	return out
+}
+
+// legendCharW is the width of a legend character: the PNG's 7x13 bitmap
+// font, and about that of 13 px Helvetica.
+const legendCharW = 7.5
+
+// size is the canvas: the chart area is fixed, and the canvas grows to
+// the right as far as the longest legend entry needs.
+func (p Plot) size() (w, h int) {
+	longest := 0
+	for _, s := range p.Series {
+		longest = max(longest, len([]rune(s.Name)))
+	}
+	need := 20 + 36 + legendCharW*float64(longest) + 12 // gap, swatch, text, margin
+	return plotW + max(0, int(math.Ceil(need))-marginR), plotH
 }
 
 // The drawing primitives a layout produces; SVG and PNG render the same list.
@@ -246,8 +314,13 @@ func (p Plot) layout() drawing {
 		label{20, (y0 + y1) / 2, p.YLabel, "middle", 13, true},
 	)
 
+	keys := make([]string, len(p.Series))
 	for i, s := range p.Series {
-		c := palette[i%len(palette)]
+		keys[i] = cmp.Or(s.Key, s.Name)
+	}
+	colors := seriesColors(keys)
+	for i, s := range p.Series {
+		c := colors[i]
 		idx := make([]int, len(s.X))
 		for j := range idx {
 			idx[j] = j
@@ -258,13 +331,13 @@ func (p Plot) layout() drawing {
 			d.markers = append(d.markers, marker{px, py, c})
 			if j > 0 {
 				pk := idx[j-1]
-				d.segs = append(d.segs, segment{xmap(s.X[pk]), ymap(s.Y[pk]), px, py, c, 2, false})
+				d.segs = append(d.segs, segment{xmap(s.X[pk]), ymap(s.Y[pk]), px, py, c, 2, s.Dashed})
 			}
 		}
 		// Legend entry.
 		ly := float64(marginT) + 12 + 22*float64(i)
 		lx := x1 + 20
-		d.segs = append(d.segs, segment{lx, ly, lx + 28, ly, c, 2.5, false})
+		d.segs = append(d.segs, segment{lx, ly, lx + 28, ly, c, 2.5, s.Dashed})
 		d.markers = append(d.markers, marker{lx + 14, ly, c})
 		d.labels = append(d.labels, label{lx + 36, ly + 4, s.Name, "start", 13, false})
 	}
@@ -302,12 +375,17 @@ func hexColor(c color.RGBA) string { return fmt.Sprintf("#%02x%02x%02x", c.R, c.
 // WriteSVG writes the chart as a standalone SVG document.
 func (p Plot) WriteSVG(w io.Writer) error {
 	d := p.layout()
+	width, height := p.size()
 	bw := &errWriter{w: w}
-	bw.printf(`<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" font-family="Helvetica, Arial, sans-serif">`+"\n", plotW, plotH, plotW, plotH)
+	bw.printf(`<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" font-family="Helvetica, Arial, sans-serif">`+"\n", width, height, width, height)
 	bw.printf(`<rect width="100%%" height="100%%" fill="white"/>` + "\n")
 	for _, s := range d.segs {
-		bw.printf(`<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="%s" stroke-width="%g" stroke-linecap="round"/>`+"\n",
-			s.x1, s.y1, s.x2, s.y2, hexColor(s.c), s.width)
+		dash := ""
+		if s.dashed {
+			dash = ` stroke-dasharray="6 4"`
+		}
+		bw.printf(`<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="%s" stroke-width="%g" stroke-linecap="round"%s/>`+"\n",
+			s.x1, s.y1, s.x2, s.y2, hexColor(s.c), s.width, dash)
 	}
 	for _, m := range d.markers {
 		bw.printf(`<circle cx="%.1f" cy="%.1f" r="3.5" fill="%s"/>`+"\n", m.x, m.y, hexColor(m.c))
@@ -340,7 +418,8 @@ func (e *errWriter) printf(format string, args ...any) {
 // horizontally above the axis).
 func (p Plot) WritePNG(w io.Writer) error {
 	d := p.layout()
-	img := image.NewRGBA(image.Rect(0, 0, plotW, plotH))
+	width, height := p.size()
+	img := image.NewRGBA(image.Rect(0, 0, width, height))
 	for i := range img.Pix {
 		img.Pix[i] = 0xff
 	}
@@ -381,6 +460,9 @@ func drawLine(img *image.RGBA, s segment) {
 	steps := int(math.Ceil(math.Max(math.Abs(s.x2-s.x1), math.Abs(s.y2-s.y1)))) + 1
 	half := int(math.Max(0, math.Round(s.width/2-0.5)))
 	for i := 0; i <= steps; i++ {
+		if s.dashed && i%10 >= 6 {
+			continue // 6 pixels on, 4 off
+		}
 		t := float64(i) / float64(steps)
 		cx := int(math.Round(s.x1 + t*(s.x2-s.x1)))
 		cy := int(math.Round(s.y1 + t*(s.y2-s.y1)))

@@ -37,7 +37,7 @@ func PlotLatency(title string, reports []HTTPReport) Plot {
 		XFormat: formatNines,
 	}
 	for i, r := range reports {
-		s := Series{Name: seriesName(i, r)}
+		s := Series{Name: seriesName(i, r), Key: r.Label}
 		for _, pt := range r.Latency {
 			if pt.Q <= 0 || pt.Q >= 1 {
 				continue

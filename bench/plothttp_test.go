@@ -92,8 +92,8 @@ func TestRunHTTPPlotsOneLinePerTarget(t *testing.T) {
 			if b := img.Bounds(); b.Dx() != plotW || b.Dy() != plotH {
 				t.Errorf("png is %v", b)
 			}
-			// Both lines are drawn, in the first two palette colours.
-			for _, c := range palette[:2] {
+			// Both lines are drawn, each in its target's colour.
+			for _, c := range seriesColors([]string{"first", "origin"}) {
 				found := false
 				for y := 0; y < plotH && !found; y++ {
 					for x := 0; x < plotW && !found; x++ {
@@ -125,7 +125,7 @@ func TestRunHTTPPlotsOneLinePerTarget(t *testing.T) {
 			}
 		}
 		// One marker per percentile and one in the legend, for each target.
-		for i, c := range palette[:2] {
+		for i, c := range seriesColors([]string{"first", "origin"}) {
 			if got, want := circles[hexColor(c)], len(LatencyQuantiles)+1; got != want {
 				t.Errorf("series %d: %d markers, want %d", i, got, want)
 			}

@@ -90,7 +90,7 @@ func TestRunSimTableAndPlots(t *testing.T) {
 				t.Fatalf("svg is not well-formed: %v", err)
 			}
 		}
-		for _, want := range []string{">lru</text>", ">opt</text>", ">hit ratio (%)</text>", ">cache size (bytes)</text>", ">1MiB</text>"} {
+		for _, want := range []string{">lru</text>", ">opt</text>", ">hit ratio, dashed: byte hit ratio (%)</text>", ">lru (bytes)</text>", ">cache size (bytes)</text>", ">1MiB</text>"} {
 			if !bytes.Contains(data, []byte(want)) {
 				t.Errorf("svg lacks %s", want)
 			}
