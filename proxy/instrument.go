@@ -61,15 +61,21 @@ func (m *httpMetrics) observeOrigin(host string, d time.Duration, err error) {
 // Instrument wraps a proxy handler so that every request is counted in
 // cellar_request_duration_seconds by outcome and cellar_responses_total by
 // status class. The outcome is read from the Cache-Status the proxy set.
-func (m *Metrics) Instrument(h http.Handler) http.Handler {
+// observe, when not nil, is told each request, its status and its
+// Cache-Status once it is answered.
+func (m *Metrics) Instrument(h http.Handler, observe func(r *http.Request, status int, cacheStatus string)) http.Handler {
 	hm := m.http
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		sw := &statusWriter{ResponseWriter: w}
 		defer func() {
-			hm.duration.WithLabelValues(outcomeOf(w.Header().Get("Cache-Status"))).Observe(time.Since(start).Seconds())
+			cs := w.Header().Get("Cache-Status")
+			hm.duration.WithLabelValues(outcomeOf(cs)).Observe(time.Since(start).Seconds())
 			if sw.code != 0 {
 				hm.responses.WithLabelValues(statusClass(sw.code)).Inc()
+			}
+			if observe != nil {
+				observe(r, sw.code, cs)
 			}
 		}()
 		h.ServeHTTP(sw, r)

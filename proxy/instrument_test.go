@@ -42,7 +42,7 @@ func TestInstrumentAgreesWithRequestsTotal(t *testing.T) {
 		}
 		io.WriteString(w, "body")
 	})
-	front := httptest.NewServer(r.server.metrics.Instrument(r.server))
+	front := httptest.NewServer(r.server.metrics.Instrument(r.server, nil))
 	defer front.Close()
 	do := func(method, path string) {
 		t.Helper()

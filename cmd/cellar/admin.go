@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/cellar-cache/cellar/internal/cli"
+	"github.com/cellar-cache/cellar/internal/dashboard"
 	"github.com/cellar-cache/cellar/proxy"
 	"github.com/cellar-cache/cellar/purge"
 )
@@ -25,6 +26,9 @@ import (
 // when the request arrives.
 func (d *daemon) adminMux() http.Handler {
 	m := http.NewServeMux()
+	dash := dashboard.Handler(dashboard.Options{Gatherer: d.reg, Tracker: d.tracker, Status: func() any { return d.readiness() }})
+	m.Handle("GET /{$}", dash) // the page itself holds no figures
+	m.Handle("GET /dashboard.json", d.withGeneration(func(g *generation) http.Handler { return g.metricsAuth(dash) }))
 	m.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		if !d.serving.Load() {
 			http.Error(w, "shutting down", http.StatusServiceUnavailable)
@@ -51,7 +55,7 @@ func (d *daemon) adminMux() http.Handler {
 			return g.purger.RequireToken(h)
 		}))
 	}
-	m.Handle("/purge/", d.withGeneration(func(g *generation) http.Handler { return g.purgeH }))
+	m.Handle("/purge/", d.trackPurges(d.withGeneration(func(g *generation) http.Handler { return g.purgeH })))
 	m.Handle("/inspect", d.withGeneration(func(g *generation) http.Handler { return g.inspect }))
 	m.Handle("POST /reload", d.withGeneration(func(g *generation) http.Handler {
 		return g.purger.RequireToken(http.HandlerFunc(d.serveReload))
@@ -86,6 +90,43 @@ func (d *daemon) withGeneration(h func(*generation) http.Handler) http.Handler {
 		defer g.release()
 		h(g).ServeHTTP(w, r)
 	})
+}
+
+// trackPurges notes each purge request and its answer for the dashboard.
+func (d *daemon) trackPurges(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rec := &purgeRecorder{ResponseWriter: w, code: http.StatusOK}
+		h.ServeHTTP(rec, r)
+		var ans struct {
+			Purged int    `json:"purged"`
+			Error  string `json:"error"`
+		}
+		json.Unmarshal(rec.body, &ans)
+		detail := ans.Error
+		if rec.code == http.StatusOK {
+			detail = fmt.Sprintf("purged %d", ans.Purged)
+		}
+		d.tracker.Purge(strings.TrimPrefix(r.URL.Path, "/purge/"), rec.code, detail)
+	})
+}
+
+// purgeRecorder keeps the status and the start of a purge answer.
+type purgeRecorder struct {
+	http.ResponseWriter
+	code int
+	body []byte
+}
+
+func (p *purgeRecorder) WriteHeader(code int) {
+	p.code = code
+	p.ResponseWriter.WriteHeader(code)
+}
+
+func (p *purgeRecorder) Write(b []byte) (int, error) {
+	if room := 4096 - len(p.body); room > 0 {
+		p.body = append(p.body, b[:min(len(b), room)]...)
+	}
+	return p.ResponseWriter.Write(b)
 }
 
 // serveReload answers POST /reload: 200 with the new generation, or 422

@@ -19,6 +19,7 @@ import (
 
 	"github.com/cellar-cache/cellar/cache"
 	"github.com/cellar-cache/cellar/internal/accesslog"
+	"github.com/cellar-cache/cellar/internal/dashboard"
 	"github.com/cellar-cache/cellar/listen"
 	"github.com/cellar-cache/cellar/proxy"
 	"github.com/cellar-cache/cellar/purge"
@@ -50,7 +51,8 @@ type daemon struct {
 	purgeMetrics  *purge.Metrics
 	ops           *opsMetrics
 	reg           *prometheus.Registry
-	admin         http.Handler // the admin mux (admin.go)
+	admin         http.Handler       // the admin mux (admin.go)
+	tracker       *dashboard.Tracker // top URLs, recent errors and purges
 
 	cur     atomic.Pointer[generation]
 	serving atomic.Bool
@@ -130,6 +132,7 @@ func (d *daemon) wait() { d.retiring.Wait() }
 // registerMetrics registers the collectors shared by all generations.
 func (d *daemon) registerMetrics() error {
 	d.failed = make(chan error, 1)
+	d.tracker = dashboard.NewTracker(200, 20)
 	if err := d.proxyMetrics.Register(d.reg); err != nil {
 		return err
 	}
@@ -429,7 +432,10 @@ func (d *daemon) proxyHandler() http.Handler {
 		g := d.acquire()
 		defer g.release()
 		g.srv.ServeHTTP(w, r)
-	}))
+	}), func(r *http.Request, status int, cacheStatus string) {
+		_, detail, _ := strings.Cut(cacheStatus, "detail=")
+		d.tracker.Request(r, status, detail)
+	})
 }
 
 // startFront serves fr in the background; a failure other than a

@@ -1,0 +1,154 @@
+package dashboard
+
+import (
+	"cmp"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Tracker keeps what the dashboard shows beyond the metrics: the most
+// requested URLs (approximately, in bounded memory), and the last errors
+// and purges. Its methods are safe for concurrent use.
+type Tracker struct {
+	sample atomic.Uint64 // requests seen, for sampling the top URLs
+
+	mu      sync.Mutex // protects the fields below
+	top     map[string]*urlCount
+	errors  ring[Event]
+	purges  ring[Event]
+	maxURLs int
+}
+
+// urlCount is a URL's count in the space-saving summary: count is at most
+// over by err.
+type urlCount struct{ count, err uint64 }
+
+// Event is one recent error or purge.
+type Event struct {
+	Time   time.Time `json:"time"`
+	Method string    `json:"method,omitempty"`
+	URL    string    `json:"url"`
+	Status int       `json:"status"`
+	Detail string    `json:"detail,omitempty"`
+}
+
+// URLCount is one entry of the top URLs.
+type URLCount struct {
+	URL      string `json:"url"`
+	Requests uint64 `json:"requests"`
+}
+
+// topSample is the sampling rate of the top URLs: one request in
+// topSample is counted (as topSample), so that most requests take no
+// lock.
+const topSample = 4
+
+// NewTracker returns a Tracker keeping the top URLs among up to maxURLs
+// candidates and the last n errors and purges.
+func NewTracker(maxURLs, n int) *Tracker {
+	return &Tracker{top: map[string]*urlCount{}, errors: newRing[Event](n), purges: newRing[Event](n), maxURLs: maxURLs}
+}
+
+// Request notes a proxied request and its status: its URL for the top
+// URLs (sampled), and the request as a recent error when the status is a
+// 5xx. detail is what the response's Cache-Status said.
+func (t *Tracker) Request(r *http.Request, status int, detail string) {
+	sampled := t.sample.Add(1)%topSample == 0
+	if !sampled && status < 500 {
+		return
+	}
+	u := r.Host + r.URL.Path
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if sampled {
+		t.count(u)
+	}
+	if status >= 500 {
+		t.errors.add(Event{Time: time.Now().UTC(), Method: r.Method, URL: u, Status: status, Detail: detail})
+	}
+}
+
+// count adds topSample to u's count (space-saving: when the summary is
+// full, the least counted URL gives its place and its count to u).
+// Call with t.mu held.
+func (t *Tracker) count(u string) {
+	if c, ok := t.top[u]; ok {
+		c.count += topSample
+		return
+	}
+	if len(t.top) < t.maxURLs {
+		t.top[u] = &urlCount{count: topSample}
+		return
+	}
+	var minURL string
+	var minC *urlCount
+	for k, c := range t.top {
+		if minC == nil || c.count < minC.count {
+			minURL, minC = k, c
+		}
+	}
+	delete(t.top, minURL)
+	t.top[u] = &urlCount{count: minC.count + topSample, err: minC.count}
+}
+
+// Purge notes a purge request to the admin API.
+func (t *Tracker) Purge(kind string, status int, detail string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.purges.add(Event{Time: time.Now().UTC(), URL: kind, Status: status, Detail: detail})
+}
+
+// Top returns the n most requested URLs, most first.
+func (t *Tracker) Top(n int) []URLCount {
+	t.mu.Lock()
+	out := make([]URLCount, 0, len(t.top))
+	for u, c := range t.top {
+		out = append(out, URLCount{URL: u, Requests: c.count})
+	}
+	t.mu.Unlock()
+	slices.SortFunc(out, func(a, b URLCount) int {
+		return cmp.Or(cmp.Compare(b.Requests, a.Requests), strings.Compare(a.URL, b.URL))
+	})
+	return out[:min(n, len(out))]
+}
+
+// Recent returns the last errors and purges, newest first.
+func (t *Tracker) Recent() (errors, purges []Event) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.errors.newestFirst(), t.purges.newestFirst()
+}
+
+// ring keeps the last len(buf) values added.
+type ring[T any] struct {
+	buf  []T
+	next int
+	full bool
+}
+
+func newRing[T any](n int) ring[T] { return ring[T]{buf: make([]T, n)} }
+
+func (r *ring[T]) add(v T) {
+	if len(r.buf) == 0 {
+		return
+	}
+	r.buf[r.next] = v
+	r.next = (r.next + 1) % len(r.buf)
+	r.full = r.full || r.next == 0
+}
+
+func (r *ring[T]) newestFirst() []T {
+	n := r.next
+	if r.full {
+		n = len(r.buf)
+	}
+	out := make([]T, 0, n)
+	for i := range n {
+		out = append(out, r.buf[(r.next-1-i+len(r.buf))%len(r.buf)])
+	}
+	return out
+}
