@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -346,7 +347,7 @@ func (d *daemon) serveListeners() {
 // served yet; on error nothing changes.
 func (d *daemon) bindListeners(s settings, g *generation) (fr *front, adminLn *listener, err error) {
 	specs := s.frontListeners()
-	limits := edgeLimits{s.proxy.Limits.MaxConns, s.proxy.Limits.MaxHeaderBytes, s.proxy.WriteTimeout}
+	limits := edgeLimits{s.proxy.Limits.MaxConns, s.proxy.Limits.MaxHeaderBytes, s.proxy.WriteTimeout, certStamp(specs)}
 	if d.front != nil && d.front.limits == limits && slices.EqualFunc(specs, d.front.specs, sameListener) {
 		fr = d.front
 	} else if fr, err = d.openFront(specs, limits, g, s.shutdownTimeout); err != nil {
@@ -412,11 +413,32 @@ func (d *daemon) openFront(specs []listen.Listener, limits edgeLimits, g *genera
 	return fr, nil
 }
 
-// edgeLimits are the limits a proxy listener set applies to connections
-// (proxy.Server.Listener and ConfigureHTTPServer).
+// edgeLimits are what a proxy listener set applies to connections beyond
+// its listen.Listener settings: the limits (proxy.Server.Listener and
+// ConfigureHTTPServer) and the certificates loaded.
 type edgeLimits struct {
 	maxConns, maxHeaderBytes int
 	writeTimeout             time.Duration
+	certs                    string // certStamp: a replaced certificate file opens a new set
+}
+
+// certStamp identifies the contents of the listeners' certificate files
+// (a SHA-256 of each; they are small).
+func certStamp(specs []listen.Listener) string {
+	h := sha256.New()
+	for _, l := range specs {
+		for _, c := range l.Certs {
+			for _, f := range []string{c.Cert, c.Key} {
+				b, err := os.ReadFile(f)
+				if err != nil {
+					b = []byte(err.Error())
+				}
+				fmt.Fprintf(h, "%s %d;", f, len(b))
+				h.Write(b)
+			}
+		}
+	}
+	return string(h.Sum(nil))
 }
 
 // sameListener reports whether two listener settings are the same.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -429,4 +430,36 @@ func TestReloadChangedListenerKeepsItsSocket(t *testing.T) {
 			t.Fatalf("on the kept socket: %q", body)
 		}
 	}
+}
+
+// TestReloadTakesAReplacedCertificate replaces the TLS certificate files
+// at the same paths and reloads: handshakes present the new certificate,
+// on the same port, as soon as the old listener set has shut down.
+func TestReloadTakesAReplacedCertificate(t *testing.T) {
+	a := namedOrigin(t, "A", nil, nil)
+	dir, certDir := t.TempDir(), t.TempDir()
+	certFile, keyFile := selfSigned(t, certDir)
+	cfg := writeConfig(t, "origin: "+a.URL+"\nlisten: 127.0.0.1:0\ntls: {cert: "+certFile+", key: "+keyFile+"}\n")
+	r, err := startServeNoListen(t, "-config", cfg, "-admin", "127.0.0.1:0", "-data-dir", dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	serial := func() string {
+		t.Helper()
+		c, err := tls.Dial("tcp", r.proxy, &tls.Config{InsecureSkipVerify: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		return string(c.ConnectionState().PeerCertificates[0].Raw)
+	}
+	before := serial()
+	selfSigned(t, certDir) // new files, new key, at the same paths
+	var out, errb strings.Builder
+	if err := run(context.Background(), []string{"reload", "-admin", r.admin, "-data-dir", dir}, &out, &errb); err != nil {
+		t.Fatalf("reload: %v", err)
+	}
+	// The old listener set may accept a last connection or two until it
+	// has shut down; from then on the shared socket is the new set's.
+	waitFor(t, "the listener presents the new certificate", func() bool { return serial() != before })
 }
