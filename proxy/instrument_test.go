@@ -58,6 +58,15 @@ func TestInstrumentAgreesWithRequestsTotal(t *testing.T) {
 	r.waitIdle()
 
 	m := r.server.metrics
+	// A request is observed when its handler returns, which may be just
+	// after its client has read the whole response.
+	waitFor(t, "every request is observed", func() bool {
+		var n uint64
+		for _, o := range []string{"hit", "stale", "miss", "pass"} {
+			n += histogramCount(t, m.http.duration.WithLabelValues(o))
+		}
+		return n == 11
+	})
 	for _, o := range []string{"hit", "stale", "miss", "pass"} {
 		want := testutil.ToFloat64(m.requests.WithLabelValues(o))
 		if got := histogramCount(t, m.http.duration.WithLabelValues(o)); got != uint64(want) {

@@ -53,8 +53,14 @@ func TestMetricsAndReadiness(t *testing.T) {
 	for _, p := range []string{"/page", "/page", "/private", "/missing"} {
 		get(t, base+p)
 	}
-	_, m := get(t, "http://"+r.admin+"/metrics")
 	originHost := strings.TrimPrefix(origin.URL, "http://")
+	// A request is counted when its handler returns, which may be just
+	// after its client has read the whole response: wait for the last one.
+	var m string
+	waitFor(t, "the four requests are counted", func() bool {
+		_, m = get(t, "http://"+r.admin+"/metrics")
+		return metricValue(m, `cellar_request_duration_seconds_count{outcome="pass"}`) == 2
+	})
 	for series, want := range map[string]float64{
 		`cellar_request_duration_seconds_count{outcome="hit"}`:              1,
 		`cellar_request_duration_seconds_count{outcome="miss"}`:             1,
