@@ -134,9 +134,6 @@ func (d *daemon) wait() { d.retiring.Wait() }
 func (d *daemon) registerMetrics() error {
 	d.failed = make(chan error, 1)
 	d.tracker = dashboard.NewTracker(200, 20)
-	if err := d.proxyMetrics.Register(d.reg); err != nil {
-		return err
-	}
 	if err := d.purgeMetrics.Register(d.reg); err != nil {
 		return err
 	}

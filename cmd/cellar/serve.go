@@ -231,6 +231,13 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready f
 	if err != nil {
 		return err
 	}
+	// After the first generation is built: its cluster's peer metrics are
+	// registered with the rest.
+	if err := d.proxyMetrics.Register(reg); err != nil {
+		d.retire(g)
+		d.wait()
+		return err
+	}
 	d.cur.Store(g)
 	if err := d.openListeners(s); err != nil {
 		d.retire(g)
