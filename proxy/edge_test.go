@@ -152,7 +152,16 @@ func TestClientBodyTimeoutIs408(t *testing.T) {
 	if resp.StatusCode != 408 {
 		t.Fatalf("status %d, want 408", resp.StatusCode)
 	}
-	// A slow upload that keeps making progress is not cut.
+}
+
+func TestClientBodyTimeoutSparesASlowSteadyUpload(t *testing.T) {
+	// Gaps a fifth of the timeout, so that a loaded machine's late
+	// wake-ups do not add up to a stall; 3 s in all, over 2 timeouts.
+	const timeout, gap = 1500 * time.Millisecond, 300 * time.Millisecond
+	r := newRig(t, func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		io.WriteString(w, "took it")
+	}, withProxyOptions(func(o *Options) { o.ClientBodyTimeout = timeout }))
 	c, err := net.Dial("tcp", r.front.Listener.Addr().String())
 	if err != nil {
 		t.Fatal(err)
@@ -160,10 +169,10 @@ func TestClientBodyTimeoutIs408(t *testing.T) {
 	defer c.Close()
 	fmt.Fprintf(c, "POST /up HTTP/1.1\r\nHost: %s\r\nContent-Length: 10\r\n\r\n", testHost)
 	for i := range 10 {
-		time.Sleep(100 * time.Millisecond) // 1 s in all, over 3 timeouts
+		time.Sleep(gap)
 		fmt.Fprint(c, i)
 	}
-	resp, err = http.ReadResponse(bufio.NewReader(c), nil)
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
 	if err != nil || resp.StatusCode != 200 {
 		t.Fatalf("slow but steady upload: %v %v, want 200", resp, err)
 	}
