@@ -185,6 +185,11 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready f
 		}()
 	}
 
+	// A start that is bound to fail on a busy or bad address fails before
+	// the store writes anything to the data directory.
+	if err := probeAddrs(s); err != nil {
+		return err
+	}
 	s.store.Logger = log
 	st, err := store.Open(s.store)
 	if err != nil {
@@ -366,4 +371,27 @@ func (s *settings) frontListeners() []listen.Listener {
 func hostPort(addr string) string {
 	_, hp, _ := strings.Cut(addr, "://")
 	return hp
+}
+
+// probeAddrs binds and closes each fixed TCP address that serve will
+// listen on (the proxy's and the admin's), so that an address in use or
+// invalid stops the start before the data directory is touched. Port 0
+// needs no probe. The real listeners are bound later; a port taken in
+// between still fails the start, with the same error.
+func probeAddrs(s settings) error {
+	addrs := []string{s.admin}
+	for _, l := range s.frontListeners() {
+		addrs = append(addrs, l.Address)
+	}
+	for _, a := range addrs {
+		if _, port, err := net.SplitHostPort(a); err == nil && port == "0" {
+			continue
+		}
+		ln, err := net.Listen("tcp", a)
+		if err != nil {
+			return fmt.Errorf("listen: %w", err)
+		}
+		ln.Close()
+	}
+	return nil
 }

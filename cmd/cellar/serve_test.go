@@ -225,10 +225,20 @@ func TestServeWithTheDemoOriginExitsOnStartUpErrors(t *testing.T) {
 		{"locked data dir", []string{"-data-dir", locked}, "in use"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			args := append([]string{"-data-dir", t.TempDir()}, tc.args...)
+			dir := filepath.Join(t.TempDir(), "data")
+			args := append([]string{"-data-dir", dir}, tc.args...)
 			_, err := startServe(t, args...)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("serve %v: %v, want an error containing %q", tc.args, err, tc.want)
+			}
+			if tc.name == "locked data dir" {
+				return
+			}
+			// A start that fails on its addresses writes nothing (no
+			// store files, ballast or purge token).
+			if _, err := os.Stat(dir); !os.IsNotExist(err) {
+				entries, _ := os.ReadDir(dir)
+				t.Errorf("failed start left %s behind (%v): %d entries", dir, err, len(entries))
 			}
 		})
 	}
