@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cellar-cache/cellar/internal/walgate"
 	"github.com/cellar-cache/cellar/store"
 	"github.com/cockroachdb/pebble/v2/vfs"
 )
@@ -302,53 +303,12 @@ func TestOversizedChunkedBodyStreamsWholeAndIsNotStored(t *testing.T) {
 	}
 }
 
-// walGate is a file system whose WAL syncs block while it is closed.
-type walGate struct {
-	vfs.FS
-	closed  atomic.Bool
-	blocked chan struct{} // receives when a sync blocks
-	open    chan struct{}
-	once    sync.Once
-}
-
-func (g *walGate) release() { g.once.Do(func() { close(g.open) }) }
-
-func (g *walGate) wait(name string) {
-	if strings.HasSuffix(name, ".log") && g.closed.Load() {
-		select {
-		case g.blocked <- struct{}{}:
-		default:
-		}
-		<-g.open
-	}
-}
-
-func (g *walGate) Create(name string, c vfs.DiskWriteCategory) (vfs.File, error) {
-	f, err := g.FS.Create(name, c)
-	return walFile{f, g, name}, err
-}
-
-func (g *walGate) ReuseForWrite(old, name string, c vfs.DiskWriteCategory) (vfs.File, error) {
-	f, err := g.FS.ReuseForWrite(old, name, c)
-	return walFile{f, g, name}, err
-}
-
-type walFile struct {
-	vfs.File
-	g    *walGate
-	name string
-}
-
-func (f walFile) Sync() error                  { f.g.wait(f.name); return f.File.Sync() }
-func (f walFile) SyncData() error              { f.g.wait(f.name); return f.File.SyncData() }
-func (f walFile) SyncTo(n int64) (bool, error) { f.g.wait(f.name); return f.File.SyncTo(n) }
-
 // TestCommitFsyncBlocksNoClient holds a fill's commit in its fsync and
 // checks that meanwhile the client of that fill gets its whole (chunked)
 // body, and that a purge waiting for the commit does not hold up a miss of
 // another URL.
 func TestCommitFsyncBlocksNoClient(t *testing.T) {
-	g := &walGate{FS: vfs.Default, blocked: make(chan struct{}, 16), open: make(chan struct{})}
+	g := walgate.New(vfs.Default)
 	r := newRig(t, func(w http.ResponseWriter, req *http.Request) {
 		if req.Method != http.MethodGet {
 			return
@@ -357,8 +317,8 @@ func TestCommitFsyncBlocksNoClient(t *testing.T) {
 		io.WriteString(w, "body of "+req.URL.Path)
 		w.(http.Flusher).Flush() // chunked: the client waits for the end
 	}, withStoreOptions(func(o *store.Options) { o.FS = g }))
-	t.Cleanup(g.release) // before the rig closes the store, even on failure
-	g.closed.Store(true)
+	t.Cleanup(g.Release) // before the rig closes the store, even on failure
+	g.Shut()
 
 	done := make(chan string, 3)
 	get := func(path string) {
@@ -377,7 +337,7 @@ func TestCommitFsyncBlocksNoClient(t *testing.T) {
 	}
 	go get("/a")
 	select {
-	case <-g.blocked:
+	case <-g.Blocked():
 	case <-time.After(time.Minute):
 		t.Fatal("the commit of /a never reached its fsync")
 	}
@@ -400,7 +360,7 @@ func TestCommitFsyncBlocksNoClient(t *testing.T) {
 			t.Fatal("a client waited for another fill's fsync")
 		}
 	}
-	g.release()
+	g.Release()
 	<-posted
 }
 
@@ -415,21 +375,21 @@ func newReq(r *rig, method, path string) *http.Request {
 // purge has to wait; the POST's client leaves meanwhile, and the stored
 // response is still invalidated once the commit is through.
 func TestInvalidationOutlivesTheClient(t *testing.T) {
-	g := &walGate{FS: vfs.Default, blocked: make(chan struct{}, 16), open: make(chan struct{})}
+	g := walgate.New(vfs.Default)
 	r := newRig(t, func(w http.ResponseWriter, req *http.Request) {
 		w.Header().Set("Cache-Control", "max-age=60")
 		io.WriteString(w, "body of "+req.URL.Path)
 	}, withStoreOptions(func(o *store.Options) { o.FS = g }))
-	t.Cleanup(g.release)
+	t.Cleanup(g.Release)
 	r.get("/x")
 	r.waitIdle()
 	if resp, _ := r.get("/x"); !isHit(resp.Header.Get("Cache-Status")) {
 		t.Fatalf("/x not stored: %q", resp.Header.Get("Cache-Status"))
 	}
-	g.closed.Store(true)
+	g.Shut()
 	go r.front.Client().Do(newReq(r, http.MethodGet, "/a"))
 	select {
-	case <-g.blocked:
+	case <-g.Blocked():
 	case <-time.After(time.Minute):
 		t.Fatal("the commit of /a never reached its fsync")
 	}
@@ -445,8 +405,7 @@ func TestInvalidationOutlivesTheClient(t *testing.T) {
 	waitFor(t, "the POST reached the origin", func() bool { return r.origin.lastRequest() != nil && r.origin.lastRequest().Method == http.MethodPost })
 	cancel()
 	<-posted
-	g.closed.Store(false)
-	g.release()
+	g.Release()
 	waitFor(t, "/x invalidated", func() bool {
 		_, err := r.store.Get(context.Background(), "http://"+testHost+"/x")
 		return err != nil

@@ -4,86 +4,24 @@ import (
 	"bytes"
 	"context"
 	"io"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
+
+	"github.com/cellar-cache/cellar/internal/walgate"
 )
-
-// syncGate is a file system whose WAL syncs block while it is closed, so
-// that a test can look at what other goroutines can do while a commit is
-// in its fsync.
-type syncGate struct {
-	vfs.FS
-	mu      sync.Mutex
-	closed  bool
-	blocked chan struct{} // receives when a sync blocks on the gate
-	open    chan struct{} // closed to let blocked syncs through
-}
-
-func newSyncGate() *syncGate {
-	return &syncGate{FS: vfs.Default, blocked: make(chan struct{}, 16), open: make(chan struct{})}
-}
-
-func (g *syncGate) close() {
-	g.mu.Lock()
-	g.closed = true
-	g.mu.Unlock()
-}
-
-func (g *syncGate) wait(name string) {
-	if !strings.HasSuffix(name, ".log") {
-		return
-	}
-	g.mu.Lock()
-	closed := g.closed
-	g.mu.Unlock()
-	if closed {
-		select {
-		case g.blocked <- struct{}{}:
-		default:
-		}
-		<-g.open
-	}
-}
-
-func (g *syncGate) Create(name string, c vfs.DiskWriteCategory) (vfs.File, error) {
-	f, err := g.FS.Create(name, c)
-	return gatedFile{f, g, name}, err
-}
-
-func (g *syncGate) ReuseForWrite(oldname, newname string, c vfs.DiskWriteCategory) (vfs.File, error) {
-	f, err := g.FS.ReuseForWrite(oldname, newname, c)
-	return gatedFile{f, g, newname}, err
-}
-
-type gatedFile struct {
-	vfs.File
-	g    *syncGate
-	name string
-}
-
-func (f gatedFile) Sync() error     { f.g.wait(f.name); return f.File.Sync() }
-func (f gatedFile) SyncData() error { f.g.wait(f.name); return f.File.SyncData() }
-func (f gatedFile) SyncTo(n int64) (bool, error) {
-	f.g.wait(f.name)
-	return f.File.SyncTo(n)
-}
 
 // TestCommitHoldsNoLockAcrossFsync blocks a fill's commit in its WAL sync
 // and checks that meanwhile a reader following the fill reads the bytes
 // not yet flushed to a chunk, and that taking a store ticket (what every
 // miss does) and a metadata read of another key do not wait for it.
 func TestCommitHoldsNoLockAcrossFsync(t *testing.T) {
-	g := newSyncGate()
+	g := walgate.New(vfs.Default)
 	opts := testOptions(t)
 	opts.FS = g
 	s := openTest(t, opts)
-	var once sync.Once
-	release := func() { once.Do(func() { close(g.open) }) }
-	t.Cleanup(release) // before the store closes, even when the test fails
+	t.Cleanup(g.Release) // before the store closes, even when the test fails
 	ctx := context.Background()
 	put(t, s, "other", body(100, 1), CreateOptions{SizeHint: -1})
 
@@ -98,14 +36,14 @@ func TestCommitHoldsNoLockAcrossFsync(t *testing.T) {
 	rd := w.NewReader(ctx)
 	defer rd.Close()
 
-	g.close()
+	g.Shut()
 	committed := make(chan error, 1)
 	go func() {
 		_, err := w.Commit(ctx)
 		committed <- err
 	}()
 	select {
-	case <-g.blocked:
+	case <-g.Blocked():
 	case <-time.After(time.Minute):
 		t.Fatal("the commit never reached its sync")
 	}
@@ -140,7 +78,7 @@ func TestCommitHoldsNoLockAcrossFsync(t *testing.T) {
 			t.Fatal("a reader, a ticket or a lookup waited for the commit's fsync")
 		}
 	}
-	release()
+	g.Release()
 	if err := <-committed; err != nil {
 		t.Fatal(err)
 	}
