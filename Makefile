@@ -9,7 +9,7 @@ ADMIN   ?= 127.0.0.1:8081
 ORIGIN  ?=
 ARGS    ?=
 
-.PHONY: all build run test vet bench bench-peers fmt clean soak
+.PHONY: all build run test vet bench bench-peers fmt clean soak stall
 
 all: build
 
@@ -57,3 +57,9 @@ fmt:
 
 clean:
 	rm -rf bin
+
+# stall: 1,500 loopback connections each send ~1 MiB of header fields to the
+# built binary and stall; prints cellar's RSS and descriptors before and at
+# the peak (internal/stall; not part of test).
+stall: build
+	$(GO) run ./internal/stall -bin $(BIN)
