@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -48,6 +49,7 @@ type fileConfig struct {
 	AccessLog       *bool            `yaml:"access_log"`
 	AccessLogFormat string           `yaml:"access_log_format"`
 	AccessLogPath   string           `yaml:"access_log_path"`
+	LogLevel        string           `yaml:"log_level"`
 	Debug           bool             `yaml:"debug"`
 	Keep            string           `yaml:"keep"`
 	HitForMiss      string           `yaml:"hit_for_miss"`
@@ -485,7 +487,8 @@ type settings struct {
 	purgePeers        []string
 	purgePeerToken    string // empty: CELLAR_PURGE_PEER_TOKEN, else the first purge token
 	purgePeerTimeout  time.Duration
-	accessLogPath     string // "" for standard error
+	accessLogPath     string     // "" for standard error
+	logLevel          slog.Level // the least level of the process log; info by default
 }
 
 // loadConfig reads and strictly decodes a config file. The returned lines
@@ -643,6 +646,13 @@ func (fc *fileConfig) apply(s *settings, lines map[string]int) error {
 		s.proxy.AccessLogFormat = f
 	}
 	set(&s.accessLogPath, fc.AccessLogPath)
+	if fc.LogLevel != "" {
+		if l, err := parseLogLevel(fc.LogLevel); err != nil {
+			p.add("log_level", fc.LogLevel, "want debug, info, warn or error")
+		} else {
+			s.logLevel = l
+		}
+	}
 	s.proxy.Debug = fc.Debug
 	s.cache.Debug = fc.Debug
 	for i, st := range fc.Sites {
@@ -839,4 +849,18 @@ func defaultDataDir() string {
 		return filepath.Join(d, "cellar")
 	}
 	return "cellar-data"
+}
+
+// parseLogLevel reads a log level name: debug, info, warn or error, in any
+// case (slog's names; "warning" is taken for warn).
+func parseLogLevel(v string) (slog.Level, error) {
+	if strings.EqualFold(v, "warning") {
+		v = "warn"
+	}
+	var l slog.Level
+	switch strings.ToLower(v) {
+	case "debug", "info", "warn", "error":
+		return l, l.UnmarshalText([]byte(v))
+	}
+	return l, fmt.Errorf("%q: want debug, info, warn or error", v)
 }

@@ -43,6 +43,7 @@ import (
 type daemon struct {
 	flags         *serveFlags
 	log           *slog.Logger
+	logLevel      *slog.LevelVar // the process log's level, which a reload sets
 	store         *store.Store
 	storeOpts     store.Options     // as opened: store settings change only at restart
 	demoOrigin    string            // the bundled demo origin's URL, when serve started one
@@ -282,6 +283,7 @@ func (d *daemon) reloadLocked() (reloadResult, error) {
 		}()
 	}
 	d.retire(old)
+	d.logLevel.Set(s.logLevel)
 	d.warnOpenAdmin(s)
 	res.Generation = g.n
 	res.Listeners = d.listenerStates()

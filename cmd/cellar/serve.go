@@ -58,6 +58,7 @@ type serveFlags struct {
 	memory, disk, tlsCert, tlsKey          *string
 	accessLog                              *bool
 	accessLogFormat, accessLogPath         *string
+	logLevel                               *string
 }
 
 func newServeFlags() *serveFlags {
@@ -75,6 +76,7 @@ func newServeFlags() *serveFlags {
 		accessLog:       fs.Bool("access-log", true, "log one line per request"),
 		accessLogFormat: fs.String("access-log-format", "text", "access log `format`: text, json or combined"),
 		accessLogPath:   fs.String("access-log-path", "", "access log `file`, reopened on SIGUSR1 (default standard error)"),
+		logLevel:        fs.String("log-level", "info", "least `level` of the process log: debug, info, warn or error"),
 		tlsCert:         fs.String("tls-cert", "", "PEM certificate `file`: terminate TLS (and speak HTTP/2) on -listen"),
 		tlsKey:          fs.String("tls-key", "", "PEM private key `file` for -tls-cert"),
 	}
@@ -133,6 +135,8 @@ func (f *serveFlags) load() (settings, error) {
 			s.proxy.AccessLogFormat, err = accesslog.ParseFormat(*f.accessLogFormat)
 		case "access-log-path":
 			s.accessLogPath = *f.accessLogPath
+		case "log-level":
+			s.logLevel, err = parseLogLevel(*f.logLevel)
 		case "tls-cert":
 			s.tlsCert = *f.tlsCert
 		case "tls-key":
@@ -162,7 +166,10 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready f
 	if err != nil {
 		return err
 	}
-	log := slog.New(slog.NewTextHandler(stderr, nil))
+	// The level is a variable: a reload may change it.
+	level := new(slog.LevelVar)
+	level.Set(s.logLevel)
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 
 	// Deferred calls run last first: cancel stops the demo origin before
 	// bg.Wait waits for it, also when start-up fails below.
@@ -208,7 +215,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready f
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	reg.MustRegister(st.Collector())
 	d := &daemon{
-		flags: f, log: log, store: st, storeOpts: s.store, demoOrigin: demoOrigin,
+		flags: f, log: log, logLevel: level, store: st, storeOpts: s.store, demoOrigin: demoOrigin,
 		accessLogPath: s.accessLogPath,
 		proxyMetrics:  proxy.NewMetrics(), purgeMetrics: purge.NewMetrics(),
 		ops: newOpsMetrics(), reg: reg,

@@ -292,6 +292,7 @@ func TestConfigErrorsNameKeyAndLine(t *testing.T) {
 		{"unknown key in a list", "cache:\n  rules:\n    - prefix: /a\n      tll: 1m\n", []string{"line 4: cache.rules[0].tll: unknown key; did you mean ttl?"}},
 		{"unknown key far from any", "zzzzzzzz: 1\n", []string{"line 1: zzzzzzzz: unknown key"}},
 		{"bad size", "disk: 2XB\n", []string{"line 1", "disk", `"2XB"`, "K, M, G or T"}},
+		{"bad log level", "log_level: loud\n", []string{"line 1", "log_level", `"loud"`, "debug, info, warn or error"}},
 		{"unknown coding", "compression:\n  order: [br, lz4]\n", []string{"line 2", "compression.order[1]", `"lz4"`, "br, zstd, gzip"}},
 		{"bad origin", "origin: ftp://x\n", []string{"line 1", "origin", "host:port"}},
 		{"bad listen", "listen: 8080\n", []string{"line 1", "listen", "host:port"}},
@@ -604,4 +605,29 @@ func TestClusterConfig(t *testing.T) {
 // loadConfigText decodes text as a config file.
 func loadConfigText(t *testing.T, text string) (*fileConfig, map[string]int, error) {
 	return loadConfig(writeConfig(t, text))
+}
+
+// TestLogLevel: log_level (and -log-level) set the least level of the
+// process log: at error, the start-up info lines are not written; at
+// debug, they are.
+func TestLogLevel(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		args []string
+		want bool // the "cellar started" info line
+	}{
+		{"default", nil, true},
+		{"config error", []string{"-config", writeConfig(t, "log_level: error\n")}, false},
+		{"flag over config", []string{"-config", writeConfig(t, "log_level: error\n"), "-log-level", "DEBUG"}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r, err := startServe(t, append([]string{"-origin", "http://127.0.0.1:1", "-data-dir", t.TempDir()}, tc.args...)...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := strings.Contains(r.log.String(), "cellar started"); got != tc.want {
+				t.Errorf("start-up line logged %v, want %v:\n%s", got, tc.want, r.log)
+			}
+		})
+	}
 }
