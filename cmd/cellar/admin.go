@@ -18,7 +18,6 @@ import (
 	"github.com/cellar-cache/cellar/internal/cli"
 	"github.com/cellar-cache/cellar/internal/dashboard"
 	"github.com/cellar-cache/cellar/proxy"
-	"github.com/cellar-cache/cellar/purge"
 )
 
 // adminMux is the admin listener's handler. Routes that depend on the
@@ -279,9 +278,7 @@ Flags:
 // reload runs `cellar reload`.
 func reload(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("reload", flag.ContinueOnError)
-	admin := fs.String("admin", "127.0.0.1:8081", "admin listener `address` (host:port or URL)")
-	token := fs.String("token", "", "bearer `token` (default: $"+purge.EnvToken+", else the token file in -data-dir)")
-	dataDir := fs.String("data-dir", defaultDataDir(), "data `directory` holding the generated token file")
+	af := addAdminFlags(fs)
 	timeout := fs.Duration("timeout", time.Minute, "give up after this long")
 	if err := cli.Parse(fs, args, stdout, reloadUsage); err != nil {
 		return err
@@ -289,11 +286,7 @@ func reload(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if fs.NArg() > 0 {
 		return fmt.Errorf("reload: unexpected argument %q", fs.Arg(0))
 	}
-	adminURL, err := cli.URL(*admin, false)
-	if err != nil {
-		return fmt.Errorf("reload: -admin %w", err)
-	}
-	tok, err := purge.ClientToken(*token, *dataDir)
+	adminURL, tok, err := af.resolve()
 	if err != nil {
 		return fmt.Errorf("reload: %w", err)
 	}

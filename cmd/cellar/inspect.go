@@ -34,9 +34,7 @@ Flags:
 // inspect runs `cellar inspect`.
 func inspect(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("inspect", flag.ContinueOnError)
-	admin := fs.String("admin", "127.0.0.1:8081", "admin listener `address` (host:port or URL)")
-	token := fs.String("token", "", "bearer `token` (default: $"+purge.EnvToken+", else the token file in -data-dir)")
-	dataDir := fs.String("data-dir", defaultDataDir(), "data `directory` holding the generated token file")
+	af := addAdminFlags(fs)
 	asJSON := fs.Bool("json", false, "print the reports as JSON")
 	timeout := fs.Duration("timeout", 30*time.Second, "give up after this long")
 	var urls []string
@@ -54,11 +52,7 @@ func inspect(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		cli.PrintUsage(stderr, fs, inspectUsage)
 		return errors.New("inspect: give at least one URL")
 	}
-	adminURL, err := cli.URL(*admin, false)
-	if err != nil {
-		return fmt.Errorf("inspect: -admin %w", err)
-	}
-	tok, err := purge.ClientToken(*token, *dataDir)
+	adminURL, tok, err := af.resolve()
 	if err != nil {
 		return fmt.Errorf("inspect: %w", err)
 	}
@@ -168,4 +162,27 @@ func printInspect(w io.Writer, rep *proxy.InspectReport) {
 	if rep.Truncated {
 		fmt.Fprintln(w, "  (more objects are stored than listed)")
 	}
+}
+
+// adminFlags are the flags of a command-line client of the admin listener
+// (inspect, reload): where it is and the bearer token to show it.
+type adminFlags struct{ admin, token, dataDir *string }
+
+func addAdminFlags(fs *flag.FlagSet) adminFlags {
+	return adminFlags{
+		admin:   fs.String("admin", "127.0.0.1:8081", "admin listener `address` (host:port or URL)"),
+		token:   fs.String("token", "", "bearer `token` (default: $"+purge.EnvToken+", else the token file in -data-dir)"),
+		dataDir: fs.String("data-dir", defaultDataDir(), "data `directory` holding the generated token file"),
+	}
+}
+
+// resolve returns the admin listener's URL and the bearer token.
+func (a adminFlags) resolve() (adminURL, token string, err error) {
+	if adminURL, err = cli.URL(*a.admin, false); err != nil {
+		return "", "", fmt.Errorf("-admin %w", err)
+	}
+	if token, err = purge.ClientToken(*a.token, *a.dataDir); err != nil {
+		return "", "", err
+	}
+	return adminURL, token, nil
 }
