@@ -3,21 +3,14 @@ package listen
 import (
 	"bufio"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/binary"
-	"encoding/pem"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -26,36 +19,15 @@ import (
 	"github.com/quic-go/quic-go/http3"
 
 	"github.com/cellar-cache/cellar/internal/leaktest"
+	"github.com/cellar-cache/cellar/internal/testcert"
 )
 
 // testCert writes a self-signed certificate for names into dir and returns
-// its files and a pool trusting it.
+// its files and the certificate.
 func testCert(t *testing.T, dir string, names ...string) (CertFiles, *x509.Certificate) {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(time.Now().UnixNano()),
-		Subject:      pkix.Name{CommonName: names[0]},
-		DNSNames:     names,
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
-	kder, _ := x509.MarshalECPrivateKey(key)
-	f := CertFiles{Cert: filepath.Join(dir, names[0]+".pem"), Key: filepath.Join(dir, names[0]+".key")}
-	os.WriteFile(f.Cert, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600)
-	os.WriteFile(f.Key, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600)
-	return f, cert
+	cert, key, c := testcert.Write(t, dir, names[0], names...)
+	return CertFiles{Cert: cert, Key: key}, c
 }
 
 // echoAddr answers with the client address and protocol the server saw.
