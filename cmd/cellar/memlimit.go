@@ -18,18 +18,23 @@ func heapLimit(resident, budget int64) int64 {
 	return min(resident+resident/4+40<<20, budget+budget/4+128<<20)
 }
 
-// followStore sets the Go memory limit from st's resident memory bytes
-// every interval until ctx ends. serve runs it unless the operator set
-// GOMEMLIMIT.
+// limitToStore sets the Go memory limit from st's resident memory bytes.
+func limitToStore(st *store.Store, budget int64) {
+	debug.SetMemoryLimit(heapLimit(st.Stats().MemoryBytes, budget))
+}
+
+// followStore calls limitToStore every interval until ctx ends. Unless the
+// operator set GOMEMLIMIT, serve calls limitToStore once before it starts
+// listening and runs followStore from then on.
 func followStore(ctx context.Context, st *store.Store, budget int64, interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
-		debug.SetMemoryLimit(heapLimit(st.Stats().MemoryBytes, budget))
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+			limitToStore(st, budget)
 		}
 	}
 }

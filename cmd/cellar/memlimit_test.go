@@ -56,7 +56,9 @@ func TestServeMemoryLimitFollowsTheCache(t *testing.T) {
 			time.Sleep(10 * time.Millisecond)
 		}
 	}
-	waitLimit("40 MiB for an empty cache", func(l int64) bool { return l == 40<<20 })
+	if l := debug.SetMemoryLimit(-1); l != 40<<20 {
+		t.Fatalf("memory limit %d when ready, want 40 MiB for an empty cache", l)
+	}
 	for i := range 8 {
 		get(t, "http://"+r.proxy+"/"+string(rune('a'+i)))
 	}
@@ -71,7 +73,8 @@ func TestServeLeavesAnOperatorsGOMEMLIMIT(t *testing.T) {
 	if _, err := startServe(t, "-data-dir", t.TempDir(), "-memory", "64MiB", "-access-log=false"); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(50 * time.Millisecond) // a follower would have set it at once
+	// serve sets its own limit before it is ready, so a follower would
+	// already have replaced the operator's.
 	if got := debug.SetMemoryLimit(-1); got != 1<<30 {
 		t.Errorf("memory limit = %d, want the operator's 1 GiB", got)
 	}

@@ -204,6 +204,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready f
 	}
 	defer st.Close()
 	if os.Getenv("GOMEMLIMIT") == "" {
+		limitToStore(st, s.store.MemoryBytes)
 		bg.Add(1)
 		go func() {
 			defer bg.Done()
