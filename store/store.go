@@ -337,6 +337,7 @@ type Store struct {
 	hits, misses atomic.Int64
 	purges       purgeLog
 	bans         banList
+	held         atomic.Uint64 // HoldStored: objects with a lower fill id miss; 0: none held
 
 	sweepCh   chan struct{} // wakes the ban sweeper; buffered 1
 	sweepDone chan struct{} // closed by Close
@@ -403,10 +404,10 @@ func (s *Store) Close() error {
 // KeepUntil (it is then removed), when its record fails its checksum (it
 // is then deleted, counted and logged), or when a hard ban newer than it
 // matches (it is then removed; a soft ban returns it marked Invalid; see
-// Ban).
+// Ban), and while HoldStored holds it.
 func (s *Store) Get(ctx context.Context, key string) (*Object, error) {
 	if s.mem != nil {
-		if o, ok := s.mem.get(key); ok {
+		if o, ok := s.mem.get(key); ok && !s.isHeld(o) {
 			if o.entry != nil && o.loc.tier != nil {
 				o.loc.tier.touch(o.entry)
 			}
@@ -425,6 +426,9 @@ func (s *Store) Get(ctx context.Context, key string) (*Object, error) {
 	}
 	defer d.release()
 	o, err := d.get(ctx, key, true)
+	if err == nil && s.isHeld(o) {
+		err = ErrNotFound
+	}
 	if err == nil {
 		if o, gone := s.banned(o); !gone {
 			s.hits.Add(1)
