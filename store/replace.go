@@ -10,9 +10,9 @@ import (
 	"github.com/cellar-cache/cellar/internal/wtinylfu"
 )
 
-// replacer chooses which disk objects to keep: adaptive W-TinyLFU
-// (internal/wtinylfu) over the disk index, each object weighted by its
-// budget charge. A commit adds the object and the policy names the objects
+// replacer chooses which disk objects to keep: W-TinyLFU (internal/wtinylfu)
+// over the disk index, its window adapted by shadow policies, each object
+// weighted by its budget charge. A commit adds the object and the policy names the objects
 // to evict (possibly the new one, when it is less frequent than what it
 // would displace); the background loop removes them from pebble. Requests
 // are counted into the policy: hits through a lossy buffer (the hit path
@@ -59,11 +59,11 @@ const (
 func newReplacer(capacity, expectedObjects int64, index map[string]*diskEntry) *replacer {
 	seed := maphash.MakeSeed()
 	p := wtinylfu.New(capacity, expectedObjects, func(k string) uint64 { return maphash.String(seed, k) })
-	// One request per expected object per sample, a tenth of Caffeine's:
-	// measured on the shipped traces (docs/DESIGN.md), the window then
-	// adapts within short traces (web07) and loses little on long ones.
-	p.SetClimbSample(int(expectedObjects))
+	// Shadow policies choose the window rather than Caffeine's hill
+	// climber, which the shipped traces mislead (docs/DESIGN.md): on a loop
+	// it grew the window to plain LRU and stayed there.
 	p.SetKeepNewest(true)
+	p.AdaptByShadows()
 	return &replacer{p: p, index: index}
 }
 

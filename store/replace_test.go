@@ -129,3 +129,57 @@ func TestReplacerRebuiltOnReopen(t *testing.T) {
 		t.Errorf("the object requested after the restart was evicted by one-time objects")
 	}
 }
+
+// TestDiskTierKeepsPartOfALoop: a loop over a quarter more objects than
+// the disk budget holds. LRU hits nothing on it (each object is evicted
+// just before its turn comes again); the policy's window must shrink so
+// that frequency admission keeps a fixed part of the loop. The store's
+// policy used to grow its window to plain LRU here and stay there (its
+// hill climber saw no change in a hit ratio of zero).
+func TestDiskTierKeepsPartOfALoop(t *testing.T) {
+	opts := testOptions(t)
+	opts.DiskBytes = 4 << 20
+	opts.MemoryBytes = -1
+	opts.MeanObjectSize = 8 << 10
+	opts.NoSync = true
+	s := openTest(t, opts)
+	ctx := context.Background()
+	fit := int(float64(s.Stats().DiskObjectBudget) * s.opts.EvictTarget / (8<<10 + 300))
+	if fit < 100 {
+		t.Fatalf("%d objects fit the budget; the test needs at least 100", fit)
+	}
+	n := fit * 5 / 4
+	hits, requests := 0, 0
+	for round := range 50 {
+		for i := range n {
+			key := fmt.Sprintf("loop/%d", i)
+			_, err := s.Get(ctx, key)
+			if round >= 20 { // the first rounds warm up and adapt
+				requests++
+				if err == nil {
+					hits++
+				}
+			}
+			if err == nil {
+				continue
+			}
+			w, err := s.Create(ctx, key, testMeta(), CreateOptions{SizeHint: 8 << 10})
+			if err != nil {
+				continue // storing paused for a moment: a miss
+			}
+			if _, err := w.Write(body(8<<10, byte(i))); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := w.Commit(ctx); err != nil {
+				t.Fatal(err)
+			}
+			s.cur().evict()
+		}
+	}
+	// The optimum keeps fit-1 of the n objects: 4/5 of the requests. The
+	// store's former policy got 0.65-0.67 here, this one 0.71-0.77.
+	t.Logf("fit %d n %d hits %d requests %d", fit, n, hits, requests)
+	if r := float64(hits) / float64(requests); r < 0.69 {
+		t.Errorf("hit ratio %.3f on a loop of %d objects, %d of which fit; want at least 0.69", r, n, fit)
+	}
+}

@@ -22,7 +22,9 @@
 //     other way if it fell, in steps of 6.25% of the capacity that decay by
 //     2% a sample and restart when the ratio moves by 5 points or more.
 //     Recency-heavy workloads thus get a large window (LRU-like), frequency-
-//     heavy ones a small one.
+//     heavy ones a small one. AdaptByShadows replaces the climber with
+//     shadow policies of fixed window shares (shadow.go), which adapt more
+//     reliably at the price of more work per request.
 //
 // Weights generalise the policy to byte budgets: each key has a weight
 // (its size), the segments' limits are in weight, and a candidate heavier
@@ -40,6 +42,10 @@ type Policy[K comparable] struct {
 	window, probation, protected list[K]
 	windowMax, protectedMax      int64
 	keepNewest                   bool
+	expectedKeys                 int64
+
+	// shadows, if set, adapt the window instead of hill climbing.
+	shadows *shadowSet[K]
 
 	// Hill climbing.
 	sampleHits, sampleMisses int
@@ -114,6 +120,8 @@ func New[K comparable](capacity, expectedKeys int64, hash func(K) uint64) *Polic
 		capacity: max(capacity, 1),
 		nodes:    make(map[K]*node[K]),
 		sketch:   newSketch(max(expectedKeys, 1)),
+
+		expectedKeys: max(expectedKeys, 1),
 	}
 	p.window.init()
 	p.probation.init()
@@ -128,7 +136,9 @@ func New[K comparable](capacity, expectedKeys int64, hash func(K) uint64) *Polic
 // heavier than the window (or the window is empty), so that a key is never
 // refused the moment it is added: it would miss on its next request
 // however soon. The main space's least recent probation keys make room
-// for it instead, and it faces admission when the next key arrives.
+// for it instead, and it faces admission when the next key arrives (the
+// main space counts as smaller by its weight meanwhile, so that admission,
+// not free room, decides).
 // Caffeine does not do this (an entry heavier than the window goes
 // straight to admission); cellar's disk tier does, since a response just
 // stored is often requested again at once.
@@ -181,6 +191,18 @@ func (p *Policy[K]) Access(k K) bool {
 		h = p.hash(k)
 	}
 	p.sketch.increment(h)
+	if s := p.shadows; s != nil {
+		var w int64
+		if ok {
+			w = n.weight
+			p.onHit(n)
+		}
+		s.access(k, h, ok, w)
+		if want := int64(shadowShares[s.best] * float64(p.capacity)); want != p.windowMax {
+			p.resizeWindow(want - p.windowMax)
+		}
+		return ok
+	}
 	if ok {
 		p.sampleHits++
 		p.onHit(n)
@@ -226,15 +248,25 @@ func (p *Policy[K]) demoteProtected() {
 // displace). Call Access(k) first for a request that missed.
 func (p *Policy[K]) Add(k K, w int64, evict func(K)) {
 	w = max(w, 0)
-	if n, ok := p.nodes[k]; ok {
+	n, ok := p.nodes[k]
+	if ok {
 		p.reweigh(n, w)
 		p.trim(evict)
-		return
+	} else {
+		n = p.insert(k, p.hash(k), w, evict)
 	}
-	n := &node[K]{key: k, hash: p.hash(k), weight: w, seg: inWindow}
+	if p.shadows != nil {
+		p.shadows.add(k, n.hash, w)
+	}
+}
+
+// insert adds k, of hash h and weight w, to the window and trims.
+func (p *Policy[K]) insert(k K, h uint64, w int64, evict func(K)) *node[K] {
+	n := &node[K]{key: k, hash: h, weight: w, seg: inWindow}
 	p.nodes[k] = n
 	p.window.pushFront(n)
 	p.trim(evict)
+	return n
 }
 
 // Remove forgets k (a deletion that is not an eviction). It reports
@@ -302,11 +334,20 @@ func (p *Policy[K]) trim(evict func(K)) {
 	}
 }
 
+// windowLimit is the weight the window may hold now: windowMax, or with
+// keepNewest the weight of the newest key when it is alone and heavier.
+func (p *Policy[K]) windowLimit() int64 {
+	if p.keepNewest && p.window.n == 1 {
+		return max(p.windowMax, p.window.weight)
+	}
+	return p.windowMax
+}
+
 // admit offers candidate c, just out of the window, to the main space: while
 // it does not fit, it must be more frequent than the probation (else
 // protected) victim, which is then evicted; otherwise c is evicted.
 func (p *Policy[K]) admit(c *node[K], evict func(K)) {
-	mainMax := p.capacity - p.windowMax
+	mainMax := p.capacity - p.windowLimit()
 	cf := -1
 	for p.probation.weight+p.protected.weight+c.weight > mainMax {
 		v := p.probation.back()

@@ -116,3 +116,77 @@ func TestKeepNewestHoldsAHeavyNewKey(t *testing.T) {
 		}
 	}
 }
+
+// TestKeepNewestStillFacesAdmission: with keepNewest and a window smaller
+// than one key, a stream of one-time keys passes through the window one at
+// a time and is refused at admission; it does not flush the frequent keys.
+// (The kept key used to push the main space's least recent key out
+// without a test, and the next candidate then found room: LRU.)
+func TestKeepNewestStillFacesAdmission(t *testing.T) {
+	p := New[uint64](50, 50, ident) // a window of 1% of 50: no key fits
+	p.SetKeepNewest(true)
+	p.SetClimbSample(1 << 30) // keep the window as it is
+	for range 4 {
+		for k := uint64(1); k <= 50; k++ {
+			if !p.Access(k) {
+				p.Add(k, 1, func(uint64) {})
+			}
+		}
+	}
+	for k := uint64(1000); k < 1300; k++ {
+		p.Access(k)
+		p.Add(k, 1, func(uint64) {})
+	}
+	kept := 0
+	for k := uint64(1); k <= 50; k++ {
+		if p.Contains(k) {
+			kept++
+		}
+	}
+	if kept < 45 {
+		t.Errorf("%d of 50 frequent keys survived 300 one-time keys, want at least 45", kept)
+	}
+	if !p.Contains(1299) || p.Weight() > 50 {
+		t.Errorf("newest key held %v, weight %d (capacity 50)", p.Contains(1299), p.Weight())
+	}
+}
+
+// loopHitRatio replays a loop over n keys through p for rounds rounds.
+func loopHitRatio(p *Policy[uint64], n, rounds int) float64 {
+	hits := 0
+	for i := range n * rounds {
+		k := uint64(i % n)
+		if p.Access(k) {
+			hits++
+		} else {
+			p.Add(k, 1, func(uint64) {})
+		}
+	}
+	return float64(hits) / float64(n*rounds)
+}
+
+// TestShadowsAdaptTheWindow: with AdaptByShadows the window shrinks to
+// (almost) nothing on a loop larger than the cache, where only frequency
+// admission keeps anything, and grows on a recency workload.
+func TestShadowsAdaptTheWindow(t *testing.T) {
+	for _, capacity := range []int64{500, 20000} { // 20000: sampled shadows
+		p := New[uint64](capacity, capacity, ident)
+		p.AdaptByShadows()
+		n := int(capacity) * 3 / 2
+		// The optimum keeps capacity-1 keys of the loop: 2/3 of requests.
+		if r := loopHitRatio(p, n, 40); r < 0.55 || p.WindowShare() > 0.03 {
+			t.Errorf("capacity %d: a loop over %d keys hit %.3f with window share %.3f, want >= 0.55 and <= 0.03", capacity, n, r, p.WindowShare())
+		}
+	}
+	p := New[uint64](100, 100, ident)
+	p.AdaptByShadows()
+	for i := uint64(0); i < 200_000; i++ {
+		k := i/4 + (i%4)*20 // keys live for about 80 requests
+		if !p.Access(k) {
+			p.Add(k, 1, func(uint64) {})
+		}
+	}
+	if s := p.WindowShare(); s < 0.1 {
+		t.Errorf("window share = %.2f after a recency workload, want it grown well past 0.01", s)
+	}
+}

@@ -1,0 +1,138 @@
+package wtinylfu
+
+// Adapting by shadows: instead of hill climbing, which compares the hit
+// ratio of one sample with the previous one and is misled by workloads
+// whose hit ratio swings from sample to sample (a loop longer than the
+// sample), the policy runs shadow policies beside itself, each with a fixed
+// window share, over the same requests and the same frequency sketch, and
+// sets its own window to the share of the shadow with the most recent
+// hits. The shadows compare window sizes on the same requests at the same
+// time, so the swings of the workload cancel out. This is the idea of
+// Caffeine's simulator's "MiniSim" climber.
+//
+// A shadow holds keys and weights only. Large caches sample keys: a shadow
+// sees only the keys whose hash falls in a fixed 1/mod of the hash space,
+// with a capacity 1/mod of the policy's, so that each holds about
+// shadowKeys keys however large the cache.
+
+// shadowShares are the window shares the shadows try: from pure TinyLFU
+// (no window) to nearly LRU.
+var shadowShares = []float64{0, 0.01, 0.03, 0.1, 0.2, 0.35, 0.5, 0.7, 0.9}
+
+const (
+	// shadowKeys is about how many keys a shadow holds.
+	shadowKeys = 4096
+	// shadowDecay weighs the previous periods' hits in a shadow's score.
+	shadowDecay = 0.875
+	// shadowMargin is how much more a shadow must score than the current
+	// one to be switched to: each switch moves keys between the window and
+	// the main space, which costs hits while they settle.
+	shadowMargin = 0.03
+)
+
+// shadowSet is the policy's shadows and their scores.
+type shadowSet[K comparable] struct {
+	p      []*Policy[K]
+	hits   []int     // hits in the current period
+	score  []float64 // decayed hits of past periods
+	mod    uint64    // a key is sampled when its hash % mod == 0
+	period int       // requests per period
+	count  int       // requests in the current period
+	best   int       // index of the shadow whose share the policy uses
+}
+
+// AdaptByShadows replaces hill climbing with shadow policies (see above):
+// every period of about one request per expected key, the window takes
+// the share of the shadow with the most hits, recent periods weighing
+// more. The policy then costs about len(shadowShares) times more work per
+// request, and as many sampled copies of its index in memory (at most
+// about shadowKeys keys each). Call it before the first request and
+// after SetKeepNewest; the shadows keep new keys as the policy does.
+func (p *Policy[K]) AdaptByShadows() {
+	keys := max(p.expectedKeys, 1)
+	mod := uint64(max(keys/shadowKeys, 1))
+	s := &shadowSet[K]{
+		hits:   make([]int, len(shadowShares)),
+		score:  make([]float64, len(shadowShares)),
+		mod:    mod,
+		period: int(max(keys, 100)),
+		best:   1, // 1%: the policy's initial window
+	}
+	for _, share := range shadowShares {
+		q := &Policy[K]{
+			hash:       p.hash,
+			capacity:   max(p.capacity/int64(mod), 1),
+			nodes:      make(map[K]*node[K]),
+			sketch:     p.sketch,
+			keepNewest: p.keepNewest,
+		}
+		q.window.init()
+		q.probation.init()
+		q.protected.init()
+		q.setWindowMax(int64(share * float64(q.capacity)))
+		s.p = append(s.p, q)
+	}
+	p.shadows = s
+}
+
+// sampled reports whether the shadows see the key of hash h. The low bits
+// are taken after a mix, so that hashes with poor low bits sample evenly.
+func (s *shadowSet[K]) sampled(h uint64) bool {
+	return s.mod == 1 || (h*0x9e3779b97f4a7c15)>>32%s.mod == 0
+}
+
+// access counts a request for k (hash h) in every shadow: a hit moves it
+// as in the policy; a miss adds it when the policy holds it (weight w),
+// since the policy will then not call Add; otherwise add does, when the
+// missed object is stored.
+func (s *shadowSet[K]) access(k K, h uint64, held bool, w int64) {
+	if s.sampled(h) {
+		for i, q := range s.p {
+			if n, ok := q.nodes[k]; ok {
+				s.hits[i]++
+				q.onHit(n)
+			} else if held {
+				q.insert(k, h, w, discardKey[K])
+			}
+		}
+	}
+	if s.count++; s.count >= s.period {
+		s.endPeriod()
+	}
+}
+
+// add adds k (or re-weighs it) in every shadow.
+func (s *shadowSet[K]) add(k K, h uint64, w int64) {
+	if !s.sampled(h) {
+		return
+	}
+	for _, q := range s.p {
+		if n, ok := q.nodes[k]; ok {
+			q.reweigh(n, w)
+			q.trim(discardKey[K])
+		} else {
+			q.insert(k, h, w, discardKey[K])
+		}
+	}
+}
+
+// endPeriod scores the period and picks the best shadow; ties keep the
+// current one.
+func (s *shadowSet[K]) endPeriod() {
+	top := s.best
+	for i := range s.p {
+		s.score[i] = shadowDecay*s.score[i] + float64(s.hits[i])
+		s.hits[i] = 0
+	}
+	for i := range s.p {
+		if s.score[i] > s.score[top] {
+			top = i
+		}
+	}
+	if s.score[top] > (1+shadowMargin)*s.score[s.best] {
+		s.best = top
+	}
+	s.count = 0
+}
+
+func discardKey[K comparable](K) {}
