@@ -1,6 +1,8 @@
 package proxy
 
 import (
+	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -43,6 +45,21 @@ func (n *node) stop(t testing.TB) {
 // listeners exist before the proxies are made, so each node's
 // configuration names the others' real addresses.
 func newNodes(t *testing.T, origin string, count int, clustered bool) []*node {
+	return newNodesWith(t, origin, count, nodeOptions{clustered: clustered})
+}
+
+// nodeOptions shape the nodes of newNodesWith.
+type nodeOptions struct {
+	clustered bool
+	// gossip: the members find each other by gossip (real memberlist on
+	// loopback ports) instead of a static list; newNodesWith returns once
+	// every node sees every other.
+	gossip bool
+	// tune, when set, adjusts node i's options.
+	tune func(i int, o *Options)
+}
+
+func newNodesWith(t *testing.T, origin string, count int, no nodeOptions) []*node {
 	nodes := make([]*node, count)
 	var addrs []string
 	for i := range nodes {
@@ -69,12 +86,29 @@ func newNodes(t *testing.T, origin string, count int, clustered bool) []*node {
 			WaitTimeout:     2 * time.Minute,
 			ResponseTimeout: 2 * time.Minute,
 		}
-		if clustered {
+		switch {
+		case no.gossip:
+			cc := cluster.Config{Self: addrs[i], Gossip: &cluster.GossipConfig{Bind: "127.0.0.1:0"}, Logger: opts.Logger}
+			if i > 0 {
+				cc.Gossip.Join = []string{nodes[0].cl.GossipAddr()}
+			}
+			if n.cl, err = cluster.New(cc); err != nil {
+				t.Fatal(err)
+			}
+			if err := n.cl.Start(); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { n.cl.Close() })
+			opts.Cluster = n.cl
+		case no.clustered:
 			n.cl, err = cluster.New(cluster.Config{Self: addrs[i], Peers: append(append([]string(nil), addrs[:i]...), addrs[i+1:]...)})
 			if err != nil {
 				t.Fatal(err)
 			}
 			opts.Cluster = n.cl
+		}
+		if no.tune != nil {
+			no.tune(i, &opts)
 		}
 		srv, err := New(opts, p, st)
 		if err != nil {
@@ -85,7 +119,22 @@ func newNodes(t *testing.T, origin string, count int, clustered bool) []*node {
 		n.front.Start()
 		t.Cleanup(func() { n.stop(t) })
 	}
+	if no.gossip {
+		for _, n := range nodes {
+			waitMembers(t, n, count)
+		}
+	}
 	return nodes
+}
+
+// waitMembers waits (bounded) until n's cluster has count live members.
+func waitMembers(t *testing.T, n *node, count int) {
+	t.Helper()
+	for deadline := time.Now().Add(time.Minute); len(n.cl.Members(time.Now())) != count; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s sees %d members after a minute, want %d", n.cl.Self(), len(n.cl.Members(time.Now())), count)
+		}
+	}
 }
 
 // keyOf is the cache key of a GET of path on testHost.
@@ -332,5 +381,105 @@ func TestClusterPeerRequestIsNeverForwarded(t *testing.T) {
 	}
 	if o.hits.Load() != 1 {
 		t.Errorf("the origin got %d requests, want 1", o.hits.Load())
+	}
+}
+
+// TestClusterGossipMemberThatLeavesOwnsNothing: three nodes that find each
+// other by gossip share the keys; once one leaves the gossip (a clean
+// shutdown begins so), the other two send it no more peer fetches: its
+// keys are theirs.
+func TestClusterGossipMemberThatLeavesOwnsNothing(t *testing.T) {
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=600")
+		io.WriteString(w, "object "+r.URL.Path)
+	})
+	nodes := newNodesWith(t, o.URL, 3, nodeOptions{gossip: true})
+	client := &http.Client{Timeout: time.Minute}
+	leaving := nodes[2]
+	owned := 0
+	for i := range 60 {
+		if ownerIndex(nodes, fmt.Sprintf("/g%d", i)) == 2 {
+			owned++
+		}
+	}
+	if owned == 0 {
+		t.Fatal("the third node owns none of 60 keys")
+	}
+	if err := leaving.cl.Close(); err != nil {
+		t.Fatal(err)
+	}
+	waitMembers(t, nodes[0], 2)
+	waitMembers(t, nodes[1], 2)
+	for i := range 60 {
+		path := fmt.Sprintf("/g%d", i)
+		for _, n := range nodes[:2] {
+			code, cs, body, err := clusterGet(client, n.front.URL, path)
+			if err != nil || code != 200 || body != "object "+path {
+				t.Fatalf("GET %s on %s: %d %q (Cache-Status %q) %v", path, n.cl.Self(), code, body, cs, err)
+			}
+		}
+	}
+	for _, n := range nodes[:2] {
+		if got := testutil.ToFloat64(n.server.peers.fetches.WithLabelValues(leaving.cl.Self(), "ok")) +
+			testutil.ToFloat64(n.server.peers.fetches.WithLabelValues(leaving.cl.Self(), "error")); got != 0 {
+			t.Errorf("%s made %v peer fetches to the member that left", n.cl.Self(), got)
+		}
+	}
+	if got := o.hits.Load(); got != 60 {
+		t.Errorf("the origin got %d requests for 60 keys over two nodes, want 60 (each key once, by its owner)", got)
+	}
+	t.Logf("the member that left owned %d of 60 keys before it left", owned)
+}
+
+// stallFirst is what the stalling origin sends before it stalls.
+var stallFirst = bytes.Repeat([]byte("first bytes "), 200<<10/12)
+
+// TestClusterStalledOwnerCutsTheClient: an owner that sends part of a body
+// and then nothing (its origin stalls, and its own between-bytes bound is
+// long) does not hold the asking node's client forever: every read of a
+// peer's body is bounded by timeouts.between_bytes, after which the
+// client's response is cut.
+func TestClusterStalledOwnerCutsTheClient(t *testing.T) {
+	release := make(chan struct{})
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=600")
+		w.Header().Set("Content-Length", "1000000")
+		w.Write(stallFirst) // more than a store chunk: the owner passes it on
+		w.(http.Flusher).Flush()
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	})
+	nodes := newNodesWith(t, o.URL, 3, nodeOptions{clustered: true, tune: func(i int, o *Options) {
+		o.BetweenBytes = 300 * time.Millisecond
+		if i == 0 {
+			o.BetweenBytes = 10 * time.Minute // the owner waits on its origin
+		}
+	}})
+	t.Cleanup(func() { close(release) }) // before the nodes stop
+	path := ""
+	for i := 0; path == ""; i++ {
+		if p := fmt.Sprintf("/stall%d", i); ownerIndex(nodes, p) == 0 {
+			path = p
+		}
+	}
+	client := &http.Client{Timeout: 2 * time.Minute}
+	req, _ := http.NewRequest(http.MethodGet, nodes[1].front.URL+path, nil)
+	req.Host = testHost
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !errors.Is(err, io.ErrUnexpectedEOF) || !bytes.HasPrefix(stallFirst, body) {
+		t.Fatalf("read %d bytes, %v: want some of the first bytes, then the response cut (unexpected EOF), not the client's timeout", len(body), err)
+	}
+	if cs := strings.Join(resp.Header.Values("Cache-Status"), ", "); !strings.Contains(cs, "fwd=peer") {
+		t.Errorf("Cache-Status %q: not a peer fetch", cs)
+	}
+	if e := testutil.ToFloat64(nodes[1].server.peers.fetches.WithLabelValues(nodes[0].cl.Self(), "error")); e != 1 {
+		t.Errorf("cellar_peer_fetches_total{result=error} is %v, want 1", e)
 	}
 }

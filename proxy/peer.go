@@ -68,9 +68,15 @@ func newPeers(cl *cluster.Cluster, opts *Options) *peers {
 // member for cluster.Config.DownFor) and fetchFromPeer returns false
 // without writing anything, so that the caller fetches from the origin
 // itself.
+//
+// Every read of the owner's body must return within BetweenBytes, as an
+// origin's must: a stalled owner cuts the client's response (as a stalled
+// origin does) instead of holding it forever.
 func (s *Server) fetchFromPeer(w http.ResponseWriter, r *http.Request, o cluster.Owner, key string) bool {
 	p := s.peers
-	out, err := http.NewRequestWithContext(r.Context(), r.Method, o.URL+r.URL.RequestURI(), nil)
+	ctx, cancel := context.WithCancelCause(r.Context())
+	defer cancel(context.Canceled)
+	out, err := http.NewRequestWithContext(ctx, r.Method, o.URL+r.URL.RequestURI(), nil)
 	if err != nil {
 		return false
 	}
@@ -89,7 +95,8 @@ func (s *Server) fetchFromPeer(w http.ResponseWriter, r *http.Request, o cluster
 		s.log.Warn("peer fetch failed: fetching from the origin, peer marked down", "peer", o.URL, "url", key, "err", err)
 		return false
 	}
-	defer resp.Body.Close()
+	body := newStallReader(ctx, cancel, resp.Body, s.opts.BetweenBytes) // fill.go
+	defer body.Close()
 	p.fetches.WithLabelValues(o.URL, "ok").Inc()
 	s.metrics.misses.Inc()
 	h := w.Header()
@@ -104,7 +111,7 @@ func (s *Server) fetchFromPeer(w http.ResponseWriter, r *http.Request, o cluster
 	if r.Method == http.MethodHead {
 		return true
 	}
-	if err := copyFlush(w, resp.Body); err != nil {
+	if err := copyFlush(w, body); err != nil {
 		if r.Context().Err() == nil {
 			p.fetches.WithLabelValues(o.URL, "error").Inc()
 			s.log.Warn("peer body failed", "peer", o.URL, "url", key, "err", err)
