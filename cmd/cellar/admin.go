@@ -41,6 +41,7 @@ func (d *daemon) adminMux() http.Handler {
 			fmt.Fprintf(w, " (%s)", ds.Reason)
 		}
 		fmt.Fprintln(w)
+		d.clusterHealth(w) // cluster.go
 	})
 	m.HandleFunc("GET /readyz", d.serveReadyz)
 	metrics := promhttp.HandlerFor(d.reg, promhttp.HandlerOpts{})

@@ -68,12 +68,18 @@ type fileConfig struct {
 	Cluster clusterConfig `yaml:"cluster"`
 }
 
-// clusterConfig is the cluster section: cluster.Config. (gossip, nats
-// and local_hot are not built yet: strict decoding rejects them.)
+// clusterConfig is the cluster section: cluster.Config.
 type clusterConfig struct {
-	Self    string   `yaml:"self"`
-	Peers   []string `yaml:"peers"`
-	DownFor string   `yaml:"down_for"`
+	Self    string               `yaml:"self"`
+	Peers   []string             `yaml:"peers"`
+	DownFor string               `yaml:"down_for"`
+	Gossip  *clusterGossipConfig `yaml:"gossip"`
+}
+
+// clusterGossipConfig is cluster.gossip: cluster.GossipConfig.
+type clusterGossipConfig struct {
+	Bind string   `yaml:"bind"`
+	Join []string `yaml:"join"`
 }
 
 type limitsConfig struct {
@@ -489,6 +495,9 @@ type settings struct {
 	purgePeerTimeout  time.Duration
 	accessLogPath     string     // "" for standard error
 	logLevel          slog.Level // the least level of the process log; info by default
+	// cluster is the cluster section as read (nil without one): a gossip
+	// membership lives as long as the process (daemon.cluster).
+	cluster *cluster.Config
 }
 
 // loadConfig reads and strictly decodes a config file. The returned lines
@@ -784,14 +793,18 @@ func (fc *fileConfig) apply(s *settings, lines map[string]int) error {
 		p.add("trusted_proxies", strings.Join(fc.TrustedProxies, ","), err.Error())
 	}
 	s.proxy.TrustedProxies = fc.TrustedProxies
-	if fc.Cluster.Self != "" || len(fc.Cluster.Peers) > 0 {
+	s.cluster = nil
+	if fc.Cluster.Self != "" || len(fc.Cluster.Peers) > 0 || fc.Cluster.Gossip != nil {
 		cc := cluster.Config{Self: fc.Cluster.Self, Peers: fc.Cluster.Peers}
+		if g := fc.Cluster.Gossip; g != nil {
+			cc.Gossip = &cluster.GossipConfig{Bind: g.Bind, Join: g.Join}
+		}
 		p.duration("cluster.down_for", fc.Cluster.DownFor, &cc.DownFor)
-		cl, err := cluster.New(cc)
+		cl, err := cluster.New(cc) // binds nothing: a gossip starts in serve
 		if err != nil {
 			p.errs = append(p.errs, err)
 		}
-		s.proxy.Cluster = cl
+		s.proxy.Cluster, s.cluster = cl, &cc
 	}
 	s.cache.ExposeTags = fc.Purge.ExposeTags
 	s.cache.TagFields = fc.Purge.TagFields

@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/cellar-cache/cellar/cache"
+	"github.com/cellar-cache/cellar/cluster"
 	"github.com/cellar-cache/cellar/internal/accesslog"
 	"github.com/cellar-cache/cellar/internal/dashboard"
 	"github.com/cellar-cache/cellar/listen"
@@ -54,6 +55,7 @@ type daemon struct {
 	ops           *opsMetrics
 	reg           *prometheus.Registry
 	admin         http.Handler       // the admin mux (admin.go)
+	cluster       *cluster.Cluster   // the gossip membership (cluster.go); nil without cluster.gossip
 	tracker       *dashboard.Tracker // top URLs, recent errors and purges
 
 	cur     atomic.Pointer[generation]
@@ -139,6 +141,9 @@ func (d *daemon) registerMetrics() error {
 		return err
 	}
 	d.admin = d.adminMux()
+	if err := d.reg.Register(clusterCollector{d}); err != nil {
+		return err
+	}
 	return d.ops.register(d.reg)
 }
 
@@ -177,6 +182,9 @@ func (d *daemon) build(s settings) (*generation, error) {
 		return nil, fmt.Errorf("config: %w", err)
 	}
 	s.proxy.Purge = g.purger.MethodHandler()
+	if d.cluster != nil {
+		s.proxy.Cluster = d.cluster // cluster.go: a gossip lives as long as the process
+	}
 	s.proxy.Logger = d.log
 	s.proxy.Metrics = d.proxyMetrics
 	if d.access != nil {
@@ -245,6 +253,9 @@ func (d *daemon) reloadLocked() (reloadResult, error) {
 		}
 	}
 	s.store = d.storeOpts
+	if c := d.reloadCluster(&s); c != "" {
+		res.RestartNeeded = append(res.RestartNeeded, c)
+	}
 	if on := s.proxy.AccessLog == nil || *s.proxy.AccessLog; on && d.access == nil {
 		res.RestartNeeded = append(res.RestartNeeded, "access_log")
 		off := false

@@ -197,6 +197,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready f
 	if err := probeAddrs(s); err != nil {
 		return err
 	}
+	if err := probeGossip(s); err != nil {
+		return err
+	}
 	s.store.Logger = log
 	st, err := store.Open(s.store)
 	if err != nil {
@@ -240,6 +243,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready f
 	if err := d.registerMetrics(); err != nil {
 		return err
 	}
+	if d.cluster, err = newGossipCluster(s, log); err != nil {
+		return err
+	}
 	g, err := d.build(s)
 	if err != nil {
 		return err
@@ -274,13 +280,18 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready f
 	defer signal.Stop(hup)
 	d.serveListeners()
 	d.serving.Store(true)
-	if ready != nil {
+	var first error
+	if d.cluster != nil {
+		// Joined once this node answers peer fetches; left first at the end.
+		first = d.cluster.Start()
+		defer d.cluster.Close()
+	}
+	if ready != nil && first == nil {
 		fa := d.frontAddrs()
 		ready(addrs{proxy: hostPort(fa[0]), admin: d.adminAddr(), origin: strings.TrimPrefix(demoOrigin, "http://"), listeners: fa})
 	}
-	var first error
 wait:
-	for {
+	for first == nil {
 		select {
 		case first = <-d.failed: // a listener failed: stop the rest
 			break wait
@@ -292,6 +303,9 @@ wait:
 	}
 	d.serving.Store(false)
 	log.Info("shutting down", "grace", d.current().s.shutdownTimeout)
+	if d.cluster != nil {
+		d.cluster.Close() // the others stop sending peer fetches here
+	}
 	err = d.shutdown()
 	d.retire(d.current())
 	d.wait()

@@ -564,7 +564,7 @@ func TestClusterConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	cl := s.proxy.Cluster
-	if cl == nil || cl.Self() != "http://127.0.0.1:8080" || len(cl.Members()) != 3 {
+	if cl == nil || cl.Self() != "http://127.0.0.1:8080" || len(cl.Members(time.Now())) != 3 {
 		t.Fatalf("cluster section decoded to %+v", cl)
 	}
 	cl.MarkDown("http://127.0.0.1:8090", time.Now())
