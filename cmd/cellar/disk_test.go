@@ -121,6 +121,17 @@ var startedLine = regexp.MustCompile(`msg="cellar started" listen=http://(\S+) a
 // listens.
 func startCellar(t *testing.T, bin, dir string, args ...string) *cellarProc {
 	t.Helper()
+	p, err := tryStartCellar(t, bin, dir, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// tryStartCellar is startCellar returning the failure to start (with the
+// process's log) instead of failing the test.
+func tryStartCellar(t *testing.T, bin, dir string, args ...string) (*cellarProc, error) {
+	t.Helper()
 	args = append([]string{"serve", "-listen", "127.0.0.1:0", "-admin", "127.0.0.1:0", "-data-dir", dir, "-access-log=false"}, args...)
 	p := &cellarProc{cmd: exec.Command(bin, args...), exited: make(chan struct{})}
 	stderr, err := p.cmd.StderrPipe()
@@ -157,11 +168,11 @@ func startCellar(t *testing.T, bin, dir string, args ...string) *cellarProc {
 		p.proxy, p.admin = a[0], a[1]
 		p.listenAfter = time.Since(start)
 	case <-p.exited:
-		t.Fatalf("cellar exited before listening: %v\n%s", p.err, p.logText())
+		return nil, fmt.Errorf("cellar exited before listening: %v\n%s", p.err, p.logText())
 	case <-time.After(60 * time.Second):
-		t.Fatalf("cellar did not listen in 60 s\n%s", p.logText())
+		return nil, fmt.Errorf("cellar did not listen in 60 s\n%s", p.logText())
 	}
-	return p
+	return p, nil
 }
 
 func (p *cellarProc) logText() string {

@@ -169,6 +169,9 @@ func (d *daemon) build(s settings) (*generation, error) {
 	if peerToken == "" {
 		peerToken = strings.TrimSpace(os.Getenv(purge.EnvPeerToken))
 	}
+	if d.cluster != nil {
+		s.proxy.Cluster = d.cluster // cluster.go: a gossip lives as long as the process
+	}
 	g := &generation{s: s}
 	if g.trusted, err = proxy.ParseTrustedProxies(s.proxy.TrustedProxies); err != nil {
 		return nil, fmt.Errorf("config: %w", err)
@@ -182,9 +185,6 @@ func (d *daemon) build(s settings) (*generation, error) {
 		return nil, fmt.Errorf("config: %w", err)
 	}
 	s.proxy.Purge = g.purger.MethodHandler()
-	if d.cluster != nil {
-		s.proxy.Cluster = d.cluster // cluster.go: a gossip lives as long as the process
-	}
 	s.proxy.Logger = d.log
 	s.proxy.Metrics = d.proxyMetrics
 	if d.access != nil {
