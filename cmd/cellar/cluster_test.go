@@ -2,13 +2,20 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -226,4 +233,134 @@ func countingHandler(h http.Handler, n *atomic.Int64) http.Handler {
 		n.Add(1)
 		h.ServeHTTP(w, r)
 	})
+}
+
+// readmeBlock returns the shell block that follows marker in README.md.
+func readmeBlock(t *testing.T, marker string) string {
+	t.Helper()
+	raw, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(raw)
+	i := strings.Index(s, marker)
+	if i < 0 {
+		t.Fatalf("README.md has no %q", marker)
+	}
+	s = s[i:]
+	start := strings.Index(s, "```sh\n")
+	end := strings.Index(s[start+6:], "\n```")
+	if start < 0 || end < 0 {
+		t.Fatalf("no sh block after %q in README.md", marker)
+	}
+	return s[start+6 : start+6+end+1]
+}
+
+// readmePorts picks the example's ports anew: proxies b, b+10, b+20 and
+// their admin ports one above, gossip g..g+2 (TCP and UDP), the origin o,
+// all free a moment ago.
+func readmePorts(t *testing.T) (b, g, o int) {
+	t.Helper()
+	free := func(port int, udp bool) bool {
+		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			return false
+		}
+		defer ln.Close()
+		if udp {
+			pc, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port))
+			if err != nil {
+				return false
+			}
+			pc.Close()
+		}
+		return true
+	}
+	for range 200 {
+		b, g = 20000+rand.IntN(20000), 40000+rand.IntN(10000)
+		o = freePorts(t, 1)[0]
+		ok := free(g, true) && free(g+1, true) && free(g+2, true)
+		for _, p := range []int{b, b + 1, b + 10, b + 11, b + 20, b + 21} {
+			ok = ok && free(p, false) && p != o && (p < g || p > g+2)
+		}
+		if ok && (o < g || o > g+2) {
+			return b, g, o
+		}
+	}
+	t.Fatal("no free ports for the README's example")
+	return
+}
+
+// TestReadmeClusterExample runs the README's three-node example as a new
+// user would (bash and curl, the built binary), on ports picked free
+// instead of the README's: the three nodes see each other, and one request
+// per node for one URL makes one origin fetch (the owner's "stored"), the
+// two other nodes answering through the owner (fwd=peer).
+func TestReadmeClusterExample(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the cellar binary")
+	}
+	bash, err := exec.LookPath("bash")
+	if err != nil {
+		t.Skip("bash is not installed")
+	}
+	if _, err := exec.LookPath("curl"); err != nil {
+		t.Skip("curl is not installed")
+	}
+	bin := buildCellar(t)
+	block := readmeBlock(t, "<!-- cluster-example")
+	for attempt := 1; ; attempt++ {
+		b, g, o := readmePorts(t)
+		dir := t.TempDir()
+		script := strings.NewReplacer(
+			"./bin/cellar", bin, "/tmp/cellar-cluster", dir,
+			"8080", strconv.Itoa(b), "8081", strconv.Itoa(b+1), "8090", strconv.Itoa(b+10), "8091", strconv.Itoa(b+11),
+			"8100", strconv.Itoa(b+20), "8101", strconv.Itoa(b+21),
+			"7946", strconv.Itoa(g), "7947", strconv.Itoa(g+1), "7948", strconv.Itoa(g+2), "9000", strconv.Itoa(o),
+		).Replace(block)
+		cmd := exec.Command(bash, "-c", script)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		var out bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		pgid := cmd.Process.Pid
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		select {
+		case err = <-done:
+		case <-time.After(3 * time.Minute):
+			err = errors.New("the example ran for 3 minutes")
+		}
+		// The script stops what it started; this ends whatever it left.
+		syscall.Kill(-pgid, syscall.SIGKILL)
+		logs := func() string {
+			var all []string
+			for _, f := range []string{"origin.log", strconv.Itoa(b) + ".log", strconv.Itoa(b+10) + ".log", strconv.Itoa(b+20) + ".log"} {
+				l, _ := os.ReadFile(filepath.Join(dir, f))
+				all = append(all, f+":\n"+string(l))
+			}
+			return strings.Join(all, "\n")
+		}
+		text := out.String()
+		if err != nil || !strings.Contains(text, "cluster: 3 live, 0 down") {
+			if attempt < 3 && strings.Contains(logs(), "address already in use") {
+				t.Logf("a picked port was taken meanwhile; again on new ports")
+				continue
+			}
+			t.Fatalf("the example: %v\noutput:\n%s\nlogs:\n%s", err, text, logs())
+		}
+		count := func(s string) int { return strings.Count(text, s) }
+		if count("Cache-Status:") != 5 || count("fwd=uri-miss") != 1 || count("; stored") != 1 || count("fwd=peer") != 2 || count("cellar; hit") != 2 {
+			t.Errorf("want one origin fetch (stored by the owner), two peer fetches and two hits; the example printed:\n%s", text)
+		}
+		for _, want := range []string{"self\n", "alive\n"} {
+			if !strings.Contains(text, want) {
+				t.Errorf("the members lack %q:\n%s", want, text)
+			}
+		}
+		t.Logf("the README's example printed:\n%s", text)
+		return
+	}
 }

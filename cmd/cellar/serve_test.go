@@ -320,11 +320,12 @@ func TestConfigErrorsNameKeyAndLine(t *testing.T) {
 		{"bad operator knobs", "cache:\n  key:\n    query: shuffle\n  client_no_cache: sometimes\n  status_ttl: {404: soon, 4x: 1m}\n  rules:\n    - prefix: /a/\n      grace: x\n",
 			[]string{"line 3", "cache.key.query", `"shuffle"`, "keep, sort or drop", "line 4", "cache.client_no_cache", "honor, ignore or revalidate",
 				"cache.status_ttl.404", `"soon"`, "cache.status_ttl.4x", "5xx", "line 8", "cache.rules[0].grace"}},
-		// The cluster (issue 19): static members only so far.
+		// The cluster (issue 19).
 		{"bad cluster", "cluster:\n  self: 127.0.0.1:8080\n  peers: [http://127.0.0.1:8090, ftp://x]\n  down_for: soon\n",
 			[]string{"cluster.self", `"127.0.0.1:8080"`, "cluster.peers[1]", `"ftp://x"`, "line 4", "cluster.down_for"}},
 		{"cluster peers without self", "cluster:\n  peers: [http://127.0.0.1:8090]\n", []string{"cluster.self", "empty"}},
-		{"cluster gossip not built", "cluster:\n  self: http://127.0.0.1:8080\n  gossip: {bind: 127.0.0.1:7946}\n", []string{"line 3", "gossip"}},
+		{"bad cluster gossip", "cluster:\n  self: http://127.0.0.1:8080\n  peers: [http://127.0.0.1:8090]\n  gossip: {bind: nowhere, join: [x]}\n",
+			[]string{"cluster.peers and cluster.gossip", "cluster.gossip.bind", `"nowhere"`, "cluster.gossip.join[0]", `"x"`}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := startServe(t, "-config", writeConfig(t, tc.text), "-origin", "http://127.0.0.1:1", "-data-dir", t.TempDir())
