@@ -13,18 +13,20 @@ import (
 
 	"github.com/cellar-cache/cellar/cache"
 	"github.com/cellar-cache/cellar/store"
-	"github.com/cockroachdb/pebble/v2/vfs"
 )
 
 // Cellar replays requests through cellar's real two-tier store (ristretto
 // memory tier over the pebble disk tier): a hit is a successful store.Get,
 // a miss is followed by a fill of the object's size in zero bytes.
 //
-// pebble runs on an in-memory file system (vfs.NewMem), so a replay does no
-// disk I/O and no fsync: that is what makes it fast, and the only thing in
-// which it differs from production. Everything else is the real store:
-// record overhead charged to the budget, the disk tier's eviction, the
-// memory tier's admission. Close releases it.
+// The store runs in its simulation mode (store.Options.Simulate): what
+// decides what is resident is the production code (each object's charge
+// to the budget, record overhead included, the budget's eviction marks, the
+// disk tier's replacement policy, the memory tier's admission), but pebble
+// is in memory without a write-ahead log, compression or fsync, bodies are
+// not written (they read back as zeros and are charged as if written),
+// and each commit evicts before it returns, so that a replay does not
+// depend on timing. Close releases it.
 type Cellar struct {
 	ctx  context.Context
 	s    *store.Store
@@ -67,9 +69,9 @@ func NewCellar(ctx context.Context, o CellarOptions) (*Cellar, error) {
 		Logger:         slog.New(slog.NewTextHandler(io.Discard, nil)),
 		MemTableBytes:  o.MemTableBytes,
 		ReserveBytes:   -1,
-		NoSync:         true,
+		Simulate:       true,
 	}
-	s, err := openMem(so)
+	s, err := store.Open(so)
 	// The store derives its budget for objects from DiskBytes (less
 	// overheads that partly scale with it): correct DiskBytes by the
 	// difference until the budget is the one asked for.
@@ -83,7 +85,7 @@ func NewCellar(ctx context.Context, o CellarOptions) (*Cellar, error) {
 		}
 		s.Close()
 		so.DiskBytes += o.ObjectBudget - got
-		s, err = openMem(so)
+		s, err = store.Open(so)
 	}
 	if err != nil {
 		os.RemoveAll(dir)
@@ -101,13 +103,6 @@ func NewCellar(ctx context.Context, o CellarOptions) (*Cellar, error) {
 			ResponseTime: now,
 		},
 	}, nil
-}
-
-// openMem opens a store whose pebble files are on a new in-memory file
-// system.
-func openMem(o store.Options) (*store.Store, error) {
-	o.FS = vfs.NewMem()
-	return store.Open(o)
 }
 
 // newCellarPolicy maps a simulation capacity onto the store's budgets: the

@@ -213,6 +213,12 @@ func openDisk(opts Options, peer indexPeer, ctr *diskCounters, readOnly bool, on
 		po.TargetFileSizes[i] = fileSize
 	}
 	po.LBaseMaxBytes = clamp(d.budget/8, 1<<20, 256<<20)
+	if opts.Simulate {
+		// In memory, nothing to recover: no WAL, and no CPU spent
+		// compressing blocks.
+		po.DisableWAL = true
+		po.ApplyCompressionSettings(func() pebble.DBCompressionSettings { return pebble.DBCompressionNone })
+	}
 	po.EnsureDefaults()
 	var db *pebble.DB
 	err := guard(func() (err error) {
@@ -249,7 +255,11 @@ func (d *diskTier) closeDB() error {
 
 // commit commits b, turning a pebble Fatalf (a failed WAL write) into an
 // error and a fault of the instance. It counts a failure and pauses storing.
+// A simulated store has no WAL to sync (Options.Simulate).
 func (d *diskTier) commit(b *pebble.Batch, wo *pebble.WriteOptions) error {
+	if d.opts.Simulate {
+		wo = pebble.NoSync
+	}
 	err := guard(func() error { return b.Commit(wo) })
 	if err != nil {
 		d.writeFailed(err)
@@ -271,6 +281,9 @@ func (d *diskTier) spaceLimit() int64 {
 // overSpace reports whether pebble's files (as last measured, plus the
 // commits since) pass spaceLimit.
 func (d *diskTier) overSpace() bool {
+	if d.opts.Simulate {
+		return false // no bodies on disk (Options.Simulate)
+	}
 	return d.onDisk.Load()+d.written.Load() > d.spaceLimit()
 }
 
@@ -381,7 +394,11 @@ func (d *diskTier) recover() error {
 	}
 
 	if !d.readOnly {
-		if err := b.Commit(pebble.Sync); err != nil {
+		wo := pebble.Sync
+		if d.opts.Simulate {
+			wo = pebble.NoSync // no WAL
+		}
+		if err := b.Commit(wo); err != nil {
 			return fmt.Errorf("store: recovery: %w", err)
 		}
 	}
@@ -502,11 +519,16 @@ func (d *diskTier) getOnce(ctx context.Context, key string, promote bool) (*Obje
 	if rec.size > d.bodyLimit {
 		return o, nil
 	}
-	body := make([]byte, rec.size)
-	r, err := d.newReader(ctx, o, 0, rec.size)
-	if err == nil {
-		_, err = io.ReadFull(r, body)
-		r.Close()
+	var body []byte
+	if d.opts.Simulate {
+		body = simBody(int(rec.size)) // Options.Simulate
+	} else {
+		body = make([]byte, rec.size)
+		var r io.ReadCloser
+		if r, err = d.newReader(ctx, o, 0, rec.size); err == nil {
+			_, err = io.ReadFull(r, body)
+			r.Close()
+		}
 	}
 	if err != nil {
 		if errors.Is(err, ErrCorrupt) {
@@ -582,7 +604,7 @@ func (d *diskTier) remove(key string, e *diskEntry, wo *pebble.WriteOptions) boo
 	}
 	b := d.db.NewBatch()
 	defer b.Close()
-	pointDeleted := false
+	pointDeleted := d.opts.Simulate // it wrote no chunks
 	// The tags are in the meta record; a corrupt one leaves tag entries
 	// behind, which a tag purge skips and cleans.
 	if v, closer, err := d.db.Get(metaKey(key)); err == nil {
@@ -594,7 +616,7 @@ func (d *diskTier) remove(key string, e *diskEntry, wo *pebble.WriteOptions) boo
 			// re-fragments every range deletion in the memtable for each
 			// later read until a flush, so removing many objects with
 			// DeleteRange (a tag purge, eviction) was quadratic.
-			if n := rec.chunks(); rec.fill == cur.fill && n <= maxPointDeletes {
+			if n := rec.chunks(); rec.fill == cur.fill && n <= maxPointDeletes && !pointDeleted {
 				for i := range n {
 					b.Delete(chunkKey(nil, cur.fill, uint32(i)), nil)
 				}
@@ -856,6 +878,10 @@ type chunkReader struct {
 // body is already gone, so that callers can fall back before they send
 // anything.
 func (d *diskTier) newReader(ctx context.Context, o *Object, off, n int64) (io.ReadCloser, error) {
+	if d.opts.Simulate {
+		// No chunk was written; the body reads as zeros (Options.Simulate).
+		return io.NopCloser(io.LimitReader(zeroReader{}, n)), nil
+	}
 	if !d.acquire() {
 		return nil, fmt.Errorf("store: reading %q: %w", o.Key, ErrNotFound)
 	}
@@ -878,6 +904,14 @@ func (d *diskTier) newReader(ctx context.Context, o *Object, off, n int64) (io.R
 		}
 	}
 	return r, nil
+}
+
+// zeroReader reads zeros: the bodies of a simulated store.
+type zeroReader struct{}
+
+func (zeroReader) Read(p []byte) (int, error) {
+	clear(p)
+	return len(p), nil
 }
 
 func (r *chunkReader) Read(p []byte) (int, error) {
@@ -1036,9 +1070,11 @@ func (d *diskTier) makeSpace() {
 	d.measureSpace()
 }
 
-// evict is the background loop's eviction: evictObjects, then reclaim.
+// evict is the background loop's eviction: evictObjects, then reclaim. In
+// a simulated store the commits evict instead (Writer.Commit), so that the
+// loop's timing does not move what is resident.
 func (d *diskTier) evict() {
-	if d.readOnly || d.faulted.Load() {
+	if d.readOnly || d.faulted.Load() || d.opts.Simulate {
 		return
 	}
 	d.evictObjects()

@@ -4,6 +4,8 @@ import (
 	"context"
 	"strings"
 	"testing"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
 )
 
 func TestOptionsValidateReportsEveryProblem(t *testing.T) {
@@ -17,6 +19,8 @@ func TestOptionsValidateReportsEveryProblem(t *testing.T) {
 		{"several", Options{Dir: "/x", DiskBytes: 10, ChunkSize: 10, EvictStart: 0.5, EvictTarget: 0.6},
 			[]string{"DiskBytes 10", "ChunkSize 10", "EvictStart 0.5"}},
 		{"negative max object", Options{Dir: "/x", MaxObject: -1}, []string{"MaxObject -1"}},
+		{"simulated on the real file system", Options{Dir: "/x", Simulate: true, FS: vfs.Default}, []string{"Simulate"}},
+		{"simulated", Options{Dir: "/x", Simulate: true}, nil},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -115,9 +115,26 @@ type Options struct {
 	// (vfs.Default). Tests inject failures such as a full disk.
 	FS vfs.FS
 	// NoSync skips the fsync of each commit: a kill -9 may then lose the
-	// newest commits. For simulations and benchmarks (`cellar bench sim`
-	// sets it); never in production.
+	// newest commits. For benchmarks; never in production.
 	NoSync bool
+	// Simulate runs the store for `cellar bench sim`, which replays whole
+	// traces through it: what decides which objects are resident is the
+	// production code (each object's budget charge, the budget and its
+	// eviction marks, the replacement policy, the memory tier's
+	// admission), but the I/O is cut down to what those decisions need:
+	//   - pebble's files are in memory (FS nil means a new vfs.NewMem; the
+	//     real file system is refused), with no write-ahead log, no
+	//     compression and no fsync: nothing survives Close;
+	//   - bodies are not written: a body reads back as zero bytes of its
+	//     size (the memory tier holds zeros of the same length, so its
+	//     costs are unchanged), and it is charged as if written;
+	//   - storing never pauses for the space pebble's files take (the
+	//     space gate follows compaction, which has no bodies to move);
+	//   - a commit removes the objects the policy evicted before it
+	//     returns, rather than the background loop soon after, so that a
+	//     replay does not depend on timing.
+	// Never in production.
+	Simulate bool
 
 	// now replaces time.Now (tests).
 	now func() time.Time
@@ -168,6 +185,9 @@ func (o *Options) EnsureDefaults() {
 	}
 	if o.FS == nil {
 		o.FS = vfs.Default
+		if o.Simulate {
+			o.FS = vfs.NewMem()
+		}
 	}
 	if o.now == nil {
 		o.now = time.Now
@@ -210,6 +230,9 @@ func (o *Options) Validate() error {
 	}
 	if room := o.DiskBytes - fixedOverhead(o); room < o.DiskBytes/2 {
 		errs = append(errs, fmt.Errorf("store: ReserveBytes %d and MemTableBytes %d are invalid: with DiskBytes %d they must leave at least half of it for objects", o.ReserveBytes, o.MemTableBytes, o.DiskBytes))
+	}
+	if o.Simulate && o.FS == vfs.Default {
+		errs = append(errs, errors.New("store: Simulate with the real file system is invalid: a simulated store keeps no write-ahead log and no bodies, so its files must be in memory (FS nil or vfs.NewMem)"))
 	}
 	if o.RetryInterval < 0 {
 		errs = append(errs, fmt.Errorf("store: RetryInterval %v is invalid: must not be negative", o.RetryInterval))

@@ -95,6 +95,9 @@ func (d *diskTier) create(ctx context.Context, key string, meta cache.Meta, opts
 	}
 	w.opts.Tags = slices.Clone(opts.Tags)
 	w.keepBody = d.bodyLimit >= 0 && opts.SizeHint <= d.bodyLimit
+	if d.opts.Simulate {
+		return w, nil // buf and body are slices of simZeros
+	}
 	if w.keepBody && opts.SizeHint > 0 {
 		w.body = make([]byte, 0, opts.SizeHint)
 	}
@@ -131,6 +134,9 @@ func (w *Writer) Write(p []byte) (int, error) {
 	if w.sealed {
 		return 0, errors.New("store: Write after Seal")
 	}
+	if w.d.opts.Simulate {
+		p = simBody(len(p)) // the same length in zeros (Options.Simulate)
+	}
 	if w.unstored == nil && w.size+int64(len(p)) > w.d.opts.MaxObject {
 		w.stopStoringLocked(fmt.Errorf("store: body of %q exceeds %d bytes: %w", w.key, w.d.opts.MaxObject, ErrTooLarge))
 	}
@@ -141,6 +147,11 @@ func (w *Writer) Write(p []byte) (int, error) {
 	if err := w.d.checkStoring(); err != nil {
 		w.stopStoringLocked(err)
 		w.appendUnstoredLocked(p)
+		return len(p), nil
+	}
+	if w.d.opts.Simulate {
+		w.simWriteLocked(int64(len(p)))
+		w.broadcast()
 		return len(p), nil
 	}
 	if w.keepBody {
@@ -173,18 +184,22 @@ func (w *Writer) Write(p []byte) (int, error) {
 }
 
 // flushLocked writes the full chunk in buf (with the fill marker before
-// the first one, so that a crash leaves a trace Open can clean up).
+// the first one, so that a crash leaves a trace Open can clean up). A
+// simulated store writes nothing, but charges the chunk all the same
+// (Options.Simulate).
 func (w *Writer) flushLocked() error {
-	b := w.d.db.NewBatch()
-	defer b.Close()
-	if !w.marker {
-		b.Set(fillKey(w.fill), sealed([]byte(w.key)), nil)
+	if !w.d.opts.Simulate {
+		b := w.d.db.NewBatch()
+		defer b.Close()
+		if !w.marker {
+			b.Set(fillKey(w.fill), sealed([]byte(w.key)), nil)
+		}
+		w.addChunk(b)
+		if err := w.d.commit(b, pebble.NoSync); err != nil {
+			return fmt.Errorf("store: writing %q: %w", w.key, errors.Join(ErrUnavailable, err))
+		}
+		w.marker = true
 	}
-	w.addChunk(b)
-	if err := w.d.commit(b, pebble.NoSync); err != nil {
-		return fmt.Errorf("store: writing %q: %w", w.key, errors.Join(ErrUnavailable, err))
-	}
-	w.marker = true
 	n := int64(len(w.buf))
 	w.flushed += n
 	w.charged += n + chunkOverhead
@@ -194,6 +209,28 @@ func (w *Writer) flushLocked() error {
 	return nil
 }
 
+// simWriteLocked is Write in a simulated store: the body grows by n
+// zeros, which buf and body hold as slices of simZeros rather than copies,
+// and each full chunk is charged as flushLocked charges it.
+func (w *Writer) simWriteLocked(n int64) {
+	if w.keepBody {
+		if w.size+n <= w.d.bodyLimit {
+			w.body = simBody(int(w.size + n))
+		} else {
+			w.keepBody, w.body = false, nil
+		}
+	}
+	for n > 0 {
+		if int64(len(w.buf)) == w.cs {
+			w.flushLocked() // writes nothing: no error
+		}
+		k := min(n, w.cs-int64(len(w.buf)))
+		w.buf = simBody(len(w.buf) + int(k))
+		w.size += k
+		n -= k
+	}
+}
+
 // stopStoringLocked turns the fill into one that only feeds its readers:
 // storing stopped (cause wraps ErrUnavailable or ErrTooLarge) but a client
 // following the fill must still get the whole body from the origin. The
@@ -201,6 +238,19 @@ func (w *Writer) flushLocked() error {
 func (w *Writer) stopStoringLocked(cause error) {
 	w.unstored = cause
 	w.keepBody, w.body = false, nil
+}
+
+// simZeros backs simBody: as large as the largest chunk.
+var simZeros [4 << 20]byte
+
+// simBody returns n zero bytes, not to be written to (appending copies
+// them): what a simulated store keeps instead of a body
+// (Options.Simulate).
+func simBody(n int) []byte {
+	if n <= len(simZeros) {
+		return simZeros[:n:n]
+	}
+	return make([]byte, n)
 }
 
 // readerLagTimeout is how long a Write of an unstored fill waits for a
@@ -295,8 +345,10 @@ func (w *Writer) addChunk(b *pebble.Batch) {
 // reading the body while the commit is in progress.
 func (w *Writer) Commit(ctx context.Context) (*Object, error) {
 	o, err := w.commitFill(ctx)
-	if err == nil && w.d.used.Load() > w.d.budget {
+	if err == nil && (w.d.used.Load() > w.d.budget || w.d.opts.Simulate) {
 		// Eviction fell behind the fills: help it, outside every lock.
+		// A simulated store always evicts here, not in the loop
+		// (Options.Simulate).
 		w.d.evictObjects()
 	}
 	return o, err
@@ -438,7 +490,7 @@ func (w *Writer) commit() (*Object, error) {
 		b.Delete(accessKey(w.key), nil)
 	}
 	lastChunk := int64(len(w.buf))
-	if lastChunk > 0 {
+	if lastChunk > 0 && !d.opts.Simulate {
 		w.addChunk(b)
 	}
 	for _, t := range w.opts.Tags {
@@ -654,6 +706,15 @@ func (r *fillReader) Read(p []byte) (int, error) {
 
 func (r *fillReader) load(idx int64) error {
 	w := r.w
+	if w.d.opts.Simulate {
+		// No chunk was written; the body reads as zeros (Options.Simulate).
+		w.mu.Lock()
+		n := min(w.cs, w.flushed-idx*w.cs)
+		w.mu.Unlock()
+		r.buf = append(r.buf[:0], make([]byte, n)...)
+		r.bufIdx = idx
+		return nil
+	}
 	r.key = chunkKey(r.key, w.fill, uint32(idx))
 	w.mu.Lock()
 	var get func([]byte) ([]byte, io.Closer, error) = w.d.db.Get
