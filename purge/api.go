@@ -6,9 +6,12 @@
 // Squid and nginx's purge module). A soft purge marks objects Invalid, so
 // that they are revalidated before reuse (RFC 9111 §4.3) and may still be
 // served stale while that happens or when the origin fails (RFC 5861 §3,
-// §4). A purge that succeeds locally is forwarded to the other nodes of a
-// cluster (Options.Peers), concurrently, and the answer reports each
-// peer's result. The command-line client is RunCLI.
+// §4). With a purge stream (Options.Stream, NATS JetStream) a purge is
+// published to it and every node, this one included, applies it from
+// there (Apply), also a node that was down when it was made; without
+// one, a purge that succeeds locally is forwarded to the other nodes of a
+// cluster (Options.Peers), concurrently and best effort, and the answer
+// reports each peer's result. The command-line client is RunCLI.
 package purge
 
 import (
@@ -31,6 +34,7 @@ import (
 	"unicode"
 
 	"github.com/cellar-cache/cellar/cache"
+	"github.com/cellar-cache/cellar/cluster/purgestream"
 	"github.com/cellar-cache/cellar/store"
 )
 
@@ -96,6 +100,13 @@ type Options struct {
 	// that replace one another on a config reload share one set,
 	// registered once. Nil: a new set (API.Metrics returns it).
 	Metrics *Metrics
+	// Stream, when set, carries every purge to every node of the
+	// cluster (cluster/purgestream): a purge request is published to it
+	// instead of applied here, answered once the stream has stored it,
+	// and applied on every node, this one included, by Apply. Peers must
+	// then be empty. Default nil: purges are applied here (and sent to
+	// Peers).
+	Stream *purgestream.Stream
 }
 
 // EnsureDefaults fills in the documented defaults for zero fields.
@@ -157,6 +168,9 @@ func (o *Options) Validate() error {
 	}
 	if o.PeerTimeout < 0 {
 		errs = append(errs, fmt.Errorf("purge: PeerTimeout %v is invalid: must not be negative", o.PeerTimeout))
+	}
+	if o.Stream != nil && len(o.Peers) > 0 {
+		errs = append(errs, errors.New("purge: Peers and Stream are both set: with a purge stream every node gets every purge from it; drop the peers"))
 	}
 	return errors.Join(errs...)
 }
@@ -286,6 +300,13 @@ func Fingerprint(token string) string {
 // each peer's result: {"purged": N, "peers": [{"peer": URL, "purged": n},
 // {"peer": URL, "error": "..."}]}. When any peer failed the status is 502
 // and "error" says the purge is incomplete; the local purge stands.
+//
+// With Options.Stream the purge is published instead of applied here,
+// and the answer (200) comes once the stream has stored it:
+// {"purged": N (this node's count), "stream": {"seq": S, "applied": nodes
+// that have applied it so far, "nodes": consumers of the stream,
+// "pending": true when this node had not yet}}; 503 when the stream did
+// not store it (nothing was purged).
 func (a *API) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /purge/url", a.serveKind(kindURL))
@@ -335,9 +356,21 @@ type (
 
 // result is the body of every admin answer.
 type result struct {
-	Purged int          `json:"purged"`
-	Peers  []peerResult `json:"peers,omitempty"`
-	Error  string       `json:"error,omitempty"`
+	Purged int           `json:"purged"`
+	Peers  []peerResult  `json:"peers,omitempty"`
+	Stream *streamResult `json:"stream,omitempty"`
+	Error  string        `json:"error,omitempty"`
+}
+
+// streamResult is where a purge published to the stream stands.
+type streamResult struct {
+	Seq uint64 `json:"seq"` // the event's stream sequence
+	// Applied is the number of nodes that had applied the event when
+	// the answer was made, of Nodes; -1 each when NATS did not say.
+	Applied int `json:"applied"`
+	Nodes   int `json:"nodes"`
+	// Pending: this node had not applied it yet (Purged is then 0).
+	Pending bool `json:"pending,omitempty"`
 }
 
 // peerResult is one peer's part of a fan-out: Purged on success, else
@@ -364,6 +397,10 @@ func (a *API) serveKind(k kind) http.HandlerFunc {
 			a.metrics.requests.WithLabelValues(string(k), "bad_request").Inc()
 			a.log.Warn("purge rejected", "who", r.RemoteAddr, "token", fp, "kind", k, "err", err)
 			writeJSON(w, http.StatusBadRequest, result{Error: err.Error()})
+			return
+		}
+		if a.opts.Stream != nil {
+			a.publish(w, r, start, fanOut{kind: k, label: string(k), token: fp, what: describe(sels), sels: sels, soft: soft})
 			return
 		}
 		n, err := a.purge(r.Context(), sels, soft)

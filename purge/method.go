@@ -25,7 +25,8 @@ const SoftPurgeField = "Soft-Purge"
 // methods get 405. SoftPurgeField: 1 makes it soft; any value but 0 or 1
 // gets 400 and purges nothing. The proxy routes PURGE requests to it (proxy.Options.Purge).
 //
-// With Options.Peers the purge is then forwarded to every peer's
+// With Options.Stream the purge goes through the stream, as the admin
+// API's do (see Handler). With Options.Peers the purge is then forwarded to every peer's
 // /purge/url, with the same soft flag, as the admin API forwards its
 // purges (see Handler): the answer lists the peers' results, and is 502
 // when any failed.
@@ -60,6 +61,11 @@ func (a *API) serveMethod(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	start := a.now()
+	if a.opts.Stream != nil {
+		sels := []store.Selector{{URL: key}}
+		a.publish(w, r, start, fanOut{kind: kindURL, label: "method", token: "none", what: describe(sels), sels: sels, soft: soft})
+		return
+	}
 	n, err := a.purge(r.Context(), []store.Selector{{URL: key}}, soft)
 	if err != nil {
 		a.metrics.requests.WithLabelValues("method", "error").Inc()

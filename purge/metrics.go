@@ -17,7 +17,7 @@ func newMetrics() *Metrics {
 	return &Metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "cellar", Name: "purge_requests_total",
-			Help: "Purge requests by kind (url, prefix, tag, all, method) and result (ok, incomplete: purged here but a peer failed, bad_request, unauthorized, forbidden, error).",
+			Help: "Purge requests by kind (url, prefix, tag, all, method) and result (ok, incomplete: purged here but a peer failed, unpublished: the purge stream did not store it, bad_request, unauthorized, forbidden, error).",
 		}, []string{"kind", "result"}),
 		objects: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "cellar", Name: "purged_objects_total",

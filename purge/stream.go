@@ -1,0 +1,53 @@
+package purge
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/cellar-cache/cellar/cluster/purgestream"
+)
+
+// publish sends a parsed purge to the stream (Options.Stream) and answers
+// once the stream has stored it: 200 with {"purged": N (this node's
+// count), "stream": {"seq", "applied", "nodes"}}, or 503 when the stream
+// did not store it (nothing was purged anywhere; the caller may retry).
+// The purge itself is made by Apply, on every node.
+func (a *API) publish(w http.ResponseWriter, r *http.Request, start time.Time, f fanOut) {
+	body, err := forwardBody(f.kind, f.sels, f.soft)
+	var rc purgestream.Receipt
+	if err == nil {
+		rc, err = a.opts.Stream.Publish(r.Context(), string(f.kind), body)
+	}
+	if err != nil {
+		a.metrics.requests.WithLabelValues(f.label, "unpublished").Inc()
+		a.log.Error("purge not published", "who", r.RemoteAddr, "token", f.token, "kind", f.label, "what", f.what, "soft", f.soft, "err", err)
+		writeJSON(w, http.StatusServiceUnavailable, result{Error: "purge not made: the purge stream did not store it: " + err.Error()})
+		return
+	}
+	res := result{Purged: max(rc.Purged, 0), Stream: &streamResult{Seq: rc.Seq, Applied: rc.Applied, Nodes: rc.Nodes, Pending: rc.Purged < 0}}
+	a.metrics.requests.WithLabelValues(f.label, "ok").Inc()
+	a.log.Info("purge", "who", r.RemoteAddr, "token", f.token, "kind", f.label, "what", f.what, "soft", f.soft, "purged", res.Purged,
+		"stream_seq", rc.Seq, "nodes_applied", rc.Applied, "nodes", rc.Nodes, "duration", a.now().Sub(start))
+	writeJSON(w, http.StatusOK, res)
+}
+
+// Apply applies one purge event of the stream to this node's store and
+// returns the number of objects it affected: the stream's Options.Apply.
+// A malformed event (not from a cellar of this version) is logged and
+// skipped: applying it again would not help.
+func (a *API) Apply(ctx context.Context, ev purgestream.Event) (int, error) {
+	sels, soft, err := parseRequest(ev.Kind, ev.Body, a.opts.Key)
+	if err != nil {
+		a.log.Error("purge event skipped: undecodable", "seq", ev.Seq, "from", ev.Node, "kind", ev.Kind, "err", err)
+		return 0, nil
+	}
+	n, err := a.purge(ctx, sels, soft)
+	if err != nil {
+		return n, fmt.Errorf("purge: %w", err)
+	}
+	a.metrics.objects.WithLabelValues(ev.Kind).Add(float64(n))
+	a.log.Debug("purge event applied", "seq", ev.Seq, "from", ev.Node, "kind", ev.Kind, "what", describe(sels), "soft", soft, "purged", n)
+	return n, nil
+}
