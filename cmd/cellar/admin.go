@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/cellar-cache/cellar/cluster/purgestream"
 	"github.com/cellar-cache/cellar/internal/cli"
 	"github.com/cellar-cache/cellar/internal/dashboard"
 	"github.com/cellar-cache/cellar/proxy"
@@ -42,6 +43,9 @@ func (d *daemon) adminMux() http.Handler {
 		}
 		fmt.Fprintln(w)
 		d.clusterHealth(w) // cluster.go
+		if d.purges != nil {
+			fmt.Fprintln(w, d.purges.healthLine())
+		}
 	})
 	m.HandleFunc("GET /readyz", d.serveReadyz)
 	metrics := promhttp.HandlerFor(d.reg, promhttp.HandlerOpts{})
@@ -157,6 +161,8 @@ type readiness struct {
 	Listeners []listenerState     `json:"listeners"`
 	Store     storeState          `json:"store"`
 	Origins   []proxy.OriginState `json:"origins"`
+	// PurgeStream is the purge stream's state (cluster.nats), lag included.
+	PurgeStream *purgestream.Status `json:"purge_stream,omitempty"`
 }
 
 type listenerState struct {
@@ -212,6 +218,10 @@ func (d *daemon) readiness() readiness {
 		DiskBytes: st.DiskBytes, DiskBudget: d.storeOpts.DiskBytes, DiskObjects: st.DiskObjects,
 	}
 	rd.Origins = g.srv.Origins()
+	if d.purges != nil {
+		ps := d.purges.stream.Status()
+		rd.PurgeStream = &ps
+	}
 	rd.Ready = d.serving.Load()
 	if !rd.Ready {
 		rd.Reasons = append(rd.Reasons, "not serving (starting or shutting down)")

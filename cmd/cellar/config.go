@@ -68,12 +68,15 @@ type fileConfig struct {
 	Cluster clusterConfig `yaml:"cluster"`
 }
 
-// clusterConfig is the cluster section: cluster.Config.
+// clusterConfig is the cluster section: cluster.Config, and nats, the
+// purge stream.
 type clusterConfig struct {
 	Self    string               `yaml:"self"`
 	Peers   []string             `yaml:"peers"`
 	DownFor string               `yaml:"down_for"`
 	Gossip  *clusterGossipConfig `yaml:"gossip"`
+	// NATS is the purge stream (purgestream.go).
+	NATS natsConfig `yaml:"nats"`
 }
 
 // clusterGossipConfig is cluster.gossip: cluster.GossipConfig.
@@ -498,6 +501,9 @@ type settings struct {
 	// cluster is the cluster section as read (nil without one): a gossip
 	// membership lives as long as the process (daemon.cluster).
 	cluster *cluster.Config
+
+	// nats is cluster.nats, the purge stream; zero: none.
+	nats natsSettings
 }
 
 // loadConfig reads and strictly decodes a config file. The returned lines
@@ -805,6 +811,9 @@ func (fc *fileConfig) apply(s *settings, lines map[string]int) error {
 			p.errs = append(p.errs, err)
 		}
 		s.proxy.Cluster, s.cluster = cl, &cc
+	}
+	if s.nats = fc.Cluster.NATS.settings(p, fc.Cluster.Self); s.nats.on() && len(s.purgePeers) > 0 {
+		p.add("purge.peers", strings.Join(fc.Purge.Peers, ","), "with cluster.nats every node gets every purge from the stream: remove purge.peers (the fan-out without NATS)")
 	}
 	s.cache.ExposeTags = fc.Purge.ExposeTags
 	s.cache.TagFields = fc.Purge.TagFields

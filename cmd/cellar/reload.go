@@ -57,6 +57,7 @@ type daemon struct {
 	admin         http.Handler       // the admin mux (admin.go)
 	cluster       *cluster.Cluster   // the gossip membership (cluster.go); nil without cluster.gossip
 	tracker       *dashboard.Tracker // top URLs, recent errors and purges
+	purges        *purgeStream       // cluster.nats; nil without
 
 	cur     atomic.Pointer[generation]
 	serving atomic.Bool
@@ -140,6 +141,13 @@ func (d *daemon) registerMetrics() error {
 	if err := d.purgeMetrics.Register(d.reg); err != nil {
 		return err
 	}
+	if d.purges != nil {
+		for _, c := range d.purges.collectors() {
+			if err := d.reg.Register(c); err != nil {
+				return err
+			}
+		}
+	}
 	d.admin = d.adminMux()
 	if err := d.reg.Register(clusterCollector{d}); err != nil {
 		return err
@@ -179,7 +187,7 @@ func (d *daemon) build(s settings) (*generation, error) {
 	g.purger, err = purge.New(d.store, purge.Options{
 		Tokens: tokens, Networks: s.purgeNetworks, Logger: d.log,
 		Peers: s.purgePeers, PeerToken: peerToken, PeerTimeout: s.purgePeerTimeout,
-		Key: policy.KeyFromURL, Metrics: d.purgeMetrics,
+		Key: policy.KeyFromURL, Metrics: d.purgeMetrics, Stream: d.purges.publisher(),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("config: %w", err)
@@ -247,6 +255,7 @@ func (d *daemon) reloadLocked() (reloadResult, error) {
 		{"max_object", s.store.MaxObject, d.storeOpts.MaxObject},
 		{"max_memory_object", s.store.MaxMemoryObject, d.storeOpts.MaxMemoryObject},
 		{"access_log_path", s.accessLogPath, d.accessLogPath},
+		{"cluster.nats", s.nats, d.purges.running()},
 	} {
 		if c.now != c.was {
 			res.RestartNeeded = append(res.RestartNeeded, c.name)
@@ -256,6 +265,7 @@ func (d *daemon) reloadLocked() (reloadResult, error) {
 	if c := d.reloadCluster(&s); c != "" {
 		res.RestartNeeded = append(res.RestartNeeded, c)
 	}
+	s.nats = d.purges.running()
 	if on := s.proxy.AccessLog == nil || *s.proxy.AccessLog; on && d.access == nil {
 		res.RestartNeeded = append(res.RestartNeeded, "access_log")
 		off := false

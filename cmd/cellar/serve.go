@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/cellar-cache/cellar/cluster/purgestream"
 	"github.com/cellar-cache/cellar/internal/accesslog"
 	"github.com/cellar-cache/cellar/internal/bytesize"
 	"github.com/cellar-cache/cellar/internal/cli"
@@ -224,6 +225,24 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready f
 		proxyMetrics:  proxy.NewMetrics(), purgeMetrics: purge.NewMetrics(),
 		ops: newOpsMetrics(), reg: reg,
 	}
+	// The purge stream (cluster.nats) applies its events with the current
+	// generation's purge API once there is one; what the store holds is a
+	// miss until the node has caught up. Closed before the store.
+	built := make(chan struct{})
+	d.purges, err = startPurgeStream(s.nats, s.store.Dir, st, log, func(ctx context.Context, ev purgestream.Event) (int, error) {
+		select {
+		case <-built:
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		}
+		return d.current().purger.Apply(ctx, ev)
+	})
+	if err != nil {
+		return err
+	}
+	if d.purges != nil {
+		defer d.purges.close()
+	}
 	// The access log lives as long as the process; every generation writes
 	// to it. Deferred after st.Close, so it runs before it, once the
 	// listeners have shut down and the generations are closed: every
@@ -258,6 +277,10 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready f
 		return err
 	}
 	d.cur.Store(g)
+	close(built)
+	if d.purges != nil {
+		d.purges.waitCatchUp(ctx, log)
+	}
 	if err := d.openListeners(s); err != nil {
 		d.retire(g)
 		d.wait()
