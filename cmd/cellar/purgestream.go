@@ -99,8 +99,10 @@ type purgeStream struct {
 	set    natsSettings
 	server *purgestream.Server // nil with an external server
 	stream *purgestream.Stream
-	wg     sync.WaitGroup // the goroutine that releases the hold
-	cancel context.CancelFunc
+	// release ends the store's hold (HoldStored); called once caught up.
+	release func()
+	wg      sync.WaitGroup // the goroutine that releases the hold
+	cancel  context.CancelFunc
 }
 
 // startPurgeStream starts the purge stream of n (nil when n is off) and
@@ -137,7 +139,7 @@ func startPurgeStream(n natsSettings, dataDir string, st *store.Store, log *slog
 		}
 		return nil, fmt.Errorf("cluster.nats: %w", err)
 	}
-	ps.stream = stream
+	ps.stream, ps.release = stream, release
 	ctx, cancel := context.WithCancel(context.Background())
 	ps.cancel = cancel
 	ps.wg.Go(func() {
@@ -151,12 +153,14 @@ func startPurgeStream(n natsSettings, dataDir string, st *store.Store, log *slog
 	return ps, nil
 }
 
-// waitCatchUp waits, within the configured bound, for the catch-up.
+// waitCatchUp waits, within the configured bound, for the catch-up; once
+// caught up, the store's hold has ended when it returns.
 func (ps *purgeStream) waitCatchUp(ctx context.Context, log *slog.Logger) {
 	t := time.NewTimer(ps.set.catchUpWait)
 	defer t.Stop()
 	select {
 	case <-ps.stream.CaughtUp():
+		ps.release() // also done in the background; here, before the listeners open
 	case <-ctx.Done():
 	case <-t.C:
 		st := ps.stream.Status()

@@ -254,6 +254,25 @@ func TestPurgeStreamReachesANodeThatWasDown(t *testing.T) {
 	if body, cs := c.get(t, "/x"); body != "/x v2" || !strings.Contains(cs, "; hit") {
 		t.Errorf("C after its catch-up: /x = %q (%s), want its stored v2", body, cs)
 	}
+
+	// The PURGE method goes through the stream too.
+	a.stored(t, "/x")
+	req, _ := http.NewRequest("PURGE", "http://"+c.proxy+"/x", nil)
+	req.Host = "cellar.test"
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pa purgeAnswer
+	json.NewDecoder(resp.Body).Decode(&pa)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || pa.Stream.Seq != 4 || pa.Purged != 1 {
+		t.Errorf("PURGE on C = %d %+v, want 200, seq 4, purged 1 here", resp.StatusCode, pa)
+	}
+	waitFor(t, "A applies the PURGE", func() bool { return a.streamStatus(t).Applied == 4 })
+	if _, cs := a.get(t, "/x"); strings.Contains(cs, "; hit") {
+		t.Errorf("A after the PURGE on C: /x is a hit (%s)", cs)
+	}
 }
 
 // TestNATSConfig: cluster.nats decodes into the stream's settings, and
