@@ -218,6 +218,7 @@ func openDisk(opts Options, peer indexPeer, ctr *diskCounters, readOnly bool, on
 		// compressing blocks.
 		po.DisableWAL = true
 		po.ApplyCompressionSettings(func() pebble.DBCompressionSettings { return pebble.DBCompressionNone })
+
 	}
 	po.EnsureDefaults()
 	var db *pebble.DB
@@ -604,10 +605,18 @@ func (d *diskTier) remove(key string, e *diskEntry, wo *pebble.WriteOptions) boo
 	}
 	b := d.db.NewBatch()
 	defer b.Close()
-	pointDeleted := d.opts.Simulate // it wrote no chunks
+	pointDeleted := false
 	// The tags are in the meta record; a corrupt one leaves tag entries
-	// behind, which a tag purge skips and cleans.
-	if v, closer, err := d.db.Get(metaKey(key)); err == nil {
+	// behind, which a tag purge skips and cleans. A simulated store wrote
+	// no chunks and does not read the record: it leaves the tag entries to
+	// that cleaning (Options.Simulate).
+	v, closer, err := []byte(nil), io.Closer(nil), error(pebble.ErrNotFound)
+	if d.opts.Simulate {
+		pointDeleted = true
+	} else {
+		v, closer, err = d.db.Get(metaKey(key))
+	}
+	if err == nil {
 		if rec, err := decodeMeta(v); err == nil {
 			for _, t := range rec.tags {
 				b.Delete(tagKey(t, key), nil)
@@ -616,7 +625,7 @@ func (d *diskTier) remove(key string, e *diskEntry, wo *pebble.WriteOptions) boo
 			// re-fragments every range deletion in the memtable for each
 			// later read until a flush, so removing many objects with
 			// DeleteRange (a tag purge, eviction) was quadratic.
-			if n := rec.chunks(); rec.fill == cur.fill && n <= maxPointDeletes && !pointDeleted {
+			if n := rec.chunks(); rec.fill == cur.fill && n <= maxPointDeletes {
 				for i := range n {
 					b.Delete(chunkKey(nil, cur.fill, uint32(i)), nil)
 				}

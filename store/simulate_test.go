@@ -178,3 +178,40 @@ func TestSimulatedBodiesReadAsZeros(t *testing.T) {
 		}
 	}
 }
+
+// TestSimulatedStorePurgesByTag: a simulated store evicts without reading
+// meta records, so the tag entries of evicted objects stay behind; a tag
+// purge still removes exactly the objects held, and cleans the rest.
+func TestSimulatedStorePurgesByTag(t *testing.T) {
+	opts := testOptions(t)
+	opts.Simulate = true
+	opts.DiskBytes = 2 << 20
+	opts.ReserveBytes = -1
+	opts.MemoryBytes = -1
+	s := openTest(t, opts)
+	ctx := context.Background()
+	for i := range 200 {
+		w, err := s.Create(ctx, fmt.Sprintf("http://h/%d", i), testMeta(), CreateOptions{SizeHint: 10 << 10, Tags: []string{"t"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.Write(make([]byte, 10<<10))
+		if _, err := w.Commit(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	held := s.Stats().DiskObjects
+	if held == 0 || held >= 200 {
+		t.Fatalf("%d of 200 objects held; the test wants evictions", held)
+	}
+	n, err := s.Purge(ctx, Selector{Tag: "t"}, false)
+	if err != nil || int64(n) != held {
+		t.Fatalf("tag purge: %d, %v; want the %d objects held", n, err, held)
+	}
+	if st := s.Stats(); st.DiskObjects != 0 {
+		t.Errorf("%d objects left after the tag purge", st.DiskObjects)
+	}
+	if n, err := s.Purge(ctx, Selector{Tag: "t"}, false); err != nil || n != 0 {
+		t.Errorf("second tag purge: %d, %v; want 0", n, err)
+	}
+}
