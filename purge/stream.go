@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/cellar-cache/cellar/cluster/purgestream"
+	"github.com/cellar-cache/cellar/store"
 )
 
 // publish sends a parsed purge to the stream (Options.Stream) and answers
@@ -33,21 +34,50 @@ func (a *API) publish(w http.ResponseWriter, r *http.Request, start time.Time, f
 	writeJSON(w, http.StatusOK, res)
 }
 
-// Apply applies one purge event of the stream to this node's store and
-// returns the number of objects it affected: the stream's Options.Apply.
-// A malformed event (not from a cellar of this version) is logged and
-// skipped: applying it again would not help.
-func (a *API) Apply(ctx context.Context, ev purgestream.Event) (int, error) {
-	sels, soft, err := parseRequest(ev.Kind, ev.Body, a.opts.Key)
-	if err != nil {
-		a.log.Error("purge event skipped: undecodable", "seq", ev.Seq, "from", ev.Node, "kind", ev.Kind, "err", err)
-		return 0, nil
+// Apply applies purge events of the stream, in order, to this node's
+// store and returns the number of objects they affected: the stream's
+// Options.Apply. Consecutive events of one kind and softness are one
+// store purge (one durable write). A malformed event (not from a cellar
+// of this version) is logged and skipped: applying it again would not
+// help.
+func (a *API) Apply(ctx context.Context, evs []purgestream.Event) (int, error) {
+	total := 0
+	var (
+		sels  []store.Selector
+		kind  string
+		soft  bool
+		first uint64 // the sequence of the group's first event
+		last  uint64
+	)
+	apply := func() error {
+		if len(sels) == 0 {
+			return nil
+		}
+		n, err := a.purge(ctx, sels, soft)
+		if err != nil {
+			return fmt.Errorf("purge: %w", err)
+		}
+		total += n
+		a.metrics.objects.WithLabelValues(kind).Add(float64(n))
+		a.log.Debug("purge events applied", "seq", first, "to", last, "kind", kind, "what", describe(sels), "soft", soft, "purged", n)
+		sels = nil
+		return nil
 	}
-	n, err := a.purge(ctx, sels, soft)
-	if err != nil {
-		return n, fmt.Errorf("purge: %w", err)
+	for _, ev := range evs {
+		s, sf, err := parseRequest(ev.Kind, ev.Body, a.opts.Key)
+		if err != nil {
+			a.log.Error("purge event skipped: undecodable", "seq", ev.Seq, "from", ev.Node, "kind", ev.Kind, "err", err)
+			continue
+		}
+		if len(sels) > 0 && (ev.Kind != kind || sf != soft) {
+			if err := apply(); err != nil {
+				return total, err
+			}
+		}
+		if len(sels) == 0 {
+			kind, soft, first = ev.Kind, sf, ev.Seq
+		}
+		sels, last = append(sels, s...), ev.Seq
 	}
-	a.metrics.objects.WithLabelValues(ev.Kind).Add(float64(n))
-	a.log.Debug("purge event applied", "seq", ev.Seq, "from", ev.Node, "kind", ev.Kind, "what", describe(sels), "soft", soft, "purged", n)
-	return n, nil
+	return total, apply()
 }

@@ -15,8 +15,8 @@ import (
 )
 
 // BenchmarkStreamCatchUpOnAStore measures a restarted node's catch-up on
-// 200 URL purges published while it was down, each applied to a real
-// store that holds the purged object (one durable store purge per event).
+// 200 URL purges published while it was down, applied to a real store
+// that holds each purged object (one durable store purge per batch).
 func BenchmarkStreamCatchUpOnAStore(b *testing.B) {
 	const events = 200
 	dir := b.TempDir()
@@ -35,7 +35,7 @@ func BenchmarkStreamCatchUpOnAStore(b *testing.B) {
 		b.Fatal(err)
 	}
 	ctx := context.Background()
-	open := func(name string, apply func(context.Context, purgestream.Event) (int, error)) *purgestream.Stream {
+	open := func(name string, apply func(context.Context, []purgestream.Event) (int, error)) *purgestream.Stream {
 		s, err := purgestream.New(purgestream.Options{URL: srv.URL(), Node: name, StateFile: filepath.Join(dir, name+".json"), Apply: apply, ApplyWait: 10 * time.Second})
 		if err != nil {
 			b.Fatal(err)
@@ -47,7 +47,7 @@ func BenchmarkStreamCatchUpOnAStore(b *testing.B) {
 		}
 		return s
 	}
-	a := open("a", func(context.Context, purgestream.Event) (int, error) { return 0, nil })
+	a := open("a", func(context.Context, []purgestream.Event) (int, error) { return 0, nil })
 	defer a.Close()
 	open("c", api.Apply).Close()
 	var total time.Duration
@@ -71,8 +71,8 @@ func BenchmarkStreamCatchUpOnAStore(b *testing.B) {
 		}
 		b.StartTimer()
 		start := time.Now()
-		c := open("c", func(ctx context.Context, ev purgestream.Event) (int, error) {
-			n, err := api.Apply(ctx, ev)
+		c := open("c", func(ctx context.Context, evs []purgestream.Event) (int, error) {
+			n, err := api.Apply(ctx, evs)
 			purged += n
 			return n, err
 		})

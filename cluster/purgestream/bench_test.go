@@ -20,7 +20,7 @@ func BenchmarkCatchUp(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer srv.Close()
-	noop := func(context.Context, Event) (int, error) { return 0, nil }
+	noop := func(context.Context, []Event) (int, error) { return 0, nil }
 	open := func(name string) *Stream {
 		s, err := New(Options{URL: srv.URL(), Node: name, StateFile: filepath.Join(dir, name+".json"), Apply: noop, ApplyWait: 10 * time.Second})
 		if err != nil {

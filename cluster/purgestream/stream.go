@@ -80,12 +80,15 @@ type Options struct {
 	Node string
 	// StateFile keeps the last applied sequence across restarts. Required.
 	StateFile string
-	// Apply applies one event to this node's store and returns the
-	// number of objects it affected. It is called from one goroutine, in
-	// stream order, possibly again for an event applied before a crash;
-	// an error is retried (with back-off) until it succeeds: events are
-	// never skipped. Required.
-	Apply func(ctx context.Context, ev Event) (int, error)
+	// Apply applies events, in stream order, to this node's store and
+	// returns the number of objects they affected. Consecutive events
+	// come in one call when they are ready together (a catch-up: one
+	// durable store write for many), at most 256; an event a Publish of
+	// this node waits for comes alone, so that its count is its own. It
+	// is called from one goroutine, possibly again for events applied
+	// before a crash; an error is retried (with back-off) until it
+	// succeeds: events are never skipped. Required.
+	Apply func(ctx context.Context, evs []Event) (int, error)
 	// Stream and Subject name the JetStream stream and its subject.
 	// Defaults DefaultStream and DefaultSubject.
 	Stream, Subject string
@@ -414,9 +417,13 @@ type consumer struct {
 	cons     jetstream.Consumer
 	target   uint64 // the catch-up target: the stream's last sequence at the first session
 	targeted bool
-	unsaved  jetstream.Msg  // the last applied message, not saved nor acknowledged yet
+	unsaved  jetstream.Msg  // the last message handled, not saved nor acknowledged yet
+	pending  []Event        // events received, not applied yet (a batch)
 	notify   map[string]int // Publish waiters to answer once saved
 }
+
+// maxBatch bounds the events applied in one call of Options.Apply.
+const maxBatch = 256
 
 // session connects the consumer and applies events until an error or
 // ctx ends. progressed reports whether it got as far as consuming.
@@ -468,6 +475,7 @@ func (c *consumer) setup(ctx context.Context) error {
 		return fmt.Errorf("stream %s: %w", s.opts.Stream, err)
 	}
 	c.str = str
+	c.pending = c.pending[:0] // not applied: delivered again (the consumer is placed after the saved sequence)
 	info := str.CachedInfo()
 	if c.st.Stream != s.opts.Stream || !c.st.Created.Equal(info.Created) {
 		if c.st.Applied > 0 {
@@ -527,7 +535,7 @@ func (c *consumer) skipLost(ctx context.Context, first, last uint64) error {
 	s := c.s
 	s.log.Warn("purge stream: events this node never applied are gone from the stream; purging everything stored here",
 		"applied", c.st.Applied, "stream_first", first)
-	if err := c.apply(ctx, Event{Kind: KindAll}); err != nil {
+	if _, err := c.apply(ctx, []Event{{Kind: KindAll}}); err != nil {
 		return err
 	}
 	st := c.st
@@ -540,8 +548,9 @@ func (c *consumer) skipLost(ctx context.Context, first, last uint64) error {
 	return nil
 }
 
-// drain applies the messages of one fetch in order, saving and
-// acknowledging whenever it would wait for the next one.
+// drain applies the messages of one fetch in order: it gathers those
+// that are ready, and applies, saves and acknowledges them whenever it
+// would wait for the next one (or has a full batch).
 func (c *consumer) drain(ctx context.Context, msgs <-chan jetstream.Msg) error {
 	for {
 		var m jetstream.Msg
@@ -560,10 +569,16 @@ func (c *consumer) drain(ctx context.Context, msgs <-chan jetstream.Msg) error {
 		if err := c.handle(ctx, m); err != nil {
 			return err
 		}
+		if len(c.pending) >= maxBatch {
+			if err := c.applyPending(ctx); err != nil {
+				return err
+			}
+		}
 	}
 }
 
-// handle applies one message (or skips one applied before).
+// handle takes one message: an event to apply (gathered in pending), or
+// one applied before (skipped).
 func (c *consumer) handle(ctx context.Context, m jetstream.Msg) error {
 	s := c.s
 	md, err := m.Metadata()
@@ -572,22 +587,22 @@ func (c *consumer) handle(ctx context.Context, m jetstream.Msg) error {
 	}
 	seq := md.Sequence.Stream
 	raise(&s.last, seq+md.NumPending)
-	applied := s.applied.Load()
+	next := s.applied.Load() + uint64(len(c.pending)) + 1
 	switch {
-	case seq <= applied: // delivered again after an apply: done already
+	case seq < next: // delivered again: applied, or pending, already
 		c.unsaved = m
 		return nil
-	case seq > applied+1:
+	case seq > next:
 		// An event between was not delivered: dropped from the stream,
 		// or handed out to a fetch that ended before it was applied.
+		if err := c.flush(ctx); err != nil {
+			return err
+		}
 		info, err := c.str.Info(ctx)
 		if err != nil {
 			return err
 		}
-		if err := c.flush(ctx); err != nil {
-			return err
-		}
-		if info.State.FirstSeq <= applied+1 {
+		if info.State.FirstSeq <= s.applied.Load()+1 {
 			return errReposition
 		}
 		if err := c.skipLost(ctx, info.State.FirstSeq, info.State.LastSeq); err != nil {
@@ -595,36 +610,58 @@ func (c *consumer) handle(ctx context.Context, m jetstream.Msg) error {
 		}
 	}
 	ev := Event{Seq: seq, Kind: m.Headers().Get(headerKind), Body: m.Data(), Node: m.Headers().Get(headerNode)}
-	n, err := c.applyCount(ctx, ev)
+	id := m.Headers().Get(jetstream.MsgIDHeader)
+	waited := false
+	if ev.Node == s.opts.Node && id != "" {
+		s.mu.Lock()
+		_, waited = s.waiters[id]
+		s.mu.Unlock()
+	}
+	if !waited {
+		c.pending = append(c.pending, ev)
+		c.unsaved = m
+		return nil
+	}
+	// A local Publish waits for this one: applied alone, for its count.
+	if err := c.applyPending(ctx); err != nil {
+		return err
+	}
+	n, err := c.apply(ctx, []Event{ev})
 	if err != nil {
 		return err
 	}
 	s.applied.Store(seq)
 	c.unsaved = m
-	if id := m.Headers().Get(jetstream.MsgIDHeader); id != "" && ev.Node == s.opts.Node {
-		if c.notify == nil {
-			c.notify = map[string]int{}
-		}
-		c.notify[id] = n
+	if c.notify == nil {
+		c.notify = map[string]int{}
 	}
+	c.notify[id] = n
 	return nil
 }
 
-// apply applies ev, retrying a failure with back-off until it succeeds
-// or ctx ends.
-func (c *consumer) apply(ctx context.Context, ev Event) error {
-	_, err := c.applyCount(ctx, ev)
-	return err
+// applyPending applies the gathered events.
+func (c *consumer) applyPending(ctx context.Context) error {
+	if len(c.pending) == 0 {
+		return nil
+	}
+	if _, err := c.apply(ctx, c.pending); err != nil {
+		return err
+	}
+	c.s.applied.Store(c.pending[len(c.pending)-1].Seq)
+	c.pending = c.pending[:0]
+	return nil
 }
 
-func (c *consumer) applyCount(ctx context.Context, ev Event) (int, error) {
+// apply applies evs, retrying a failure with back-off until it succeeds
+// or ctx ends.
+func (c *consumer) apply(ctx context.Context, evs []Event) (int, error) {
 	backoff := 50 * time.Millisecond
 	for {
-		n, err := c.s.opts.Apply(ctx, ev)
+		n, err := c.s.opts.Apply(ctx, evs)
 		if err == nil {
 			return n, nil
 		}
-		c.s.setErr(fmt.Errorf("applying event %d (%s): %w", ev.Seq, ev.Kind, err))
+		c.s.setErr(fmt.Errorf("applying events %d-%d: %w", evs[0].Seq, evs[len(evs)-1].Seq, err))
 		select {
 		case <-ctx.Done():
 			return 0, ctx.Err()
@@ -637,6 +674,9 @@ func (c *consumer) applyCount(ctx context.Context, ev Event) (int, error) {
 // flush saves the last applied sequence, then acknowledges it (and every
 // event before it: AckAll), then answers the waiting publishers.
 func (c *consumer) flush(ctx context.Context) error {
+	if err := c.applyPending(ctx); err != nil {
+		return err
+	}
 	if c.unsaved == nil {
 		return nil
 	}

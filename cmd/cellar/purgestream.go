@@ -109,7 +109,7 @@ type purgeStream struct {
 // holds what st stored until the node has caught up. Events are applied
 // through apply, which may be called before the first generation exists
 // (it waits for it).
-func startPurgeStream(n natsSettings, dataDir string, st *store.Store, log *slog.Logger, apply func(context.Context, purgestream.Event) (int, error)) (*purgeStream, error) {
+func startPurgeStream(n natsSettings, dataDir string, st *store.Store, log *slog.Logger, apply func(context.Context, []purgestream.Event) (int, error)) (*purgeStream, error) {
 	if !n.on() {
 		return nil, nil
 	}

@@ -229,13 +229,13 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready f
 	// generation's purge API once there is one; what the store holds is a
 	// miss until the node has caught up. Closed before the store.
 	built := make(chan struct{})
-	d.purges, err = startPurgeStream(s.nats, s.store.Dir, st, log, func(ctx context.Context, ev purgestream.Event) (int, error) {
+	d.purges, err = startPurgeStream(s.nats, s.store.Dir, st, log, func(ctx context.Context, evs []purgestream.Event) (int, error) {
 		select {
 		case <-built:
 		case <-ctx.Done():
 			return 0, ctx.Err()
 		}
-		return d.current().purger.Apply(ctx, ev)
+		return d.current().purger.Apply(ctx, evs)
 	})
 	if err != nil {
 		return err
