@@ -33,8 +33,10 @@ Flags (before or after the values):
 // RunCLI is the command-line client of the admin API ("cellar purge"):
 // args are what follows "purge". Without -token it uses CELLAR_PURGE_TOKEN,
 // else the token file in -data-dir (default defaultDataDir). It prints the
-// number of objects purged to stdout, then one line per peer the purge was
-// forwarded to ("peer URL: purged N" or "peer URL: error: ..."). Any answer
+// number of objects purged to stdout, then, with a purge stream, where
+// the purge stands ("purge stream: event N, applied by A of M nodes so
+// far"), or one line per peer the purge was forwarded to ("peer URL:
+// purged N" or "peer URL: error: ..."). Any answer
 // but 200, including the 502 of a purge that some peer missed, is an
 // error.
 func RunCLI(ctx context.Context, args []string, stdout, stderr io.Writer, defaultDataDir string) error {
@@ -151,9 +153,17 @@ func ClientToken(flagToken, dataDir string) (string, error) {
 	return tok, nil
 }
 
-// printResult prints the local count and each peer's result.
+// printResult prints the local count, where the purge stands in the
+// purge stream, and each peer's result.
 func printResult(w io.Writer, res result) {
 	fmt.Fprintf(w, "purged %d\n", res.Purged)
+	if st := res.Stream; st != nil {
+		here := ""
+		if st.Pending {
+			here = " (not yet here)"
+		}
+		fmt.Fprintf(w, "purge stream: event %d, applied by %d of %d nodes so far%s\n", st.Seq, st.Applied, st.Nodes, here)
+	}
 	for _, p := range res.Peers {
 		switch {
 		case p.Error != "":

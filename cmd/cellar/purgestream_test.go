@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/cellar-cache/cellar/cluster/purgestream"
+	"github.com/cellar-cache/cellar/purge"
 )
 
 const streamToken = "token-of-the-cluster-0123456789"
@@ -272,6 +274,15 @@ func TestPurgeStreamReachesANodeThatWasDown(t *testing.T) {
 	waitFor(t, "A applies the PURGE", func() bool { return a.streamStatus(t).Applied == 4 })
 	if _, cs := a.get(t, "/x"); strings.Contains(cs, "; hit") {
 		t.Errorf("A after the PURGE on C: /x is a hit (%s)", cs)
+	}
+
+	// cellar purge says where the purge stands in the stream.
+	var out strings.Builder
+	if err := purge.RunCLI(context.Background(), []string{"url", "-admin", b.admin, "-token", streamToken, "http://cellar.test/y"}, &out, io.Discard, t.TempDir()); err != nil {
+		t.Fatal(err)
+	}
+	if got := out.String(); !strings.HasPrefix(got, "purged 1\npurge stream: event 5, applied by ") || !strings.Contains(got, " of 3 nodes so far\n") {
+		t.Errorf("cellar purge printed %q", got)
 	}
 }
 
