@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -318,5 +319,51 @@ func TestNATSConfig(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("config %q: error %v, want one that says %q", tc.text, err, tc.want)
 		}
+	}
+}
+
+// TestEmbeddedNATSAddressInUseFailsTheStart: a busy listen address of the
+// embedded NATS server stops the start before the data directory is
+// written, with an error that names it.
+func TestEmbeddedNATSAddressInUseFailsTheStart(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	dir := filepath.Join(t.TempDir(), "data")
+	cfg := fmt.Sprintf("purge:\n  tokens: [%s]\ncluster:\n  nats: {embedded: true, listen: %q, name: a}\n", streamToken, ln.Addr().String())
+	_, err = startServe(t, "-config", writeConfig(t, cfg), "-origin", "http://127.0.0.1:1", "-data-dir", dir)
+	if err == nil || !strings.Contains(err.Error(), ln.Addr().String()) {
+		t.Fatalf("serve with the NATS address in use: %v, want an error naming %s", err, ln.Addr())
+	}
+	if _, err := os.Stat(dir); err == nil {
+		t.Errorf("the data directory %s was created", dir)
+	}
+}
+
+// TestEmbeddedNATSKeepsTheStreamAcrossRestarts: one cellar running its
+// own NATS server (files in DATA_DIR/nats by default) takes purges
+// through it, and after a restart on the same data directory the stream
+// goes on where it was.
+func TestEmbeddedNATSKeepsTheStreamAcrossRestarts(t *testing.T) {
+	origin := newVersionedOrigin(t)
+	n := &streamNode{name: "solo", dir: t.TempDir()}
+	cfg := writeConfig(t, fmt.Sprintf("purge:\n  tokens: [%s]\ncluster:\n  nats: {embedded: true, listen: 127.0.0.1:0, name: solo}\n", streamToken))
+	for i := range 2 {
+		r, err := startServe(t, "-config", cfg, "-origin", origin.URL, "-data-dir", n.dir, "-access-log=false")
+		if err != nil {
+			t.Fatal(err)
+		}
+		n.running = r
+		n.stored(t, "/x")
+		code, ans := n.purge(t, `{"urls":["http://cellar.test/x"]}`)
+		if want := uint64(i + 1); code != http.StatusOK || ans.Stream.Seq != want || ans.Purged != 1 || ans.Stream.Nodes != 1 || ans.Stream.Applied != 1 {
+			t.Errorf("start %d: purge = %d %+v, want 200, seq %d, purged 1, applied by 1 of 1", i+1, code, ans, want)
+		}
+		n.stop(t)
+	}
+	if _, err := os.Stat(filepath.Join(n.dir, "nats")); err != nil {
+		t.Errorf("the embedded server's files: %v", err)
 	}
 }

@@ -428,6 +428,9 @@ func probeAddrs(s settings) error {
 	for _, l := range s.frontListeners() {
 		addrs = append(addrs, l.Address)
 	}
+	if s.nats.embedded {
+		addrs = append(addrs, s.nats.listen) // the embedded NATS server's
+	}
 	for _, a := range addrs {
 		if _, port, err := net.SplitHostPort(a); err == nil && port == "0" {
 			continue
