@@ -135,13 +135,18 @@ func (s *Store) Ban(ctx context.Context, patterns []string, soft bool) error {
 	bl.mu.Unlock()
 	bl.added.Add(int64(len(added)))
 	// Fills in progress that started before the ban commit Invalid.
+	var sels []Selector
+	var all []*publication
 	for _, bn := range added {
-		pubs := s.purges.record(Selector{Pattern: bn.re})
+		sel := Selector{Pattern: bn.re}
+		pubs := s.purges.record(sel)
 		bl.mu.Lock()
 		bn.pubs = pubs
 		bl.mu.Unlock()
+		sels, all = append(sels, sel), append(all, pubs...)
 	}
 	s.wakeSweeper()
+	s.banHot(ctx, sels, all) // hot.go: hot copies have no fill id to compare
 	return nil
 }
 

@@ -24,11 +24,14 @@ type memTier struct {
 	maxBytes int64
 	maxObj   int64
 	now      func() time.Time
+	hot      hotIndex // the hot copies among the objects (hot.go)
 }
 
 func newMemTier(opts Options) (*memTier, error) {
 	counters := max(10*opts.MemoryBytes/opts.MeanObjectSize, 1000)
+	m := &memTier{maxBytes: opts.MemoryBytes, maxObj: opts.MaxMemoryObject, now: opts.now}
 	c, err := ristretto.NewCache(&ristretto.Config[string, *Object]{
+		OnExit:      m.exit, // hot.go
 		NumCounters: counters,
 		MaxCost:     opts.MemoryBytes,
 		BufferItems: 64,
@@ -38,7 +41,8 @@ func newMemTier(opts Options) (*memTier, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: memory tier: %w", err)
 	}
-	return &memTier{c: c, maxBytes: opts.MemoryBytes, maxObj: opts.MaxMemoryObject, now: opts.now}, nil
+	m.c = c
+	return m, nil
 }
 
 // cost is the memory charged for o: header and body bytes plus overhead.

@@ -254,6 +254,7 @@ type Object struct {
 
 	body     []byte // whole body when resident in memory
 	resident bool
+	hot      bool       // a hot copy (hot.go): memory tier only
 	loc      location   // disk location of the body; tier is nil if not read from disk
 	entry    *diskEntry // the disk index entry read or committed; nil if not on disk
 }
@@ -624,15 +625,22 @@ func (s *Store) PurgeMany(ctx context.Context, sels []Selector, soft bool) (int,
 	if err := wait(ctx, pubs); err != nil {
 		return 0, err
 	}
+	hot := s.purgeHot(sels) // hot.go: removed, soft or not
 	d := s.acquire()
-	if d == nil {
-		return s.purgeUnwritable(nil, sels, soft)
+	var n int
+	var err error
+	switch {
+	case d == nil:
+		n, err = s.purgeUnwritable(nil, sels, soft)
+	case d.readOnly:
+		n, err = s.purgeUnwritable(d, sels, soft)
+	default:
+		n, err = d.purge(ctx, sels, soft)
 	}
-	defer d.release()
-	if d.readOnly {
-		return s.purgeUnwritable(d, sels, soft)
+	if d != nil {
+		d.release()
 	}
-	return d.purge(ctx, sels, soft)
+	return n + hot, err
 }
 
 // Stats returns the store's current gauges and counters. It walks the memory
