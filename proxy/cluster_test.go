@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -483,3 +485,98 @@ func TestClusterStalledOwnerCutsTheClient(t *testing.T) {
 		t.Errorf("cellar_peer_fetches_total{result=error} is %v, want 1", e)
 	}
 }
+
+// TestClusterLocalHot: with local_hot, a node that got an object from its
+// owner keeps it in its memory tier only (never on its disk) and answers
+// the next requests for it itself (hit, detail=hot), with the owner's
+// freshness: the Age the origin sent and the owner's time count. A purge
+// applied on that node (as purge.peers or the purge stream apply it on
+// every node) removes the copy, and the node asks the owner again.
+// Answers that differ by client (Vary) are never kept.
+func TestClusterLocalHot(t *testing.T) {
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=600")
+		w.Header().Set("Age", "100")
+		w.Header().Set("Content-Type", "image/png")
+		if strings.HasPrefix(r.URL.Path, "/vary") {
+			w.Header().Set("Vary", "Accept-Language")
+		}
+		io.WriteString(w, "hot object "+r.URL.Path)
+	})
+	nodes := newNodesWith(t, o.URL, 3, nodeOptions{clustered: true, tune: func(i int, o *Options) { o.LocalHot = true }})
+	client := &http.Client{Timeout: time.Minute}
+	const path = "/hot"
+	own := ownerIndex(nodes, path)
+	asker := nodes[(own+1)%3]
+	key := asker.keyOf(path)
+	get := func(want string) *http.Response {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodGet, asker.front.URL+path, nil)
+		req.Host = testHost
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if cs := strings.Join(resp.Header.Values("Cache-Status"), ", "); resp.StatusCode != 200 || string(b) != "hot object "+path || !strings.Contains(cs, want) {
+			t.Fatalf("GET on the non-owner: %d %q, Cache-Status %q; want %q", resp.StatusCode, b, cs, want)
+		}
+		return resp
+	}
+	peerFetches := func() float64 {
+		return testutil.ToFloat64(asker.server.peers.fetches.WithLabelValues(nodes[own].cl.Self(), "ok"))
+	}
+
+	get("fwd=peer")
+	obj, err := asker.store.Get(t.Context(), key)
+	if err != nil || !obj.Hot() {
+		t.Fatalf("the non-owner's store has %+v, %v: want a hot copy", obj, err)
+	}
+	if l, err := asker.store.List(t.Context(), store.Selector{URL: key}, 0); err != nil || len(l) != 0 {
+		t.Fatalf("the non-owner's disk lists %d objects (%v), want none", len(l), err)
+	}
+	resp := get("detail=hot")
+	cs := strings.Join(resp.Header.Values("Cache-Status"), ", ")
+	if strings.Contains(cs, "fwd=peer") || peerFetches() != 1 {
+		t.Errorf("the second request went to the owner (Cache-Status %q, %v peer fetches)", cs, peerFetches())
+	}
+	// The owner's freshness: 600 s less the origin's Age 100 (and time).
+	if age, _ := strconv.Atoi(resp.Header.Get("Age")); age < 100 {
+		t.Errorf("Age %q: the owner's age (at least the origin's 100) does not count", resp.Header.Get("Age"))
+	}
+	if m := regexp.MustCompile(`ttl=(\d+)`).FindStringSubmatch(cs); m == nil || atoi(m[1]) > 500 || atoi(m[1]) < 400 {
+		t.Errorf("Cache-Status %q: want the owner's remaining freshness, at most 500 s", cs)
+	}
+	if got := testutil.ToFloat64(asker.server.peers.hot); got != 1 {
+		t.Errorf("cellar_peer_hot_copies_total = %v, want 1", got)
+	}
+
+	// A purge reaches the copy: the next request asks the owner again.
+	if n, err := asker.store.Purge(t.Context(), store.Selector{URL: key}, false); err != nil || n != 1 {
+		t.Fatalf("purge on the non-owner: %d, %v; want its hot copy purged", n, err)
+	}
+	get("fwd=peer")
+	if peerFetches() != 2 {
+		t.Errorf("after the purge, %v peer fetches, want 2", peerFetches())
+	}
+	get("detail=hot")
+
+	// An answer that varies is streamed through only.
+	vary := ""
+	for i := 0; vary == ""; i++ {
+		if p := fmt.Sprintf("/vary%d", i); ownerIndex(nodes, p) == own {
+			vary = p
+		}
+	}
+	for range 2 {
+		if code, cs, _, err := clusterGet(client, asker.front.URL, vary); err != nil || code != 200 || !strings.Contains(cs, "fwd=peer") {
+			t.Errorf("GET %s on the non-owner: %d, %q, %v; want the owner's answer each time", vary, code, cs, err)
+		}
+	}
+	if got := testutil.ToFloat64(asker.server.peers.hot); got != 2 {
+		t.Errorf("cellar_peer_hot_copies_total = %v after a varying answer, want 2 (unchanged)", got)
+	}
+}
+
+func atoi(s string) int { n, _ := strconv.Atoi(s); return n }

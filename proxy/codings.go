@@ -460,7 +460,7 @@ func (s *Server) codingSource(obj *store.Object) (string, bool) {
 // the server's context and is tracked by s.wg.
 func (s *Server) scheduleCodings(obj *store.Object) {
 	src, ok := s.codingSource(obj)
-	if !ok || s.bg.Err() != nil {
+	if !ok || s.bg.Err() != nil || obj.Hot() { // a hot copy (peer.go) is never stored here
 		return
 	}
 	if !s.codings.claim(obj.Key, s.opts.CompressWorkers) {

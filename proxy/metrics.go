@@ -22,10 +22,10 @@ type Metrics struct {
 	hitForMiss              prometheus.Counter
 	backgroundRevalidations prometheus.Counter
 	storeErrors             prometheus.Counter
-	retries                 prometheus.Counter   // upstream.go
-	origins                 *currentPool         // per-origin health and load (upstream.go) of the Server made last
-	peers                   prometheus.Collector // peer fetches by member (peer.go); set by New with a cluster
-	tunnels                 prometheus.Counter   // upgrade.go
+	retries                 prometheus.Counter // upstream.go
+	origins                 *currentPool       // per-origin health and load (upstream.go) of the Server made last
+	peers                   *peerMetrics       // peer fetches (peer.go); made by the first New with a cluster
+	tunnels                 prometheus.Counter // upgrade.go
 	openTunnels             prometheus.Gauge
 	codings                 *codingMetrics         // precompression (codings.go)
 	refused                 *prometheus.CounterVec // requests refused by a limit, by status
@@ -86,7 +86,7 @@ func (m *Metrics) Register(reg prometheus.Registerer) error {
 	cs := []prometheus.Collector{m.refused, m.rateLimited, m.connsOpen, m.connsRefused, m.requests, m.originRequests, m.upstreamErrors, m.fills, m.fillErrors, m.collapsed, m.collapseReleased, m.fillsInProgress, m.hitForMiss, m.backgroundRevalidations, m.storeErrors, m.retries, m.tunnels, m.openTunnels}
 	cs = append(cs, m.origins)
 	if m.peers != nil {
-		cs = append(cs, m.peers)
+		cs = append(cs, m.peers.fetches, m.peers.hot)
 	}
 	cs = append(cs, m.http.collectors()...)
 	for _, c := range append(cs, m.codings.collectors()...) {

@@ -122,6 +122,12 @@ type Options struct {
 	// other nodes' misses. Nil (the default): this node fetches every miss
 	// from the origins itself.
 	Cluster *cluster.Cluster
+	// LocalHot (cluster.local_hot), with a Cluster: an owner's answer that
+	// may be shared is also kept in this node's memory tier only (never
+	// on disk), fresh for what remained of the owner's freshness, so that
+	// the hottest keys are answered by every node (store.PutHot). Off by
+	// default: a non-owner keeps nothing.
+	LocalHot bool
 	// Metrics are the collectors the Server counts into (NewMetrics).
 	// Servers that replace one another on a config reload share one set,
 	// registered once. Nil: a new set (Server.Metrics returns it).

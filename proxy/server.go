@@ -125,8 +125,10 @@ func New(opts Options, p *cache.Policy, st *store.Store) (*Server, error) {
 	s.metrics.origins.p.Store(s.transport)
 	s.transport.observe = s.metrics.http.observeOrigin
 	if opts.Cluster != nil {
-		s.peers = newPeers(opts.Cluster, &s.opts)
-		s.metrics.peers = s.peers.fetches
+		if s.metrics.peers == nil {
+			s.metrics.peers = newPeerMetrics() // shared by the servers that replace one another
+		}
+		s.peers = newPeers(opts.Cluster, &s.opts, s.metrics.peers)
 	}
 	if opts.HealthCheckPath != "" {
 		s.wg.Add(1)
@@ -209,12 +211,21 @@ func (s *Server) serveCacheable(w http.ResponseWriter, r *http.Request) {
 	}
 	found := s.lookup(ctx, r, primary)
 	now := s.now()
+	if found.obj != nil && found.obj.Hot() && s.policy.Evaluate(r, &found.obj.Meta, now).Action != cache.Serve {
+		// peer.go: a hot copy is served fresh or not at all; never
+		// revalidated nor stored here (its owner does that).
+		found.obj = nil
+	}
 	if found.obj != nil {
 		lk := s.policy.Evaluate(r, &found.obj.Meta, now)
 		switch lk.Action {
 		case cache.Serve:
 			s.metrics.hits.Inc()
-			s.serveObject(w, r, found.obj, lk, cache.Status{Hit: true, TTL: lk.TTL, HasTTL: true})
+			st := cache.Status{Hit: true, TTL: lk.TTL, HasTTL: true}
+			if found.obj.Hot() {
+				st.Detail = "hot"
+			}
+			s.serveObject(w, r, found.obj, lk, st)
 			return
 		case cache.ServeStale:
 			s.metrics.stales.Inc()
