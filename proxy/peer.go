@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/textproto"
 	"strconv"
 	"strings"
 	"time"
@@ -166,15 +167,25 @@ func (s *Server) fetchFromPeer(w http.ResponseWriter, r *http.Request, o cluster
 
 // hotTTL reports whether resp, an owner's answer to a GET, may be kept as
 // a hot copy, and for how long: a complete 200 of a known length that the
-// memory tier may hold, the same for every client (no Vary, no content
-// coding, no Set-Cookie), that the owner served from its cache or stored
-// (its Cache-Status member says hit or stored) with a freshness left (its
-// ttl, RFC 9211 §2.4). Anything else is streamed through only, as before.
+// memory tier may hold, the same for every client (no Vary other than
+// Accept-Encoding, no content coding, no Set-Cookie), that the owner
+// served from its cache or stored (its Cache-Status member says hit or
+// stored) with a freshness left (its ttl, RFC 9211 §2.4). Anything else is
+// only streamed through.
 func (s *Server) hotTTL(resp *http.Response) (time.Duration, bool) {
 	h := resp.Header
 	if resp.StatusCode != http.StatusOK || resp.ContentLength < 0 || resp.ContentLength > s.store.HotLimit() ||
-		h["Vary"] != nil || h["Content-Encoding"] != nil || h["Set-Cookie"] != nil {
+		h["Content-Encoding"] != nil || h["Set-Cookie"] != nil {
 		return 0, false
+	}
+	// Vary: Accept-Encoding alone is what the owner adds to what it may
+	// compress (codings.go); the identity body suits every client.
+	for _, l := range h["Vary"] {
+		for f := range strings.SplitSeq(l, ",") {
+			if f = textproto.TrimString(f); f != "" && !strings.EqualFold(f, "Accept-Encoding") {
+				return 0, false
+			}
+		}
 	}
 	cs := h["Cache-Status"]
 	if len(cs) == 0 {

@@ -293,9 +293,10 @@ func readmePorts(t *testing.T) (b, g, o int) {
 
 // TestReadmeClusterExample runs the README's three-node example as a new
 // user would (bash and curl, the built binary), on ports picked free
-// instead of the README's: the three nodes see each other, and one request
-// per node for one URL makes one origin fetch (the owner's "stored"), the
-// two other nodes answering through the owner (fwd=peer).
+// instead of the README's: the three nodes see each other, one request per
+// node for one URL makes one origin fetch (the owner's "stored"), the two
+// other nodes answering through the owner (fwd=peer), and a second round
+// is answered by the owner's hit and the others' hot copies.
 func TestReadmeClusterExample(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the cellar binary")
@@ -352,8 +353,12 @@ func TestReadmeClusterExample(t *testing.T) {
 			t.Fatalf("the example: %v\noutput:\n%s\nlogs:\n%s", err, text, logs())
 		}
 		count := func(s string) int { return strings.Count(text, s) }
-		if count("Cache-Status:") != 5 || count("fwd=uri-miss") != 1 || count("; stored") != 1 || count("fwd=peer") != 2 || count("cellar; hit") != 2 {
-			t.Errorf("want one origin fetch (stored by the owner), two peer fetches and two hits; the example printed:\n%s", text)
+		// Round 1: the owner's miss (the one origin fetch), two peer
+		// fetches answered by its hit; round 2: its hit and the two
+		// others' hot copies (cluster.local_hot).
+		if count("Cache-Status:") != 8 || count("fwd=uri-miss") != 1 || count("; stored") != 1 || count("fwd=peer") != 2 ||
+			count("cellar; hit") != 5 || count("detail=hot") != 2 {
+			t.Errorf("want one origin fetch (stored by the owner), two peer fetches, then the owner's hit and two hot copies; the example printed:\n%s", text)
 		}
 		for _, want := range []string{"self\n", "alive\n"} {
 			if !strings.Contains(text, want) {

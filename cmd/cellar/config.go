@@ -68,13 +68,14 @@ type fileConfig struct {
 	Cluster clusterConfig `yaml:"cluster"`
 }
 
-// clusterConfig is the cluster section: cluster.Config, and nats, the
-// purge stream.
+// clusterConfig is the cluster section: cluster.Config, local_hot
+// (proxy.Options.LocalHot) and nats, the purge stream.
 type clusterConfig struct {
-	Self    string               `yaml:"self"`
-	Peers   []string             `yaml:"peers"`
-	DownFor string               `yaml:"down_for"`
-	Gossip  *clusterGossipConfig `yaml:"gossip"`
+	Self     string               `yaml:"self"`
+	Peers    []string             `yaml:"peers"`
+	DownFor  string               `yaml:"down_for"`
+	Gossip   *clusterGossipConfig `yaml:"gossip"`
+	LocalHot bool                 `yaml:"local_hot"`
 	// NATS is the purge stream (purgestream.go).
 	NATS natsConfig `yaml:"nats"`
 }
@@ -811,6 +812,10 @@ func (fc *fileConfig) apply(s *settings, lines map[string]int) error {
 			p.errs = append(p.errs, err)
 		}
 		s.proxy.Cluster, s.cluster = cl, &cc
+	}
+	s.proxy.LocalHot = fc.Cluster.LocalHot
+	if fc.Cluster.LocalHot && s.cluster == nil {
+		p.add("cluster.local_hot", "true", "needs a cluster: cluster.self with cluster.gossip or cluster.peers")
 	}
 	if s.nats = fc.Cluster.NATS.settings(p, fc.Cluster.Self); s.nats.on() && len(s.purgePeers) > 0 {
 		p.add("purge.peers", strings.Join(fc.Purge.Peers, ","), "with cluster.nats every node gets every purge from the stream: remove purge.peers (the fan-out without NATS)")

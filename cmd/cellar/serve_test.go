@@ -324,6 +324,7 @@ func TestConfigErrorsNameKeyAndLine(t *testing.T) {
 		{"bad cluster", "cluster:\n  self: 127.0.0.1:8080\n  peers: [http://127.0.0.1:8090, ftp://x]\n  down_for: soon\n",
 			[]string{"cluster.self", `"127.0.0.1:8080"`, "cluster.peers[1]", `"ftp://x"`, "line 4", "cluster.down_for"}},
 		{"cluster peers without self", "cluster:\n  peers: [http://127.0.0.1:8090]\n", []string{"cluster.self", "empty"}},
+		{"local_hot without a cluster", "cluster:\n  local_hot: true\n", []string{"line 2", "cluster.local_hot", "needs a cluster"}},
 		{"bad cluster gossip", "cluster:\n  self: http://127.0.0.1:8080\n  peers: [http://127.0.0.1:8090]\n  gossip: {bind: nowhere, join: [x]}\n",
 			[]string{"cluster.peers and cluster.gossip", "cluster.gossip.bind", `"nowhere"`, "cluster.gossip.join[0]", `"x"`}},
 	} {
@@ -556,13 +557,16 @@ func TestServeFansPurgesOutToConfiguredPeers(t *testing.T) {
 
 // TestClusterConfig: the cluster section gives the proxy its members.
 func TestClusterConfig(t *testing.T) {
-	fc, lines, err := loadConfigText(t, "cluster:\n  self: http://127.0.0.1:8080\n  peers: [http://127.0.0.1:8090, http://127.0.0.1:8100/]\n  down_for: 3s\n")
+	fc, lines, err := loadConfigText(t, "cluster:\n  self: http://127.0.0.1:8080\n  peers: [http://127.0.0.1:8090, http://127.0.0.1:8100/]\n  down_for: 3s\n  local_hot: true\n")
 	if err != nil {
 		t.Fatal(err)
 	}
 	var s settings
 	if err := fc.apply(&s, lines); err != nil {
 		t.Fatal(err)
+	}
+	if !s.proxy.LocalHot {
+		t.Error("cluster.local_hot: true did not reach the proxy")
 	}
 	cl := s.proxy.Cluster
 	if cl == nil || cl.Self() != "http://127.0.0.1:8080" || len(cl.Members(time.Now())) != 3 {
