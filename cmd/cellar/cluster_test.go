@@ -222,6 +222,17 @@ func TestClusterKill9DuringLoad(t *testing.T) {
 			}
 		}
 	}
+	resp, err := http.Get("http://" + a.admin + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{`cellar_cluster_members{state="self"} 1`, `cellar_cluster_members{state="alive"} 1`, `cellar_peer_fetches_total{peer="` + b.self + `",result="ok"}`} {
+		if !strings.Contains(string(metrics), want) {
+			t.Errorf("a's /metrics lacks %s", want)
+		}
+	}
 	a.alive(t)
 	b.alive(t)
 	t.Logf("%d requests over two nodes, %d origin fetches for %d keys; %d failed in flight at the kill", requests+2*keys, originHits.Load(), keys, len(failures))
