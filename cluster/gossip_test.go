@@ -1,16 +1,15 @@
 package cluster
 
 import (
-	"bytes"
 	"fmt"
 	"log/slog"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/cellar-cache/cellar/internal/leaktest"
+	"github.com/cellar-cache/cellar/internal/proxytest"
 )
 
 // waitBound bounds every wait for the gossip to converge: generous, for a
@@ -27,31 +26,13 @@ func eventually(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-// syncBuffer is a log output that tests read while memberlist writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // startNode starts a gossiping node named self on a free loopback port,
 // joining join (gossip addresses), closed at the end of the test.
-func startNode(t *testing.T, self string, logs *syncBuffer, join ...string) *Cluster {
+func startNode(t *testing.T, self string, logs *proxytest.SyncBuffer, join ...string) *Cluster {
 	t.Helper()
 	var out = logs
 	if out == nil {
-		out = &syncBuffer{}
+		out = &proxytest.SyncBuffer{}
 	}
 	c, err := New(Config{Self: self, Gossip: &GossipConfig{Bind: "127.0.0.1:0", Join: join},
 		Logger: slog.New(slog.NewTextHandler(out, &slog.HandlerOptions{Level: slog.LevelDebug}))})
@@ -171,7 +152,7 @@ func maps(a, b map[string]string) bool {
 // reach the process log at their levels.
 func TestGossipSilentMemberLeavesRing(t *testing.T) {
 	leaktest.Check(t)
-	logs := &syncBuffer{}
+	logs := &proxytest.SyncBuffer{}
 	urls := []string{"http://127.0.0.1:28080", "http://127.0.0.1:28090", "http://127.0.0.1:28100"}
 	a := startNode(t, urls[0], logs)
 	b := startNode(t, urls[1], nil, a.GossipAddr())
