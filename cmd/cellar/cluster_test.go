@@ -380,3 +380,47 @@ func TestReadmeClusterExample(t *testing.T) {
 		return
 	}
 }
+
+// TestHealthzShowsAMemberMarkedDown: a static member that refuses
+// connections is marked down by the first peer fetch that fails (the
+// request is answered from the origin), and /healthz and the metrics say
+// so until cluster.down_for has passed.
+func TestHealthzShowsAMemberMarkedDown(t *testing.T) {
+	origin := newBodyOrigin(t)
+	dead := "http://127.0.0.1:" + strconv.Itoa(freePorts(t, 1)[0]) // nobody listens there
+	cfg := writeConfig(t, "cluster:\n  self: http://127.0.0.1:1\n  peers: ["+dead+"]\n  down_for: 10m\n")
+	r, err := startServe(t, "-config", cfg, "-origin", origin.URL, "-data-dir", t.TempDir(), "-access-log=false")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 20 { // about half are the dead member's
+		path := fmt.Sprintf("/obj/%d", i)
+		resp, err := http.Get("http://" + r.proxy + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || !bytes.Equal(b, objBody(path)) {
+			t.Fatalf("GET %s with a dead member: %d, %d bytes", path, resp.StatusCode, len(b))
+		}
+	}
+	get := func(path string) string {
+		resp, err := http.Get("http://" + r.admin + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		return string(b)
+	}
+	h := get("/healthz")
+	for _, want := range []string{"cluster: 1 live, 1 down\n", "member http://127.0.0.1:1 self\n", "member " + dead + " down\n"} {
+		if !strings.Contains(h, want) {
+			t.Errorf("/healthz lacks %q:\n%s", want, h)
+		}
+	}
+	if m := get("/metrics"); !strings.Contains(m, `cellar_cluster_members{state="down"} 1`) {
+		t.Error(`/metrics lacks cellar_cluster_members{state="down"} 1`)
+	}
+}
