@@ -1034,7 +1034,7 @@ func (r *chunkReader) Close() error {
 // kick wakes the background loop when the replacement policy evicted
 // objects or the budget's start mark is passed.
 func (d *diskTier) kick() {
-	if d.repl.pending.Load() || float64(d.used.Load()) > d.opts.EvictStart*float64(d.budget) {
+	if d.repl.pending.Load() || float64(d.charged()) > d.opts.EvictStart*float64(d.budget) {
 		select {
 		case d.evictCh <- struct{}{}:
 		default:
@@ -1097,26 +1097,45 @@ func (d *diskTier) evict() {
 // charge past the whole budget runs it itself, so that fills never outrun
 // eviction.
 func (d *diskTier) evictObjects() {
-	for _, v := range d.repl.takeVictims() {
-		if d.remove(v.key, v.e, pebble.NoSync) {
-			d.ctr.evictions.Add(1)
-			d.evictedFills(v.e.fill)
-		}
-	}
-	if d.used.Load() > int64(d.opts.EvictStart*float64(d.budget)) {
+	d.removeVictims()
+	if d.charged() > int64(d.opts.EvictStart*float64(d.budget)) {
 		d.sweepExpired()
 		d.evictTo(int64(d.opts.EvictTarget * float64(d.budget)))
 	}
 }
 
+// removeVictims removes the objects the replacement policy evicted.
+func (d *diskTier) removeVictims() {
+	for _, v := range d.repl.takeVictims() {
+		if d.remove(v.key, v.e, pebble.NoSync) {
+			d.ctr.evictions.Add(1)
+			d.evictedFills(v.e.fill)
+		}
+		d.repl.removedVictim(v)
+	}
+}
+
+// charged is the bytes charged less those of the policy's victims not yet
+// removed: what the budget's marks are compared with. Commits that go on
+// while the loop removes victims queue more of them; counting those as
+// resident would evict the policy's next objects (the ones it keeps) for
+// nothing.
+func (d *diskTier) charged() int64 {
+	return d.used.Load() - d.repl.pendingBytes.Load()
+}
+
 // evictTo evicts the replacement policy's next victims until the bytes
-// charged are at most target.
+// charged are at most target, removing the victims it named first.
 func (d *diskTier) evictTo(target int64) {
-	for d.used.Load() > target {
+	for d.charged() > target {
 		select {
 		case <-d.done:
 			return
 		default:
+		}
+		if d.repl.pending.Load() {
+			d.removeVictims()
+			continue
 		}
 		k, ok := d.repl.next()
 		if !ok {

@@ -12,16 +12,18 @@ import (
 
 // replacer chooses which disk objects to keep: W-TinyLFU (internal/wtinylfu)
 // over the disk index, its window adapted by shadow policies, each object
-// weighted by its budget charge. A commit adds the object and the policy names the objects
-// to evict (possibly the new one, when it is less frequent than what it
-// would displace); the background loop removes them from pebble. Requests
-// are counted into the policy: hits through a lossy buffer (the hit path
-// takes no lock), misses directly.
+// weighted by its budget charge. A commit adds the object and the policy
+// names the objects to evict (possibly the new one, when it is less
+// frequent than what it would displace); the background loop removes them
+// from pebble. Requests are counted into the policy: hits through a lossy
+// buffer (the hit path takes no lock), misses directly.
 //
 // The policy's capacity is Options.EvictTarget of the disk budget, so that
 // committed objects fill it to there; fills in progress and metadata
 // growth can pass it, and the background loop then evicts the policy's
-// victims down to it once the charge passes EvictStart.
+// next objects down to it once the charge passes EvictStart. The victims
+// the policy named and the loop has not removed yet do not count towards
+// that mark (see diskTier.charged).
 //
 // It survives restarts approximately: Open adds the stored objects in
 // order of their last access (persisted at Close), so the recency order
@@ -31,8 +33,12 @@ type replacer struct {
 	p       *wtinylfu.Policy[string]
 	victims []victim
 	drained uint64 // last hit slot drained
-	// pending is whether victims is not empty (read without mu by kick).
-	pending atomic.Bool
+	// pending is whether victims is not empty (read without mu by kick);
+	// pendingBytes is the charge of the victims named and not yet removed,
+	// which is still in diskTier.used (read without mu by the eviction
+	// marks' checks).
+	pending      atomic.Bool
+	pendingBytes atomic.Int64
 
 	// index is the disk tier's index (the same map); read only with
 	// diskTier.mu held, by the callers that hold it.
@@ -130,6 +136,7 @@ func (r *replacer) evicted(key string) {
 	if e := r.index[key]; e != nil {
 		r.victims = append(r.victims, victim{key, e})
 		r.pending.Store(true)
+		r.pendingBytes.Add(e.charge)
 	}
 }
 
@@ -141,7 +148,8 @@ func (r *replacer) removed(key string) {
 	r.mu.Unlock()
 }
 
-// takeVictims returns and forgets the objects evicted so far.
+// takeVictims returns and forgets the objects evicted so far; the caller
+// removes them, calling removedVictim for each.
 func (r *replacer) takeVictims() []victim {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -149,6 +157,11 @@ func (r *replacer) takeVictims() []victim {
 	r.victims = nil
 	r.pending.Store(false)
 	return v
+}
+
+// removedVictim: v, from takeVictims, is no longer in the index.
+func (r *replacer) removedVictim(v victim) {
+	r.pendingBytes.Add(-v.e.charge)
 }
 
 // next evicts the policy's next victim and returns its key, or false when

@@ -85,11 +85,12 @@ type Options struct {
 	// EvictTarget and EvictStart are fractions of the disk tier's budget
 	// for objects (DiskBytes less its fixed overheads,
 	// Stats.DiskObjectBudget). Committed objects fill the replacement
-	// policy (adaptive W-TinyLFU, see replacer) up to EvictTarget; when
-	// fills in progress or grown metadata take the charge past EvictStart,
-	// the policy's victims are evicted down to EvictTarget. Defaults 0.92
-	// and 0.96: the rest is room for pebble's compaction transients
-	// (measured by TestDiskStaysWithinBudgetUnderSustainedFill).
+	// policy (W-TinyLFU, see replacer) up to EvictTarget; when fills in
+	// progress or grown metadata take the charge past EvictStart, the
+	// policy's victims are evicted down to EvictTarget. Defaults 0.97 and
+	// 0.99: the rest is room for fills in progress. pebble's compaction
+	// transients have their own room among the fixed overheads
+	// (fixedOverhead; measured by TestDataDirStaysWithinBudget).
 	EvictStart, EvictTarget float64
 	// BlockCacheBytes is pebble's block cache size. Default DiskBytes/64,
 	// between 1 MiB and 64 MiB.
@@ -166,10 +167,10 @@ func (o *Options) EnsureDefaults() {
 		o.MeanObjectSize = 16 << 10
 	}
 	if o.EvictStart == 0 {
-		o.EvictStart = 0.96
+		o.EvictStart = 0.99
 	}
 	if o.EvictTarget == 0 {
-		o.EvictTarget = 0.92
+		o.EvictTarget = 0.97
 	}
 	if o.BlockCacheBytes == 0 {
 		o.BlockCacheBytes = clamp(o.DiskBytes/64, 1<<20, 64<<20)
