@@ -140,21 +140,21 @@ func TestDiskTierKeepsPartOfALoop(t *testing.T) {
 	opts := testOptions(t)
 	opts.DiskBytes = 4 << 20
 	opts.MemoryBytes = -1
-	opts.MeanObjectSize = 8 << 10
+	opts.MeanObjectSize = 16 << 10
 	opts.NoSync = true
 	s := openTest(t, opts)
 	ctx := context.Background()
-	fit := int(float64(s.Stats().DiskObjectBudget) * s.opts.EvictTarget / (8<<10 + 300))
-	if fit < 100 {
-		t.Fatalf("%d objects fit the budget; the test needs at least 100", fit)
+	fit := int(float64(s.Stats().DiskObjectBudget) * s.opts.EvictTarget / (16<<10 + 300))
+	if fit < 50 {
+		t.Fatalf("%d objects fit the budget; the test needs at least 50", fit)
 	}
 	n := fit * 5 / 4
 	hits, requests := 0, 0
-	for round := range 50 {
+	for round := range 30 {
 		for i := range n {
 			key := fmt.Sprintf("loop/%d", i)
 			_, err := s.Get(ctx, key)
-			if round >= 20 { // the first rounds warm up and adapt
+			if round >= 12 { // the first rounds warm up and adapt
 				requests++
 				if err == nil {
 					hits++
@@ -163,11 +163,11 @@ func TestDiskTierKeepsPartOfALoop(t *testing.T) {
 			if err == nil {
 				continue
 			}
-			w, err := s.Create(ctx, key, testMeta(), CreateOptions{SizeHint: 8 << 10})
+			w, err := s.Create(ctx, key, testMeta(), CreateOptions{SizeHint: 16 << 10})
 			if err != nil {
 				continue // storing paused for a moment: a miss
 			}
-			if _, err := w.Write(body(8<<10, byte(i))); err != nil {
+			if _, err := w.Write(body(16<<10, byte(i))); err != nil {
 				t.Fatal(err)
 			}
 			if _, err := w.Commit(ctx); err != nil {
@@ -177,9 +177,9 @@ func TestDiskTierKeepsPartOfALoop(t *testing.T) {
 		}
 	}
 	// The optimum keeps fit-1 of the n objects: 4/5 of the requests. The
-	// store's former policy got 0.65-0.67 here, this one 0.71-0.77.
+	// store's former policy got 0.55-0.71 here, this one 0.76-0.79.
 	t.Logf("fit %d n %d hits %d requests %d", fit, n, hits, requests)
-	if r := float64(hits) / float64(requests); r < 0.69 {
-		t.Errorf("hit ratio %.3f on a loop of %d objects, %d of which fit; want at least 0.69", r, n, fit)
+	if r := float64(hits) / float64(requests); r < 0.72 {
+		t.Errorf("hit ratio %.3f on a loop of %d objects, %d of which fit; want at least 0.72", r, n, fit)
 	}
 }
