@@ -12,15 +12,16 @@ package wtinylfu
 //
 // A shadow holds keys and weights only. Large caches sample keys: a shadow
 // sees only the keys whose hash falls in a fixed 1/mod of the hash space,
-// with a capacity 1/mod of the policy's, so that each holds about
-// shadowKeys keys however large the cache.
+// with a capacity 1/mod of the policy's, so that each holds shadowKeys to
+// twice as many keys however large the cache (all of them in a smaller
+// cache).
 
 // shadowShares are the window shares the shadows try: from pure TinyLFU
 // (no window) to nearly LRU.
 var shadowShares = []float64{0, 0.01, 0.03, 0.1, 0.2, 0.35, 0.5, 0.7, 0.9}
 
 const (
-	// shadowKeys is about how many keys a shadow holds.
+	// shadowKeys is the fewest keys a shadow holds once keys are sampled.
 	shadowKeys = 4096
 	// shadowDecay weighs the previous periods' hits in a shadow's score.
 	shadowDecay = 0.875
@@ -44,9 +45,10 @@ type shadowSet[K comparable] struct {
 // AdaptByShadows replaces hill climbing with shadow policies (see above):
 // every period of about one request per expected key, the window takes
 // the share of the shadow with the most hits, recent periods weighing
-// more. The policy then costs about len(shadowShares) times more work per
-// request, and as many sampled copies of its index in memory (at most
-// about shadowKeys keys each). Call it before the first request and
+// more. A request for a sampled key (every key of a cache expecting fewer
+// than 2*shadowKeys) then costs about len(shadowShares) times more work,
+// and the shadows hold as many sampled copies of the index (at most about
+// 2*shadowKeys keys each). Call it before the first request and
 // after SetKeepNewest; the shadows keep new keys as the policy does.
 func (p *Policy[K]) AdaptByShadows() {
 	keys := max(p.expectedKeys, 1)
