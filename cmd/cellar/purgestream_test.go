@@ -126,6 +126,17 @@ func (n *streamNode) purge(t *testing.T, body string) (int, purgeAnswer) {
 	return resp.StatusCode, ans
 }
 
+// metrics checks the node's purge stream gauges.
+func (n *streamNode) metrics(t *testing.T, want map[string]float64) {
+	t.Helper()
+	_, body := get(t, "http://"+n.admin+"/metrics")
+	for series, v := range want {
+		if got := metricValue(body, series); got != v {
+			t.Errorf("%s: %s = %v, want %v", n.name, series, got, v)
+		}
+	}
+}
+
 func (n *streamNode) healthz(t *testing.T) string {
 	t.Helper()
 	_, body := get(t, "http://"+n.admin+"/healthz")
@@ -238,6 +249,7 @@ func TestPurgeStreamReachesANodeThatWasDown(t *testing.T) {
 	if h := c.healthz(t); !strings.Contains(h, "purge stream: catching up") || !strings.Contains(h, "NATS unreachable") {
 		t.Errorf("C's /healthz without NATS:\n%s", h)
 	}
+	c.metrics(t, map[string]float64{"cellar_purge_stream_caught_up": 0, "cellar_purge_stream_connected": 0, "cellar_purge_stream_applied_sequence": 2})
 	for _, p := range []string{"/z", "/w"} {
 		before := origin.count(p)
 		if body, cs := c.get(t, p); body != p+" v2" || strings.Contains(cs, "; hit") || origin.count(p) != before+1 {
@@ -251,6 +263,7 @@ func TestPurgeStreamReachesANodeThatWasDown(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "C catches up once NATS is back", func() bool { st := c.streamStatus(t); return st.CaughtUp && st.Applied == 3 })
+	c.metrics(t, map[string]float64{"cellar_purge_stream_caught_up": 1, "cellar_purge_stream_connected": 1, "cellar_purge_stream_applied_sequence": 3, "cellar_purge_stream_lag": 0})
 	if body, _ := c.get(t, "/z"); body != "/z v2" {
 		t.Errorf("C after its catch-up: /z = %q", body)
 	}
