@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cellar-cache/cellar/store"
 )
 
 func TestRunSimPrintsOneJSONObjectPerPolicyAndCapacity(t *testing.T) {
@@ -251,5 +253,31 @@ func TestCellarPolicyHitsAfterAFillAndCleansUp(t *testing.T) {
 	}
 	if left, _ := os.ReadDir(dir); len(left) != 0 {
 		t.Errorf("Close left %d entries in the temp dir", len(left))
+	}
+}
+
+// TestCellarPolicyEvictsBeforeTheNextRequest: the simulated store removes
+// what its policy evicts within the request that filled past the target,
+// so a replay never serves a victim that production's background loop
+// would have removed by the next request (the replay runs far faster).
+func TestCellarPolicyEvictsBeforeTheNextRequest(t *testing.T) {
+	c, err := NewCellar(context.Background(), CellarOptions{MemoryBytes: -1, DiskBytes: 4 << 20, MeanObjectSize: 4096, TempDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var o store.Options
+	o.EnsureDefaults()
+	evicted := false
+	for i := range 3000 {
+		c.Access(uint64(i%1500), 4096)
+		st := c.Stats()
+		if target := int64(o.EvictTarget * float64(st.DiskObjectBudget)); st.DiskBytes > target {
+			t.Fatalf("request %d: %d bytes charged after it, past the policy's %d", i, st.DiskBytes, target)
+		}
+		evicted = evicted || st.Evictions > 0
+	}
+	if !evicted {
+		t.Fatal("no evictions: the test wants a full budget")
 	}
 }
