@@ -43,6 +43,9 @@ type diskEntry struct {
 	gen       uint64
 	access    atomic.Int64 // last access, unix milliseconds
 	saved     int64        // access value persisted on disk
+	// sim is the meta record in a simulated store (Options.Simulate), so
+	// that a hit need not read it back; nil otherwise.
+	sim atomic.Pointer[metaRecord]
 }
 
 // diskCounters are the disk tier's cumulative counters. They outlive the
@@ -491,7 +494,10 @@ func (d *diskTier) getOnce(ctx context.Context, key string, promote bool) (*Obje
 		d.remove(key, e, pebble.NoSync)
 		return nil, ErrNotFound
 	}
-	rec, err := d.readMeta(key)
+	rec, err := e.sim.Load(), error(nil)
+	if rec == nil {
+		rec, err = d.readMeta(key)
+	}
 	if errors.Is(err, ErrCorrupt) {
 		d.dropCorrupt(key, e.fill, err)
 		return nil, ErrNotFound
@@ -724,6 +730,9 @@ func (d *diskTier) rewriteMetaLocked(key string, fill uint64, fn func(*cache.Met
 	e.keepUntil = 0
 	if !rec.keepUntil.IsZero() {
 		e.keepUntil = rec.keepUntil.UnixNano()
+	}
+	if d.opts.Simulate {
+		e.sim.Store(rec)
 	}
 	charge := chargeOf(key, rec, len(v))
 	d.used.Add(charge - e.charge)

@@ -9,6 +9,7 @@ import (
 	"math/rand"
 	"slices"
 	"testing"
+	"time"
 )
 
 // simTrace is a replay for the simulation tests: requests for keys drawn
@@ -213,5 +214,36 @@ func TestSimulatedStorePurgesByTag(t *testing.T) {
 	}
 	if n, err := s.Purge(ctx, Selector{Tag: "t"}, false); err != nil || n != 0 {
 		t.Errorf("second tag purge: %d, %v; want 0", n, err)
+	}
+}
+
+// TestSimulatedStoreServesUpdatedMeta: a simulated store keeps each meta
+// record beside its index entry rather than read it back on a hit; an
+// update must reach that copy.
+func TestSimulatedStoreServesUpdatedMeta(t *testing.T) {
+	opts := testOptions(t)
+	opts.Simulate = true
+	opts.MemoryBytes = -1 // every hit goes to the disk tier
+	s := openTest(t, opts)
+	ctx := context.Background()
+	w, err := s.Create(ctx, "http://h/a", testMeta(), CreateOptions{SizeHint: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write(make([]byte, 10))
+	if _, err := w.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	m := testMeta()
+	m.Header.Set("Etag", `"y"`)
+	if err := s.UpdateMeta(ctx, "http://h/a", m, time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	o, err := s.Get(ctx, "http://h/a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := o.Meta.Header.Get("Etag"); got != `"y"` {
+		t.Errorf("Etag after the update = %s, want \"y\"", got)
 	}
 }

@@ -129,6 +129,10 @@ type Options struct {
 	//   - bodies are not written: a body reads back as zero bytes of its
 	//     size (the memory tier holds zeros of the same length, so its
 	//     costs are unchanged), and it is charged as if written;
+	//   - meta records are written but a hit takes the record from its
+	//     index entry instead of reading it, and eviction removes it
+	//     without reading it (tag entries are left for the next tag purge
+	//     to clean);
 	//   - storing never pauses for the space pebble's files take (the
 	//     space gate follows compaction, which has no bodies to move);
 	//   - a commit removes the objects the policy evicted before it

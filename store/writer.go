@@ -517,6 +517,9 @@ func (w *Writer) commit() (*Object, error) {
 	w.mu.Unlock()
 
 	e := &diskEntry{key: w.key, fill: w.fill, size: w.size, charge: chargeOf(w.key, rec, len(mv))}
+	if d.opts.Simulate {
+		e.sim.Store(rec)
+	}
 	if !rec.keepUntil.IsZero() {
 		e.keepUntil = rec.keepUntil.UnixNano()
 	}
