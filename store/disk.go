@@ -62,6 +62,9 @@ type diskTier struct {
 	opts Options
 	log  *slog.Logger
 	db   *pebble.DB
+	// wal shields pebble from its log files' failures (walshield.go); nil
+	// when read-only.
+	wal *walShield
 	// peer is the tier composed beside this one by Store (the memory
 	// tier, or none): it is told of every index change, under mu.
 	peer indexPeer
@@ -206,7 +209,8 @@ func openDisk(opts Options, peer indexPeer, ctr *diskCounters, readOnly bool, on
 		ReadOnly:     readOnly,
 	}
 	if !readOnly {
-		po.FS = vfsOnDiskFull(opts.FS, d.onDiskFull)
+		d.wal = shieldWAL(vfsOnDiskFull(opts.FS, d.onDiskFull), d.writeFailed)
+		po.FS = d.wal
 	}
 	// Small tables: a range deletion of evicted bodies then covers whole
 	// tables, which compaction drops without rewriting, and the transient
@@ -265,6 +269,9 @@ func (d *diskTier) commit(b *pebble.Batch, wo *pebble.WriteOptions) error {
 		wo = pebble.NoSync
 	}
 	err := guard(func() error { return b.Commit(wo) })
+	if err == nil && d.wal != nil && d.wal.lost() {
+		return errWALLost // writeFailed was told when the log failed
+	}
 	if err != nil {
 		d.writeFailed(err)
 		return err
@@ -404,6 +411,9 @@ func (d *diskTier) recover() error {
 		}
 		if err := b.Commit(wo); err != nil {
 			return fmt.Errorf("store: recovery: %w", err)
+		}
+		if d.wal != nil && d.wal.lost() {
+			return fmt.Errorf("store: recovery: %w", errWALLost)
 		}
 	}
 	d.nextFill.Store(maxFill)

@@ -125,7 +125,6 @@ func damage(t *testing.T, dir string, pick func(name string) bool, how string, r
 }
 
 func isSST(n string) bool      { return strings.HasSuffix(n, ".sst") }
-func isWAL(n string) bool      { return strings.HasSuffix(n, ".log") }
 func isManifest(n string) bool { return strings.HasPrefix(n, "MANIFEST-") }
 func isOptions(n string) bool  { return strings.HasPrefix(n, "OPTIONS-") }
 
