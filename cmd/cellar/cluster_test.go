@@ -18,6 +18,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/cellar-cache/cellar/cluster/purgestream"
 )
 
 // freePorts returns n distinct loopback ports that were free for both TCP
@@ -422,5 +424,72 @@ func TestHealthzShowsAMemberMarkedDown(t *testing.T) {
 	}
 	if m := get("/metrics"); !strings.Contains(m, `cellar_cluster_members{state="down"} 1`) {
 		t.Error(`/metrics lacks cellar_cluster_members{state="down"} 1`)
+	}
+}
+
+// TestPurgeStreamReachesHotCopies: two cellars share key ownership
+// (static peers), local_hot and a purge stream (NATS embedded in the
+// test). A's hot copy of an object B owns is removed by a purge made on B:
+// the stream applies it on A too, whose next request asks B again and gets
+// the origin's new version.
+func TestPurgeStreamReachesHotCopies(t *testing.T) {
+	origin := newVersionedOrigin(t)
+	srv, err := purgestream.StartServer(purgestream.ServerOptions{Listen: "127.0.0.1:0", StoreDir: filepath.Join(t.TempDir(), "nats")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	var a, b *running
+	for attempt := 1; ; attempt++ {
+		ports := freePorts(t, 2)
+		self := func(i int) string { return fmt.Sprintf("http://127.0.0.1:%d", ports[i]) }
+		start := func(i int, name string) (*running, error) {
+			cfg := fmt.Sprintf("purge:\n  tokens: [%s]\ncluster:\n  self: %s\n  peers: [%s]\n  local_hot: true\n  nats: {url: %q, name: %s}\n",
+				streamToken, self(i), self(1-i), srv.URL(), name)
+			return startServe(t, "-config", writeConfig(t, cfg), "-origin", origin.URL, "-data-dir", t.TempDir(), "-access-log=false",
+				"-listen", fmt.Sprintf("127.0.0.1:%d", ports[i]))
+		}
+		if a, err = start(0, "a"); err == nil {
+			b, err = start(1, "b")
+		}
+		if err == nil {
+			break
+		}
+		if attempt == 3 || !strings.Contains(err.Error(), "address already in use") {
+			t.Fatal(err)
+		}
+	}
+	get := func(n *running, path string) (string, string) {
+		req, _ := http.NewRequest(http.MethodGet, "http://"+n.proxy+path, nil)
+		req.Host = "cellar.test"
+		req.Header.Set("Accept-Encoding", "identity") // an owner's gzip answer is never kept
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return string(body), strings.Join(resp.Header.Values("Cache-Status"), ", ")
+	}
+	// A path that B owns: A asks B for it.
+	path := ""
+	for i := 0; path == ""; i++ {
+		p := fmt.Sprintf("/h%d", i)
+		if _, cs := get(a, p); strings.Contains(cs, "fwd=peer") {
+			path = p
+		}
+	}
+	if body, cs := get(a, path); body != path+" v1" || !strings.Contains(cs, "detail=hot") {
+		t.Fatalf("A's second request for %s: %q, Cache-Status %q; want its hot copy", path, body, cs)
+	}
+	origin.version.Store(2)
+	bn := &streamNode{name: "b", running: b}
+	if code, ans := bn.purge(t, `{"urls":["http://cellar.test`+path+`"]}`); code != http.StatusOK || ans.Stream.Seq != 1 {
+		t.Fatalf("purge on B = %d %+v", code, ans)
+	}
+	an := &streamNode{name: "a", running: a}
+	waitFor(t, "A applies the purge", func() bool { return an.streamStatus(t).Applied == 1 })
+	if body, cs := get(a, path); body != path+" v2" || !strings.Contains(cs, "fwd=peer") {
+		t.Errorf("A after the purge made on B: %q, Cache-Status %q; want the new version through B", body, cs)
 	}
 }
