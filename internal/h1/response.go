@@ -1,0 +1,494 @@
+package h1
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// response is the http.ResponseWriter of one request; a connection reuses
+// its one (a ResponseWriter is valid only during its ServeHTTP call).
+type response struct {
+	c   *conn
+	req *http.Request
+	h   http.Header
+
+	status      int
+	wroteHeader bool // the final status is chosen
+	committed   bool // the header is in the output
+	hijacked    bool
+	handlerDone bool
+	head        bool
+	bodyOK      bool  // the status allows a body
+	chunked     bool  // the body is sent chunked
+	length      int64 // the body's declared length; -1: unknown
+	written     int64
+	closeAfter  bool
+	trailers    bool   // the handler declared trailer fields
+	pre         []byte // body written before the header, while its length is unknown
+
+	dateSec int64
+	date    [29]byte
+}
+
+var (
+	_ http.ResponseWriter = (*response)(nil)
+	_ http.Flusher        = (*response)(nil)
+	_ http.Hijacker       = (*response)(nil)
+	_ io.StringWriter     = (*response)(nil)
+)
+
+func (w *response) reset(r *http.Request, p *requestParser) {
+	if len(w.h) > 0 {
+		clear(w.h)
+	}
+	w.req = r
+	w.status = 0
+	w.wroteHeader, w.committed, w.hijacked, w.handlerDone = false, false, false, false
+	w.head = r.Method == "HEAD"
+	w.bodyOK, w.chunked, w.trailers = false, false, false
+	w.length, w.written = -1, 0
+	w.closeAfter = r.Close
+	w.pre = w.pre[:0]
+	c := w.c
+	c.continueSent = false
+	if p.expect {
+		c.flush() // the 100 Continue may be written from another goroutine
+		c.canContinue.Store(true)
+	}
+}
+
+func (w *response) Header() http.Header { return w.h }
+
+func (w *response) WriteHeader(code int) {
+	if w.hijacked {
+		w.c.srv.logf("h1: response.WriteHeader on hijacked connection")
+		return
+	}
+	if w.wroteHeader {
+		w.c.srv.logf("h1: superfluous response.WriteHeader call")
+		return
+	}
+	if code < 100 || code > 999 {
+		panic("invalid WriteHeader code " + strconv.Itoa(code))
+	}
+	if code >= 100 && code <= 199 && code != http.StatusSwitchingProtocols {
+		w.informational(code)
+		return
+	}
+	w.wroteHeader = true
+	w.status = code
+}
+
+// informational sends a 1xx response (103 Early Hints) with the header
+// fields set so far, to an HTTP/1.1 client.
+func (w *response) informational(code int) {
+	c := w.c
+	if w.req.ProtoMinor == 0 {
+		return
+	}
+	if code == http.StatusContinue {
+		if !c.canContinue.CompareAndSwap(true, false) {
+			return
+		}
+		c.continueSent = true
+	}
+	c.out = appendStatusLine(c.out, code)
+	for k, vs := range w.h {
+		if k == "Content-Length" || k == "Transfer-Encoding" {
+			continue
+		}
+		c.out = appendField(c.out, k, vs)
+	}
+	c.out = append(c.out, "\r\n"...)
+	c.flush()
+}
+
+func (w *response) Write(p []byte) (int, error) {
+	if w.hijacked {
+		return 0, http.ErrHijacked
+	}
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+	if !bodyAllowed(w.status) {
+		return 0, http.ErrBodyNotAllowed
+	}
+	if len(p) == 0 {
+		return 0, nil
+	}
+	if !w.committed {
+		if _, ok := w.h["Content-Length"]; !ok && len(w.pre)+len(p) <= preBufSize {
+			w.pre = append(w.pre, p...)
+			return len(p), nil
+		}
+		if err := w.commit(false, p); err != nil {
+			return 0, err
+		}
+	}
+	return w.body(p)
+}
+
+func (w *response) WriteString(s string) (int, error) {
+	if !w.committed || w.chunked || w.head || w.hijacked {
+		return w.Write([]byte(s))
+	}
+	// Committed: the string goes straight to the output buffer.
+	if !bodyAllowed(w.status) {
+		return 0, http.ErrBodyNotAllowed
+	}
+	if w.length >= 0 && w.written+int64(len(s)) > w.length {
+		return 0, http.ErrContentLength
+	}
+	c := w.c
+	if len(c.out)+len(s) > cap(c.out) {
+		return w.Write([]byte(s))
+	}
+	w.written += int64(len(s))
+	c.out = append(c.out, s...)
+	return len(s), nil
+}
+
+// body sends body bytes after the header.
+func (w *response) body(p []byte) (int, error) {
+	if w.length >= 0 && w.written+int64(len(p)) > w.length {
+		return 0, http.ErrContentLength
+	}
+	w.written += int64(len(p))
+	if w.head || !w.bodyOK {
+		return len(p), nil
+	}
+	c := w.c
+	if c.broken {
+		return 0, errWrite
+	}
+	if w.chunked {
+		c.out = strconv.AppendInt(c.out, int64(len(p)), 16)
+		c.out = append(c.out, "\r\n"...)
+		if err := c.write(p); err != nil {
+			return 0, err
+		}
+		c.out = append(c.out, "\r\n"...)
+		return len(p), nil
+	}
+	if err := c.write(p); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+// commit writes the status line and header fields; final is set when the
+// handler has returned (the body's length is then known); p is the first
+// body bytes, to sniff a Content-Type from.
+func (w *response) commit(final bool, p []byte) error {
+	c := w.c
+	w.committed = true
+	c.canContinue.Store(false)
+	h := w.h
+	code := w.status
+	w.bodyOK = bodyAllowed(code)
+
+	// Framing (RFC 9112 §6).
+	declared := false
+	if v, ok := h["Content-Length"]; ok {
+		if n, ok := parseLength(firstValue(v)); ok && len(v) == 1 {
+			w.length, declared = n, true
+		} else {
+			delete(h, "Content-Length")
+		}
+	}
+	if _, ok := h["Transfer-Encoding"]; ok {
+		delete(h, "Transfer-Encoding")
+		delete(h, "Content-Length")
+		w.length, declared = -1, false
+	}
+	if v := h["Trailer"]; len(v) > 0 {
+		w.trailers = true
+	}
+	for k := range h {
+		if strings.HasPrefix(k, http.TrailerPrefix) {
+			w.trailers = true
+			break
+		}
+	}
+	if len(w.pre) > 0 {
+		p = w.pre
+	}
+	switch {
+	case !w.bodyOK:
+		w.length = 0
+	case declared:
+	case w.head:
+		if final && len(w.pre) > 0 && !w.trailers {
+			w.length = int64(len(w.pre))
+		}
+	case final && !w.trailers:
+		w.length = int64(len(w.pre))
+	case w.req.ProtoMinor >= 1:
+		w.chunked = true
+	default:
+		w.closeAfter = true // HTTP/1.0: the body ends with the connection
+	}
+
+	// Connection (RFC 9112 §9.6).
+	if v, ok := h["Connection"]; ok && hasToken(v, "close") {
+		w.closeAfter = true
+	}
+	if c.srv.closing.Load() {
+		w.closeAfter = true
+	}
+	if w.req.ContentLength != 0 && !c.continueSent && c.req.expect {
+		w.closeAfter = true // the body the client holds back is never read
+	}
+
+	c.out = appendStatusLine(c.out, code)
+	_, hasDate := h["Date"]
+	_, hasType := h["Content-Type"]
+	for k, vs := range h {
+		if !w.bodyOK && (k == "Content-Length" || k == "Transfer-Encoding") {
+			continue
+		}
+		if k == "Connection" && w.closeAfter {
+			continue
+		}
+		if strings.HasPrefix(k, http.TrailerPrefix) {
+			continue
+		}
+		c.out = appendField(c.out, k, vs)
+	}
+	if !hasDate {
+		c.out = append(c.out, "Date: "...)
+		c.out = append(c.out, w.dateNow()...)
+		c.out = append(c.out, "\r\n"...)
+	}
+	if !hasType && w.bodyOK && len(p) > 0 {
+		c.out = append(c.out, "Content-Type: "...)
+		c.out = append(c.out, http.DetectContentType(p)...)
+		c.out = append(c.out, "\r\n"...)
+	}
+	if w.bodyOK && !declared && w.length >= 0 && !(w.head && len(w.pre) == 0) {
+		c.out = append(c.out, "Content-Length: "...)
+		c.out = strconv.AppendInt(c.out, w.length, 10)
+		c.out = append(c.out, "\r\n"...)
+	}
+	if w.chunked {
+		c.out = append(c.out, "Transfer-Encoding: chunked\r\n"...)
+	}
+	if w.closeAfter {
+		if w.req.ProtoMinor >= 1 {
+			c.out = append(c.out, "Connection: close\r\n"...)
+		}
+	} else if w.req.ProtoMinor == 0 {
+		c.out = append(c.out, "Connection: keep-alive\r\n"...)
+	}
+	c.out = append(c.out, "\r\n"...)
+	if len(w.pre) > 0 {
+		pre := w.pre
+		w.pre = w.pre[:0]
+		if _, err := w.body(pre); err != nil {
+			return err
+		}
+	}
+	if c.broken {
+		return errWrite
+	}
+	return nil
+}
+
+// finish completes the response once the handler has returned.
+func (w *response) finish() {
+	w.handlerDone = true
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+	if !w.committed {
+		w.commit(true, nil)
+	}
+	c := w.c
+	if w.chunked {
+		c.out = append(c.out, "0\r\n"...)
+		if w.trailers {
+			w.appendTrailers()
+		}
+		c.out = append(c.out, "\r\n"...)
+	}
+	if w.bodyOK && !w.head && w.length >= 0 && w.written != w.length {
+		// A short body: the client can only tell by the connection's end.
+		w.closeAfter = true
+	}
+	if w.closeAfter {
+		c.flush()
+	}
+}
+
+// appendTrailers writes the declared trailer fields and those set with
+// http.TrailerPrefix.
+func (w *response) appendTrailers() {
+	c := w.c
+	for _, v := range w.h["Trailer"] {
+		for k := range strings.SplitSeq(v, ",") {
+			k = http.CanonicalHeaderKey(strings.TrimSpace(k))
+			if vs := w.h[k]; len(vs) > 0 && k != "" {
+				c.out = appendField(c.out, k, vs)
+			}
+		}
+	}
+	for k, vs := range w.h {
+		if name, ok := strings.CutPrefix(k, http.TrailerPrefix); ok {
+			c.out = appendField(c.out, http.CanonicalHeaderKey(name), vs)
+		}
+	}
+}
+
+func (w *response) Flush() { w.FlushError() }
+
+// FlushError sends the header and what body is buffered (as
+// http.ResponseController's Flush asks).
+func (w *response) FlushError() error {
+	if w.hijacked {
+		return http.ErrHijacked
+	}
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+	if !w.committed {
+		if err := w.commit(false, nil); err != nil {
+			return err
+		}
+	}
+	if !w.c.flush() {
+		return errWrite
+	}
+	return nil
+}
+
+// Hijack hands the connection to the handler (a protocol switch): what
+// the client sent beyond the request header comes first from the reader.
+func (w *response) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	if w.hijacked {
+		return nil, nil, http.ErrHijacked
+	}
+	if w.handlerDone {
+		return nil, nil, errors.New("h1: Hijack after the handler returned")
+	}
+	c := w.c
+	if w.wroteHeader && !w.committed {
+		w.commit(false, nil)
+	}
+	if !c.flush() {
+		return nil, nil, errWrite
+	}
+	c.bg.stop(c)
+	w.hijacked = true
+	c.state.Store(stateHijacked)
+	c.setState(http.StateHijacked)
+	c.rwc.SetDeadline(time.Time{})
+	var rd io.Reader = c.rwc
+	if c.r < c.w {
+		rd = io.MultiReader(bytes.NewReader(bytes.Clone(c.buf[c.r:c.w])), c.rwc)
+		c.r = c.w
+	}
+	return c.rwc, bufio.NewReadWriter(bufio.NewReader(rd), bufio.NewWriter(c.rwc)), nil
+}
+
+// SetReadDeadline and SetWriteDeadline serve http.ResponseController.
+func (w *response) SetReadDeadline(t time.Time) error  { return w.c.rwc.SetReadDeadline(t) }
+func (w *response) SetWriteDeadline(t time.Time) error { return w.c.rwc.SetWriteDeadline(t) }
+
+// EnableFullDuplex serves http.ResponseController: reading the request
+// body while writing the response is always allowed here.
+func (w *response) EnableFullDuplex() error { return nil }
+
+// dateNow is the Date field's value (RFC 9110 §6.6.1), formatted once a
+// second.
+func (w *response) dateNow() []byte {
+	now := time.Now()
+	if s := now.Unix(); s != w.dateSec {
+		w.dateSec = s
+		now.UTC().AppendFormat(w.date[:0], http.TimeFormat)
+	}
+	return w.date[:]
+}
+
+func bodyAllowed(code int) bool {
+	return !(code >= 100 && code <= 199) && code != http.StatusNoContent && code != http.StatusNotModified
+}
+
+func firstValue(v []string) string {
+	if len(v) == 0 {
+		return ""
+	}
+	return v[0]
+}
+
+func hasToken(vs []string, tok string) bool {
+	for _, v := range vs {
+		for f := range strings.SplitSeq(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(f), tok) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// statusLines are the status lines of the known codes.
+var statusLines = func() (t [600][]byte) {
+	for code := 100; code < 600; code++ {
+		if text := http.StatusText(code); text != "" {
+			t[code] = []byte("HTTP/1.1 " + strconv.Itoa(code) + " " + text + "\r\n")
+		}
+	}
+	return t
+}()
+
+func appendStatusLine(b []byte, code int) []byte {
+	if code < len(statusLines) && statusLines[code] != nil {
+		return append(b, statusLines[code]...)
+	}
+	b = append(b, "HTTP/1.1 "...)
+	b = strconv.AppendInt(b, int64(code), 10)
+	b = append(b, " status code "...)
+	b = strconv.AppendInt(b, int64(code), 10)
+	return append(b, "\r\n"...)
+}
+
+// appendField writes a header field's lines, as net/http's Header.Write
+// does: a name that is not a token is skipped, and CR or LF in a value
+// become spaces (no response splitting).
+func appendField(b []byte, k string, vs []string) []byte {
+	if len(vs) == 0 || !isTokenString(k) {
+		return b
+	}
+	for _, v := range vs {
+		b = append(b, k...)
+		b = append(b, ": "...)
+		start := len(b)
+		b = append(b, strings.TrimSpace(v)...)
+		for i := start; i < len(b); i++ {
+			if b[i] == '\r' || b[i] == '\n' {
+				b[i] = ' '
+			}
+		}
+		b = append(b, "\r\n"...)
+	}
+	return b
+}
+
+func isTokenString(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if !tchar[s[i]] {
+			return false
+		}
+	}
+	return true
+}
