@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/cellar-cache/cellar/cache"
+	"github.com/cellar-cache/cellar/internal/h1/h1test"
 	"github.com/cellar-cache/cellar/internal/proxytest"
 	"github.com/cellar-cache/cellar/store"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -166,7 +167,8 @@ func (r *rig) start() {
 	r.front = httptest.NewUnstartedServer(h)
 	srv.ConfigureHTTPServer(r.front.Config)
 	r.front.Listener = srv.Listener(r.front.Listener)
-	r.front.Start()
+	// Served by cellar's HTTP/1.x engine, the default of cellar serve.
+	h1test.Start(r.front)
 	t.Cleanup(r.stop)
 }
 

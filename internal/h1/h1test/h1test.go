@@ -1,0 +1,58 @@
+// Package h1test starts an httptest.Server whose connections are served
+// by cellar's HTTP/1.x engine (internal/h1) instead of net/http, so that
+// a test suite written against httptest runs through the engine cellar
+// serves with.
+package h1test
+
+import (
+	"errors"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+
+	"github.com/cellar-cache/cellar/internal/h1"
+)
+
+// Start starts ts (unstarted, plain HTTP) so that its Listener is served
+// by the engine with ts.Config's settings (after the caller configured
+// them); net/http serves nothing. ts.URL, ts.Client and ts.Close work as
+// usual: Close also closes the engine and its connections.
+func Start(ts *httptest.Server) {
+	real := ts.Listener
+	f := &front{Listener: real, closed: make(chan struct{})}
+	ts.Listener = f
+	// Start sets ts.Config.ConnState (it tracks connections, the
+	// engine's too); the engine reads the settings after it.
+	ts.Start()
+	f.s = h1.New(ts.Config)
+	go func() {
+		if err := f.s.Serve(real); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			panic("h1test: " + err.Error())
+		}
+	}()
+}
+
+// front is the listener httptest's own server accepts on: it yields no
+// connection, and closing it closes the engine.
+type front struct {
+	net.Listener // the real one, served by s
+	s            *h1.Server
+	once         sync.Once
+	closed       chan struct{}
+}
+
+func (f *front) Accept() (net.Conn, error) {
+	<-f.closed
+	return nil, net.ErrClosed
+}
+
+func (f *front) Close() error {
+	f.once.Do(func() {
+		close(f.closed)
+		// Not waiting for Serve to return: httptest's Close calls this
+		// with a lock that the engine's ConnState hook takes.
+		f.s.Close()
+	})
+	return nil
+}
