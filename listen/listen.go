@@ -20,7 +20,22 @@ import (
 
 	"github.com/quic-go/quic-go"
 	"github.com/quic-go/quic-go/http3"
+
+	"github.com/cellar-cache/cellar/internal/h1"
 )
+
+// The HTTP/1.x server engines (Options.Engine).
+const (
+	// EngineCellar serves plain HTTP/1.x listeners with cellar's own
+	// engine (internal/h1), about half net/http's CPU per request.
+	EngineCellar = "cellar"
+	// EngineNetHTTP serves every listener with net/http.
+	EngineNetHTTP = "net/http"
+)
+
+// ValidEngine reports whether e names an engine ("" is the default,
+// EngineCellar).
+func ValidEngine(e string) bool { return e == "" || e == EngineCellar || e == EngineNetHTTP }
 
 // Listener is one address cellar accepts clients on.
 type Listener struct {
@@ -70,6 +85,11 @@ type Options struct {
 	// every HTTP server before it serves (header limits).
 	Wrap      func(net.Listener) net.Listener
 	Configure func(*http.Server)
+	// Engine serves the plain listeners without H2C: EngineCellar (the
+	// default, "") or EngineNetHTTP. TLS and h2c listeners are net/http's,
+	// which speaks HTTP/2 on them. Either engine takes its settings from
+	// the same http.Server (after Configure).
+	Engine string
 	// Listen, when set, binds each TCP listener in place of net.Listen; a
 	// config reload passes one that hands over the sockets of addresses
 	// already bound, so that they never stop accepting.
@@ -85,7 +105,8 @@ type Group struct {
 // server is one TCP listener and its HTTP server.
 type server struct {
 	ln     net.Listener
-	srv    *http.Server
+	srv    *http.Server // the settings, and the server unless h1 is set
+	h1     *h1.Server   // cellar's engine, serving with srv's settings
 	scheme string
 }
 
@@ -173,6 +194,9 @@ func (g *Group) open(opts Options) error {
 		}
 		if tc == nil {
 			s.srv.Protocols.SetUnencryptedHTTP2(l.H2C)
+			if !l.H2C && opts.Engine != EngineNetHTTP {
+				s.h1 = h1.New(s.srv)
+			}
 			continue
 		}
 		s.srv.Protocols.SetHTTP2(true)
@@ -248,7 +272,9 @@ func (g *Group) Serve(ctx context.Context, grace time.Duration) error {
 	errc := make(chan error, len(g.servers)+len(g.h3))
 	for _, s := range g.servers {
 		go func() {
-			if s.srv.TLSConfig != nil {
+			if s.h1 != nil {
+				errc <- s.h1.Serve(s.ln)
+			} else if s.srv.TLSConfig != nil {
 				errc <- s.srv.ServeTLS(s.ln, "", "")
 			} else {
 				errc <- s.srv.Serve(s.ln)
@@ -270,7 +296,11 @@ func (g *Group) Serve(ctx context.Context, grace time.Duration) error {
 	var wg sync.WaitGroup
 	for _, s := range g.servers {
 		wg.Go(func() {
-			if s.srv.Shutdown(sctx) != nil {
+			if s.h1 != nil {
+				if s.h1.Shutdown(sctx) != nil {
+					s.h1.Close()
+				}
+			} else if s.srv.Shutdown(sctx) != nil {
 				s.srv.Close()
 			}
 		})

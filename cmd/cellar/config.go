@@ -66,6 +66,14 @@ type fileConfig struct {
 	Limits limitsConfig `yaml:"limits"`
 	// Cluster (issue 19): static members and key ownership.
 	Cluster clusterConfig `yaml:"cluster"`
+	// Server (issue 14): the HTTP/1.x server engine.
+	Server serverConfig `yaml:"server"`
+}
+
+// serverConfig chooses the engine of the plain HTTP/1.x listeners:
+// "cellar" (the default) or "net/http".
+type serverConfig struct {
+	Engine string `yaml:"engine"`
 }
 
 // clusterConfig is the cluster section: cluster.Config, local_hot
@@ -505,6 +513,8 @@ type settings struct {
 
 	// nats is cluster.nats, the purge stream; zero: none.
 	nats natsSettings
+	// engine is the HTTP/1.x engine (listen.Options.Engine); "": cellar's.
+	engine string
 }
 
 // loadConfig reads and strictly decodes a config file. The returned lines
@@ -715,6 +725,10 @@ func (fc *fileConfig) apply(s *settings, lines map[string]int) error {
 	p.duration("timeouts.fill", fc.Timeouts.Fill, &s.proxy.FillTimeout)
 	p.duration("timeouts.between_bytes", fc.Timeouts.BetweenBytes, &s.proxy.BetweenBytes)
 	p.duration("timeouts.shutdown", fc.Timeouts.Shutdown, &s.shutdownTimeout)
+	if !listen.ValidEngine(fc.Server.Engine) {
+		p.add("server.engine", fc.Server.Engine, "is cellar or net/http")
+	}
+	s.engine = fc.Server.Engine
 	p.duration("timeouts.tunnel_idle", fc.Timeouts.TunnelIdle, &s.proxy.TunnelIdleTimeout)
 
 	c := fc.Cache
