@@ -287,6 +287,7 @@ func TestConfigErrorsNameKeyAndLine(t *testing.T) {
 		{"unknown key far from any", "zzzzzzzz: 1\n", []string{"line 1: zzzzzzzz: unknown key"}},
 		{"bad size", "disk: 2XB\n", []string{"line 1", "disk", `"2XB"`, "K, M, G or T"}},
 		{"bad log level", "log_level: loud\n", []string{"line 1", "log_level", `"loud"`, "debug, info, warn or error"}},
+		{"bad server engine", "server:\n  engine: fasthttp\n", []string{"line 2", "server.engine", `"fasthttp"`, "cellar or net/http"}},
 		{"unknown coding", "compression:\n  order: [br, lz4]\n", []string{"line 2", "compression.order[1]", `"lz4"`, "br, zstd, gzip"}},
 		{"bad origin", "origin: ftp://x\n", []string{"line 1", "origin", "host:port"}},
 		{"bad listen", "listen: 8080\n", []string{"line 1", "listen", "host:port"}},

@@ -1,0 +1,54 @@
+package h1
+
+import (
+	"bytes"
+	"context"
+	"net/http"
+	"testing"
+)
+
+// hitHandler answers as a cache hit does: stored header values, a body.
+func hitHandler() http.Handler {
+	body := bytes.Repeat([]byte("x"), 1024)
+	ct, cl := []string{"application/octet-stream"}, []string{"1024"}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h["Content-Type"], h["Content-Length"] = ct, cl
+		w.Write(body)
+	})
+}
+
+// servePipelined serves n keep-alive GETs on one connection.
+func servePipelined(s *Server, req []byte, n int) {
+	pc := &pipeConn{in: bytes.NewReader(bytes.Repeat(req, n))}
+	pc.out.Grow(n * 1200)
+	c := newConn(s, pc)
+	c.ctx = context.Background()
+	s.addConn(c)
+	c.serve()
+}
+
+var wrkRequest = []byte("GET /1k/17 HTTP/1.1\r\nHost: 127.0.0.1:19080\r\n\r\n")
+
+// TestAllocationsPerKeepAliveRequest bounds what one request costs the
+// engine in allocations: the Request with its URL and context, the header
+// map, the target string.
+func TestAllocationsPerKeepAliveRequest(t *testing.T) {
+	s := New(&http.Server{Handler: hitHandler()})
+	const n = 200
+	avg := testing.AllocsPerRun(5, func() { servePipelined(s, wrkRequest, n) }) / n
+	t.Logf("%.2f allocations per request", avg)
+	if avg > 5 {
+		t.Errorf("%.2f allocations per request, want at most 5", avg)
+	}
+}
+
+func BenchmarkKeepAliveHit(b *testing.B) {
+	s := New(&http.Server{Handler: hitHandler()})
+	b.ReportAllocs()
+	const n = 100
+	for b.Loop() {
+		servePipelined(s, wrkRequest, n)
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/request")
+}
