@@ -16,7 +16,11 @@
 #
 # Usage: bench/peers-hits.sh [OUT]   (OUT defaults to a new /tmp directory)
 # Environment: ROUNDS (3), DURATION (10s per measurement), WARMUP (3s),
-# URLS (1000), BUDGET (256MiB), SERVERS ("cellar varnish nginx").
+# URLS (1000), BUDGET (256MiB), SERVERS ("cellar varnish nginx"; also
+# "cellar-nethttp": cellar with `server: {engine: net/http}`, to compare
+# its HTTP/1.x engines in one run). The runs also give each server's CPU
+# time per request (user + system, µs), which other load on the machine
+# disturbs less than requests/s.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -103,6 +107,18 @@ rss_kib() {
 	echo "$total"
 }
 
+# cpu_ticks PID: user and system CPU time of PID and its descendants, in
+# clock ticks.
+cpu_ticks() {
+	local total kid
+	total=$(awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || true)
+	total=${total:-0}
+	for kid in $(pgrep -P "$1" || true); do
+		total=$((total + $(cpu_ticks "$kid")))
+	done
+	echo "$total"
+}
+
 echo "peers-hits.sh: building cellar" >&2
 (cd "$root" && go build -o "$work/cellar" ./cmd/cellar)
 
@@ -160,12 +176,17 @@ EOF
 # start NAME: starts the server NAME pinned to CPU 0; sets pid and port.
 start() {
 	case $1 in
-	cellar)
+	cellar | cellar-nethttp)
 		port=19080
 		mkdir -p "$work/cellar-data"
 		rm -rf "${work:?}/cellar-data/"*
+		local config=()
+		if [[ $1 == cellar-nethttp ]]; then
+			printf 'server:\n  engine: net/http\n' >"$work/nethttp.yaml"
+			config=(-config "$work/nethttp.yaml")
+		fi
 		# Defaults, access log included (to a file, as in production).
-		taskset -c 0 "$work/cellar" serve -origin http://127.0.0.1:19000 -listen 127.0.0.1:19080 \
+		taskset -c 0 "$work/cellar" serve "${config[@]}" -origin http://127.0.0.1:19000 -listen 127.0.0.1:19080 \
 			-admin 127.0.0.1:19081 -data-dir "$work/cellar-data" -memory "$budget" -disk "$budget" \
 			-access-log-path "$work/cellar-access.log" 2>>"$out/cellar.log" &
 		;;
@@ -204,8 +225,8 @@ hitcheck() {
 
 results=$out/runs.txt
 : >"$results"
-echo "| round | server | size | requests/s | p99 ms | errors | RSS MiB |" >"$out/runs.md"
-echo "| --- | --- | --- | --- | --- | --- | --- |" >>"$out/runs.md"
+echo "| round | server | size | requests/s | p99 ms | errors | RSS MiB | CPU µs/request |" >"$out/runs.md"
+echo "| --- | --- | --- | --- | --- | --- | --- | --- |" >>"$out/runs.md"
 for ((round = 1; round <= rounds; round++)); do
 	order=("${servers[@]:$(((round - 1) % ${#servers[@]}))}" "${servers[@]:0:$(((round - 1) % ${#servers[@]}))}")
 	for name in "${order[@]}"; do
@@ -220,11 +241,15 @@ for ((round = 1; round <= rounds; round++)); do
 					hitcheck "$port" "/$size/$((urls - 1))" 2>/dev/null && break
 				((try < 6)) || hitcheck "$port" "/$size/$((urls - 1))"
 			done
+			cpu0=$(cpu_ticks "$pid")
 			line=$(taskset -c 1 wrk -t1 -c64 -d"$duration" -s "$work/hot.lua" "http://127.0.0.1:$port/$size/" | grep '^RESULT')
+			cpu1=$(cpu_ticks "$pid")
 			read -r _ rps p99 errs <<<"$line"
 			rss=$(($(rss_kib "$pid") / 1024))
-			echo "$name $size $rps $p99 $errs $rss $round" >>"$results"
-			echo "| $round | $name | $size | $rps | $p99 | $errs | $rss |" >>"$out/runs.md"
+			cpu=$(awk -v t="$((cpu1 - cpu0))" -v hz="$(getconf CLK_TCK)" -v r="$rps" -v d="${duration%s}" \
+				'BEGIN {if (r > 0) printf "%.2f", t / hz * 1e6 / (r * d); else print "n/a"}')
+			echo "$name $size $rps $p99 $errs $rss $round $cpu" >>"$results"
+			echo "| $round | $name | $size | $rps | $p99 | $errs | $rss | $cpu |" >>"$out/runs.md"
 		done
 		kill "$pid" 2>/dev/null || true
 		wait "$pid" 2>/dev/null || true
