@@ -252,7 +252,6 @@ func (c *conn) sendContinue() bool {
 	if !c.canContinue.CompareAndSwap(true, false) {
 		return true
 	}
-	c.continueSent = true
 	if len(c.out) > 0 {
 		return true // not reached: the connection flushes before such a handler
 	}

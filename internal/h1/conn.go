@@ -63,9 +63,8 @@ type conn struct {
 
 	bg backgroundRead
 
-	wmu          sync.Mutex  // orders a 100 Continue written by a body reader with flushes
-	canContinue  atomic.Bool // a 100 Continue may still be sent
-	continueSent bool        // set under wmu, read after the handler or under wmu
+	wmu         sync.Mutex  // orders a 100 Continue written by a body reader with flushes
+	canContinue atomic.Bool // a 100 Continue may still be sent
 }
 
 func newConn(s *Server, rw net.Conn) *conn {

@@ -57,11 +57,10 @@ func (w *response) reset(r *http.Request, p *requestParser) {
 	w.closeAfter = r.Close
 	w.pre = w.pre[:0]
 	c := w.c
-	c.continueSent = false
 	if p.expect {
 		c.flush() // the 100 Continue may be written from another goroutine
-		c.canContinue.Store(true)
 	}
+	c.canContinue.Store(p.expect)
 }
 
 func (w *response) Header() http.Header { return w.h }
@@ -97,7 +96,6 @@ func (w *response) informational(code int) {
 		if !c.canContinue.CompareAndSwap(true, false) {
 			return
 		}
-		c.continueSent = true
 	}
 	c.out = appendStatusLine(c.out, code)
 	for k, vs := range w.h {
@@ -189,7 +187,9 @@ func (w *response) body(p []byte) (int, error) {
 func (w *response) commit(final bool, p []byte) error {
 	c := w.c
 	w.committed = true
-	c.canContinue.Store(false)
+	// A 100 Continue not sent by now never will be: the client may hold
+	// its body back, so the connection cannot read the next request.
+	continuePending := c.canContinue.Swap(false)
 	h := w.h
 	code := w.status
 	w.bodyOK = bodyAllowed(code)
@@ -243,8 +243,8 @@ func (w *response) commit(final bool, p []byte) error {
 	if c.srv.closing.Load() {
 		w.closeAfter = true
 	}
-	if w.req.ContentLength != 0 && !c.continueSent && c.req.expect {
-		w.closeAfter = true // the body the client holds back is never read
+	if continuePending {
+		w.closeAfter = true
 	}
 
 	c.out = appendStatusLine(c.out, code)
