@@ -10,7 +10,9 @@ package wtinylfu
 // time, so the swings of the workload cancel out. This is the idea of
 // Caffeine's simulator's "MiniSim" climber.
 //
-// A shadow holds keys and weights only. Large caches sample keys: a shadow
+// A shadow holds keys and weights only. Remove (a deletion, such as a
+// purge) does not reach the shadows: a removed key stays in them until they
+// evict it, which only blurs their estimates a little. Large caches sample keys: a shadow
 // sees only the keys whose hash falls in a fixed 1/mod of the hash space,
 // with a capacity 1/mod of the policy's, so that each holds shadowKeys to
 // twice as many keys however large the cache (all of them in a smaller
