@@ -52,7 +52,7 @@ func RunSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		capacities = fs.String("capacity", "", "comma-separated capacities in objects (default: 1,2,5,10,20% of the distinct objects)")
 		byteCaps   = fs.String("bytes", "", "comma-separated capacities in bytes, e.g. 64MiB,128MiB (instead of -capacity)")
 		objSize    = fs.String("object-size", "", "give every object of a trace without sizes (arc, lirs, cache2k) this size, e.g. 4KiB, so that -bytes budgets and the cellar policy apply")
-		memFrac    = fs.Float64("cellar-memory", 0.1, "cellar policy: share of each capacity given to the memory tier; the rest is the disk budget")
+		memFrac    = fs.Float64("cellar-memory", 0.1, "cellar policy: the memory tier's budget as a share of each capacity, in front of a disk tier whose budget for objects is the whole capacity (memory holds copies of disk objects)")
 		jsonOut    = fs.Bool("json", false, "print JSON, one object per policy and capacity, instead of a table")
 		plotFile   = fs.String("plot", "", "draw hit ratio against capacity into `file`.svg or .png")
 	)
