@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
+
 	"github.com/cellar-cache/cellar/cluster/purgestream"
 	"github.com/cellar-cache/cellar/purge"
 )
@@ -379,4 +381,28 @@ func TestEmbeddedNATSKeepsTheStreamAcrossRestarts(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(n.dir, "nats")); err != nil {
 		t.Errorf("the embedded server's files: %v", err)
 	}
+}
+
+// TestDashboardShowsThePurgeStream: the dashboard's purge stream section
+// shows a node's catch-up, connection and lag, in headless Chromium.
+func TestDashboardShowsThePurgeStream(t *testing.T) {
+	ctx := browser(t)
+	origin := newVersionedOrigin(t)
+	n := &streamNode{name: "solo", dir: t.TempDir()}
+	cfg := writeConfig(t, fmt.Sprintf("purge:\n  tokens: [%s]\ncluster:\n  nats: {embedded: true, listen: 127.0.0.1:0, name: solo}\n", streamToken))
+	r, err := startServe(t, "-config", cfg, "-origin", origin.URL, "-data-dir", n.dir, "-access-log=false")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.running = r
+	n.stored(t, "/x")
+	if code, _ := n.purge(t, `{"urls":["http://cellar.test/x"]}`); code != http.StatusOK {
+		t.Fatalf("purge = %d", code)
+	}
+	if err := chromedp.Do(ctx, chromedp.Navigate("http://"+n.admin+"/")); err != nil {
+		t.Fatalf("opening the dashboard: %v", err)
+	}
+	waitText(t, ctx, "#purge-stream", "the purge stream", func(s string) bool {
+		return s == "caught up · connected · applied 1 of 1 · lag 0"
+	})
 }
