@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cellar-cache/cellar/store"
 )
@@ -55,13 +56,9 @@ func TestMetricsAndReadiness(t *testing.T) {
 	}
 	originHost := strings.TrimPrefix(origin.URL, "http://")
 	// A request is counted when its handler returns, which may be just
-	// after its client has read the whole response: wait for the last one.
-	var m string
-	waitFor(t, "the four requests are counted", func() bool {
-		_, m = get(t, "http://"+r.admin+"/metrics")
-		return metricValue(m, `cellar_request_duration_seconds_count{outcome="pass"}`) == 2
-	})
-	for series, want := range map[string]float64{
+	// after its client has read the whole response, and its collectors
+	// one after the other: wait (bounded) until every figure is there.
+	want := map[string]float64{
 		`cellar_request_duration_seconds_count{outcome="hit"}`:              1,
 		`cellar_request_duration_seconds_count{outcome="miss"}`:             1,
 		`cellar_request_duration_seconds_count{outcome="pass"}`:             2,
@@ -71,7 +68,22 @@ func TestMetricsAndReadiness(t *testing.T) {
 		`cellar_origin_response_seconds_count{origin="` + originHost + `"}`: 3,
 		`cellar_origin_up{origin="` + originHost + `"}`:                     1,
 		`cellar_config_generation`:                                          0,
-	} {
+	}
+	counted := func(m string) bool {
+		for series, v := range want {
+			if metricValue(m, series) != v {
+				return false
+			}
+		}
+		return true
+	}
+	var m string
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		if _, m = get(t, "http://"+r.admin+"/metrics"); counted(m) || time.Now().After(deadline) {
+			break
+		}
+	}
+	for series, want := range want {
 		if got := metricValue(m, series); got != want {
 			t.Errorf("%s = %v, want %v", series, got, want)
 		}
