@@ -395,6 +395,13 @@ func (p *Policy) derivedOf(m *Meta) derived {
 	return p.derive(m)
 }
 
+// Memoized returns m with what this policy derives from it for every
+// evaluation (its directives, freshness lifetime, initial age) worked out
+// once, as NewMeta and Freshen do for theirs: for a Meta read back from
+// disk, made by another policy (before a reload) or built by hand, so that
+// evaluating it again does not parse its header again.
+func (p *Policy) Memoized(m Meta) Meta { return p.withMemo(m) }
+
 // withMemo attaches m's derived values to m.
 func (p *Policy) withMemo(m Meta) Meta {
 	d := p.derive(&m)

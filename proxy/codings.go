@@ -149,7 +149,7 @@ func (m *codingMetrics) collectors() []prometheus.Collector {
 }
 
 // countingWriter counts the body bytes of a hit into the served metric of
-// its coding.
+// its coding, for the answers that http.ServeContent writes.
 type countingWriter struct {
 	http.ResponseWriter
 	c prometheus.Counter
@@ -164,74 +164,80 @@ func (w *countingWriter) Write(p []byte) (int, error) {
 // Unwrap lets http.ResponseController reach the real writer.
 func (w *countingWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
-// counted wraps w so that the body bytes it writes count as coding.
-func (s *Server) counted(w http.ResponseWriter, coding string) http.ResponseWriter {
-	c, ok := s.metrics.codings.servedBy[coding]
-	if !ok {
-		return w // an origin's coding that cellar does not make, such as deflate
+// counted wraps w so that the body bytes it writes count as c (nil: w).
+func counted(w http.ResponseWriter, c prometheus.Counter) http.ResponseWriter {
+	if c == nil {
+		return w
 	}
 	return &countingWriter{ResponseWriter: w, c: c}
 }
 
-// pickEncoding chooses the representation of the stored response obj to
-// send for r, per RFC 9110 §12.5.3, among the stored body (identity, or the
-// origin's coding) and the variants recorded in its EncodingsField. It
-// returns the writer to serve through and the object to serve: obj itself
-// when nothing changes, a copy of obj with Vary: Accept-Encoding, or the
-// chosen stored variant carrying obj's header fields. When it has answered
-// r itself (an origin-encoded body decoded on the fly for a client that does
-// not accept its coding) done is true.
+// servedCounter is the served-bytes counter of coding, nil for an
+// origin's coding that cellar does not make, such as deflate.
+func (s *Server) servedCounter(coding string) prometheus.Counter {
+	return s.metrics.codings.servedBy[coding]
+}
+
+// hitAnswer is the representation of a stored response that a hit sends.
+type hitAnswer struct {
+	body   *store.Object      // the stored response itself, or its chosen variant
+	fields fieldList          // the header fields, but Age, Cache-Status and a body's Content-Length
+	served prometheus.Counter // counts the body bytes sent; nil: not counted
+}
+
+// pickEncoding chooses the representation of the stored response obj
+// (prepared as p) to send for r, per RFC 9110 §12.5.3, among the stored
+// body (identity, or the origin's coding) and the variants recorded in its
+// EncodingsField: obj itself, or the chosen stored variant, with the field
+// list to send it with (p's, adjusted for the variant's coding). When it has
+// answered r itself (an origin-encoded body decoded on the fly for a client
+// that does not accept its coding) done is true. The decision is cached by
+// Accept-Encoding value (hitPreparer.choose).
 //
 // A missing variant, or one made from an older response (another job's
 // token), is never served: the stored body is, decoded if need be, and a new
 // encoding job is scheduled.
-func (s *Server) pickEncoding(w http.ResponseWriter, r *http.Request, obj *store.Object, lk cache.Lookup, st cache.Status) (_ http.ResponseWriter, _ *store.Object, done bool) {
-	m := &obj.Meta
-	if m.Status != http.StatusOK {
-		return w, obj, false
+func (s *Server) pickEncoding(w http.ResponseWriter, r *http.Request, obj *store.Object, p *preparedHit, lk cache.Lookup, st cache.Status) (_ hitAnswer, done bool) {
+	a := hitAnswer{body: obj, fields: p.fields}
+	if p.src == "" {
+		return a, false // not a 200, or several codings, or one we cannot decode: as stored
 	}
-	src := storedCoding(m.Header["Content-Encoding"])
-	if src == "" {
-		return w, obj, false // several codings, or one we cannot decode: as stored
+	if !p.offer {
+		a.served = s.servedCounter(compress.Identity) // only ever identity
+		return a, false
 	}
-	var list, token string
-	if field := m.Header[cache.EncodingsField]; len(field) > 0 {
-		list, token = parseEncodings(field[0])
-	} else if src == compress.Identity && !s.opts.Compress.Compressible(m.Header, obj.Size) {
-		return s.counted(w, compress.Identity), obj, false // only ever identity
-	} else {
+	if p.token == "" {
 		s.scheduleCodings(obj)
 	}
-	var buf [len(madeCodings) + 1]string
-	avail := buf[:0]
-	if src != compress.Identity {
-		avail = append(avail, src)
-	}
-	for c := range strings.FieldsSeq(list) {
-		if c != src && len(avail) < len(buf) {
-			avail = append(avail, c)
-		}
-	}
 	ae := r.Header["Accept-Encoding"]
-	coding, _ := compress.Negotiate(ae, avail, s.opts.Compress.Order)
-	if coding != src && token != "" {
-		key := cache.EncodingKey(obj.Key, coding)
+	coding := s.prep.choose(ae, p, s.opts.Compress.Order)
+	if coding != p.src && p.token != "" {
+		key, i := p.variantKey(obj, coding)
 		v, err := s.store.Get(r.Context(), key)
-		if err == nil && v.Meta.Header.Get(codingOfField) == token {
-			return s.counted(w, coding), withCoding(obj, v, coding), false
+		if err == nil && i >= 0 && variantOf(v) == p.token {
+			return hitAnswer{body: v, fields: p.variant(i, v), served: s.servedCounter(coding)}, false
 		}
 		if err != nil {
 			s.storeError("get", key, err)
 		}
 		s.scheduleCodings(obj)
 	}
-	if src != compress.Identity {
-		if c, _ := compress.Negotiate(ae, avail[:1], s.opts.Compress.Order); c != src && !noTransform(m.Header) {
-			s.serveDecoded(w, r, obj, src, lk, st)
-			return w, obj, true
+	if p.src != compress.Identity {
+		if c, _ := compress.Negotiate(ae, p.avail[:1], s.opts.Compress.Order); c != p.src && !noTransform(obj.Meta.Header) {
+			s.serveDecoded(w, r, obj, p, lk, st)
+			return a, true
 		}
 	}
-	return s.counted(w, src), withCoding(obj, obj, ""), false
+	a.served = s.servedCounter(p.src)
+	return a, false
+}
+
+// variantOf is the token of the job that made the stored variant v.
+func variantOf(v *store.Object) string {
+	if t := v.Meta.Header[codingOfField]; len(t) > 0 {
+		return t[0]
+	}
+	return ""
 }
 
 // noTransform reports whether Cache-Control has no-transform, which
@@ -246,56 +252,6 @@ func noTransform(h http.Header) bool {
 		}
 	}
 	return false
-}
-
-// etagSuffix is what a variant's entity tag adds to the identity's: the
-// coding, and "-best" for the best-level pass.
-func etagSuffix(v *store.Object, coding string) string {
-	if v.Meta.Header.Get(codingPassField) != "" {
-		return coding + "-best"
-	}
-	return coding
-}
-
-// withCoding returns a copy of body (obj itself or its variant) that carries
-// obj's Meta, adjusted for the content coding: Content-Encoding and a
-// distinct entity tag when coding is not empty, Vary: Accept-Encoding, and
-// no internal fields.
-func withCoding(obj, body *store.Object, coding string) *store.Object {
-	out := *body
-	h := make(http.Header, len(obj.Meta.Header)+2)
-	for k, v := range obj.Meta.Header {
-		h[k] = v
-	}
-	delete(h, cache.EncodingsField)
-	if coding != "" {
-		if coding == compress.Identity {
-			delete(h, "Content-Encoding") // the decoded form of an encoded body
-		} else {
-			h["Content-Encoding"] = []string{coding}
-		}
-		delete(h, "Content-Length")
-		setCodingETag(h, etagSuffix(body, coding))
-	}
-	addVaryAcceptEncoding(h)
-	out.Meta = cache.Meta{Status: obj.Meta.Status, Header: h, RequestTime: obj.Meta.RequestTime, ResponseTime: obj.Meta.ResponseTime, Invalid: obj.Meta.Invalid}
-	return &out
-}
-
-// setCodingETag makes h's entity tag distinct for a coding variant (RFC 9110
-// §8.8.3) by adding suffix: with "br", "abc" becomes "abc-br" and W/"abc"
-// becomes W/"abc-br". A malformed tag is dropped rather than shared between
-// representations.
-func setCodingETag(h http.Header, suffix string) {
-	et := h["Etag"]
-	if len(et) == 0 {
-		return
-	}
-	if t, ok := codingETag(et[0], suffix); ok {
-		h["Etag"] = []string{t}
-	} else {
-		delete(h, "Etag")
-	}
 }
 
 // codingETag is the entity tag of the coding variant of the representation
@@ -366,23 +322,26 @@ func parseEncodings(v string) (list, token string) {
 	return list, token
 }
 
-// serveDecoded answers r from obj, whose body the origin encoded with
-// coding, decoding it on the fly for a client that does not accept coding.
+// serveDecoded answers r from obj (prepared as p), whose body the origin
+// encoded with p.src, decoding it on the fly for a client that does not accept coding.
 // The decoded representation has no Content-Length, its own entity tag and
 // Vary: Accept-Encoding; Range is ignored (RFC 9110 §14.2 allows it) since
 // offsets into the decoded body are not known without decoding.
-func (s *Server) serveDecoded(w http.ResponseWriter, r *http.Request, obj *store.Object, coding string, lk cache.Lookup, st cache.Status) {
-	m := withCoding(obj, obj, "").Meta
-	delete(m.Header, "Content-Encoding")
-	delete(m.Header, "Content-Length")
-	setCodingETag(m.Header, compress.Identity)
-
+func (s *Server) serveDecoded(w http.ResponseWriter, r *http.Request, obj *store.Object, p *preparedHit, lk cache.Lookup, st cache.Status) {
+	h := w.Header()
+	p.coded(compress.Identity, compress.Identity).setIn(h)
+	h["Age"] = ageValue(lk.Age)
+	h["Cache-Status"] = s.statusValues(st, obj.Key)
+	m := cache.Meta{Status: http.StatusOK, Header: h}
+	if answerPreconditionFailed(w, r, &m) || answerNotModified(w, r, &m) {
+		return
+	}
 	var dec io.ReadCloser
-	if r.Method != http.MethodHead && !cache.NotModified(r, &m) && !cache.PreconditionFailed(r, &m) {
+	if r.Method != http.MethodHead {
 		rc, err := s.store.NewReader(r.Context(), obj, 0, -1)
 		if err == nil {
 			var d io.ReadCloser
-			d, err = compress.NewReader(rc, coding)
+			d, err = compress.NewReader(rc, p.src)
 			if err != nil {
 				rc.Close()
 			} else {
@@ -391,23 +350,18 @@ func (s *Server) serveDecoded(w http.ResponseWriter, r *http.Request, obj *store
 		}
 		if err != nil {
 			s.storeError("read", obj.Key, err)
-			s.log.Warn("stored body cannot be decoded", "key", obj.Key, "coding", coding, "err", err)
+			s.log.Warn("stored body cannot be decoded", "key", obj.Key, "coding", p.src, "err", err)
+			clear(h) // the stored response's fields describe no error
 			http.Error(w, "cellar: stored response cannot be decoded", http.StatusBadGateway)
 			return
 		}
 		defer dec.Close()
 	}
-	h := w.Header()
-	s.policy.ServeHeader(h, &m)
-	s.finishHeader(h, lk.Age, st, obj.Key)
-	if answerPreconditionFailed(w, r, &m) || answerNotModified(w, r, &m) {
-		return
-	}
 	w.WriteHeader(http.StatusOK)
 	if dec == nil {
 		return
 	}
-	cw := s.counted(w, compress.Identity)
+	cw := counted(w, s.servedCounter(compress.Identity))
 	bufp := bufPool.Get().(*[]byte)
 	n, err := io.CopyBuffer(cw, io.LimitReader(dec, maxDecoded+1), *bufp)
 	bufPool.Put(bufp)
@@ -416,7 +370,7 @@ func (s *Server) serveDecoded(w http.ResponseWriter, r *http.Request, obj *store
 	}
 	if err != nil {
 		if r.Context().Err() == nil {
-			s.log.Warn("decoding stored body failed", "key", obj.Key, "coding", coding, "err", err)
+			s.log.Warn("decoding stored body failed", "key", obj.Key, "coding", p.src, "err", err)
 		}
 		panic(http.ErrAbortHandler)
 	}
@@ -669,6 +623,7 @@ func (s *Server) recordEncodings(ctx context.Context, obj *store.Object, made []
 		m.Header[k] = v
 	}
 	m.Header[cache.EncodingsField] = []string{strings.Join(made, " ") + "; v=" + token}
+	m = s.policy.Memoized(m) // hits evaluate it without parsing it again
 	if err := s.store.UpdateObjectMeta(ctx, t, cur, m, cur.KeepUntil); err != nil {
 		if !errors.Is(err, store.ErrSuperseded) {
 			s.storeError("update", obj.Key, err)

@@ -19,15 +19,20 @@ import (
 // fields, Age (§5.1), Cache-Status, and the body, or 304 / 412 / 206 / 416
 // when the request's conditional or Range fields ask for that (RFC 9110
 // §13, §14). A disk object whose body cannot be read is a miss.
+//
+// The header comes from obj's preparedHit (prepared.go), so that a memory
+// hit sets a ready list of fields and writes the stored body with one
+// Write: no copy of the body, no allocation in cellar's handler.
 func (s *Server) serveObject(w http.ResponseWriter, r *http.Request, obj *store.Object, lk cache.Lookup, st cache.Status) {
+	p := s.prepared(obj)
 	// The negotiated coding variant, if any (codings.go).
-	w, obj, done := s.pickEncoding(w, r, obj, lk, st)
+	a, done := s.pickEncoding(w, r, obj, p, lk, st)
 	if done {
 		return
 	}
-	m := &obj.Meta
+	obj = a.body
 	body, inMemory := obj.Body()
-	full := needsServeContent(r, m)
+	full := needsServeContent(r, p.status)
 	var rc io.ReadCloser
 	if !inMemory && r.Method != http.MethodHead && obj.Size > 0 && !full {
 		var err error
@@ -41,54 +46,45 @@ func (s *Server) serveObject(w http.ResponseWriter, r *http.Request, obj *store.
 	}
 
 	h := w.Header()
-	s.policy.ServeHeader(h, m)
-	s.finishHeader(h, lk.Age, st, obj.Key)
-	if answerPreconditionFailed(w, r, m) {
-		return
+	a.fields.setIn(h)
+	h["Age"] = ageValue(lk.Age)
+	h["Cache-Status"] = s.statusValues(st, obj.Key)
+	if conditional(r) {
+		// What the client is sent decides: the variant's entity tag.
+		m := cache.Meta{Status: p.status, Header: h}
+		if answerPreconditionFailed(w, r, &m) {
+			return
+		}
+		if full {
+			s.serveContent(counted(w, a.served), r, obj, body, inMemory)
+			return
+		}
+		if answerNotModified(w, r, &m) {
+			return
+		}
 	}
-	if full {
-		// Range, If-Range and the conditional fields of a 200: net/http
-		// implements RFC 9110 §13-§14 for seekable content.
-		delete(h, "Content-Length")
-		if _, ok := h["Content-Encoding"]; ok {
-			// ServeContent leaves a whole coded body's length unset (it
-			// sets it for ranges and removes it from 304s and errors).
-			h["Content-Length"] = []string{strconv.FormatInt(obj.Size, 10)}
-		}
-		var modtime time.Time
-		if lm := m.Header.Get("Last-Modified"); lm != "" {
-			modtime, _ = http.ParseTime(lm)
-		}
-		if _, ok := h["Content-Type"]; !ok {
-			h["Content-Type"] = nil // never sniff a stored response
-		}
-		var rs io.ReadSeeker
-		if inMemory {
-			rs = bytes.NewReader(body)
-		} else {
-			rs = &objectSeeker{ctx: r.Context(), st: s.store, obj: obj, size: obj.Size}
-		}
-		defer closeSeeker(rs)
-		http.ServeContent(w, r, "", modtime, rs)
-		return
-	}
-	if answerNotModified(w, r, m) {
-		return
-	}
-	if bodyAllowed(m.Status) {
+	if bodyAllowed(p.status) {
 		h["Content-Length"] = lengthValues.get(obj.Size)
 	}
-	w.WriteHeader(m.Status)
+	w.WriteHeader(p.status)
 	if r.Method == http.MethodHead || obj.Size == 0 {
 		return
 	}
 	if inMemory {
-		w.Write(body)
+		// One Write of the stored bytes: a server may send them with the
+		// header in one system call. A client gone is a short write.
+		n, _ := w.Write(body)
+		if a.served != nil {
+			a.served.Add(float64(n))
+		}
 		return
 	}
 	bufp := bufPool.Get().(*[]byte)
-	_, err := io.CopyBuffer(w, rc, *bufp)
+	n, err := io.CopyBuffer(writerOnly{w}, rc, *bufp)
 	bufPool.Put(bufp)
+	if a.served != nil {
+		a.served.Add(float64(n))
+	}
 	if err != nil {
 		if r.Context().Err() == nil {
 			s.storeError("read", obj.Key, err)
@@ -99,18 +95,54 @@ func (s *Server) serveObject(w http.ResponseWriter, r *http.Request, obj *store.
 	}
 }
 
+// serveContent answers a 200 response's Range, If-Range and conditional
+// fields with the body of obj (body when it is in memory): net/http
+// implements RFC 9110 §13-§14 for seekable content. The header is set.
+func (s *Server) serveContent(w http.ResponseWriter, r *http.Request, obj *store.Object, body []byte, inMemory bool) {
+	h := w.Header()
+	delete(h, "Content-Length")
+	if _, ok := h["Content-Encoding"]; ok {
+		// ServeContent leaves a whole coded body's length unset (it
+		// sets it for ranges and removes it from 304s and errors).
+		h["Content-Length"] = lengthValues.get(obj.Size)
+	}
+	var modtime time.Time
+	if lm := h["Last-Modified"]; len(lm) > 0 {
+		modtime, _ = http.ParseTime(lm[0])
+	}
+	if _, ok := h["Content-Type"]; !ok {
+		h["Content-Type"] = nil // never sniff a stored response
+	}
+	var rs io.ReadSeeker
+	if inMemory {
+		rs = bytes.NewReader(body)
+	} else {
+		rs = &objectSeeker{ctx: r.Context(), st: s.store, obj: obj, size: obj.Size}
+	}
+	defer closeSeeker(rs)
+	http.ServeContent(w, r, "", modtime, rs)
+}
+
+// writerOnly hides every method of a writer but Write, so that io.Copy
+// uses its own buffer.
+type writerOnly struct{ io.Writer }
+
+// conditional reports whether r has a field that may change the answer
+// from a stored 200 (RFC 9110 §13.1, §14.2).
+func conditional(r *http.Request) bool {
+	h := r.Header
+	return h["If-Match"] != nil || h["If-None-Match"] != nil || h["If-Modified-Since"] != nil ||
+		h["If-Unmodified-Since"] != nil || h["Range"] != nil || h["If-Range"] != nil
+}
+
 // finishHeader adds to h what every answer from a stored response, or one
 // being stored, carries beyond its stored fields: Age (RFC 9111 §5.1),
 // Cache-Status (RFC 9211) for key, and cellar's Via member. The values come
-// from caches (hitvalues.go): a memory hit allocates none of them.
+// from caches (hitvalues.go).
 func (s *Server) finishHeader(h http.Header, age time.Duration, st cache.Status, key string) {
 	h["Age"] = ageValue(age)
 	h["Cache-Status"] = s.statusValues(st, key)
-	if via := h["Via"]; len(via) > 0 {
-		h["Via"] = append(via[:len(via):len(via)], s.responseVia)
-	} else {
-		h["Via"] = s.viaValues
-	}
+	s.addVia(h)
 }
 
 // answerPreconditionFailed answers 412 when r's If-Match or
@@ -139,8 +171,8 @@ func answerNotModified(w http.ResponseWriter, r *http.Request, m *cache.Meta) bo
 
 // needsServeContent reports whether r's Range or conditional fields need
 // the full RFC 9110 treatment that http.ServeContent gives a 200 response.
-func needsServeContent(r *http.Request, m *cache.Meta) bool {
-	if m.Status != http.StatusOK {
+func needsServeContent(r *http.Request, status int) bool {
+	if status != http.StatusOK {
 		return false
 	}
 	h := r.Header

@@ -51,6 +51,8 @@ type Server struct {
 	sliceFlights sliceFlights
 	// codings tracks the background jobs that store content-coding variants.
 	codings codingJobs
+	// prep makes the prepared header of hits (prepared.go).
+	prep *hitPreparer
 
 	// responseVia is our Via member on responses to clients; viaValues
 	// the Via field of a stored response that had none (shared, no spare
@@ -96,6 +98,7 @@ func New(opts Options, p *cache.Policy, st *store.Store) (*Server, error) {
 		responseVia: "1.1 " + opts.Via,
 		viaValues:   []string{"1.1 " + opts.Via},
 		bgSlots:     make(chan struct{}, opts.MaxBackground),
+		prep:        newHitPreparer(),
 	}
 	s.clients, _ = ParseTrustedProxies(opts.TrustedProxies) // checked by Validate
 	if s.accessLog && s.access == nil {
@@ -217,7 +220,7 @@ func (s *Server) serveCacheable(w http.ResponseWriter, r *http.Request) {
 		found.obj = nil
 	}
 	if found.obj != nil {
-		lk := s.policy.Evaluate(r, &found.obj.Meta, now)
+		lk := s.policy.Evaluate(r, s.hitMeta(found.obj), now)
 		switch lk.Action {
 		case cache.Serve:
 			s.metrics.hits.Inc()

@@ -556,7 +556,7 @@ func (d *diskTier) getOnce(ctx context.Context, key string, promote bool) (*Obje
 		}
 		return nil, fmt.Errorf("store: reading %q: %w", key, err)
 	}
-	o.body, o.resident = body, true
+	o.keepBody(body)
 	if promote {
 		d.mu.Lock()
 		if cur := d.index[key]; cur == e && cur.gen == gen {

@@ -92,7 +92,8 @@ func (s *Store) PutHot(t *Ticket, key string, meta cache.Meta, body []byte, keep
 	if purged || t.MayBePurged(key) {
 		return false
 	}
-	o := &Object{Key: key, Meta: meta, Size: int64(len(body)), KeepUntil: keepUntil, body: body, resident: true, hot: true}
+	o := &Object{Key: key, Meta: meta, Size: int64(len(body)), KeepUntil: keepUntil, hot: true}
+	o.keepBody(body)
 	m.hot.add(o)
 	if !m.c.Set(key, o, cost(o)) {
 		m.hot.forget(o)

@@ -2,6 +2,7 @@ package store
 
 import (
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/cellar-cache/cellar/cache"
@@ -15,6 +16,51 @@ import (
 // about 2000 heap bytes per cached 1 KiB object with two header fields,
 // memory tier and disk index together.
 const entryOverhead = 512
+
+// memoOverhead and memoFieldOverhead are charged per memory-tier entry for
+// what readers keep in its memo: the proxy's prepared hit, a fixed part and
+// a list entry (name and value slice) per header field.
+const (
+	memoOverhead      = 192
+	memoFieldOverhead = 40
+)
+
+// memo is where readers keep what they derive from a memory-resident
+// object once, so that every later reader of the same object reuses it
+// (the proxy keeps the header of a hit there, ready to send). It belongs to
+// one Object: a copy of the Object (with other metadata, say) shares the
+// pointer but is not its owner, and sees no memo. Safe for concurrent use.
+type memo struct {
+	of *Object
+	v  atomic.Value
+}
+
+// keepBody makes o resident with its whole body.
+func (o *Object) keepBody(body []byte) {
+	o.body, o.resident = body, true
+	o.memo = &memo{of: o}
+}
+
+// Memo returns the value SetMemo last kept with o, or nil.
+func (o *Object) Memo() any {
+	if o.memo == nil || o.memo.of != o {
+		return nil
+	}
+	return o.memo.v.Load()
+}
+
+// SetMemo keeps v with o for its later readers while o is resident in
+// memory, replacing what was kept; an object read from disk, or a copy of
+// an Object, keeps nothing. The Object's fields never change, so what is
+// derived from them alone stays true; a caller whose value depends on more
+// (its configuration) records that in v and checks it. Every v must have
+// the same concrete type.
+func (o *Object) SetMemo(v any) {
+	if o.memo == nil || o.memo.of != o {
+		return
+	}
+	o.memo.v.Store(v)
+}
 
 // memTier is the memory tier: complete objects (with their bodies) in a
 // ristretto cache whose cost is bytes. Ristretto may drop or reject a Set;
@@ -47,9 +93,9 @@ func newMemTier(opts Options) (*memTier, error) {
 
 // cost is the memory charged for o: header and body bytes plus overhead.
 func cost(o *Object) int64 {
-	n := int64(entryOverhead + len(o.Key) + len(o.body))
+	n := int64(entryOverhead + memoOverhead + len(o.Key) + len(o.body))
 	for k, vs := range o.Meta.Header {
-		n += int64(len(k)) + 16
+		n += int64(len(k)) + 16 + memoFieldOverhead
 		for _, v := range vs {
 			n += int64(len(v)) + 16
 		}
@@ -101,6 +147,7 @@ func (m *memTier) updated(key string, meta cache.Meta, keepUntil time.Time, gen 
 	c := *o
 	c.Meta, c.KeepUntil = meta, keepUntil
 	c.loc.gen = gen
+	c.memo = &memo{of: &c} // derived from the old metadata: not c's
 	m.set(&c, false)
 }
 

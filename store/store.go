@@ -260,6 +260,7 @@ type Object struct {
 	body     []byte // whole body when resident in memory
 	resident bool
 	hot      bool       // a hot copy (hot.go): memory tier only
+	memo     *memo      // what readers derive from a resident object (memory.go); nil otherwise
 	loc      location   // disk location of the body; tier is nil if not read from disk
 	entry    *diskEntry // the disk index entry read or committed; nil if not on disk
 }

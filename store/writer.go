@@ -535,7 +535,7 @@ func (w *Writer) commit() (*Object, error) {
 		entry:     e,
 	}
 	if w.keepBody && int64(len(w.body)) == w.size {
-		o.body, o.resident = w.body, true
+		o.keepBody(w.body)
 	}
 	d.mu.Lock()
 	d.gen++
