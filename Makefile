@@ -31,8 +31,11 @@ run: build
 vet:
 	$(GO) vet ./...
 
+# The allocation counts of the hit path are checked without -race too (its
+# sync.Pool allocates at random, so they skip under it).
 test: vet
 	$(GO) test -race -timeout 30m ./...
+	$(GO) test -count=1 -run 'Allocations' ./proxy/
 
 # bench: the proxy's hit-path benchmarks against a bare net/http server.
 bench:
