@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/bits"
 	"sync"
+	"time"
 
 	"github.com/andybalholm/brotli"
 	"github.com/klauspost/compress/flate"
@@ -30,24 +32,38 @@ var errClosed = errors.New("compress: writer is closed")
 var errReaderClosed = errors.New("compress: reader is closed")
 
 // NewWriter returns an encoder for coding (gzip, x-gzip, br or zstd) at the
-// level in o.Levels, writing to w. Close flushes the rest of the stream and
-// ends it, but does not close w; the writer must not be used after Close. An
-// unknown coding, or identity, returns an error wrapping [ErrUnsupported].
+// level in o.Levels, writing to w, for a body of unknown size. Close flushes
+// the rest of the stream and ends it, but does not close w; the writer must
+// not be used after Close. An unknown coding, or identity, returns an error
+// wrapping [ErrUnsupported].
 //
 // Encoders are reused through per-Options pools set up by EnsureDefaults (a
 // zstd or brotli encoder costs far more to create than to reset), so always
 // Close the writer, even after a failed Write. A writer is for one goroutine.
 func (o *Options) NewWriter(w io.Writer, coding string) (io.WriteCloser, error) {
-	return o.newWriter(w, coding, o.Levels, DefaultLevels())
+	return o.NewWriterSize(w, coding, -1)
+}
+
+// NewWriterSize is NewWriter for a body of size bytes (negative: unknown).
+// A body that fits a smaller window than the default gets an encoder with
+// that window (see windows): the same output for a body no longer than
+// the window, for a fraction of the encoder's memory.
+func (o *Options) NewWriterSize(w io.Writer, coding string, size int64) (io.WriteCloser, error) {
+	return o.newWriter(w, coding, o.Levels, DefaultLevels(), size)
 }
 
 // NewBestWriter is NewWriter with the dense levels of o.BestLevels, for the
 // background re-encoding that replaces a fast variant.
 func (o *Options) NewBestWriter(w io.Writer, coding string) (io.WriteCloser, error) {
-	return o.newWriter(w, coding, o.BestLevels, DefaultBestLevels())
+	return o.NewBestWriterSize(w, coding, -1)
 }
 
-func (o *Options) newWriter(w io.Writer, coding string, levels, defaults map[string]int) (io.WriteCloser, error) {
+// NewBestWriterSize is NewWriterSize with the dense levels of o.BestLevels.
+func (o *Options) NewBestWriterSize(w io.Writer, coding string, size int64) (io.WriteCloser, error) {
+	return o.newWriter(w, coding, o.BestLevels, DefaultBestLevels(), size)
+}
+
+func (o *Options) newWriter(w io.Writer, coding string, levels, defaults map[string]int, size int64) (io.WriteCloser, error) {
 	c := canonical(coding)
 	if _, ok := levelRange[c]; !ok {
 		return nil, fmt.Errorf("%w: %q", ErrUnsupported, coding)
@@ -56,8 +72,35 @@ func (o *Options) newWriter(w io.Writer, coding string, levels, defaults map[str
 	if !ok {
 		level = defaults[c]
 	}
-	return o.pools.get(w, c, level)
+	window := len(windows) - 1
+	if c != Gzip { // gzip's window is always 32 KiB
+		window = windowFor(size)
+	}
+	return o.pools.get(w, poolKey{c, level, window})
 }
+
+// windows are the window sizes of cellar's brotli and zstd encoders,
+// smallest first: a body gets the smallest that holds it, and the last,
+// the default, when its size is unknown or larger. An encoder's memory
+// grows with its window: brotli at level 11 allocates 34 MB with a 4 MiB
+// window, 1 MB with 16 KiB; zstd at level 3, 8.8 MB and 4.5 MB.
+var windows = [...]int{16 << 10, 256 << 10, 1 << 20, zstdEncoderWindow}
+
+// windowFor is the index in windows of the window for a body of size bytes.
+func windowFor(size int64) int {
+	if size < 0 {
+		return len(windows) - 1
+	}
+	for i, w := range windows {
+		if size <= int64(w) {
+			return i
+		}
+	}
+	return len(windows) - 1
+}
+
+// log2 is the base 2 logarithm of n, a power of two.
+func log2(n int) int { return bits.Len(uint(n)) - 1 }
 
 // encoder is what the three encoders have in common.
 type encoder interface {
@@ -71,8 +114,9 @@ var (
 	_ encoder = (*zstd.Encoder)(nil)
 )
 
-// newEncoder creates an encoder of a canonical coding at level writing to w.
-func newEncoder(w io.Writer, coding string, level int) (encoder, error) {
+// newEncoder creates an encoder of a canonical coding at level with a
+// window of window bytes (brotli and zstd), writing to w.
+func newEncoder(w io.Writer, coding string, level, window int) (encoder, error) {
 	r := levelRange[coding]
 	if level < r[0] || level > r[1] {
 		return nil, fmt.Errorf("compress: %s level %d is outside %d to %d", coding, level, r[0], r[1])
@@ -81,7 +125,7 @@ func newEncoder(w io.Writer, coding string, level int) (encoder, error) {
 	case Gzip:
 		return gzip.NewWriterLevel(w, level)
 	case Brotli:
-		return brotli.NewWriterLevel(w, level), nil
+		return brotli.NewWriterOptions(w, brotli.WriterOptions{Quality: level, LGWin: log2(window)}), nil
 	case Zstd:
 		return zstd.NewWriter(w,
 			zstd.WithEncoderLevel(zstd.EncoderLevel(level)),
@@ -91,56 +135,183 @@ func newEncoder(w io.Writer, coding string, level int) (encoder, error) {
 			// Always write a frame, so even an empty body decodes everywhere.
 			zstd.WithZeroFrames(true),
 			// Pooled encoders sit idle holding their buffers: at level 3 an
-			// encoder holds 22 MB by default, 10 MB with these two options,
-			// with the same output for bodies up to the window size (4 MiB,
-			// brotli's default window too, within RFC 9659's 8 MiB).
+			// encoder holds 22 MB by default, 10 MB with these two options
+			// and the 4 MiB window (brotli's default window too, within RFC
+			// 9659's 8 MiB), with the same output for bodies up to the
+			// window size.
 			zstd.WithLowerEncoderMem(true),
-			zstd.WithWindowSize(zstdEncoderWindow),
+			zstd.WithWindowSize(window),
 		)
 	}
 	return nil, fmt.Errorf("%w: %q", ErrUnsupported, coding)
 }
 
-// encoderPools holds one pool of idle encoders per coding and level.
+// encoderPools keeps idle encoders for reuse, per coding, level and window:
+// at most maxIdle of each and budget bytes of them in all (by stateBytes;
+// the oldest go first), each dropped once it has been idle for idleFor (a
+// timer runs while any is kept). Unlike a sync.Pool's, its encoders
+// survive garbage collections: under a tight memory limit the collector
+// runs often, and an encoder made again costs far more than it holds.
 type encoderPools struct {
-	mu sync.Mutex // protects m
-	m  map[poolKey]*sync.Pool
+	maxIdle int
+	budget  int64
+	idleFor time.Duration
+
+	mu    sync.Mutex // protects idle, bytes and sweep
+	idle  map[poolKey][]idleEncoder
+	bytes int64       // stateBytes of the kept encoders
+	sweep *time.Timer // pending release of idle encoders; nil when none is kept
 }
 
 type poolKey struct {
 	coding string
 	level  int
+	window int // index in windows
 }
+
+// idleEncoder is a pooled encoder and when it was put back.
+type idleEncoder struct {
+	st    *encoderState
+	since time.Time
+}
+
+// Pool bounds: encoders kept per coding, level and window (two match the
+// proxy's default of two encoding jobs at once), their memory in all, and
+// how long an idle one is kept.
+const (
+	defaultMaxIdle    = 2
+	defaultIdleBudget = 64 << 20
+	defaultIdleFor    = 30 * time.Second
+)
 
 func newEncoderPools() *encoderPools {
-	return &encoderPools{m: map[poolKey]*sync.Pool{}}
+	return &encoderPools{maxIdle: defaultMaxIdle, budget: defaultIdleBudget, idleFor: defaultIdleFor, idle: map[poolKey][]idleEncoder{}}
 }
 
-// get returns a writer for coding at level, reusing an idle encoder when there
-// is one. A nil *encoderPools creates every encoder fresh.
-func (p *encoderPools) get(w io.Writer, coding string, level int) (io.WriteCloser, error) {
-	var pool *sync.Pool
+// stateBytes estimates the memory an encoder of k holds once used, from
+// allocation profiles of klauspost/compress 1.20 and andybalholm/brotli 1.2
+// (a zstd encoder at level 4 allocates 36 MB of tables whatever its window;
+// brotli at level 10 and 11 8 bytes per window byte for its binary tree).
+func stateBytes(k poolKey) int64 {
+	w := int64(windows[k.window])
+	switch k.coding {
+	case Brotli:
+		if k.level >= 10 {
+			return 8*w + 1<<20
+		}
+		return 5*w/2 + 1<<19
+	case Zstd:
+		if k.level >= 4 {
+			return 36<<20 + 2*w
+		}
+		return 4<<20 + 2*w
+	}
+	return 3 << 19 // gzip
+}
+
+// get returns a writer for k, reusing an idle encoder when there is one. A
+// nil *encoderPools creates every encoder fresh.
+func (p *encoderPools) get(w io.Writer, k poolKey) (io.WriteCloser, error) {
 	if p != nil {
-		k := poolKey{coding, level}
 		p.mu.Lock()
-		pool = p.m[k]
-		if pool == nil {
-			pool = new(sync.Pool)
-			p.m[k] = pool
+		var st *encoderState
+		if l := p.idle[k]; len(l) > 0 {
+			st = l[len(l)-1].st
+			p.drop(k, len(l)-1)
 		}
 		p.mu.Unlock()
-		if st, ok := pool.Get().(*encoderState); ok {
+		if st != nil {
 			st.dst.w = w
 			st.enc.Reset(st.dst)
-			return &pooledWriter{st: st, pool: pool}, nil
+			return &pooledWriter{st: st, pools: p, key: k}, nil
 		}
 	}
 	dst := &forwarder{w: w}
-	e, err := newEncoder(dst, coding, level)
+	e, err := newEncoder(dst, k.coding, k.level, windows[k.window])
 	if err != nil {
 		return nil, err
 	}
-	return &pooledWriter{st: &encoderState{enc: e, dst: dst}, pool: pool}, nil
+	return &pooledWriter{st: &encoderState{enc: e, dst: dst}, pools: p, key: k}, nil
+}
+
+// drop forgets the i-th idle encoder of k. p.mu must be held.
+func (p *encoderPools) drop(k poolKey, i int) {
+	l := p.idle[k]
+	p.bytes -= stateBytes(k)
+	l = append(l[:i], l[i+1:]...)
+	if len(l) == 0 {
+		delete(p.idle, k)
+		return
+	}
+	p.idle[k] = l
+}
+
+// put keeps st, an idle encoder of k, within maxIdle and the budget: the
+// oldest idle encoders make room, or st goes when it alone is over.
+func (p *encoderPools) put(k poolKey, st *encoderState) {
+	cost := stateBytes(k)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if cost > p.budget {
+		return // let the collector have it
+	}
+	if len(p.idle[k]) >= p.maxIdle {
+		p.drop(k, 0)
+	}
+	for p.bytes+cost > p.budget {
+		p.dropOldest()
+	}
+	p.idle[k] = append(p.idle[k], idleEncoder{st: st, since: time.Now()})
+	p.bytes += cost
+	if p.sweep == nil {
+		p.sweep = time.AfterFunc(p.idleFor, p.release)
+	}
+}
+
+// dropOldest forgets the encoder idle longest. p.mu must be held.
+func (p *encoderPools) dropOldest() {
+	var oldest poolKey
+	var since time.Time
+	found := false
+	for k, l := range p.idle {
+		if !found || l[0].since.Before(since) {
+			oldest, since, found = k, l[0].since, true
+		}
+	}
+	if found {
+		p.drop(oldest, 0)
+	}
+}
+
+// release drops the encoders idle for idleFor or longer, and comes back
+// later while some are kept.
+func (p *encoderPools) release() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	now := time.Now()
+	for k, l := range p.idle {
+		n := 0 // l is oldest first
+		for n < len(l) && now.Sub(l[n].since) >= p.idleFor {
+			n++
+		}
+		for range n {
+			p.drop(k, 0)
+		}
+	}
+	p.sweep = nil
+	if len(p.idle) > 0 {
+		p.sweep = time.AfterFunc(p.idleFor, p.release)
+	}
+}
+
+// kept returns the number of idle encoders kept and their estimated bytes.
+func (p *encoderPools) kept() (n int, bytes int64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, l := range p.idle {
+		n += len(l)
+	}
+	return n, p.bytes
 }
 
 // encoderState is what the pools hold: an encoder and what it writes to.
@@ -167,8 +338,9 @@ func (f *forwarder) Write(p []byte) (int, error) {
 // a successful Close. A new pooledWriter per use means a Write after Close
 // fails instead of reaching the encoder's next user.
 type pooledWriter struct {
-	st   *encoderState // nil after Close
-	pool *sync.Pool    // nil for no reuse
+	st    *encoderState // nil after Close
+	pools *encoderPools // nil for no reuse
+	key   poolKey
 }
 
 func (w *pooledWriter) Write(p []byte) (int, error) {
@@ -186,8 +358,8 @@ func (w *pooledWriter) Close() error {
 	w.st = nil
 	err := st.enc.Close()
 	st.dst.w = nil
-	if err == nil && w.pool != nil {
-		w.pool.Put(st)
+	if err == nil && w.pools != nil {
+		w.pools.put(w.key, st)
 	}
 	return err // on error the state is unknown: let the encoder go
 }

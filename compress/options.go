@@ -168,8 +168,8 @@ type Options struct {
 	// ranges and defaulting as Levels, with [DefaultBestLevels].
 	BestLevels map[string]int
 
-	// pools reuses encoders per (coding, level); set by EnsureDefaults. Nil
-	// means no reuse: every writer is created fresh.
+	// pools reuses encoders per (coding, level, window); set by
+	// EnsureDefaults. Nil means no reuse: every writer is created fresh.
 	pools *encoderPools
 	// types is Types compiled for lookups on every hit; set by
 	// EnsureDefaults. Nil, or compiled from another slice, means scan Types.

@@ -556,11 +556,15 @@ func (s *Server) encodeCoding(ctx context.Context, obj, src *store.Object, from,
 	cw := &byteCounter{w: wr}
 	var enc io.WriteCloser = nopWriteCloser{cw}
 	if coding != compress.Identity {
-		newWriter := s.opts.Compress.NewWriter
+		newWriter := s.opts.Compress.NewWriterSize
 		if best {
-			newWriter = s.opts.Compress.NewBestWriter
+			newWriter = s.opts.Compress.NewBestWriterSize
 		}
-		if enc, err = newWriter(cw, coding); err != nil {
+		size := src.Size // the identity body's: its encoder's window fits it
+		if from != compress.Identity {
+			size = -1
+		}
+		if enc, err = newWriter(cw, coding, size); err != nil {
 			wr.Abort()
 			s.log.Error("encoder", "coding", coding, "err", err)
 			return 0, false
