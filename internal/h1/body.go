@@ -79,14 +79,7 @@ func (b *body) readLocked(p []byte) (int, error) {
 		if b.left == 0 {
 			return 0, io.EOF
 		}
-		if int64(len(p)) > b.left {
-			p = p[:b.left]
-		}
-		n, err := b.c.read(p)
-		b.left -= int64(n)
-		if err == io.EOF {
-			err = io.ErrUnexpectedEOF
-		}
+		n, err := b.readLeft(p)
 		if b.left == 0 && err == nil {
 			err = io.EOF
 		}
@@ -102,14 +95,7 @@ func (b *body) readLocked(p []byte) (int, error) {
 		}
 		b.left, b.inChunk = size, true
 	}
-	if int64(len(p)) > b.left {
-		p = p[:b.left]
-	}
-	n, err := b.c.read(p)
-	b.left -= int64(n)
-	if err == io.EOF {
-		err = io.ErrUnexpectedEOF
-	}
+	n, err := b.readLeft(p)
 	if err == nil && b.left == 0 {
 		// The chunk's data ends with CRLF.
 		line, lerr := b.c.readLine(2)
@@ -120,6 +106,20 @@ func (b *body) readLocked(p []byte) (int, error) {
 			return n, errChunk
 		}
 		b.inChunk = false
+	}
+	return n, err
+}
+
+// readLeft reads at most the bytes left (of the body or the chunk); the
+// connection's end before them is an error.
+func (b *body) readLeft(p []byte) (int, error) {
+	if int64(len(p)) > b.left {
+		p = p[:b.left]
+	}
+	n, err := b.c.read(p)
+	b.left -= int64(n)
+	if err == io.EOF {
+		err = io.ErrUnexpectedEOF
 	}
 	return n, err
 }

@@ -464,8 +464,8 @@ func trimOWS(b []byte) []byte {
 	return b
 }
 
-// tchar (RFC 9110 §5.6.2).
-var tchar = func() (t [256]bool) {
+// alnumAnd is the set of ASCII letters, digits and the bytes of extra.
+func alnumAnd(extra string) (t [256]bool) {
 	for c := '0'; c <= '9'; c++ {
 		t[c] = true
 	}
@@ -473,11 +473,14 @@ var tchar = func() (t [256]bool) {
 		t[c] = true
 		t[c-'a'+'A'] = true
 	}
-	for _, c := range "!#$%&'*+-.^_`|~" {
-		t[c] = true
+	for i := 0; i < len(extra); i++ {
+		t[extra[i]] = true
 	}
 	return t
-}()
+}
+
+// tchar (RFC 9110 §5.6.2).
+var tchar = alnumAnd("!#$%&'*+-.^_`|~")
 
 func isToken(b []byte) bool {
 	if len(b) == 0 {
@@ -503,19 +506,7 @@ func validTarget(b []byte) bool {
 
 // pathSafe are the bytes a path may hold and url.URL keep as they are
 // (no RawPath): the fast path of parseTarget.
-var pathSafe = func() (t [256]bool) {
-	for c := '0'; c <= '9'; c++ {
-		t[c] = true
-	}
-	for c := 'a'; c <= 'z'; c++ {
-		t[c] = true
-		t[c-'a'+'A'] = true
-	}
-	for _, c := range "-._~$&+,/:;=@" {
-		t[c] = true
-	}
-	return t
-}()
+var pathSafe = alnumAnd("-._~$&+,/:;=@")
 
 // parseTarget fills u from a request target as net/http does
 // (url.ParseRequestURI), without it for the usual origin-form targets.
@@ -561,19 +552,7 @@ func validHost(h string) bool {
 	return true
 }
 
-var hostByte = func() (t [256]bool) {
-	for c := '0'; c <= '9'; c++ {
-		t[c] = true
-	}
-	for c := 'a'; c <= 'z'; c++ {
-		t[c] = true
-		t[c-'a'+'A'] = true
-	}
-	for _, c := range "!$%&'()*+,-.:;=[]_~" {
-		t[c] = true
-	}
-	return t
-}()
+var hostByte = alnumAnd("!$%&'()*+,-.:;=[]_~")
 
 // parseLength parses a Content-Length value: digits only (RFC 9110 §8.6).
 func parseLength(s string) (int64, bool) {

@@ -645,3 +645,25 @@ func TestHandlerPanicClosesTheConnection(t *testing.T) {
 		t.Errorf("log %q", logged.String())
 	}
 }
+
+// TestClientVanishingMidBody: a client that closes its connection halfway
+// through a declared body gives the handler a read error, and the
+// connection is not reused.
+func TestClientVanishingMidBody(t *testing.T) {
+	got := make(chan error, 1)
+	_, addr := start(t, nil, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, err := io.ReadAll(r.Body)
+		got <- err
+	}))
+	for _, framing := range []string{"Content-Length: 100\r\n\r\nabc", "Transfer-Encoding: chunked\r\n\r\n64\r\nabc"} {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.WriteString(c, "POST / HTTP/1.1\r\nHost: h\r\n"+framing)
+		c.Close()
+		if err := <-got; !errors.Is(err, io.ErrUnexpectedEOF) {
+			t.Errorf("%q: body read error %v, want unexpected EOF", framing, err)
+		}
+	}
+}
