@@ -228,6 +228,39 @@ func TestProxyProtocolFromTrustedPeers(t *testing.T) {
 	}
 }
 
+// TestStalledProxyHeaderDoesNotHoldUpOthers: a trusted peer that sends no
+// PROXY header keeps only its own connection waiting (the header is read
+// in the connection's goroutine), with either engine.
+func TestStalledProxyHeaderDoesNotHoldUpOthers(t *testing.T) {
+	leaktest.Check(t)
+	loopback := func(a netip.Addr) bool { return a.IsLoopback() }
+	for _, engine := range []string{EngineCellar, EngineNetHTTP} {
+		t.Run(engine, func(t *testing.T) {
+			g := startGroup(t, Options{Trusted: loopback, Engine: engine, Listeners: []Listener{{Address: "127.0.0.1:0", ProxyProtocol: true}}})
+			addr := strings.TrimPrefix(g.Addrs()[0], "http://")
+			stalled, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer stalled.Close()
+			conn, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			conn.SetDeadline(time.Now().Add(10 * time.Second))
+			io.WriteString(conn, "PROXY TCP4 203.0.113.7 127.0.0.1 5555 80\r\nGET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+			resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+			if err != nil {
+				t.Fatalf("the second connection was not served: %v", err)
+			}
+			if got := readAll(t, resp, nil); !strings.HasPrefix(got, "203.0.113.7:5555") {
+				t.Errorf("answer %q", got)
+			}
+		})
+	}
+}
+
 // TestOpenNamesTheBadListener: an unloadable certificate, a busy address
 // and redirect_https without a TLS listener are errors naming the listener.
 func TestOpenNamesTheBadListener(t *testing.T) {

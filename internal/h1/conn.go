@@ -69,7 +69,6 @@ type conn struct {
 
 func newConn(s *Server, rw net.Conn) *conn {
 	c := &conn{srv: s, rwc: rw, buf: make([]byte, readBufSize), out: make([]byte, 0, writeBufSize)}
-	c.remote = rw.RemoteAddr().String()
 	c.resp.c = c
 	c.resp.h = make(http.Header, 8)
 	c.req.c = c
@@ -86,7 +85,6 @@ func (c *conn) setState(st http.ConnState) {
 // serve reads and answers requests until the client closes the
 // connection, a request asks to close it, an error, or shutdown.
 func (c *conn) serve() {
-	hijacked := false
 	defer func() {
 		if v := recover(); v != nil && v != http.ErrAbortHandler {
 			buf := make([]byte, 64<<10)
@@ -96,12 +94,14 @@ func (c *conn) serve() {
 		if !c.resp.hijacked {
 			c.rwc.Close()
 			c.setState(http.StateClosed)
-		} else {
-			hijacked = true
 		}
 		c.srv.removeConn(c)
-		_ = hijacked
 	}()
+	// In the connection's goroutine: a PROXY protocol connection reads
+	// its header to know the address (listen's proxyConn).
+	if ra := c.rwc.RemoteAddr(); ra != nil {
+		c.remote = ra.String()
+	}
 	first := true
 	for {
 		if !c.nextRequest(first) {
