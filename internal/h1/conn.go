@@ -198,7 +198,11 @@ func (c *conn) serveRequest(r *http.Request) {
 				panic(v)
 			}
 		}()
-		c.srv.cfg.Handler.ServeHTTP(w, r)
+		h := c.srv.cfg.Handler
+		if r.RequestURI == "*" && r.Method == "OPTIONS" && !c.srv.cfg.DisableGeneralOptionsHandler {
+			h = globalOptions // as net/http answers it
+		}
+		h.ServeHTTP(w, r)
 	}()
 	if w.hijacked {
 		c.req.ctx.cancel(context.Canceled)
@@ -215,6 +219,12 @@ func (c *conn) serveRequest(r *http.Request) {
 		c.broken = true
 	}
 }
+
+// globalOptions answers "OPTIONS *" (RFC 9110 §9.3.7) as net/http's server
+// does unless DisableGeneralOptionsHandler is set: 200, no body.
+var globalOptions = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Length", "0")
+})
 
 // headerComplete reports whether the buffer holds a whole request header.
 func (c *conn) headerComplete() bool {

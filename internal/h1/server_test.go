@@ -213,7 +213,6 @@ func TestRequestSyntaxAccepted(t *testing.T) {
 		{"odd key case and repeats", "GET / HTTP/1.1\r\nhost: h\r\nx-MULTI: 1\r\nX-Multi: 2\r\ncookie: c\r\nConnection: close\r\n\r\n", seen{method: "GET", host: "h", uri: "/", path: "/", proto: "HTTP/1.1", close: true, header: http.Header{"X-Multi": {"1", "2"}, "Cookie": {"c"}}}},
 		{"pragma", "GET / HTTP/1.1\r\nHost: h\r\nPragma: no-cache\r\nConnection: close\r\n\r\n", seen{method: "GET", host: "h", uri: "/", path: "/", proto: "HTTP/1.1", close: true, header: http.Header{"Pragma": {"no-cache"}, "Cache-Control": {"no-cache"}}}},
 		{"extension method", "PURGE /x HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n", seen{method: "PURGE", host: "h", uri: "/x", path: "/x", proto: "HTTP/1.1", close: true}},
-		{"OPTIONS *", "OPTIONS * HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n", seen{method: "OPTIONS", host: "h", uri: "*", path: "*", proto: "HTTP/1.1", close: true}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			out := exchange(t, addr, tc.raw)
@@ -229,6 +228,22 @@ func TestRequestSyntaxAccepted(t *testing.T) {
 				t.Errorf("request\n%+v, want\n%+v", s, tc.want)
 			}
 		})
+	}
+}
+
+// TestOptionsAsterisk: "OPTIONS *" is answered by the server, as net/http
+// does, unless DisableGeneralOptionsHandler.
+func TestOptionsAsterisk(t *testing.T) {
+	reached := make(chan string, 2)
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { reached <- r.RequestURI })
+	_, addr := start(t, nil, h)
+	if out := exchange(t, addr, "OPTIONS * HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n"); !strings.HasPrefix(out, "HTTP/1.1 200 OK\r\n") || !strings.Contains(out, "Content-Length: 0\r\n") {
+		t.Errorf("answer %q", out)
+	}
+	_, addr = start(t, &http.Server{DisableGeneralOptionsHandler: true}, h)
+	exchange(t, addr, "OPTIONS * HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
+	if len(reached) != 1 || <-reached != "*" {
+		t.Error("the handler did not get exactly the request with DisableGeneralOptionsHandler")
 	}
 }
 
