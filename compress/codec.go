@@ -177,11 +177,16 @@ type idleEncoder struct {
 
 // Pool bounds: encoders kept per coding, level and window (two match the
 // proxy's default of two encoding jobs at once), their memory in all, and
-// how long an idle one is kept.
+// how long an idle one is kept. Kept encoders are live heap, which counts
+// against the Go memory limit that cellar serve sets a little above what
+// the memory tier holds: more than a few MiB kept for long would keep the
+// collector running. So the largest (zstd at level 4, brotli at level 11
+// with a window over 1 MiB) are never kept, and none outlives a few
+// seconds without use.
 const (
 	defaultMaxIdle    = 2
-	defaultIdleBudget = 64 << 20
-	defaultIdleFor    = 30 * time.Second
+	defaultIdleBudget = 16 << 20
+	defaultIdleFor    = 5 * time.Second
 )
 
 func newEncoderPools() *encoderPools {

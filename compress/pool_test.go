@@ -81,20 +81,24 @@ func TestEncoderPoolsStayWithinBoundsAndReleaseIdleEncoders(t *testing.T) {
 	if n, _ := p.kept(); n != p.maxIdle {
 		t.Errorf("%d encoders kept of one key, want %d", n, p.maxIdle)
 	}
-	// Large ones: the budget holds, the newest stays.
-	big := poolKey{Zstd, 4, len(windows) - 1}
+	// Large ones: the budget holds, the newest stays, one over the whole
+	// budget is never kept.
 	for window := range windows {
 		w, _ := p.get(&bytes.Buffer{}, poolKey{Brotli, 11, window})
 		w.Close()
 	}
-	w, _ = p.get(&bytes.Buffer{}, big)
+	last := poolKey{Zstd, 3, 1}
+	w, _ = p.get(&bytes.Buffer{}, last)
+	w.Close()
+	huge := poolKey{Zstd, 4, len(windows) - 1}
+	w, _ = p.get(&bytes.Buffer{}, huge)
 	w.Close()
 	n, held := p.kept()
 	if held > p.budget {
 		t.Errorf("%d encoders kept, %d bytes estimated, over the budget of %d", n, held, p.budget)
 	}
-	if len(p.idle[big]) != 1 {
-		t.Errorf("the newest encoder was not kept: %v", p.idle)
+	if len(p.idle[last]) != 1 || len(p.idle[huge]) != 0 {
+		t.Errorf("kept %d of the newest encoder (want 1), %d of the one over the budget (want 0)", len(p.idle[last]), len(p.idle[huge]))
 	}
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
 		n, held := p.kept()
