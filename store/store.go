@@ -660,6 +660,12 @@ func (s *Store) Stats() Stats {
 		st = Stats{Corrupt: s.ctr.corrupt.Load(), Evictions: s.ctr.evictions.Load(), WriteErrors: s.ctr.writeErrors.Load()}
 	}
 	if s.mem != nil {
+		if s.opts.Simulate {
+			// A replay reads what the tier holds once ristretto has
+			// applied the Sets in its buffer: a short one can end before
+			// ristretto's goroutine has run at all.
+			s.mem.c.Wait()
+		}
 		st.MemoryBytes, st.MemoryObjects = s.mem.usage()
 		st.MemoryBudget = s.opts.MemoryBytes
 	}
