@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/cellar-cache/cellar/cluster"
 	"github.com/cellar-cache/cellar/cluster/purgestream"
 	"github.com/cellar-cache/cellar/internal/cli"
 	"github.com/cellar-cache/cellar/internal/dashboard"
@@ -163,6 +164,9 @@ type readiness struct {
 	Origins   []proxy.OriginState `json:"origins"`
 	// PurgeStream is the purge stream's state (cluster.nats), lag included.
 	PurgeStream *purgestream.Status `json:"purge_stream,omitempty"`
+	// Cluster lists the cluster's members and their states (self, alive,
+	// down), when this node is in one.
+	Cluster []cluster.Member `json:"cluster,omitempty"`
 }
 
 type listenerState struct {
@@ -221,6 +225,9 @@ func (d *daemon) readiness() readiness {
 	if d.purges != nil {
 		ps := d.purges.stream.Status()
 		rd.PurgeStream = &ps
+	}
+	if g != nil && g.s.proxy.Cluster != nil {
+		rd.Cluster = g.s.proxy.Cluster.Members(time.Now())
 	}
 	rd.Ready = d.serving.Load()
 	if !rd.Ready {

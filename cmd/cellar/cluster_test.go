@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -19,6 +20,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
+
+	"github.com/cellar-cache/cellar/cluster"
 	"github.com/cellar-cache/cellar/cluster/purgestream"
 )
 
@@ -425,6 +429,25 @@ func TestHealthzShowsAMemberMarkedDown(t *testing.T) {
 	if m := get("/metrics"); !strings.Contains(m, `cellar_cluster_members{state="down"} 1`) {
 		t.Error(`/metrics lacks cellar_cluster_members{state="down"} 1`)
 	}
+	var rd struct{ Cluster []cluster.Member }
+	if err := json.Unmarshal([]byte(get("/readyz")), &rd); err != nil {
+		t.Fatal(err)
+	}
+	states := map[string]string{}
+	for _, m := range rd.Cluster {
+		states[m.URL] = m.State
+	}
+	if len(rd.Cluster) != 2 || states["http://127.0.0.1:1"] != cluster.StateSelf || states[dead] != cluster.StateDown {
+		t.Errorf("/readyz cluster = %+v, want self and %s down", rd.Cluster, dead)
+	}
+	// The dashboard shows them too, in headless Chromium.
+	ctx := browser(t)
+	if err := chromedp.Do(ctx, chromedp.Navigate("http://"+r.admin+"/")); err != nil {
+		t.Fatalf("opening the dashboard: %v", err)
+	}
+	waitText(t, ctx, "#cluster", "the cluster's members", func(s string) bool {
+		return strings.HasPrefix(s, "1 live, 1 down · ") && strings.Contains(s, "http://127.0.0.1:1 self") && strings.Contains(s, dead+" down")
+	})
 }
 
 // TestPurgeStreamReachesHotCopies: two cellars share key ownership
