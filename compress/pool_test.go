@@ -53,7 +53,7 @@ func TestSmallBodiesGetSmallWindows(t *testing.T) {
 // idle.
 func TestEncoderPoolsStayWithinBoundsAndReleaseIdleEncoders(t *testing.T) {
 	p := newEncoderPools()
-	p.idleFor = 50 * time.Millisecond
+	p.idleFor = time.Hour // nothing is released before the release phase below
 	k := poolKey{Zstd, 3, 0}
 	w, err := p.get(&bytes.Buffer{}, k)
 	if err != nil {
@@ -100,6 +100,13 @@ func TestEncoderPoolsStayWithinBoundsAndReleaseIdleEncoders(t *testing.T) {
 	if len(p.idle[last]) != 1 || len(p.idle[huge]) != 0 {
 		t.Errorf("kept %d of the newest encoder (want 1), %d of the one over the budget (want 0)", len(p.idle[last]), len(p.idle[huge]))
 	}
+	// Release: from now on an encoder is idle for long after 10 ms, and the
+	// pending sweep comes back that soon.
+	p.mu.Lock()
+	p.idleFor = 10 * time.Millisecond
+	p.sweep.Stop()
+	p.sweep = time.AfterFunc(p.idleFor, p.release)
+	p.mu.Unlock()
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
 		n, held := p.kept()
 		if n == 0 && held == 0 {
