@@ -96,12 +96,13 @@ func hasStatusParam(cs, p string) bool {
 	return false
 }
 
-// waitFor polls cond every millisecond for at most 5 s, failing the test
-// with what when it never holds. It observes the proxy's internal state
+// waitFor polls cond every millisecond for at most 30 s (a loaded machine
+// is slow; a passing test waits no longer), failing the test with what
+// when it never holds. It observes the proxy's internal state
 // (flights, waiters), which the test cannot be told about otherwise.
 func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	for deadline := time.Now().Add(5 * time.Second); !cond(); {
+	for deadline := time.Now().Add(30 * time.Second); !cond(); {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting until %s", what)
 		}
