@@ -109,7 +109,7 @@ func TestTLSListenerPicksTheCertificateBySNIAndAdvertisesHTTP3(t *testing.T) {
 
 	h3 := &http3.Transport{TLSClientConfig: &tls.Config{RootCAs: roots, ServerName: "a.test"}}
 	defer h3.Close()
-	resp, err := (&http.Client{Transport: h3, Timeout: 10 * time.Second}).Get("https://" + addr + "/q")
+	resp, err := (&http.Client{Transport: h3, Timeout: 60 * time.Second}).Get("https://" + addr + "/q")
 	if body := readAll(t, resp, err); !strings.HasSuffix(body, "HTTP/3.0") {
 		t.Errorf("over QUIC: %q; want HTTP/3.0", body)
 	}
