@@ -4,6 +4,8 @@ import (
 	"fmt"
 
 	"github.com/dgraph-io/ristretto/v2"
+
+	"github.com/cellar-cache/cellar/internal/splitmix"
 )
 
 // Ristretto runs the ristretto cache configured the way cellar's memory tier
@@ -56,7 +58,7 @@ func NewRistretto(o RistrettoOptions) (*Ristretto, error) {
 		// consecutive integers, so spread them the way a string hash
 		// would instead of using the identity that ristretto applies to
 		// integer keys.
-		KeyToHash: func(k uint64) (uint64, uint64) { return mix64(k), mix64(k ^ 0x9e3779b97f4a7c15) },
+		KeyToHash: func(k uint64) (uint64, uint64) { return splitmix.Mix64(k), splitmix.Mix64(k ^ 0x9e3779b97f4a7c15) },
 	})
 	if err != nil {
 		return nil, fmt.Errorf("bench: ristretto: %w", err)
@@ -92,14 +94,4 @@ func (r *Ristretto) Access(key uint64, size int64) bool {
 func (r *Ristretto) Close() error {
 	r.c.Close()
 	return nil
-}
-
-// mix64 is the splitmix64 finaliser, a bijection with good avalanche.
-func mix64(x uint64) uint64 {
-	x ^= x >> 30
-	x *= 0xbf58476d1ce4e5b9
-	x ^= x >> 27
-	x *= 0x94d049bb133111eb
-	x ^= x >> 31
-	return x
 }

@@ -1,6 +1,9 @@
 package bench
 
-import "github.com/cellar-cache/cellar/internal/wtinylfu"
+import (
+	"github.com/cellar-cache/cellar/internal/splitmix"
+	"github.com/cellar-cache/cellar/internal/wtinylfu"
+)
 
 // WTinyLFU is adaptive W-TinyLFU (package internal/wtinylfu, the policy of
 // Caffeine and of cellar's disk tier), a reference policy: a 1% LRU window
@@ -13,13 +16,13 @@ type WTinyLFU struct {
 
 // NewWTinyLFU returns a W-TinyLFU of capacity objects.
 func NewWTinyLFU(capacity int64) *WTinyLFU {
-	return &WTinyLFU{p: wtinylfu.New(capacity, capacity, mix64)}
+	return &WTinyLFU{p: wtinylfu.New(capacity, capacity, splitmix.Mix64)}
 }
 
 // NewWTinyLFUBytes returns a W-TinyLFU of capacity bytes; meanSize
 // estimates the mean object size, which sizes its frequency sketch.
 func NewWTinyLFUBytes(capacity, meanSize int64) *WTinyLFU {
-	return &WTinyLFU{p: wtinylfu.New(capacity, capacity/max(meanSize, 1), mix64), bytes: true}
+	return &WTinyLFU{p: wtinylfu.New(capacity, capacity/max(meanSize, 1), splitmix.Mix64), bytes: true}
 }
 
 // Name implements Policy.

@@ -7,6 +7,8 @@ import (
 	"math"
 	"math/rand/v2"
 	"sort"
+
+	"github.com/cellar-cache/cellar/internal/splitmix"
 )
 
 // ErrOptions is returned (wrapped, naming every bad field) by the Validate
@@ -190,8 +192,8 @@ func (d SizeDist) SizeOf(k, seed uint64) int64 {
 	if d.Sigma == 0 {
 		return max(d.Median, 1)
 	}
-	h1 := mix64(k ^ seed*0x9e3779b97f4a7c15)
-	h2 := mix64(h1 + 0x632be59bd9b4e019)
+	h1 := splitmix.Mix64(k ^ seed*0x9e3779b97f4a7c15)
+	h2 := splitmix.Mix64(h1 + 0x632be59bd9b4e019)
 	u1 := (float64(h1>>11) + 0.5) / (1 << 53) // (0, 1)
 	u2 := float64(h2>>11) / (1 << 53)
 	n := math.Sqrt(-2*math.Log(u1)) * math.Cos(2*math.Pi*u2)

@@ -6,6 +6,8 @@ package cluster
 
 import (
 	"github.com/cespare/xxhash/v2"
+
+	"github.com/cellar-cache/cellar/internal/splitmix"
 )
 
 // Ring is a set of members and the rendezvous hash over them: a key's owner
@@ -46,20 +48,9 @@ func (r *Ring) Owner(key string, skip func(i int) bool) int {
 		if skip != nil && skip(i) {
 			continue
 		}
-		if s := mix(h ^ seed); best < 0 || s > bestScore {
+		if s := splitmix.Mix64(h ^ seed); best < 0 || s > bestScore {
 			best, bestScore = i, s
 		}
 	}
 	return best
-}
-
-// mix is the SplitMix64 finalizer: it spreads the combined key and member
-// hashes so that every member's scores are independent.
-func mix(x uint64) uint64 {
-	x ^= x >> 30
-	x *= 0xbf58476d1ce4e5b9
-	x ^= x >> 27
-	x *= 0x94d049bb133111eb
-	x ^= x >> 31
-	return x
 }

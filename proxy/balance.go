@@ -7,6 +7,8 @@ import (
 	"sync/atomic"
 
 	"github.com/cespare/xxhash/v2"
+
+	"github.com/cellar-cache/cellar/internal/splitmix"
 )
 
 // maxWeight bounds an origin's weight, so that weight products stay small.
@@ -136,20 +138,12 @@ func (rendezvous) pick(cands []candidate, key string) *upstream {
 		// A uniform value in (0, 1) from the key's and the origin's
 		// hashes; score = -w / ln(x) gives each origin its weight's share
 		// of keys.
-		x := (float64(mix64(h^c.u.seed)>>11) + 0.5) / (1 << 53)
+		x := (float64(splitmix.Mix64(h^c.u.seed)>>11) + 0.5) / (1 << 53)
 		if score := -float64(c.weight) / math.Log(x); score > bestScore {
 			best, bestScore = c.u, score
 		}
 	}
 	return best
-}
-
-// mix64 is the splitmix64 finaliser: it makes the scores of one key for
-// different origins independent.
-func mix64(z uint64) uint64 {
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9
-	z = (z ^ (z >> 27)) * 0x94d049bb133111eb
-	return z ^ (z >> 31)
 }
 
 // loadCmp compares the in-flight requests per weight of a and b.
