@@ -11,8 +11,9 @@
 # and the medians, not single numbers.
 #
 # Installs varnish, nginx-light and wrk from Debian when absent (needs
-# root and apt-get). Ports 19000 (origin), 19080/19081 (cellar, its admin),
-# 19082 (Varnish) and 19083 (nginx) must be free.
+# root and apt-get). Ports PORT_BASE (origin), PORT_BASE+80/+81 (cellar, its
+# admin), +82 (Varnish) and +83 (nginx) must be free; PORT_BASE is 19000
+# unless set, so that two runs on one machine can use different ports.
 #
 # Usage: bench/peers-hits.sh [OUT]   (OUT defaults to a new /tmp directory)
 # Environment: ROUNDS (3), DURATION (10s per measurement), WARMUP (3s),
@@ -34,6 +35,12 @@ warmup=${WARMUP:-3s}
 urls=${URLS:-1000}
 budget=${BUDGET:-256MiB}
 servers=(${SERVERS:-cellar varnish nginx})
+base_port=${PORT_BASE:-19000}
+origin_port=$base_port
+cellar_port=$((base_port + 80))
+admin_port=$((base_port + 81))
+varnish_port=$((base_port + 82))
+nginx_port=$((base_port + 83))
 
 need=()
 command -v varnishd >/dev/null || need+=(varnish)
@@ -53,7 +60,7 @@ if (($(nproc) < 2)); then
 	echo "peers-hits.sh: needs two CPUs (server on 0, wrk on 1)" >&2
 	exit 1
 fi
-for port in 19000 19080 19081 19082 19083; do
+for port in $origin_port $cellar_port $admin_port $varnish_port $nginx_port; do
 	if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
 		echo "peers-hits.sh: 127.0.0.1:$port is in use" >&2
 		exit 1
@@ -146,7 +153,7 @@ http {
     uwsgi_temp_path tmp/uwsgi;
     scgi_temp_path tmp/scgi;
     server {
-        listen 127.0.0.1:19000;
+        listen 127.0.0.1:$origin_port;
         root $work/origin/www;
         add_header Cache-Control "public, max-age=3600";
     }
@@ -154,7 +161,7 @@ http {
 EOF
 taskset -c 0 nginx -p "$work/origin/" -c "$work/origin/nginx.conf" -e "$work/origin/error.log" >"$out/origin.log" 2>&1 &
 origin_pid=$!
-await 19000
+await $origin_port
 
 # The load: a Lua script that walks the hot set and reports requests/s,
 # p99 and errors as one line.
@@ -177,7 +184,7 @@ EOF
 start() {
 	case $1 in
 	cellar | cellar-nethttp)
-		port=19080
+		port=$cellar_port
 		mkdir -p "$work/cellar-data"
 		rm -rf "${work:?}/cellar-data/"*
 		local config=()
@@ -186,22 +193,24 @@ start() {
 			config=(-config "$work/nethttp.yaml")
 		fi
 		# Defaults, access log included (to a file, as in production).
-		taskset -c 0 "$work/cellar" serve "${config[@]}" -origin http://127.0.0.1:19000 -listen 127.0.0.1:19080 \
-			-admin 127.0.0.1:19081 -data-dir "$work/cellar-data" -memory "$budget" -disk "$budget" \
+		taskset -c 0 "$work/cellar" serve "${config[@]}" -origin http://127.0.0.1:$origin_port -listen 127.0.0.1:$cellar_port \
+			-admin 127.0.0.1:$admin_port -data-dir "$work/cellar-data" -memory "$budget" -disk "$budget" \
 			-access-log-path "$work/cellar-access.log" 2>>"$out/cellar.log" &
 		;;
 	varnish)
-		port=19082
+		port=$varnish_port
 		local mb=$(($(numfmt --from=iec "${budget%iB}") >> 20))
-		taskset -c 0 varnishd -F -n "$work/varnish" -a 127.0.0.1:19082 -T none -f "$peers/varnish.vcl" \
+		sed -e "s/\"19000\"/\"$origin_port\"/" "$peers/varnish.vcl" >"$work/varnish.vcl"
+		taskset -c 0 varnishd -F -n "$work/varnish" -a 127.0.0.1:$varnish_port -T none -f "$work/varnish.vcl" \
 			-s "malloc,${mb}m" >>"$out/varnish.log" 2>&1 &
 		;;
 	nginx)
-		port=19083
+		port=$nginx_port
 		local mb=$(($(numfmt --from=iec "${budget%iB}") >> 20))
 		rm -rf "$work/nginx"
 		mkdir -p "$work/nginx/tmp"
 		sed -e "s/max_size=256m/max_size=${mb}m/" -e "s/^worker_processes .*/worker_processes 1;/" \
+			-e "s/127\.0\.0\.1:19000;/127.0.0.1:$origin_port;/" -e "s/127\.0\.0\.1:19083;/127.0.0.1:$nginx_port;/" \
 			"$peers/nginx.conf" >"$work/nginx/nginx.conf"
 		taskset -c 0 nginx -p "$work/nginx/" -c "$work/nginx/nginx.conf" -e "$work/nginx/error.log" \
 			>>"$out/nginx.log" 2>&1 &
