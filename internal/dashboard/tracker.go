@@ -16,16 +16,21 @@ import (
 type Tracker struct {
 	sample atomic.Uint64 // requests seen, for sampling the top URLs
 
-	mu      sync.Mutex // protects the fields below
-	top     map[string]*urlCount
+	mu      sync.Mutex           // protects the fields below
+	top     map[string]*urlCount // the summary's URLs
+	least   []*urlCount          // the same, a min-heap by count
 	errors  ring[Event]
 	purges  ring[Event]
 	maxURLs int
 }
 
 // urlCount is a URL's count in the space-saving summary: count is at most
-// over by err.
-type urlCount struct{ count, err uint64 }
+// over by err. at is its index in Tracker.least.
+type urlCount struct {
+	url        string
+	count, err uint64
+	at         int
+}
 
 // Event is one recent error or purge.
 type Event struct {
@@ -61,38 +66,79 @@ func (t *Tracker) Request(r *http.Request, status int, detail string) {
 	if !sampled && status < 500 {
 		return
 	}
-	u := r.Host + r.URL.Path
+	var buf [256]byte
+	u := append(append(buf[:0], r.Host...), r.URL.Path...)
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if sampled {
 		t.count(u)
 	}
 	if status >= 500 {
-		t.errors.add(Event{Time: time.Now().UTC(), Method: r.Method, URL: u, Status: status, Detail: detail})
+		t.errors.add(Event{Time: time.Now().UTC(), Method: r.Method, URL: string(u), Status: status, Detail: detail})
 	}
 }
 
 // count adds topSample to u's count (space-saving: when the summary is
-// full, the least counted URL gives its place and its count to u).
+// full, the least counted URL gives its place and its count to u). It
+// takes O(log maxURLs) and allocates only for a URL new to the summary.
 // Call with t.mu held.
-func (t *Tracker) count(u string) {
-	if c, ok := t.top[u]; ok {
+func (t *Tracker) count(u []byte) {
+	if c, ok := t.top[string(u)]; ok {
 		c.count += topSample
+		t.down(c.at)
 		return
 	}
-	if len(t.top) < t.maxURLs {
-		t.top[u] = &urlCount{count: topSample}
+	if len(t.least) < t.maxURLs {
+		c := &urlCount{url: string(u), count: topSample, at: len(t.least)}
+		t.top[c.url] = c
+		t.least = append(t.least, c)
+		t.up(c.at)
 		return
 	}
-	var minURL string
-	var minC *urlCount
-	for k, c := range t.top {
-		if minC == nil || c.count < minC.count {
-			minURL, minC = k, c
+	if len(t.least) == 0 {
+		return
+	}
+	c := t.least[0]
+	delete(t.top, c.url)
+	c.url, c.err = string(u), c.count
+	c.count += topSample
+	t.top[c.url] = c
+	t.down(0)
+}
+
+// up and down restore the heap order of t.least after the count at i
+// fell or rose.
+func (t *Tracker) up(i int) {
+	for i > 0 {
+		p := (i - 1) / 2
+		if t.least[p].count <= t.least[i].count {
+			return
 		}
+		t.swap(i, p)
+		i = p
 	}
-	delete(t.top, minURL)
-	t.top[u] = &urlCount{count: minC.count + topSample, err: minC.count}
+}
+
+func (t *Tracker) down(i int) {
+	for {
+		m := i
+		if l := 2*i + 1; l < len(t.least) && t.least[l].count < t.least[m].count {
+			m = l
+		}
+		if r := 2*i + 2; r < len(t.least) && t.least[r].count < t.least[m].count {
+			m = r
+		}
+		if m == i {
+			return
+		}
+		t.swap(i, m)
+		i = m
+	}
+}
+
+func (t *Tracker) swap(i, j int) {
+	t.least[i], t.least[j] = t.least[j], t.least[i]
+	t.least[i].at, t.least[j].at = i, j
 }
 
 // Purge notes a purge request to the admin API.
