@@ -4,6 +4,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -62,60 +63,93 @@ func (m *httpMetrics) observeOrigin(host string, d time.Duration, err error) {
 // cellar_request_duration_seconds by outcome and cellar_responses_total by
 // status class. The outcome is read from the Cache-Status the proxy set.
 // observe, when not nil, is told each request, its status and its
-// Cache-Status once it is answered.
+// Cache-Status once it is answered. The series of every outcome and status
+// class are resolved here, once, so that a request only finds its own in
+// an array.
 func (m *Metrics) Instrument(h http.Handler, observe func(r *http.Request, status int, cacheStatus string)) http.Handler {
-	hm := m.http
+	var durations [len(outcomes)]prometheus.Observer
+	for o, name := range outcomes {
+		durations[o] = m.http.duration.WithLabelValues(name)
+	}
+	var responses [len(statusClasses)]prometheus.Counter
+	for c, name := range statusClasses {
+		responses[c] = m.http.responses.WithLabelValues(name)
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		sw := &statusWriter{ResponseWriter: w}
+		sw := statusWriters.Get().(*statusWriter)
+		sw.ResponseWriter = w
 		defer func() {
-			cs := w.Header().Get("Cache-Status")
-			hm.duration.WithLabelValues(outcomeOf(cs)).Observe(time.Since(start).Seconds())
+			var cs string
+			if v := w.Header()["Cache-Status"]; len(v) > 0 {
+				cs = v[0]
+			}
+			durations[outcomeOf(cs)].Observe(time.Since(start).Seconds())
 			if sw.code != 0 {
-				hm.responses.WithLabelValues(statusClass(sw.code)).Inc()
+				responses[statusClass(sw.code)].Inc()
 			}
 			if observe != nil {
 				observe(r, sw.code, cs)
 			}
+			*sw = statusWriter{}
+			statusWriters.Put(sw)
 		}()
 		h.ServeHTTP(sw, r)
 	})
 }
 
+// An outcome is what cellar_request_duration_seconds counts a request as:
+// its label is outcomes[outcome].
+type outcome int
+
+const (
+	outcomeHit outcome = iota
+	outcomeStale
+	outcomeMiss
+	outcomePass
+)
+
+var outcomes = [...]string{outcomeHit: "hit", outcomeStale: "stale", outcomeMiss: "miss", outcomePass: "pass"}
+
 // outcomeOf maps cellar's Cache-Status member (RFC 9211) to the outcome
-// cellar_requests_total counts: hit, stale, miss or pass.
-func outcomeOf(cs string) string {
+// cellar_request_duration_seconds counts: hit, stale, miss or pass.
+func outcomeOf(cs string) outcome {
 	switch {
 	case cs == "":
-		return "pass" // answered without the cache (PURGE, a tunnel)
+		return outcomePass // answered without the cache (PURGE, a tunnel)
 	case strings.Contains(cs, "; hit"):
 		if strings.Contains(cs, "detail=stale") {
-			return "stale"
+			return outcomeStale
 		}
-		return "hit"
+		return outcomeHit
 	case strings.Contains(cs, "detail=stale-if-error"):
-		return "stale"
+		return outcomeStale
 	case strings.Contains(cs, "fwd=bypass"), strings.Contains(cs, "fwd=method"),
 		strings.Contains(cs, "detail=not-shareable"), strings.Contains(cs, "detail=hit-for-miss"):
-		return "pass"
+		return outcomePass
 	case strings.Contains(cs, "; stored"), strings.Contains(cs, "detail="), strings.Contains(cs, "fwd-status=304"):
 		// Stored, revalidated, or a shareable response that could not be
 		// stored or fetched (store-unavailable, wait-timeout, origin-*).
-		return "miss"
+		return outcomeMiss
 	case strings.Contains(cs, "fwd="):
-		return "pass" // the fill's leader got a response it may not share
+		return outcomePass // the fill's leader got a response it may not share
 	}
-	return "miss"
+	return outcomeMiss
 }
 
-var statusClasses = [...]string{"1xx", "2xx", "3xx", "4xx", "5xx"}
+// statusClasses are the labels of cellar_responses_total, by statusClass.
+var statusClasses = [...]string{"1xx", "2xx", "3xx", "4xx", "5xx", "other"}
 
-func statusClass(code int) string {
+// statusClass is code's index in statusClasses.
+func statusClass(code int) int {
 	if code >= 100 && code < 600 {
-		return statusClasses[code/100-1]
+		return code/100 - 1
 	}
-	return "other"
+	return len(statusClasses) - 1
 }
+
+// statusWriters recycles the statusWriters of answered requests.
+var statusWriters = sync.Pool{New: func() any { return new(statusWriter) }}
 
 // statusWriter notes the final status of a response. It passes Flush,
 // ReadFrom (sendfile) and, through Unwrap, everything else
