@@ -10,7 +10,8 @@ import (
 )
 
 // DefaultBuffer is the default bound, in bytes, of the lines waiting to be
-// written: about 4,000 lines, a tenth of a second of a busy server.
+// written: about 4,000 lines, a tenth of a second of a busy server. A
+// Writer holds two buffers of this size (one filling, one being written).
 const DefaultBuffer = 1 << 20
 
 // DefaultInterval is how long a line may wait before it is written.
@@ -71,7 +72,10 @@ func New(out io.Writer, opts Options) *Writer {
 	if w.interval <= 0 {
 		w.interval = DefaultInterval
 	}
-	w.buf = make([]byte, 0, min(w.max, 64<<10))
+	// Two buffers of the whole bound, swapped at each flush: a line is
+	// never refused for a buffer that has to grow, and the buffers never
+	// grow (a buffer regrown after each burst cost a tenth of a hit).
+	w.buf, w.spare = make([]byte, 0, w.max), make([]byte, 0, w.max)
 	go w.run()
 	return w
 }
@@ -160,7 +164,6 @@ func (w *Writer) Flush() error {
 	defer w.outMu.Unlock()
 	w.mu.Lock()
 	w.buf, w.spare = w.spare[:0], w.buf
-	bufCap := cap(w.buf)
 	w.mu.Unlock()
 	if len(w.spare) == 0 {
 		return nil
@@ -169,11 +172,7 @@ func (w *Writer) Flush() error {
 	if err != nil {
 		w.errs.Add(1)
 	}
-	if cap(w.spare) > 4*bufCap && cap(w.spare) > 64<<10 {
-		w.spare = nil // a burst grew it: let it go
-	} else {
-		w.spare = w.spare[:0]
-	}
+	w.spare = w.spare[:0]
 	return err
 }
 
