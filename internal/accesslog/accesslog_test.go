@@ -229,3 +229,25 @@ func TestOpenFailsClearly(t *testing.T) {
 		t.Errorf("Open in a missing directory: %v", err)
 	}
 }
+
+// TestAppendTimeMatchesTheLayout checks the cached second against
+// time.Format across second, day and year boundaries, out of order, in
+// other zones and in years of other widths.
+func TestAppendTimeMatchesTheLayout(t *testing.T) {
+	base := time.Date(2026, 12, 31, 23, 59, 58, 0, time.UTC)
+	east := time.FixedZone("east", 5*3600+1800)
+	for i := range 4000 {
+		tm := base.Add(time.Duration(i*i%7919) * 997 * time.Microsecond)
+		if i%3 == 0 {
+			tm = tm.In(east)
+		}
+		if got, want := string(appendTime(nil, tm)), tm.UTC().Format("2006-01-02T15:04:05.000Z"); got != want {
+			t.Fatalf("appendTime(%v) = %s, want %s", tm, got, want)
+		}
+	}
+	for _, tm := range []time.Time{time.Date(12345, 1, 2, 3, 4, 5, 6e6, time.UTC), time.Date(-1, 1, 2, 3, 4, 5, 0, time.UTC), {}} {
+		if got, want := string(appendTime(nil, tm)), tm.UTC().Format("2006-01-02T15:04:05.000Z"); got != want {
+			t.Errorf("appendTime(%v) = %s, want %s", tm, got, want)
+		}
+	}
+}

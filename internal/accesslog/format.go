@@ -85,9 +85,35 @@ func (f Format) Append(b []byte, e *Entry) []byte {
 	return appendText(b, e)
 }
 
+// second is the text of one second in the layout of the text and JSON
+// lines, up to the fraction: "2006-01-02T15:04:05.".
+type second struct {
+	unix int64
+	text [20]byte
+}
+
+// lastSecond is the second appendTime formatted last: the lines of one
+// second share it, so that a line formats only its milliseconds.
+var lastSecond atomic.Pointer[second]
+
+// appendTime appends t in UTC as 2006-01-02T15:04:05.000Z.
+func appendTime(b []byte, t time.Time) []byte {
+	t = t.UTC()
+	s := lastSecond.Load()
+	if s == nil || s.unix != t.Unix() {
+		s = &second{unix: t.Unix()}
+		if len(t.AppendFormat(s.text[:0], "2006-01-02T15:04:05.")) != len(s.text) {
+			return t.AppendFormat(b, "2006-01-02T15:04:05.000Z") // a year outside 0-9999
+		}
+		lastSecond.Store(s)
+	}
+	ms := t.Nanosecond() / 1e6
+	return append(append(b, s.text[:]...), byte('0'+ms/100), byte('0'+ms/10%10), byte('0'+ms%10), 'Z')
+}
+
 func appendText(b []byte, e *Entry) []byte {
 	b = append(b, "time="...)
-	b = e.Time.UTC().AppendFormat(b, "2006-01-02T15:04:05.000Z")
+	b = appendTime(b, e.Time)
 	b = append(b, " level=INFO msg=access method="...)
 	b = appendLogfmt(b, e.Method)
 	b = append(b, " host="...)
@@ -127,7 +153,7 @@ func appendText(b []byte, e *Entry) []byte {
 
 func appendJSON(b []byte, e *Entry) []byte {
 	b = append(b, `{"time":"`...)
-	b = e.Time.UTC().AppendFormat(b, "2006-01-02T15:04:05.000Z")
+	b = appendTime(b, e.Time)
 	b = append(b, `","method":`...)
 	b = appendJSONString(b, e.Method)
 	b = append(b, `,"host":`...)
