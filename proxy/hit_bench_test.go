@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/cellar-cache/cellar/internal/accesslog"
 )
 
 // BenchmarkMemoryHit measures memory-tier hits over real HTTP on loopback
@@ -199,13 +201,17 @@ func (w *discardWriter) WriteHeader(int)             {}
 // gets a new header map, as from net/http. It is less noisy than
 // BenchmarkMemoryHit and shows what the handler adds. "octet" is a body
 // that is never compressed; "html-br" a compressible one whose stored
-// brotli variant is served to a client that accepts it.
+// brotli variant is served to a client that accepts it. "octet-defaults"
+// is "octet" as cellar serve runs it: access log on (to a discarding
+// accesslog.Writer) and the handler wrapped in Metrics.Instrument.
 func BenchmarkHandlerHit(b *testing.B) {
 	for _, tc := range []struct {
 		name, ctype, ae, coding string
+		defaults                bool
 	}{
-		{"octet", "application/octet-stream", "", ""},
-		{"html-br", "text/html; charset=utf-8", "gzip, deflate, br, zstd", "br"},
+		{"octet", "application/octet-stream", "", "", false},
+		{"octet-defaults", "application/octet-stream", "", "", true},
+		{"html-br", "text/html; charset=utf-8", "gzip, deflate, br, zstd", "br", false},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
 			body := make([]byte, 1<<10)
@@ -217,8 +223,17 @@ func BenchmarkHandlerHit(b *testing.B) {
 				w.Header().Set("Content-Type", tc.ctype)
 				w.Header().Set("Etag", `"v1"`)
 				w.Write(body)
-			})
+			}, withProxyOptions(func(o *Options) {
+				if tc.defaults {
+					on := true
+					o.AccessLog, o.AccessLogOutput = &on, accesslog.New(io.Discard, accesslog.Options{})
+				}
+			}))
 			r.server.now = time.Now
+			var h http.Handler = r.server
+			if tc.defaults {
+				h = r.server.metrics.Instrument(r.server, nil)
+			}
 			req := httptest.NewRequest(http.MethodGet, "http://"+testHost+"/obj", nil)
 			req.RemoteAddr = "127.0.0.1:1234"
 			if tc.ae != "" {
@@ -260,9 +275,9 @@ func BenchmarkHandlerHit(b *testing.B) {
 			for i := range 10 {
 				if i%2 == 0 {
 					tBare += run(bare, per)
-					tCellar += run(r.server, per)
+					tCellar += run(h, per)
 				} else {
-					tCellar += run(r.server, per)
+					tCellar += run(h, per)
 					tBare += run(bare, per)
 				}
 			}
