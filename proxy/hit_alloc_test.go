@@ -15,7 +15,8 @@ import (
 // a body never compressed, the stored brotli variant of a compressible
 // one, its identity form for a client that accepts no coding, and an
 // object read back from disk after a restart (whose stored metadata has no
-// memo of its evaluation). net/http's own allocations, for the response
+// memo of its evaluation), with and without Metrics.Instrument around it.
+// net/http's own allocations, for the response
 // header map and its writing, are not counted: the header map here is
 // cleared, not new.
 func TestHitAllocations(t *testing.T) {
@@ -81,6 +82,14 @@ func TestHitAllocations(t *testing.T) {
 			t.Logf("%.1f allocations per hit", n)
 			if n > 1 {
 				t.Errorf("%.1f allocations per memory hit, want at most 1 (the cache key)", n)
+			}
+			// The metrics cellar serve wraps every request in add none.
+			h := r.server.metrics.Instrument(r.server, nil)
+			if n := testing.AllocsPerRun(200, func() {
+				clear(w.h)
+				h.ServeHTTP(w, req)
+			}); n > 1 {
+				t.Errorf("%.1f allocations per instrumented memory hit, want at most 1 (the cache key)", n)
 			}
 		})
 	}
