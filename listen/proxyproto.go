@@ -13,6 +13,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/cellar-cache/cellar/internal/h1"
 )
 
 // ErrProxyHeader is returned by a PROXY protocol connection whose header is
@@ -182,3 +184,7 @@ func (c *proxyConn) RemoteAddr() net.Addr {
 	c.header()
 	return c.remote
 }
+
+// WriteBuffers lets the HTTP/1.1 engine write a header and body in one
+// writev(2) through the connection beneath.
+func (c *proxyConn) WriteBuffers(v *net.Buffers) (int64, error) { return h1.WriteBuffers(c.Conn, v) }

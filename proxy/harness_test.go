@@ -3,6 +3,7 @@ package proxy
 import (
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -83,6 +84,7 @@ type rig struct {
 	extraOrigins []string
 	// front wraps the proxy's handler in the front server, when set.
 	wrapFront func(http.Handler) http.Handler
+	wrapLn    func(net.Listener) net.Listener // beneath Server.Listener, when set
 }
 
 // clock is an adjustable time source for the proxy.
@@ -112,6 +114,13 @@ func withProxyOptions(f func(*Options)) rigOption { return func(r *rig) { f(&r.p
 func withFront(wrap func(http.Handler) http.Handler) rigOption {
 	return func(r *rig) { r.wrapFront = wrap }
 }
+
+// withRawListener wraps the front's TCP listener beneath the proxy's
+// Listener (to observe the connections as the proxy writes to them).
+func withRawListener(wrap func(net.Listener) net.Listener) rigOption {
+	return func(r *rig) { r.wrapLn = wrap }
+}
+
 func withStoreOptions(f func(*store.Options)) rigOption {
 	return func(r *rig) { f(&r.sopts) }
 }
@@ -166,6 +175,9 @@ func (r *rig) start() {
 	}
 	r.front = httptest.NewUnstartedServer(h)
 	srv.ConfigureHTTPServer(r.front.Config)
+	if r.wrapLn != nil {
+		r.front.Listener = r.wrapLn(r.front.Listener)
+	}
 	r.front.Listener = srv.Listener(r.front.Listener)
 	// Served by cellar's HTTP/1.x engine, the default of cellar serve.
 	h1test.Start(r.front)

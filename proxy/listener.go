@@ -7,6 +7,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/cellar-cache/cellar/internal/h1"
 )
 
 // Listener wraps ln, a listener of client connections, with the proxy's
@@ -15,7 +17,10 @@ import (
 // cellar_connections_refused_total), open connections counted in
 // cellar_client_connections, and the write timeout (Options.WriteTimeout):
 // every write to the client must make progress within it, or the
-// connection is closed. Wrap the plain TCP listener, beneath any TLS.
+// connection is closed. The deadline is moved at most every quarter of the
+// timeout (a deadline costs a timer update in the runtime), so a write has
+// between three quarters of it and all of it. Wrap the plain TCP listener,
+// beneath any TLS.
 func (s *Server) Listener(ln net.Listener) net.Listener {
 	l := &limitListener{Listener: ln, s: s, writeIdle: s.opts.WriteTimeout}
 	if n := s.opts.Limits.MaxConns; n > 0 {
@@ -97,7 +102,13 @@ type limitConn struct {
 	once    sync.Once
 	framing *framing     // the requests' framing, as read
 	served  atomic.Int64 // requests that reached the handler
+	// refreshAt is when the write deadline is next moved, in nanoseconds
+	// of the monotonic clock since epoch; 0: at the next write.
+	refreshAt atomic.Int64
 }
+
+// epoch is the start of the monotonic clock limitConn reads.
+var epoch = time.Now()
 
 func (c *limitConn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)
@@ -106,10 +117,44 @@ func (c *limitConn) Read(p []byte) (int, error) {
 }
 
 func (c *limitConn) Write(p []byte) (int, error) {
-	if c.l.writeIdle > 0 {
-		c.Conn.SetWriteDeadline(time.Now().Add(c.l.writeIdle))
-	}
+	c.writeDeadline()
 	return c.Conn.Write(p)
+}
+
+// WriteBuffers writes v as v.WriteTo would, in one writev(2) on a TCP
+// connection: the HTTP/1.1 engine (internal/h1) sends a response header
+// and a large body with it in one system call.
+func (c *limitConn) WriteBuffers(v *net.Buffers) (int64, error) {
+	c.writeDeadline()
+	return h1.WriteBuffers(c.Conn, v)
+}
+
+// writeDeadline moves the write deadline to the write timeout from now,
+// unless it was moved less than a quarter of the timeout ago.
+func (c *limitConn) writeDeadline() {
+	idle := c.l.writeIdle
+	if idle <= 0 {
+		return
+	}
+	now := time.Since(epoch)
+	if int64(now) < c.refreshAt.Load() {
+		return
+	}
+	c.refreshAt.Store(int64(now + idle/4))
+	c.Conn.SetWriteDeadline(epoch.Add(now + idle))
+}
+
+// SetWriteDeadline and SetDeadline set the connection's deadline until
+// the next write, which moves it to the write timeout again (as before
+// the quarter rule: a handler cannot lift the timeout).
+func (c *limitConn) SetWriteDeadline(t time.Time) error {
+	c.refreshAt.Store(0)
+	return c.Conn.SetWriteDeadline(t)
+}
+
+func (c *limitConn) SetDeadline(t time.Time) error {
+	c.refreshAt.Store(0)
+	return c.Conn.SetDeadline(t)
 }
 
 func (c *limitConn) Close() error {

@@ -54,6 +54,13 @@ type conn struct {
 
 	out []byte // response bytes not yet written to rwc
 
+	// writev writes out and a large body in one writev(2) (see
+	// buffersWriter); nil: in two writes. vec and iov are its argument,
+	// kept here so that a call allocates nothing.
+	writev func(*net.Buffers) (int64, error)
+	vec    net.Buffers
+	iov    [2][]byte
+
 	req  requestParser // the request being read
 	resp response      // reused: a ResponseWriter is only valid in its ServeHTTP call
 
@@ -69,6 +76,12 @@ type conn struct {
 
 func newConn(s *Server, rw net.Conn) *conn {
 	c := &conn{srv: s, rwc: rw, buf: make([]byte, readBufSize), out: make([]byte, 0, writeBufSize)}
+	switch w := rw.(type) {
+	case buffersWriter:
+		c.writev = w.WriteBuffers
+	case *net.TCPConn:
+		c.writev = func(v *net.Buffers) (int64, error) { return v.WriteTo(w) }
+	}
 	c.resp.c = c
 	c.resp.h = make(http.Header, 8)
 	c.req.c = c
@@ -299,10 +312,44 @@ func (c *conn) flush() bool {
 	return true
 }
 
-// write sends p after the buffered bytes: through the buffer when small.
+// buffersWriter is a connection that writes a net.Buffers as its WriteTo
+// does, in one writev(2) on a TCP connection. A net.Conn wrapper (a
+// connection limit, the PROXY protocol) implements it with WriteBuffers,
+// so that the engine's writev, which net.Buffers only makes on net's own
+// types, still reaches the socket through it.
+type buffersWriter interface {
+	WriteBuffers(v *net.Buffers) (int64, error)
+}
+
+// WriteBuffers writes v to c, the connection a wrapper wraps: with c's
+// own WriteBuffers when it has one, else as v.WriteTo(c) does (one
+// writev(2) on a *net.TCPConn, one Write per buffer on other types).
+func WriteBuffers(c net.Conn, v *net.Buffers) (int64, error) {
+	if bw, ok := c.(buffersWriter); ok {
+		return bw.WriteBuffers(v)
+	}
+	return v.WriteTo(c)
+}
+
+// write sends p after the buffered bytes: through the buffer when small,
+// else both in one writev(2) when the connection can.
 func (c *conn) write(p []byte) error {
 	if len(c.out)+len(p) <= cap(c.out) {
 		c.out = append(c.out, p...)
+		return nil
+	}
+	if len(c.out) > 0 && c.writev != nil {
+		c.iov = [2][]byte{c.out, p}
+		c.vec = c.iov[:]
+		c.wmu.Lock()
+		_, err := c.writev(&c.vec)
+		c.wmu.Unlock()
+		c.iov, c.vec = [2][]byte{}, nil
+		c.out = c.out[:0]
+		if err != nil {
+			c.broken = true
+			return err
+		}
 		return nil
 	}
 	if len(c.out) > 0 && len(p) < cap(c.out)/2 {
