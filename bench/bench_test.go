@@ -76,7 +76,7 @@ func BenchmarkCellar(b *testing.B) {
 	b.ReportAllocs()
 	var res Result
 	for b.Loop() {
-		c, err := newCellarPolicy(context.Background(), 4000<<10, true, 0.1, 4<<10)
+		c, err := newCellarPolicy(context.Background(), 4000<<10, true, 0.1, 4<<10, 1)
 		if err != nil {
 			b.Fatal(err)
 		}

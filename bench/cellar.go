@@ -50,6 +50,9 @@ type CellarOptions struct {
 	// (store.Stats.DiskObjectBudget) to get: DiskBytes is then corrected
 	// for the store's fixed overheads.
 	ObjectBudget int64
+	// Seed seeds the store's hashes (store.Options.Seed); zero means 1, so
+	// that a replay is repeatable.
+	Seed uint64
 	// TempDir is where the data directory (its lock file only; pebble's
 	// files are in memory) is made; empty means os.TempDir().
 	TempDir string
@@ -70,6 +73,7 @@ func NewCellar(ctx context.Context, o CellarOptions) (*Cellar, error) {
 		MemTableBytes:  o.MemTableBytes,
 		ReserveBytes:   -1,
 		Simulate:       true,
+		Seed:           max(o.Seed, 1),
 	}
 	s, err := store.Open(so)
 	// The store derives its budget for objects from DiskBytes (less
@@ -111,7 +115,7 @@ func NewCellar(ctx context.Context, o CellarOptions) (*Cellar, error) {
 // inclusive), gets memShare of it in front. pebble's memtables and
 // write-ahead logs come on top, as the fixed overheads of -disk; there is
 // no ballast file on the in-memory file system.
-func newCellarPolicy(ctx context.Context, capacity int64, bytes bool, memShare float64, meanSize int64) (*Cellar, error) {
+func newCellarPolicy(ctx context.Context, capacity int64, bytes bool, memShare float64, meanSize int64, seed uint64) (*Cellar, error) {
 	if !bytes {
 		return nil, fmt.Errorf("%w: the cellar policy needs byte capacities (-bytes, or -object-size with -capacity), since the store budgets bytes", ErrUsage)
 	}
@@ -128,7 +132,7 @@ func newCellarPolicy(ctx context.Context, capacity int64, bytes bool, memShare f
 	mt := max(64<<10, min(capacity/32, 64<<20))
 	return NewCellar(ctx, CellarOptions{
 		MemoryBytes: mem, DiskBytes: 2*capacity + 8*mt, ObjectBudget: capacity,
-		MemTableBytes: mt, MeanObjectSize: meanSize,
+		MemTableBytes: mt, MeanObjectSize: meanSize, Seed: seed,
 	})
 }
 

@@ -43,7 +43,7 @@ func RunSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		zipfS      = fs.Float64("zipf", 0.9, "Zipf exponent of the generated workload")
 		objects    = fs.Int("objects", 100_000, "distinct objects of the generated workload")
 		requests   = fs.Int("requests", 1_000_000, "requests of the generated workload; with -trace, replay at most this many if set explicitly")
-		seed       = fs.Uint64("seed", 1, "random seed of the generated workload")
+		seed       = fs.Uint64("seed", 1, "random seed of the generated workload and of the cellar policy's hashes (the same seed replays the same decisions)")
 		sizeMedian = fs.String("size-median", "1", "median object size of the generated workload (e.g. 16KiB)")
 		sizeSigma  = fs.Float64("size-sigma", 0, "standard deviation of the log of object sizes (0: all objects the median size)")
 		scanEvery  = fs.Int("scan-every", 0, "insert a scan burst after every N generated requests (0: none)")
@@ -150,6 +150,7 @@ func RunSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		Capacities:     caps,
 		Bytes:          bytesMode,
 		CellarMemShare: *memFrac,
+		Seed:           *seed,
 	}
 	if isTerminal(stderr) {
 		sim.Progress = newProgressBar(stderr, time.Now)
@@ -190,6 +191,8 @@ type Simulation struct {
 	// CellarMemShare is the share of a capacity given to the cellar
 	// policy's memory tier; the rest is its disk budget. Zero means 0.1.
 	CellarMemShare float64
+	// Seed seeds the cellar policy's hashes (CellarOptions.Seed).
+	Seed uint64
 	// Progress, if not nil, is told about each run's progress.
 	Progress func(label string, done, total int)
 }
@@ -271,7 +274,7 @@ func (s *Simulation) newPolicy(ctx context.Context, name string, capacity, meanS
 		if share == 0 {
 			share = 0.1
 		}
-		return newCellarPolicy(ctx, capacity, s.Bytes, share, meanSize)
+		return newCellarPolicy(ctx, capacity, s.Bytes, share, meanSize, s.Seed)
 	}
 	return nil, fmt.Errorf("%w: unknown policy %q", ErrUsage, name)
 }

@@ -190,7 +190,7 @@ func openDisk(opts Options, peer indexPeer, ctr *diskCounters, readOnly bool, on
 		done:      make(chan struct{}),
 	}
 	d.clock.Store(opts.now().UnixMilli())
-	d.repl = newReplacer(int64(opts.EvictTarget*float64(d.budget)), d.budget/opts.MeanObjectSize, d.index)
+	d.repl = newReplacer(int64(opts.EvictTarget*float64(d.budget)), d.budget/opts.MeanObjectSize, opts.Seed, d.index)
 
 	bc := pebble.NewCache(opts.BlockCacheBytes)
 	defer bc.Unref()

@@ -2,12 +2,15 @@ package store
 
 import (
 	"cmp"
-	"hash/maphash"
+	"math/rand/v2"
 	"slices"
 	"sync"
 	"sync/atomic"
 
+	"github.com/cellar-cache/cellar/internal/splitmix"
 	"github.com/cellar-cache/cellar/internal/wtinylfu"
+
+	"github.com/cespare/xxhash/v2"
 )
 
 // replacer chooses which disk objects to keep: W-TinyLFU (internal/wtinylfu)
@@ -62,9 +65,15 @@ const (
 	drainEvery = 64 // a hit tries to drain the ring every drainEvery hits
 )
 
-func newReplacer(capacity, expectedObjects int64, index map[string]*diskEntry) *replacer {
-	seed := maphash.MakeSeed()
-	p := wtinylfu.New(capacity, expectedObjects, func(k string) uint64 { return maphash.String(seed, k) })
+// newReplacer returns the policy for a disk budget of capacity (weight)
+// and about expectedObjects objects; seed seeds its hash (zero: a random
+// seed, see Options.Seed).
+func newReplacer(capacity, expectedObjects int64, seed uint64, index map[string]*diskEntry) *replacer {
+	for seed == 0 {
+		seed = rand.Uint64()
+	}
+	hash := func(k string) uint64 { return splitmix.Mix64(xxhash.Sum64String(k) ^ seed) }
+	p := wtinylfu.New(capacity, expectedObjects, hash)
 	// Shadow policies choose the window rather than Caffeine's hill
 	// climber, which the shipped traces mislead (docs/DESIGN.md): on a loop
 	// it grew the window to plain LRU and stayed there.

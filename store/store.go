@@ -140,6 +140,12 @@ type Options struct {
 	//     replay does not depend on timing.
 	// Never in production.
 	Simulate bool
+	// Seed, if not zero, seeds the hash of the disk tier's replacement
+	// policy (its frequency sketch and its shadows' sample), so that the
+	// same requests make the same decisions: `cellar bench sim` sets it to
+	// make a replay repeatable. Zero means a random seed per open, so that
+	// no one can choose keys that collide in the sketch.
+	Seed uint64
 
 	// now replaces time.Now (tests).
 	now func() time.Time

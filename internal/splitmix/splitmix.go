@@ -1,6 +1,7 @@
 // Package splitmix holds the SplitMix64 finalizer, the bijective 64-bit
 // mix that rendezvous hashing (the cluster's ring, origin balancing) and
-// the bench's key hashes use to make derived hashes independent.
+// the bench's key hashes and the store's replacement policy use to make
+// derived hashes independent.
 package splitmix
 
 // Mix64 is the SplitMix64 finalizer: a bijection of x whose output bits
