@@ -215,7 +215,7 @@ func (b *body) trailers() error {
 func (b *body) close() bool {
 	if !b.mu.TryLock() {
 		// A read is blocked in another goroutine: interrupt it.
-		b.c.rwc.SetReadDeadline(aLongTimeAgo)
+		b.c.setReadDeadlineAt(aLongTimeAgo)
 		b.mu.Lock()
 		b.closed = true
 		b.mu.Unlock()

@@ -68,6 +68,11 @@ type conn struct {
 
 	broken bool // the connection cannot serve another request (set by the serving goroutine)
 
+	// readFor is the timeout setReadDeadline last set the read deadline
+	// to, readAt when (on the monotonic clock, since epoch); readFor < 0:
+	// the deadline was set otherwise since.
+	readFor, readAt time.Duration
+
 	bg backgroundRead
 
 	wmu         sync.Mutex  // orders a 100 Continue written by a body reader with flushes
@@ -82,6 +87,7 @@ func newConn(s *Server, rw net.Conn) *conn {
 	case *net.TCPConn:
 		c.writev = func(v *net.Buffers) (int64, error) { return v.WriteTo(w) }
 	}
+	c.readFor = -1
 	c.resp.c = c
 	c.resp.h = make(http.Header, 8)
 	c.req.c = c
@@ -183,13 +189,32 @@ func (c *conn) nextRequest(first bool) bool {
 	return true
 }
 
-// setReadDeadline bounds the next reads by d from now; 0: none.
+// epoch is the start of the monotonic clock setReadDeadline reads.
+var epoch = time.Now()
+
+// setReadDeadline bounds the next reads by d from now; 0: none. A
+// deadline costs a timer update in the runtime, so one set for the same
+// d less than a quarter of d ago is kept: a read then has between three
+// quarters of d and d.
 func (c *conn) setReadDeadline(d time.Duration) {
-	if d > 0 {
-		c.rwc.SetReadDeadline(time.Now().Add(d))
-	} else {
-		c.rwc.SetReadDeadline(time.Time{})
+	if d <= 0 {
+		c.setReadDeadlineAt(time.Time{})
+		return
 	}
+	now := time.Since(epoch)
+	if d == c.readFor && now-c.readAt < d/4 {
+		return
+	}
+	c.readFor, c.readAt = d, now
+	c.rwc.SetReadDeadline(epoch.Add(now + d))
+}
+
+// setReadDeadlineAt sets the read deadline to t. Call it, never
+// rwc.SetReadDeadline, from the serving goroutine or its handler, so that
+// setReadDeadline knows the deadline changed.
+func (c *conn) setReadDeadlineAt(t time.Time) {
+	c.readFor = -1
+	c.rwc.SetReadDeadline(t)
 }
 
 // serveRequest runs the handler for r and completes the response.
@@ -393,7 +418,7 @@ func (c *conn) reject(err error) {
 	// Let the client read the answer before the close resets it.
 	if tc, ok := c.rwc.(interface{ CloseWrite() error }); ok {
 		tc.CloseWrite()
-		c.rwc.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+		c.setReadDeadlineAt(time.Now().Add(500 * time.Millisecond))
 		io.Copy(io.Discard, io.LimitReader(c.rwc, 256<<10))
 	}
 }
@@ -456,8 +481,9 @@ func (b *backgroundRead) startLocked(c *conn) {
 	b.running = true
 	b.done = make(chan struct{})
 	ctx := b.ctx
-	// Cleared here, under mu, so that stop's deadline comes after.
-	c.rwc.SetReadDeadline(time.Time{})
+	// Cleared here, under mu, so that stop's deadline comes after (and
+	// the serving goroutine reads readFor after stop, which takes mu).
+	c.setReadDeadlineAt(time.Time{})
 	go func() {
 		defer close(b.done)
 		n, err := c.rwc.Read(c.buf[c.w:])
@@ -488,7 +514,7 @@ func (b *backgroundRead) stop(c *conn) {
 	c.rwc.SetReadDeadline(aLongTimeAgo)
 	b.mu.Unlock()
 	<-done
-	c.rwc.SetReadDeadline(time.Time{})
+	c.setReadDeadlineAt(time.Time{})
 }
 
 // requestContext is a request's context: the connection's values,

@@ -42,8 +42,14 @@ type requestParser struct {
 
 // perRequest is allocated once per request: what the handler may keep.
 type perRequest struct {
-	ctx  requestContext
-	url  url.URL
+	ctx requestContext
+	url url.URL
+}
+
+// perRequestVals is a perRequest with room for the header's value slices,
+// allocated when the request has more fields than Host.
+type perRequestVals struct {
+	perRequest
 	vals [12]string
 }
 
@@ -188,12 +194,18 @@ func (p *requestParser) parse(block []byte) (*http.Request, error) {
 	r.Method = method
 	target := string(tb)
 
-	pr := &perRequest{}
 	// Header fields.
 	n := bytes.Count(rest, []byte{'\n'}) - 1
 	h := make(http.Header, n)
-	vals := pr.vals[:]
-	if n > len(vals) {
+	var pr *perRequest
+	var vals []string
+	if n > 1 {
+		pv := &perRequestVals{}
+		pr, vals = &pv.perRequest, pv.vals[:]
+	} else {
+		pr = &perRequest{}
+	}
+	if n > len(vals) && n > 1 {
 		vals = make([]string, n)
 	}
 	var host, cl, te, expect string
@@ -230,6 +242,9 @@ func (p *requestParser) parse(block []byte) (*http.Request, error) {
 			expect = v
 		case "Trailer":
 			trailer = append(trailer, v)
+		}
+		if vals == nil {
+			vals = make([]string, n) // a lone field other than Host
 		}
 		vals[i] = v
 		if old, dup := h[k]; dup {
@@ -343,7 +358,7 @@ func (p *requestParser) parse(block []byte) (*http.Request, error) {
 		p.body = &body{c: c, p: p, left: p.bodyLen, chunked: p.bodyLen < 0, expect: p.expect}
 		r.Body = p.body
 		// The body is read without a deadline; the handler sets its own.
-		c.rwc.SetReadDeadline(zeroTime)
+		c.setReadDeadlineAt(zeroTime)
 	}
 	pr.ctx.Context = c.ctx
 	pr.ctx.c = c

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/textproto"
 	"strconv"
 	"strings"
 	"time"
@@ -30,12 +31,23 @@ type response struct {
 	length      int64 // the body's declared length; -1: unknown
 	written     int64
 	closeAfter  bool
-	trailers    bool   // the handler declared trailer fields
-	pre         []byte // body written before the header, while its length is unknown
+	trailers    bool    // the handler declared trailer fields
+	pre         []byte  // body written before the header, while its length is unknown
+	fields      []field // commit's list of the fields to write, reused
 
 	dateSec int64
 	date    [29]byte
 }
+
+// field is one header field of a response, as commit writes it.
+type field struct {
+	k  string
+	vs []string
+}
+
+// maxFields is how many fields' room a connection keeps for the next
+// response.
+const maxFields = 64
 
 var (
 	_ http.ResponseWriter = (*response)(nil)
@@ -194,28 +206,49 @@ func (w *response) commit(final bool, p []byte) error {
 	code := w.status
 	w.bodyOK = bodyAllowed(code)
 
+	// One pass over the fields: keep them for writing, and note those
+	// the framing and the defaults depend on.
+	fs := w.fields[:0]
+	var clv, conn []string
+	hasCL, hasTE, hasDate, hasType := false, false, false, false
+	for k, vs := range h {
+		switch k {
+		case "Content-Length":
+			hasCL, clv = true, vs
+		case "Transfer-Encoding":
+			hasTE = true
+			continue
+		case "Trailer":
+			w.trailers = w.trailers || len(vs) > 0
+		case "Connection":
+			conn = vs
+		case "Date":
+			hasDate = true
+		case "Content-Type":
+			hasType = true
+		default:
+			if strings.HasPrefix(k, http.TrailerPrefix) {
+				w.trailers = true
+				continue
+			}
+		}
+		fs = append(fs, field{k, vs})
+	}
+
 	// Framing (RFC 9112 §6).
 	declared := false
-	if v, ok := h["Content-Length"]; ok {
-		if n, ok := parseLength(firstValue(v)); ok && len(v) == 1 {
+	if hasCL {
+		if n, ok := parseLength(firstValue(clv)); ok && len(clv) == 1 {
 			w.length, declared = n, true
 		} else {
 			delete(h, "Content-Length")
+			hasCL = false
 		}
 	}
-	if _, ok := h["Transfer-Encoding"]; ok {
+	if hasTE {
 		delete(h, "Transfer-Encoding")
 		delete(h, "Content-Length")
-		w.length, declared = -1, false
-	}
-	if v := h["Trailer"]; len(v) > 0 {
-		w.trailers = true
-	}
-	for k := range h {
-		if strings.HasPrefix(k, http.TrailerPrefix) {
-			w.trailers = true
-			break
-		}
+		w.length, declared, hasCL = -1, false, false
 	}
 	if len(w.pre) > 0 {
 		p = w.pre
@@ -237,7 +270,7 @@ func (w *response) commit(final bool, p []byte) error {
 	}
 
 	// Connection (RFC 9112 §9.6).
-	if v, ok := h["Connection"]; ok && hasToken(v, "close") {
+	if conn != nil && hasToken(conn, "close") {
 		w.closeAfter = true
 	}
 	if c.srv.closing.Load() {
@@ -248,20 +281,24 @@ func (w *response) commit(final bool, p []byte) error {
 	}
 
 	c.out = appendStatusLine(c.out, code)
-	_, hasDate := h["Date"]
-	_, hasType := h["Content-Type"]
-	for k, vs := range h {
-		if !w.bodyOK && (k == "Content-Length" || k == "Transfer-Encoding") {
-			continue
+	for _, f := range fs {
+		switch f.k {
+		case "Content-Length":
+			if !hasCL || !w.bodyOK {
+				continue
+			}
+		case "Connection":
+			if w.closeAfter {
+				continue
+			}
 		}
-		if k == "Connection" && w.closeAfter {
-			continue
-		}
-		if strings.HasPrefix(k, http.TrailerPrefix) {
-			continue
-		}
-		c.out = appendField(c.out, k, vs)
+		c.out = appendField(c.out, f.k, f.vs)
 	}
+	clear(fs)
+	if cap(fs) > maxFields {
+		fs = nil
+	}
+	w.fields = fs[:0]
 	if !hasDate {
 		c.out = append(c.out, "Date: "...)
 		c.out = append(c.out, w.dateNow()...)
@@ -388,6 +425,7 @@ func (w *response) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	w.hijacked = true
 	c.state.Store(stateHijacked)
 	c.setState(http.StateHijacked)
+	c.readFor = -1
 	c.rwc.SetDeadline(time.Time{})
 	var rd io.Reader = c.rwc
 	if c.r < c.w {
@@ -398,7 +436,10 @@ func (w *response) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 }
 
 // SetReadDeadline and SetWriteDeadline serve http.ResponseController.
-func (w *response) SetReadDeadline(t time.Time) error  { return w.c.rwc.SetReadDeadline(t) }
+func (w *response) SetReadDeadline(t time.Time) error {
+	w.c.readFor = -1
+	return w.c.rwc.SetReadDeadline(t)
+}
 func (w *response) SetWriteDeadline(t time.Time) error { return w.c.rwc.SetWriteDeadline(t) }
 
 // EnableFullDuplex serves http.ResponseController: reading the request
@@ -460,8 +501,9 @@ func appendStatusLine(b []byte, code int) []byte {
 }
 
 // appendField writes a header field's lines, as net/http's Header.Write
-// does: a name that is not a token is skipped, and CR or LF in a value
-// become spaces (no response splitting).
+// does: a name that is not a token is skipped, a value is trimmed of
+// spaces, tabs, CRs and LFs, and a CR or LF inside becomes a space (no
+// response splitting).
 func appendField(b []byte, k string, vs []string) []byte {
 	if len(vs) == 0 || !isTokenString(k) {
 		return b
@@ -469,16 +511,38 @@ func appendField(b []byte, k string, vs []string) []byte {
 	for _, v := range vs {
 		b = append(b, k...)
 		b = append(b, ": "...)
-		start := len(b)
-		b = append(b, strings.TrimSpace(v)...)
-		for i := start; i < len(b); i++ {
-			if b[i] == '\r' || b[i] == '\n' {
-				b[i] = ' '
+		if plainValue(v) {
+			b = append(b, v...)
+		} else {
+			start := len(b)
+			b = append(b, textproto.TrimString(v)...)
+			for i := start; i < len(b); i++ {
+				if b[i] == '\r' || b[i] == '\n' {
+					b[i] = ' '
+				}
 			}
 		}
 		b = append(b, "\r\n"...)
 	}
 	return b
+}
+
+// plainValue reports whether v is written as it is: no white space at
+// either end for textproto.TrimString to trim, no CR or LF inside (it
+// looks for any byte up to CR, the rare rest take the slow path).
+func plainValue(v string) bool {
+	if v == "" {
+		return true
+	}
+	if v[0] <= ' ' || v[len(v)-1] <= ' ' {
+		return false
+	}
+	for i := 1; i < len(v)-1; i++ {
+		if v[i] <= '\r' {
+			return false
+		}
+	}
+	return true
 }
 
 func isTokenString(s string) bool {
