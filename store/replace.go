@@ -78,6 +78,7 @@ func newReplacer(capacity, expectedObjects int64, seed uint64, index map[string]
 	// climber, which the shipped traces mislead (docs/DESIGN.md): on a loop
 	// it grew the window to plain LRU and stayed there.
 	p.SetKeepNewest(true)
+	p.SetWarmMargin(true)
 	p.AdaptByShadows()
 	return &replacer{p: p, index: index}
 }
