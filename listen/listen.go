@@ -26,8 +26,8 @@ import (
 
 // The HTTP/1.x server engines (Options.Engine).
 const (
-	// EngineCellar serves plain HTTP/1.x listeners with cellar's own
-	// engine (internal/h1), about half net/http's CPU per request.
+	// EngineCellar serves HTTP/1.x with cellar's own engine
+	// (internal/h1), about half net/http's CPU per request.
 	EngineCellar = "cellar"
 	// EngineNetHTTP serves every listener with net/http.
 	EngineNetHTTP = "net/http"
@@ -85,10 +85,13 @@ type Options struct {
 	// every HTTP server before it serves (header limits).
 	Wrap      func(net.Listener) net.Listener
 	Configure func(*http.Server)
-	// Engine serves the plain listeners without H2C: EngineCellar (the
-	// default, "") or EngineNetHTTP. TLS and h2c listeners are net/http's,
-	// which speaks HTTP/2 on them. Either engine takes its settings from
-	// the same http.Server (after Configure).
+	// Engine serves HTTP/1.x: EngineCellar (the default, "") or
+	// EngineNetHTTP. With EngineCellar, plain listeners without H2C are
+	// cellar's engine's, and on TLS listeners the connections that choose
+	// HTTP/1.1 by ALPN (the handshake is done in a goroutine per
+	// connection) while HTTP/2 ones go to net/http; h2c listeners are
+	// net/http's. Both engines take their settings from the same
+	// http.Server (after Configure).
 	Engine string
 	// Listen, when set, binds each TCP listener in place of net.Listen; a
 	// config reload passes one that hands over the sockets of addresses
@@ -107,6 +110,7 @@ type server struct {
 	ln     net.Listener
 	srv    *http.Server // the settings, and the server unless h1 is set
 	h1     *h1.Server   // cellar's engine, serving with srv's settings
+	split  *tlsSplit    // TLS with h1: HTTP/1.1 to h1, HTTP/2 to srv
 	scheme string
 }
 
@@ -202,6 +206,10 @@ func (g *Group) open(opts Options) error {
 		s.srv.Protocols.SetHTTP2(true)
 		s.srv.TLSConfig = tc
 		s.scheme = "https"
+		if opts.Engine != EngineNetHTTP {
+			s.h1 = h1.New(s.srv)
+			s.split = newTLSSplit(s.ln, s.srv, opts.ReadHeaderTimeout)
+		}
 		if !l.HTTP3 {
 			continue
 		}
@@ -272,7 +280,9 @@ func (g *Group) Serve(ctx context.Context, grace time.Duration) error {
 	errc := make(chan error, len(g.servers)+len(g.h3))
 	for _, s := range g.servers {
 		go func() {
-			if s.h1 != nil {
+			if s.split != nil {
+				errc <- s.split.serve(s.h1, s.srv)
+			} else if s.h1 != nil {
 				errc <- s.h1.Serve(s.ln)
 			} else if s.srv.TLSConfig != nil {
 				errc <- s.srv.ServeTLS(s.ln, "", "")
@@ -295,15 +305,23 @@ func (g *Group) Serve(ctx context.Context, grace time.Duration) error {
 	defer cancel()
 	var wg sync.WaitGroup
 	for _, s := range g.servers {
-		wg.Go(func() {
-			if s.h1 != nil {
+		if s.split != nil {
+			s.split.close()
+		}
+		if s.h1 != nil {
+			wg.Go(func() {
 				if s.h1.Shutdown(sctx) != nil {
 					s.h1.Close()
 				}
-			} else if s.srv.Shutdown(sctx) != nil {
-				s.srv.Close()
-			}
-		})
+			})
+		}
+		if s.h1 == nil || s.split != nil {
+			wg.Go(func() {
+				if s.srv.Shutdown(sctx) != nil {
+					s.srv.Close()
+				}
+			})
+		}
 	}
 	for _, h := range g.h3 {
 		wg.Go(func() {

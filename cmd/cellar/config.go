@@ -70,8 +70,9 @@ type fileConfig struct {
 	Server serverConfig `yaml:"server"`
 }
 
-// serverConfig chooses the engine of the plain HTTP/1.x listeners:
-// "cellar" (the default) or "net/http".
+// serverConfig chooses the HTTP/1.x engine (plain listeners, and TLS ones
+// for the clients that choose http/1.1): "cellar" (the default) or
+// "net/http".
 type serverConfig struct {
 	Engine string `yaml:"engine"`
 }

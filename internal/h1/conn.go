@@ -3,6 +3,7 @@ package h1
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -46,6 +47,7 @@ type conn struct {
 	rwc    net.Conn
 	ctx    context.Context // the connection's (ConnContext's) values
 	remote string
+	tls    *tls.ConnectionState // of a TLS connection, shared by its requests
 	state  atomic.Int32
 
 	// The read buffer: buf[r:w] is read and not yet consumed.
@@ -120,6 +122,10 @@ func (c *conn) serve() {
 	// its header to know the address (listen's proxyConn).
 	if ra := c.rwc.RemoteAddr(); ra != nil {
 		c.remote = ra.String()
+	}
+	if tc, ok := c.rwc.(*tls.Conn); ok {
+		st := tc.ConnectionState()
+		c.tls = &st
 	}
 	first := true
 	for {

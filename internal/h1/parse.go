@@ -351,7 +351,7 @@ func (p *requestParser) parse(block []byte) (*http.Request, error) {
 
 	r.Header = h
 	r.RemoteAddr = c.remote
-	r.TLS = nil
+	r.TLS = c.tls
 	r.Body = http.NoBody
 	p.body = nil
 	if p.bodyLen != 0 {

@@ -4,7 +4,9 @@
 // into a buffer kept per connection, answers pipelined requests in order
 // with one write per batch, and starts the read that notices a departed
 // client only when a request's context is asked for its Done channel.
-// HTTP/2 and TLS stay with net/http (listen chooses per listener).
+// It serves a TLS connection handed over after its handshake (a
+// *tls.Conn: a request's TLS field is its state); HTTP/2 stays with
+// net/http (listen gives it the TLS connections that chose h2).
 //
 // It is strict where leniency would let a request be read two ways
 // (request smuggling, RFC 9112 §11.2): obs-fold, a space before a
