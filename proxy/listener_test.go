@@ -7,49 +7,18 @@ import (
 	"runtime"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/cellar-cache/cellar/internal/h1"
+	"github.com/cellar-cache/cellar/internal/h1/h1test"
 )
-
-// writeCounter counts the calls that write to the connections of a
-// listener.
-type writeCounter struct {
-	net.Listener
-	writes, writevs atomic.Int64
-}
-
-func (l *writeCounter) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
-	}
-	return &countedConn{c, l}, nil
-}
-
-type countedConn struct {
-	net.Conn
-	l *writeCounter
-}
-
-func (c *countedConn) Write(p []byte) (int, error) {
-	c.l.writes.Add(1)
-	return c.Conn.Write(p)
-}
-
-func (c *countedConn) WriteBuffers(v *net.Buffers) (int64, error) {
-	c.l.writevs.Add(1)
-	return h1.WriteBuffers(c.Conn, v)
-}
 
 // TestLargeHitLeavesInOneWritev: a 100 KiB memory hit reaches the socket
 // in one writev(2) of its header and body, through the connection the
 // proxy's Listener wraps (which net.Buffers alone cannot see through).
 func TestLargeHitLeavesInOneWritev(t *testing.T) {
 	body := strings.Repeat("0123456789", 10<<10)
-	wc := &writeCounter{}
+	wc := &h1test.WriteCounter{Vectored: true}
 	r := newRig(t, func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Cache-Control", "max-age=600")
 		w.Header().Set("Content-Type", "application/octet-stream") // no coded variants
@@ -58,13 +27,14 @@ func TestLargeHitLeavesInOneWritev(t *testing.T) {
 	r.get("/big")
 	r.waitIdle()
 	for i := range 3 {
-		w0, v0 := wc.writes.Load(), wc.writevs.Load()
+		w0, v0 := wc.Counts()
 		resp, got := r.do("GET", "/big", http.Header{"Accept-Encoding": {"identity"}})
 		if !strings.Contains(resp.Header.Get("Cache-Status"), "hit") || got != body {
 			t.Fatalf("hit %d: Cache-Status %q, %d bytes; want a hit and the %d-byte body",
 				i, resp.Header.Get("Cache-Status"), len(got), len(body))
 		}
-		if w, v := wc.writes.Load()-w0, wc.writevs.Load()-v0; w != 0 || v != 1 {
+		w1, v1 := wc.Counts()
+		if w, v := w1-w0, v1-v0; w != 0 || v != 1 {
 			t.Errorf("hit %d took %d writes and %d writev calls; want 0 and 1", i, w, v)
 		}
 	}

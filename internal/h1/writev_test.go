@@ -1,4 +1,4 @@
-package h1
+package h1_test
 
 import (
 	"bytes"
@@ -7,45 +7,11 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"sync/atomic"
 	"testing"
+
+	"github.com/cellar-cache/cellar/internal/h1"
+	"github.com/cellar-cache/cellar/internal/h1/h1test"
 )
-
-// countingListener wraps the connections it accepts, as a connection
-// limit does, and counts the calls that write to them.
-type countingListener struct {
-	net.Listener
-	writes, writevs atomic.Int64
-	vectored        bool // the conns have WriteBuffers
-}
-
-func (l *countingListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
-	}
-	if l.vectored {
-		return &vectoredConn{countingConn{c, l}}, nil
-	}
-	return &countingConn{c, l}, nil
-}
-
-type countingConn struct {
-	net.Conn
-	l *countingListener
-}
-
-func (c *countingConn) Write(p []byte) (int, error) {
-	c.l.writes.Add(1)
-	return c.Conn.Write(p)
-}
-
-type vectoredConn struct{ countingConn }
-
-func (c *vectoredConn) WriteBuffers(v *net.Buffers) (int64, error) {
-	c.l.writevs.Add(1)
-	return WriteBuffers(c.Conn, v)
-}
 
 // TestLargeBodyGoesOutWithItsHeaderInOneWritev checks that a response
 // whose body does not fit the write buffer leaves in one call with its
@@ -73,8 +39,8 @@ func TestLargeBodyGoesOutWithItsHeaderInOneWritev(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			cl := &countingListener{Listener: ln, vectored: tc.vectored}
-			s := New(&http.Server{Handler: h})
+			cl := &h1test.WriteCounter{Listener: ln, Vectored: tc.vectored}
+			s := h1.New(&http.Server{Handler: h})
 			done := make(chan error, 1)
 			go func() { done <- s.Serve(cl) }()
 			defer func() {
@@ -99,7 +65,7 @@ func TestLargeBodyGoesOutWithItsHeaderInOneWritev(t *testing.T) {
 			}
 			// The last chunked response's end is written before the client
 			// can read it whole, so every count is final here.
-			w, v := cl.writes.Load(), cl.writevs.Load()
+			w, v := cl.Counts()
 			if tc.path == "/chunked" {
 				w -= n // each response's last chunk and its end, in a write of their own
 			}

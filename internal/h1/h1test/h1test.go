@@ -1,7 +1,8 @@
 // Package h1test starts an httptest.Server whose connections are served
 // by cellar's HTTP/1.x engine (internal/h1) instead of net/http, so that
 // a test suite written against httptest runs through the engine cellar
-// serves with.
+// serves with; WriteCounter counts the writes that reach a listener's
+// connections (one writev per response, or not).
 package h1test
 
 import (
