@@ -487,9 +487,9 @@ func (b *backgroundRead) startLocked(c *conn) {
 	b.running = true
 	b.done = make(chan struct{})
 	ctx := b.ctx
-	// Cleared here, under mu, so that stop's deadline comes after (and
-	// the serving goroutine reads readFor after stop, which takes mu).
-	c.setReadDeadlineAt(time.Time{})
+	// Cleared here, under mu, so that stop's deadline comes after; stop,
+	// in the serving goroutine, tells setReadDeadline (readFor).
+	c.rwc.SetReadDeadline(time.Time{})
 	go func() {
 		defer close(b.done)
 		n, err := c.rwc.Read(c.buf[c.w:])
