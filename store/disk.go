@@ -102,6 +102,10 @@ type diskTier struct {
 	repl *replacer
 
 	used atomic.Int64 // bytes charged: committed objects and fills in progress
+	// filling is the part of used charged by fills in progress (their
+	// chunks written so far); policyCap is the replacement policy's
+	// capacity as last set (policyCapacity), written under mu.
+	filling, policyCap atomic.Int64
 	// onDisk is what pebble's files took at the last measure (the loop's),
 	// written what commits added since: storing pauses while their sum
 	// passes spaceLimit, so that the directory stays within DiskBytes
@@ -190,7 +194,8 @@ func openDisk(opts Options, peer indexPeer, ctr *diskCounters, readOnly bool, on
 		done:      make(chan struct{}),
 	}
 	d.clock.Store(opts.now().UnixMilli())
-	d.repl = newReplacer(int64(opts.EvictTarget*float64(d.budget)), d.budget/opts.MeanObjectSize, opts.Seed, d.index)
+	d.policyCap.Store(d.policyCapacity())
+	d.repl = newReplacer(d.policyCap.Load(), d.budget/opts.MeanObjectSize, opts.Seed, d.index)
 
 	bc := pebble.NewCache(opts.BlockCacheBytes)
 	defer bc.Unref()
@@ -1051,9 +1056,11 @@ func (r *chunkReader) Close() error {
 }
 
 // kick wakes the background loop when the replacement policy evicted
-// objects or the budget's start mark is passed.
+// objects, fills in progress grew so that the policy must shrink, or the
+// budget's start mark is passed.
 func (d *diskTier) kick() {
-	if d.repl.pending.Load() || float64(d.charged()) > d.opts.EvictStart*float64(d.budget) {
+	if d.repl.pending.Load() || d.policyCap.Load() > d.policyCapacity() ||
+		float64(d.charged()) > d.opts.EvictStart*float64(d.budget) {
 		select {
 		case d.evictCh <- struct{}{}:
 		default:
@@ -1109,13 +1116,16 @@ func (d *diskTier) evict() {
 	d.reclaim()
 }
 
-// evictObjects removes the objects the replacement policy evicted and,
-// while the charge is past EvictStart (fills in progress, grown metadata),
-// the policy's next victims down to EvictTarget, expired objects first.
-// The background loop runs it when kicked, and a commit that finds the
-// charge past the whole budget runs it itself, so that fills never outrun
-// eviction.
+// evictObjects fits the replacement policy to the fills in progress,
+// removes the objects it evicted and, while the charge is past EvictStart
+// (fills in progress beyond the reserve's bound), the policy's next
+// victims down to EvictTarget, expired objects first. The background loop
+// runs it when kicked, and a commit that finds the charge past the whole
+// budget runs it itself, so that fills never outrun eviction.
 func (d *diskTier) evictObjects() {
+	d.mu.Lock()
+	d.resizePolicyLocked()
+	d.mu.Unlock()
 	d.removeVictims()
 	if d.charged() > int64(d.opts.EvictStart*float64(d.budget)) {
 		d.sweepExpired()
@@ -1131,6 +1141,30 @@ func (d *diskTier) removeVictims() {
 			d.evictedFills(v.e.fill)
 		}
 		d.repl.removedVictim(v)
+	}
+}
+
+// maxFillShare bounds the fill reserve: fills in progress shrink the
+// replacement policy by at most this share of the budget. More than that
+// in flight passes EvictStart instead (see evictObjects).
+const maxFillShare = 4
+
+// policyCapacity is what committed objects may fill: EvictTarget of the
+// budget less the reserve for fills in progress, which is the bytes they
+// have written (bounded by a maxFillShare of the budget). With nothing
+// in flight the policy holds EvictTarget of the budget; each chunk a fill
+// writes makes it evict as much, and the commit gives the room back to
+// the object. The rest of the budget (1 - EvictTarget) absorbs what the
+// policy has named and the loop not yet removed, and metadata growth.
+func (d *diskTier) policyCapacity() int64 {
+	return int64(d.opts.EvictTarget*float64(d.budget)) - min(d.filling.Load(), d.budget/maxFillShare)
+}
+
+// resizePolicyLocked sets the replacement policy's capacity to
+// policyCapacity if it moved. Call it with mu held.
+func (d *diskTier) resizePolicyLocked() {
+	if c := d.policyCapacity(); d.policyCap.Swap(c) != c {
+		d.repl.resize(c)
 	}
 }
 
@@ -1199,7 +1233,7 @@ func (d *diskTier) reclaimSpan(force bool) {
 	d.reclaimMu.Lock()
 	lo, hi := d.reclaimLo, d.reclaimHi
 	d.reclaimMu.Unlock()
-	if lo == 0 || (!force && d.diskUsage()-d.used.Load() <= d.budget/20) {
+	if lo == 0 || (!force && !d.reclaimDue()) {
 		return
 	}
 	// In pieces: a compaction writes its outputs before its inputs go,
@@ -1225,6 +1259,15 @@ func (d *diskTier) reclaimSpan(force bool) {
 		d.reclaimHi = 0
 	}
 	d.reclaimMu.Unlock()
+}
+
+// reclaimDue reports whether pebble's files exceed the charge by a
+// twentieth of the budget, or come within a thirty-second of the budget
+// of spaceLimit: with the policy holding nearly the whole budget, the
+// space gate would otherwise close on the deletions not yet compacted.
+func (d *diskTier) reclaimDue() bool {
+	u := d.diskUsage()
+	return u-d.used.Load() > d.budget/20 || u > d.spaceLimit()-d.budget/32
 }
 
 func (d *diskTier) sweepExpired() {

@@ -21,12 +21,13 @@ import (
 // from pebble. Requests are counted into the policy: hits through a lossy
 // buffer (the hit path takes no lock), misses directly.
 //
-// The policy's capacity is Options.EvictTarget of the disk budget, so that
-// committed objects fill it to there; fills in progress and metadata
-// growth can pass it, and the background loop then evicts the policy's
-// next objects down to it once the charge passes EvictStart. The victims
-// the policy named and the loop has not removed yet do not count towards
-// that mark (see diskTier.charged).
+// The policy's capacity is Options.EvictTarget of the disk budget less
+// the bytes of fills in progress (diskTier.policyCapacity): it shrinks as
+// fills write chunks and grows back as they commit. Past EvictStart
+// (fills in progress beyond the reserve's bound) the background loop
+// evicts the policy's next objects down to EvictTarget. The victims the
+// policy named and the loop has not removed yet do not count towards that
+// mark (see diskTier.charged).
 //
 // It survives restarts approximately: Open adds the stored objects in
 // order of their last access (persisted at Close), so the recency order
@@ -126,6 +127,17 @@ func (r *replacer) committed(key string, weight int64) bool {
 	r.drainLocked()
 	n := len(r.victims)
 	r.p.Add(key, weight, r.evicted)
+	return len(r.victims) > n
+}
+
+// resize sets the policy's capacity (what committed objects may fill:
+// diskTier.policyCapacity) and reports whether it evicted objects. Call it
+// with diskTier.mu held.
+func (r *replacer) resize(capacity int64) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := len(r.victims)
+	r.p.SetCapacity(capacity, r.evicted)
 	return len(r.victims) > n
 }
 

@@ -85,12 +85,14 @@ type Options struct {
 	// EvictTarget and EvictStart are fractions of the disk tier's budget
 	// for objects (DiskBytes less its fixed overheads,
 	// Stats.DiskObjectBudget). Committed objects fill the replacement
-	// policy (W-TinyLFU, see replacer) up to EvictTarget; when fills in
-	// progress or grown metadata take the charge past EvictStart, the
-	// policy's victims are evicted down to EvictTarget. Defaults 0.97 and
-	// 0.99: the rest is room for fills in progress. pebble's compaction
-	// transients have their own room among the fixed overheads
-	// (fixedOverhead; measured by TestDataDirStaysWithinBudget).
+	// policy (W-TinyLFU, see replacer) up to EvictTarget less the bytes
+	// fills in progress have written (at most a quarter of the budget):
+	// the reserve for fills follows what is in flight. When fills in
+	// progress beyond that bound take the charge past EvictStart, the
+	// policy's victims are evicted down to EvictTarget. Defaults 0.995
+	// and 1. pebble's compaction transients have their own room among the
+	// fixed overheads (fixedOverhead; measured by
+	// TestDataDirStaysWithinBudget).
 	EvictStart, EvictTarget float64
 	// BlockCacheBytes is pebble's block cache size. Default DiskBytes/64,
 	// between 1 MiB and 64 MiB.
@@ -177,10 +179,10 @@ func (o *Options) EnsureDefaults() {
 		o.MeanObjectSize = 16 << 10
 	}
 	if o.EvictStart == 0 {
-		o.EvictStart = 0.99
+		o.EvictStart = 1
 	}
 	if o.EvictTarget == 0 {
-		o.EvictTarget = 0.97
+		o.EvictTarget = 0.995
 	}
 	if o.BlockCacheBytes == 0 {
 		o.BlockCacheBytes = clamp(o.DiskBytes/64, 1<<20, 64<<20)

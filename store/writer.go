@@ -204,8 +204,10 @@ func (w *Writer) flushLocked() error {
 	w.flushed += n
 	w.charged += n + chunkOverhead
 	w.d.used.Add(n + chunkOverhead)
+	w.d.filling.Add(n + chunkOverhead)
 	w.buf = w.buf[:0]
 	w.bufStart = w.flushed
+	w.d.kick() // the policy shrinks by what the fill wrote
 	return nil
 }
 
@@ -546,7 +548,9 @@ func (w *Writer) commit() (*Object, error) {
 	}
 	d.index[w.key] = e
 	d.used.Add(e.charge - w.charged)
+	d.filling.Add(-w.charged)
 	w.charged = 0
+	d.resizePolicyLocked()            // the fill's reserve goes back to the policy
 	d.repl.committed(w.key, e.charge) // Commit kicks the loop to remove what it evicted
 	d.peer.stored(o)
 	d.mu.Unlock()
@@ -606,6 +610,7 @@ func (w *Writer) dropLocked() {
 	}
 	w.marker = false
 	w.d.used.Add(-w.charged)
+	w.d.filling.Add(-w.charged)
 	w.charged = 0
 }
 

@@ -173,6 +173,23 @@ func (p *Policy[K]) SetClimbSample(n int) {
 // Capacity returns the weight limit.
 func (p *Policy[K]) Capacity() int64 { return p.capacity }
 
+// SetCapacity changes the weight limit to c (at least 1), keeping the
+// window's share of it, and evicts until the total weight fits, calling
+// evict for each key removed (the main space's least recent keys first,
+// as Victim names them). The shadows (AdaptByShadows) keep the capacity
+// they were made with: they compare window shares, which a small change
+// of capacity hardly moves.
+func (p *Policy[K]) SetCapacity(c int64, evict func(K)) {
+	c = max(c, 1)
+	if c == p.capacity {
+		return
+	}
+	share := float64(p.windowMax) / float64(p.capacity)
+	p.capacity = c
+	p.resizeWindow(int64(share*float64(c)) - p.windowMax)
+	p.trim(evict)
+}
+
 // Weight returns the total weight of the keys held.
 func (p *Policy[K]) Weight() int64 {
 	return p.window.weight + p.probation.weight + p.protected.weight

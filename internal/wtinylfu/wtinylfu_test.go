@@ -188,3 +188,40 @@ func TestShadowsAdaptTheWindow(t *testing.T) {
 	p.AdaptByShadows()
 	checkWindowGrowsOnRecency(t, p)
 }
+
+func TestSetCapacityEvictsTheLeastRecentAndMakesRoom(t *testing.T) {
+	p := New[uint64](100, 100, ident)
+	p.SetKeepNewest(true)
+	p.AdaptByShadows()
+	var evicted []uint64
+	ev := func(k uint64) { evicted = append(evicted, k) }
+	for k := uint64(1); k <= 100; k++ {
+		p.Access(k)
+		p.Add(k, 1, ev)
+	}
+	for k := uint64(51); k <= 100; k++ { // the newer half becomes frequent
+		p.Access(k)
+	}
+	if len(evicted) != 0 || p.Weight() != 100 {
+		t.Fatalf("evicted %v, weight %d; want none and 100", evicted, p.Weight())
+	}
+	p.SetCapacity(90, ev)
+	if p.Capacity() != 90 || p.Weight() != 90 || len(evicted) != 10 {
+		t.Fatalf("after SetCapacity(90): capacity %d, weight %d, evicted %v; want 90, 90, ten keys", p.Capacity(), p.Weight(), evicted)
+	}
+	for _, k := range evicted {
+		if k > 50 {
+			t.Errorf("evicted %d, a frequent key, while keys seen once remained", k)
+		}
+	}
+	// Grown back, the policy takes ten new keys without evicting.
+	p.SetCapacity(100, ev)
+	evicted = evicted[:0]
+	for k := uint64(201); k <= 210; k++ {
+		p.Access(k)
+		p.Add(k, 1, ev)
+	}
+	if len(evicted) != 0 || p.Weight() != 100 {
+		t.Errorf("after growing back and ten adds: evicted %v, weight %d; want none and 100", evicted, p.Weight())
+	}
+}
