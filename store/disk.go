@@ -1144,20 +1144,42 @@ func (d *diskTier) removeVictims() {
 	}
 }
 
-// maxFillShare bounds the fill reserve: fills in progress shrink the
-// replacement policy by at most this share of the budget. More than that
-// in flight passes EvictStart instead (see evictObjects).
-const maxFillShare = 4
+// maxFillShare bounds the reserve for fills in progress: they shrink the
+// replacement policy by at most a maxFillShare-th of the budget. More
+// than that in flight passes EvictStart instead (see evictObjects).
+// maxSpaceShare bounds the reserve for deletions not yet compacted (the
+// 3% the policy kept free at all times before).
+const (
+	maxFillShare  = 4
+	maxSpaceShare = 32
+)
 
 // policyCapacity is what committed objects may fill: EvictTarget of the
-// budget less the reserve for fills in progress, which is the bytes they
-// have written (bounded by a maxFillShare of the budget). With nothing
-// in flight the policy holds EvictTarget of the budget; each chunk a fill
-// writes makes it evict as much, and the commit gives the room back to
-// the object. The rest of the budget (1 - EvictTarget) absorbs what the
-// policy has named and the loop not yet removed, and metadata growth.
+// budget less a reserve for what is in flight:
+//   - the bytes fills in progress have written (at most a maxFillShare-th
+//     of the budget): each chunk a fill writes makes the policy evict as
+//     much, and the commit gives the room back to the object;
+//   - how far pebble's files (as last measured) come within a 128th of
+//     the budget of spaceLimit (at most a maxSpaceShare-th of the
+//     budget): when writes outrun the compactions that reclaim evicted
+//     bodies, the objects make room for the deletions not yet compacted,
+//     so that the space gate does not close on every fill; once
+//     compactions catch up the room goes back to the objects.
+//
+// With nothing in flight the policy holds EvictTarget of the budget. The
+// rest of the budget (1 - EvictTarget) absorbs metadata growth and the
+// loop's lag.
 func (d *diskTier) policyCapacity() int64 {
-	return int64(d.opts.EvictTarget*float64(d.budget)) - min(d.filling.Load(), d.budget/maxFillShare)
+	fills := min(d.filling.Load(), d.budget/maxFillShare)
+	space := min(max(0, d.onDisk.Load()-(d.spaceLimit()-d.budget/128)), d.budget/maxSpaceShare)
+	return int64(d.opts.EvictTarget*float64(d.budget)) - fills - space
+}
+
+// spaceMark is where pebble's files start to take room from the objects
+// and evicted bodies are compacted (reclaimDue): a thirty-second of the
+// budget below spaceLimit, where storing pauses.
+func (d *diskTier) spaceMark() int64 {
+	return d.spaceLimit() - d.budget/32
 }
 
 // resizePolicyLocked sets the replacement policy's capacity to
@@ -1262,12 +1284,12 @@ func (d *diskTier) reclaimSpan(force bool) {
 }
 
 // reclaimDue reports whether pebble's files exceed the charge by a
-// twentieth of the budget, or come within a thirty-second of the budget
-// of spaceLimit: with the policy holding nearly the whole budget, the
-// space gate would otherwise close on the deletions not yet compacted.
+// twentieth of the budget, or pass spaceMark: with the policy holding
+// nearly the whole budget, the space gate would otherwise close on the
+// deletions not yet compacted.
 func (d *diskTier) reclaimDue() bool {
 	u := d.diskUsage()
-	return u-d.used.Load() > d.budget/20 || u > d.spaceLimit()-d.budget/32
+	return u-d.used.Load() > d.budget/20 || u > d.spaceMark()
 }
 
 func (d *diskTier) sweepExpired() {
