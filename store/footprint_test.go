@@ -1,0 +1,130 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/cellar-cache/cellar/cache"
+)
+
+// footprint is what n objects take in pebble's tables once flushed and
+// compacted: the bytes beyond their bodies, per object, and the records
+// per object by kind.
+type footprint struct {
+	perObject float64          // table bytes less body bytes, per object
+	charged   float64          // mean charge less body bytes
+	records   map[byte]float64 // records per object, by key prefix
+}
+
+// measureFootprint stores n objects of size random bytes under keys like
+// the bench's, persists their access times, flushes and compacts pebble
+// and measures its tables.
+func measureFootprint(t *testing.T, n, size int, tags []string, realistic bool) footprint {
+	t.Helper()
+	opts := testOptions(t)
+	opts.MemoryBytes = -1
+	opts.ChunkSize = 0
+	opts.DiskBytes = 1 << 30
+	s := openTest(t, opts)
+	rng := rand.New(rand.NewPCG(3, 4))
+	now := time.Now()
+	meta := cache.Meta{Status: http.StatusOK, Header: http.Header{"Content-Type": {"application/octet-stream"}}, RequestTime: now, ResponseTime: now}
+	ctx := context.Background()
+	for i := range n {
+		key, m := "https://bench.invalid/o/"+strconv.Itoa(100000+i), meta
+		if realistic {
+			key = fmt.Sprintf("https://%s.example.com/%x/%x?v=%d", []string{"img", "static", "www", "api"}[rng.IntN(4)], rng.Uint64(), rng.Uint32(), rng.IntN(100))
+			m = cache.Meta{Status: http.StatusOK, RequestTime: now, ResponseTime: now, Header: http.Header{
+				"Content-Type":   {"image/jpeg"},
+				"Cache-Control":  {"public, max-age=86400"},
+				"Etag":           {fmt.Sprintf(`"%x"`, rng.Uint64())},
+				"Last-Modified":  {now.Add(-time.Duration(rng.IntN(1e6)) * time.Second).UTC().Format(http.TimeFormat)},
+				"Date":           {now.UTC().Format(http.TimeFormat)},
+				"Content-Length": {strconv.Itoa(size)},
+			}}
+		}
+		w, err := s.Create(ctx, key, m, CreateOptions{SizeHint: int64(size), Tags: tags})
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.Write(randomBody(rng, size))
+		if _, err := w.Commit(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d := s.acquire()
+	defer d.release()
+	d.mu.Lock()
+	for _, e := range d.index {
+		e.access.Add(1) // every object was read since it was stored
+	}
+	d.mu.Unlock()
+	if err := d.saveAccess(); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.db.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.db.Compact(ctx, []byte{0}, []byte{0xff}, true); err != nil {
+		t.Fatal(err)
+	}
+	var tables int64
+	for _, l := range d.db.Metrics().Levels {
+		tables += l.TablesSize
+	}
+	f := footprint{records: map[byte]float64{}}
+	it, err := d.db.NewIter(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for it.First(); it.Valid(); it.Next() {
+		f.records[it.Key()[0]] += 1 / float64(n)
+	}
+	it.Close()
+	st := d.stats()
+	if st.DiskObjects != int64(n) {
+		t.Fatalf("%d objects held, want %d", st.DiskObjects, n)
+	}
+	f.perObject = float64(tables-int64(n*size)) / float64(n)
+	f.charged = float64(st.DiskBytes-int64(n*size)) / float64(n)
+	return f
+}
+
+// TestChargeMatchesTheFootprint keeps the budget's charge per object
+// honest: what objects take in pebble's tables once flushed and compacted
+// (with their access records), against what chargeOf charges, for the
+// bench's objects (uniform metadata, URLs that share a prefix) and for
+// varied URLs and headers, with and without tags, and for multi-chunk
+// bodies.
+func TestChargeMatchesTheFootprint(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		size      int
+		tags      []string
+		realistic bool
+	}{
+		{"4KiB", 4 << 10, nil, false},
+		{"4KiB-tags", 4 << 10, []string{"product-123", "category-7"}, false},
+		{"100KiB", 100 << 10, nil, false},
+		{"4KiB-real", 4 << 10, nil, true},
+		{"4KiB-real-tags", 4 << 10, []string{"product-123", "category-7"}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := measureFootprint(t, 2000, tc.size, tc.tags, tc.realistic)
+			t.Logf("%s objects: %.1f bytes per object beyond the body in pebble's tables, %.1f charged; records per object %v",
+				tc.name, f.perObject, f.charged, f.records)
+			// Honest: the charge is never much below what an object
+			// takes (the budget would not hold), and within 3% of it.
+			real, charged := float64(tc.size)+f.perObject, float64(tc.size)+f.charged
+			if charged < 0.995*real || charged > 1.03*real {
+				t.Errorf("%s objects take %.0f bytes each in pebble's tables, charged %.0f (%+.1f%%); want -0.5%%..+3%%",
+					tc.name, real, charged, 100*(charged/real-1))
+			}
+		})
+	}
+}
