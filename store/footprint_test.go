@@ -1,15 +1,19 @@
 package store
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
 
 	"github.com/cellar-cache/cellar/cache"
+	"github.com/cockroachdb/pebble/v2"
 )
 
 // footprint is what n objects take in pebble's tables once flushed and
@@ -126,5 +130,87 @@ func TestChargeMatchesTheFootprint(t *testing.T) {
 					tc.name, real, charged, 100*(charged/real-1))
 			}
 		})
+	}
+}
+
+// TestOlderRecordsAreReadAndReplaced: a data directory written before the
+// fill and access records named the fill instead of the key (fill records
+// holding the key, access records keyed by URL) opens with every object,
+// its access time and crash-leftover cleaning intact; Open removes the
+// old access records and the next Close writes them by fill.
+func TestOlderRecordsAreReadAndReplaced(t *testing.T) {
+	opts := testOptions(t)
+	opts.MemoryBytes = -1
+	s := openTest(t, opts)
+	bodies := map[string][]byte{"x": body(10_000, 1), "y": body(3_000, 2), "z": body(100, 3)}
+	for k, b := range bodies {
+		put(t, s, k, b, CreateOptions{SizeHint: -1})
+	}
+	s.Close()
+
+	// Rewrite the records as older stores wrote them, with a leftover
+	// fill whose record names a key that holds another fill.
+	db, err := pebble.Open(filepath.Join(opts.Dir, dbDirName), &pebble.Options{Logger: quietLogger{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := db.NewBatch()
+	it, _ := db.NewIter(&pebble.IterOptions{LowerBound: []byte{prefixMeta}, UpperBound: []byte{prefixMeta + 1}})
+	access := map[string]int64{"x": 1000, "y": 3000, "z": 2000}
+	for it.First(); it.Valid(); it.Next() {
+		key := string(it.Key()[1:])
+		rec, err := decodeMeta(it.Value())
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.Set(fillKey(rec.fill), sealed([]byte(key)), nil)
+		b.Delete(useKey(rec.fill), nil)
+		b.Set(append([]byte{prefixAccess}, key...), sealed(binary.BigEndian.AppendUint64(nil, uint64(access[key]))), nil)
+	}
+	it.Close()
+	const leftover = 1 << 40
+	b.Set(fillKey(leftover), sealed([]byte("x")), nil)
+	b.Set(chunkKey(nil, leftover, 0), sealed([]byte("partial")), nil)
+	if err := b.Commit(pebble.Sync); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+
+	s = openTest(t, opts)
+	d := s.acquire()
+	d.mu.Lock()
+	for k, want := range access {
+		if e := d.index[k]; e == nil || e.access.Load() != want {
+			t.Errorf("%q: entry %v, want access time %d from the older record", k, e, want)
+		}
+	}
+	d.mu.Unlock()
+	for k := range access {
+		if _, closer, err := d.db.Get(append([]byte{prefixAccess}, k...)); err == nil {
+			closer.Close()
+			t.Errorf("the older access record of %q is still there", k)
+		}
+	}
+	ctx := context.Background()
+	for k, want := range bodies {
+		o, err := s.Get(ctx, k)
+		if err != nil {
+			t.Fatalf("Get(%q) after reopening an older directory: %v", k, err)
+		}
+		if got := readAll(t, s, o); !bytes.Equal(got, want) {
+			t.Errorf("Get(%q): %d bytes, not the %d stored", k, len(got), len(want))
+		}
+	}
+	if _, closer, err := d.db.Get(chunkKey(nil, leftover, 0)); err == nil {
+		closer.Close()
+		t.Error("the leftover fill's chunk was not removed")
+	}
+	d.release()
+	s.Close()
+	if n := rawKeys(t, opts.Dir, prefixUse); n != len(bodies) {
+		t.Errorf("%d access records by fill after Close, want %d", n, len(bodies))
+	}
+	if n := rawKeys(t, opts.Dir, prefixAccess); n != 0 {
+		t.Errorf("%d older access records after Close, want 0", n)
 	}
 }

@@ -192,7 +192,7 @@ func (w *Writer) flushLocked() error {
 		b := w.d.db.NewBatch()
 		defer b.Close()
 		if !w.marker {
-			b.Set(fillKey(w.fill), sealed([]byte(w.key)), nil)
+			b.Set(fillKey(w.fill), sealed(nil), nil)
 		}
 		w.addChunk(b)
 		if err := w.d.commit(b, pebble.NoSync); err != nil {
@@ -489,7 +489,7 @@ func (w *Writer) commit() (*Object, error) {
 		for _, t := range oldTags {
 			b.Delete(tagKey(t, w.key), nil)
 		}
-		b.Delete(accessKey(w.key), nil)
+		b.Delete(useKey(old.fill), nil)
 	}
 	lastChunk := int64(len(w.buf))
 	if lastChunk > 0 && !d.opts.Simulate {
@@ -500,7 +500,7 @@ func (w *Writer) commit() (*Object, error) {
 	}
 	b.Set(metaKey(w.key), mv, nil)
 	if !w.marker {
-		b.Set(fillKey(w.fill), sealed([]byte(w.key)), nil)
+		b.Set(fillKey(w.fill), sealed(nil), nil)
 	}
 	wo := pebble.Sync
 	if d.opts.NoSync {
