@@ -32,26 +32,38 @@ func TestReserveFollowsTheFillsInFlight(t *testing.T) {
 		}
 		d.evictObjects()
 	}
-	// Storing pauses while deletions wait for compaction (the space gate):
-	// settle as the loop would, then store.
-	store := func(key string) {
+	// Storing pauses while deletions and WAL files wait for compaction
+	// and flushes (the space gate): compact everything, then store.
+	compact := func() {
 		t.Helper()
-		for range 3 {
-			w, err := s.Create(ctx, key, testMeta(), CreateOptions{SizeHint: obj})
+		if err := d.db.Compact(ctx, []byte{0}, []byte{0xff}, true); err != nil {
+			t.Fatal(err)
+		}
+		settle()
+	}
+	create := func(key string, size int64) *Writer {
+		t.Helper()
+		for range 5 {
+			w, err := s.Create(ctx, key, testMeta(), CreateOptions{SizeHint: size})
 			if errors.Is(err, ErrUnavailable) {
-				settle()
+				compact()
 				continue
 			}
 			if err != nil {
 				t.Fatal(err)
 			}
-			w.Write(randomBody(rng, obj))
-			if _, err := w.Commit(ctx); err != nil {
-				t.Fatal(err)
-			}
-			return
+			return w
 		}
 		t.Fatalf("storing %q: still paused after compacting", key)
+		return nil
+	}
+	store := func(key string) {
+		t.Helper()
+		w := create(key, obj)
+		w.Write(randomBody(rng, obj))
+		if _, err := w.Commit(ctx); err != nil {
+			t.Fatal(err)
+		}
 	}
 	// Just over the budget, then compacted: the policy shrinks while
 	// pebble's files near the space gate (deletions not yet compacted),
@@ -60,29 +72,35 @@ func TestReserveFollowsTheFillsInFlight(t *testing.T) {
 	for i := range int(d.budget/d.used.Load()) + 8 {
 		store(fmt.Sprintf("k%04d", i))
 	}
-	compact := func() {
-		t.Helper()
-		if err := d.db.Compact(ctx, []byte{0}, []byte{0xff}, true); err != nil {
-			t.Fatal(err)
-		}
-		settle()
+	// The policy's capacity and what it holds, read together (the loop
+	// resizes it when it measures pebble's files).
+	held := func() (capacity, weight int64) {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		d.repl.mu.Lock()
+		defer d.repl.mu.Unlock()
+		return d.repl.p.Capacity(), d.repl.p.Weight()
 	}
 	compact()
-	for i := range 32 {
+	// Refill what the policy gave up near the gate while the fill went on.
+	var capacity, weight int64
+	for i := 0; i < int(d.budget/maxSpaceShare/obj)*4; i++ {
+		settle()
+		if capacity, weight = held(); weight >= capacity-2*obj {
+			break
+		}
 		store(fmt.Sprintf("m%d", i))
 	}
-	settle()
-	full := d.charged()
-	if full < d.budget*98/100 || full > d.budget {
-		t.Fatalf("with nothing in flight objects take %d bytes of a %d-byte budget (%.2f%%); want at least 98%% (it kept 3%% free before)",
-			full, d.budget, 100*float64(full)/float64(d.budget))
+	// pebble's WAL files may still take room near the gate (a loaded
+	// machine flushes late): what they take from the objects is bounded.
+	target := int64(d.opts.EvictTarget * float64(d.budget))
+	if c, w := capacity, weight; c < target-d.budget/maxSpaceShare || w < d.budget*99/100-(target-c) {
+		t.Fatalf("with nothing in flight the policy holds %d bytes (%.2f%% of the budget) of its capacity %d (%d given up near the space gate); want at least 99%% of the budget less that (it kept 3%% free before)",
+			w, 100*float64(w)/float64(d.budget), c, target-c)
 	}
 
 	big := 64 * int64(opts.ChunkSize)
-	w, err := s.Create(ctx, "big", testMeta(), CreateOptions{SizeHint: big})
-	if err != nil {
-		t.Fatal(err)
-	}
+	w := create("big", big)
 	w.Write(randomBody(rng, int(big)))
 	settle()
 	if f := d.filling.Load(); f < big-int64(opts.ChunkSize) {
@@ -105,23 +123,22 @@ func TestReserveFollowsTheFillsInFlight(t *testing.T) {
 		t.Errorf("after the commit: %d bytes in flight, %d charged of %d; want 0 and within the budget", f, u, d.budget)
 	}
 
-	w, err = s.Create(ctx, "aborted", testMeta(), CreateOptions{SizeHint: big})
-	if err != nil {
-		t.Fatal(err)
-	}
-	w.Write(randomBody(rng, int(big)))
+	// A fill larger than the space reserve's bound, aborted: its room
+	// goes back to the policy.
+	large := d.budget / 16
+	w = create("aborted", large)
+	w.Write(randomBody(rng, int(large)))
 	settle()
+	if c := d.policyCap.Load(); c > target-d.filling.Load() {
+		t.Errorf("policy capacity %d during the second fill, want at most %d less %d in flight", c, target, d.filling.Load())
+	}
 	w.Abort()
 	if f := d.filling.Load(); f != 0 {
 		t.Errorf("after an abort %d bytes still in flight", f)
 	}
-	// The room goes back to the objects once the deletions are compacted.
-	compact()
-	for i := range 2 * big / obj {
-		store(fmt.Sprintf("n%d", i))
-	}
+	store("after")
 	settle()
-	if u := d.charged(); u < d.budget*98/100 {
-		t.Errorf("after an abort and new objects: %d charged of %d (%.2f%%); want at least 98%%", u, d.budget, 100*float64(u)/float64(d.budget))
+	if c := d.policyCap.Load(); c < target-d.budget/maxSpaceShare {
+		t.Errorf("after an abort the policy's capacity is %d, want EvictTarget of the budget (%d) less at most %d near the space gate", c, target, d.budget/maxSpaceShare)
 	}
 }

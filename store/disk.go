@@ -1205,8 +1205,13 @@ const (
 // loop's lag.
 func (d *diskTier) policyCapacity() int64 {
 	fills := min(d.filling.Load(), d.budget/maxFillShare)
-	space := min(max(0, d.onDisk.Load()-(d.spaceLimit()-d.budget/128)), d.budget/maxSpaceShare)
-	return int64(d.opts.EvictTarget*float64(d.budget)) - fills - space
+	return int64(d.opts.EvictTarget*float64(d.budget)) - fills - d.spaceReserve()
+}
+
+// spaceReserve is the part of the reserve for deletions not yet compacted
+// (see policyCapacity).
+func (d *diskTier) spaceReserve() int64 {
+	return min(max(0, d.onDisk.Load()-(d.spaceLimit()-d.budget/128)), d.budget/maxSpaceShare)
 }
 
 // spaceMark is where pebble's files start to take room from the objects
