@@ -9,7 +9,7 @@ ADMIN   ?= 127.0.0.1:8081
 ORIGIN  ?=
 ARGS    ?=
 
-.PHONY: all build run test vet bench bench-peers fmt clean soak stall
+.PHONY: all build run test vet bench bench-peers fmt clean soak soak-memory stall
 
 all: build
 
@@ -54,6 +54,15 @@ bench-peers:
 SOAK_DURATION ?= 60s
 soak: build
 	$(GO) run ./internal/soak -bin $(BIN) -conns 500 -duration $(SOAK_DURATION)
+
+# soak-memory: the built binary's peak resident memory against issue 14's
+# bounds, each on a fresh process at its defaults (access log on):
+# 1000 x 100 KiB filled with -memory 256MiB (peak <= 1.25 x 97.7 MiB +
+# 64 MiB), then SOAK_DURATION of hits, misses and compressible bodies as
+# br/gzip/zstd/identity, 1 KiB-1 MiB, with -memory 64MiB (peak <= 256 MiB).
+# Every body is checked; exits 1 over a bound. Not part of test.
+soak-memory: build
+	$(GO) run ./internal/soak -bin $(BIN) -mode memory -conns 32 -duration $(SOAK_DURATION)
 
 fmt:
 	gofmt -w .

@@ -4,7 +4,9 @@
 // a fixed time, checks every body byte for byte, and reports cellar's
 // resident memory, goroutines and open descriptors before, during (the
 // peak) and after the load. It exits 1 when any request failed or a body
-// was wrong. `make soak` runs it; it is not part of `make test`.
+// was wrong. `make soak` runs it; it is not part of `make test`. With
+// -mode memory it checks cellar's resident memory instead (memory.go,
+// `make soak-memory`).
 package main
 
 import (
@@ -31,7 +33,17 @@ func main() {
 	conns := flag.Int("conns", 500, "concurrent client connections")
 	dur := flag.Duration("duration", 60*time.Second, "how long the load runs")
 	hot := flag.Int("hot", 300, "objects in the hit set")
+	mode := flag.String("mode", "mixed", "mixed: hits, misses, uncacheable requests and purges, every body checked; memory: peak RSS against issue 14's bounds (memory.go)")
 	flag.Parse()
+	run := run
+	switch *mode {
+	case "mixed":
+	case "memory":
+		run = runMemory
+	default:
+		fmt.Fprintf(os.Stderr, "soak: -mode %q: want mixed or memory\n", *mode)
+		os.Exit(2)
+	}
 	if err := run(*bin, *conns, *dur, *hot); err != nil {
 		fmt.Fprintln(os.Stderr, "soak:", err)
 		os.Exit(1)
