@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"fmt"
 	"sync/atomic"
 	"time"
@@ -35,8 +36,14 @@ type memo struct {
 	v  atomic.Value
 }
 
-// keepBody makes o resident with its whole body.
+// keepBody makes o resident with its whole body. A body that grew by
+// appending (a fill without Content-Length) may have up to a quarter more
+// capacity than bytes, which cost() does not charge: such a body is copied
+// to one of its size, once, so that what is resident is what is charged.
 func (o *Object) keepBody(body []byte) {
+	if cap(body)-len(body) > len(body)/32 {
+		body = bytes.Clone(body)
+	}
 	o.body, o.resident = body, true
 	o.memo = &memo{of: o}
 }

@@ -98,3 +98,34 @@ func TestStoreRoundTrip(t *testing.T) {
 		t.Fatalf("Get of absent key: %v, want ErrNotFound", err)
 	}
 }
+
+// TestResidentBodyHasNoSlack fills a body of unknown length in small
+// writes, as a chunked origin response does: the resident body's capacity
+// is its length (within the allocator's rounding), since cost() charges
+// the length only.
+func TestResidentBodyHasNoSlack(t *testing.T) {
+	s := openTest(t, testOptions(t))
+	ctx := context.Background()
+	const size = 1000 << 10
+	w, err := s.Create(ctx, "k", testMeta(), CreateOptions{SizeHint: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := make([]byte, 4<<10)
+	for n := 0; n < size; n += len(p) {
+		if _, err := w.Write(p[:min(len(p), size-n)]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	o, err := w.Commit(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, ok := o.Body()
+	if !ok || len(b) != size {
+		t.Fatalf("body of %d bytes, resident %v; want %d", len(b), ok, size)
+	}
+	if cap(b) > size+size/32 {
+		t.Errorf("resident body of %d bytes has capacity %d", len(b), cap(b))
+	}
+}
