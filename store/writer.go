@@ -50,8 +50,8 @@ type Writer struct {
 	// unstored is why storing stopped mid-body (it wraps ErrUnavailable):
 	// the fill goes on in memory for its readers and Commit stores nothing.
 	unstored error
-	marker   bool   // the fill record is on disk
-	body     []byte // whole body, kept while it may go to the memory tier
+	marker   bool    // the fill record is on disk
+	body     bodyBuf // whole body, kept while it may go to the memory tier
 	keepBody bool
 	charged  int64 // bytes added to d.used so far
 	state    fillState
@@ -99,7 +99,7 @@ func (d *diskTier) create(ctx context.Context, key string, meta cache.Meta, opts
 		return w, nil // buf and body are slices of simZeros
 	}
 	if w.keepBody && opts.SizeHint > 0 {
-		w.body = make([]byte, 0, opts.SizeHint)
+		w.body.preallocate(opts.SizeHint)
 	}
 	initial := w.cs
 	if opts.SizeHint >= 0 {
@@ -156,9 +156,10 @@ func (w *Writer) Write(p []byte) (int, error) {
 	}
 	if w.keepBody {
 		if w.size+int64(len(p)) <= w.d.bodyLimit {
-			w.body = append(w.body, p...)
+			w.body.write(p)
 		} else {
-			w.keepBody, w.body = false, nil
+			w.keepBody = false
+			w.body.reset()
 		}
 	}
 	n := len(p)
@@ -217,9 +218,10 @@ func (w *Writer) flushLocked() error {
 func (w *Writer) simWriteLocked(n int64) {
 	if w.keepBody {
 		if w.size+n <= w.d.bodyLimit {
-			w.body = simBody(int(w.size + n))
+			w.body.set(simBody(int(w.size + n)))
 		} else {
-			w.keepBody, w.body = false, nil
+			w.keepBody = false
+			w.body.reset()
 		}
 	}
 	for n > 0 {
@@ -239,7 +241,8 @@ func (w *Writer) simWriteLocked(n int64) {
 // chunks already written stay for the readers until the fill ends.
 func (w *Writer) stopStoringLocked(cause error) {
 	w.unstored = cause
-	w.keepBody, w.body = false, nil
+	w.keepBody = false
+	w.body.reset()
 }
 
 // simZeros backs simBody: as large as the largest chunk.
@@ -536,8 +539,8 @@ func (w *Writer) commit() (*Object, error) {
 		loc:       location{tier: d, fill: w.fill, chunkSize: w.cs},
 		entry:     e,
 	}
-	if w.keepBody && int64(len(w.body)) == w.size {
-		o.keepBody(w.body)
+	if w.keepBody && w.body.len() == w.size {
+		o.keepBody(w.body.bytes())
 	}
 	d.mu.Lock()
 	d.gen++
@@ -598,7 +601,8 @@ func (w *Writer) releaseIfDoneLocked() {
 // dropLocked removes the fill's chunks and gives back its charge. Call it
 // with w.mu held, once no reader needs them.
 func (w *Writer) dropLocked() {
-	w.buf, w.body = nil, nil
+	w.buf = nil
+	w.body.reset()
 	if w.marker && !w.d.faulted.Load() {
 		b := w.d.db.NewBatch()
 		start, end := chunkSpan(w.fill)
