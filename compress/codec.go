@@ -7,6 +7,7 @@ import (
 	"io"
 	"math/bits"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/andybalholm/brotli"
@@ -236,8 +237,34 @@ func (p *encoderPools) get(w io.Writer, k poolKey) (io.WriteCloser, error) {
 	if err != nil {
 		return nil, err
 	}
+	encoderBytes.Add(stateBytes(k))
+	if f := onEncoderBytes.Load(); f != nil {
+		(*f)()
+	}
 	return &pooledWriter{st: &encoderState{enc: e, dst: dst}, pools: p, key: k}, nil
 }
+
+// encoderBytes is EncoderBytes: stateBytes of every encoder made and not
+// yet let go (in use, or kept idle in a pool).
+var encoderBytes atomic.Int64
+
+// onEncoderBytes is the function NotifyEncoderBytes set, or nil.
+var onEncoderBytes atomic.Pointer[func()]
+
+// EncoderBytes estimates the memory the encoders hold now, in use by a
+// writer or kept idle for reuse: with every encoding job running it can
+// reach some 60 MB (a zstd encoder at its densest level alone holds 36
+// MB), which cellar serve adds to the Go memory limit it sets.
+func EncoderBytes() int64 { return encoderBytes.Load() }
+
+// NotifyEncoderBytes makes f be called each time a new encoder raises
+// EncoderBytes, before the encoder allocates its state, in the goroutine
+// that asked for the encoder. (Falls are not told: the memory goes at the
+// next garbage collection.)
+func NotifyEncoderBytes(f func()) { onEncoderBytes.Store(&f) }
+
+// letGo notes that an encoder of k is no longer kept.
+func letGo(k poolKey) { encoderBytes.Add(-stateBytes(k)) }
 
 // drop forgets the i-th idle encoder of k. p.mu must be held.
 func (p *encoderPools) drop(k poolKey, i int) {
@@ -258,10 +285,12 @@ func (p *encoderPools) put(k poolKey, st *encoderState) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if cost > p.budget {
-		return // let the collector have it
+		letGo(k) // the collector has it
+		return
 	}
 	if len(p.idle[k]) >= p.maxIdle {
 		p.drop(k, 0)
+		letGo(k)
 	}
 	for p.bytes+cost > p.budget {
 		p.dropOldest()
@@ -285,6 +314,7 @@ func (p *encoderPools) dropOldest() {
 	}
 	if found {
 		p.drop(oldest, 0)
+		letGo(oldest)
 	}
 }
 
@@ -301,6 +331,7 @@ func (p *encoderPools) release() {
 		}
 		for range n {
 			p.drop(k, 0)
+			letGo(k)
 		}
 	}
 	p.sweep = nil
@@ -365,8 +396,10 @@ func (w *pooledWriter) Close() error {
 	st.dst.w = nil
 	if err == nil && w.pools != nil {
 		w.pools.put(w.key, st)
+	} else {
+		letGo(w.key) // on error the state is unknown: let the encoder go
 	}
-	return err // on error the state is unknown: let the encoder go
+	return err
 }
 
 // NewReader returns a decoder of coding (gzip, x-gzip, br, zstd, deflate, or

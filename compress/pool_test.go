@@ -3,6 +3,7 @@ package compress
 import (
 	"bytes"
 	"runtime"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -115,5 +116,44 @@ func TestEncoderPoolsStayWithinBoundsAndReleaseIdleEncoders(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatalf("%d idle encoders (%d bytes) still kept 10 s after their last use", n, held)
 		}
+	}
+}
+
+// TestEncoderBytesCountsWhatIsKept: EncoderBytes rises by an encoder's
+// estimate when one is made (telling NotifyEncoderBytes's function first),
+// stays while the encoder is in use or kept idle, and falls when the pool
+// lets it go or a writer fails.
+func TestEncoderBytesCountsWhatIsKept(t *testing.T) {
+	var told atomic.Int64
+	NotifyEncoderBytes(func() { told.Add(1) })
+	defer NotifyEncoderBytes(func() {})
+	p := newEncoderPools()
+	p.idleFor = time.Hour
+	base := EncoderBytes()
+	k, huge := poolKey{Brotli, 5, 1}, poolKey{Zstd, 4, 0}
+	w, _ := p.get(&bytes.Buffer{}, k)
+	if got := EncoderBytes() - base; got != stateBytes(k) || told.Load() != 1 {
+		t.Fatalf("one encoder in use: %d bytes (told %d times), want %d once", got, told.Load(), stateBytes(k))
+	}
+	hw, _ := p.get(&bytes.Buffer{}, huge)
+	if got := EncoderBytes() - base; got != stateBytes(k)+stateBytes(huge) {
+		t.Errorf("two encoders in use: %d bytes, want %d", got, stateBytes(k)+stateBytes(huge))
+	}
+	hw.Close() // over the pool's budget: let go
+	w.Close()  // kept idle
+	if got := EncoderBytes() - base; got != stateBytes(k) {
+		t.Errorf("one encoder kept: %d bytes, want %d", got, stateBytes(k))
+	}
+	w, _ = p.get(&bytes.Buffer{}, k) // reused: no new bytes
+	if got := EncoderBytes() - base; got != stateBytes(k) || told.Load() != 2 {
+		t.Errorf("the kept encoder reused: %d bytes (told %d times), want %d, told twice", got, told.Load(), stateBytes(k))
+	}
+	w.Close()
+	p.mu.Lock()
+	p.idleFor = 0
+	p.mu.Unlock()
+	p.release()
+	if got := EncoderBytes() - base; got != 0 {
+		t.Errorf("after the release: %d bytes, want 0", got)
 	}
 }
