@@ -179,6 +179,15 @@ func (m *memTier) del(key string) {
 	m.c.Del(key)
 }
 
+// MemoryBytes returns the bytes the memory tier charges now: Stats's
+// MemoryBytes, without counting the objects (which visits every one).
+func (s *Store) MemoryBytes() int64 {
+	if s.mem == nil {
+		return 0
+	}
+	return s.mem.c.MaxCost() - s.mem.c.RemainingCost()
+}
+
 // usage returns the bytes charged and the number of resident objects.
 func (m *memTier) usage() (bytes, objects int64) {
 	m.c.IterValues(func(*Object) bool {

@@ -9,19 +9,23 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cellar-cache/cellar/compress"
 )
 
 func TestHeapLimit(t *testing.T) {
 	const mib = 1 << 20
-	for _, c := range []struct{ resident, budget, want int64 }{
-		{0, 256 * mib, 40 * mib},
-		{100 * mib, 256 * mib, 165 * mib},
-		{256 * mib, 256 * mib, 360 * mib},
-		{64 * mib, 64 * mib, 120 * mib},
-		{1000 * mib, 64 * mib, 208 * mib}, // never above 1.25 × budget + 128 MiB
+	for _, c := range []struct{ resident, budget, encoders, want int64 }{
+		{0, 256 * mib, 0, 32 * mib},
+		{100 * mib, 256 * mib, 0, 157 * mib},
+		{256 * mib, 256 * mib, 0, 352 * mib},
+		{64 * mib, 64 * mib, 0, 112 * mib},
+		{64 * mib, 64 * mib, 40 * mib, 152 * mib},   // encoders in use come on top
+		{1000 * mib, 64 * mib, 0, 208 * mib},        // never above 1.25 × budget + 128 MiB,
+		{1000 * mib, 64 * mib, 10 * mib, 218 * mib}, // but for the encoders
 	} {
-		if got := heapLimit(c.resident, c.budget); got != c.want {
-			t.Errorf("heapLimit(%d MiB, %d MiB) = %d MiB, want %d MiB", c.resident/mib, c.budget/mib, got/mib, c.want/mib)
+		if got := heapLimit(c.resident, c.budget, c.encoders); got != c.want {
+			t.Errorf("heapLimit(%d MiB, %d MiB, %d MiB) = %d MiB, want %d MiB", c.resident/mib, c.budget/mib, c.encoders/mib, got/mib, c.want/mib)
 		}
 	}
 }
@@ -56,14 +60,45 @@ func TestServeMemoryLimitFollowsTheCache(t *testing.T) {
 			time.Sleep(10 * time.Millisecond)
 		}
 	}
-	if l := debug.SetMemoryLimit(-1); l != 40<<20 {
-		t.Fatalf("memory limit %d when ready, want 40 MiB for an empty cache", l)
+	if l := debug.SetMemoryLimit(-1); l != 32<<20 {
+		t.Fatalf("memory limit %d when ready, want 32 MiB for an empty cache", l)
 	}
 	for i := range 8 {
 		get(t, "http://"+r.proxy+"/"+string(rune('a'+i)))
 	}
 	// 8 MiB of bodies resident: the limit grows by 1.25 × that.
-	waitLimit("at least 40 MiB + 1.25 × 8 MiB", func(l int64) bool { return l >= 40<<20+10<<20 })
+	waitLimit("at least 32 MiB + 1.25 × 8 MiB", func(l int64) bool { return l >= 32<<20+10<<20 })
+}
+
+// TestServeMemoryLimitMakesRoomForEncoders: an encoding job's encoders
+// raise the limit by what they hold, from when they are made.
+func TestServeMemoryLimitMakesRoomForEncoders(t *testing.T) {
+	restoreLimit(t)
+	t.Setenv("GOMEMLIMIT", "")
+	debug.SetMemoryLimit(math.MaxInt64)
+	body := strings.Repeat("<p>a compressible page</p>\n", 4<<10)
+	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=600")
+		w.Header().Set("Content-Type", "text/html")
+		io.WriteString(w, body)
+	}))
+	defer origin.Close()
+	r, err := startServe(t, "-origin", origin.URL, "-data-dir", t.TempDir(), "-memory", "64MiB", "-access-log=false")
+	if err != nil {
+		t.Fatal(err)
+	}
+	get(t, "http://"+r.proxy+"/page") // stores it and starts its encoding job
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		enc := compress.EncoderBytes()
+		if l := debug.SetMemoryLimit(-1); enc > 0 && l >= 32<<20+enc {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("memory limit %d with %d bytes of encoders: want at least 32 MiB more", debug.SetMemoryLimit(-1), enc)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 func TestServeLeavesAnOperatorsGOMEMLIMIT(t *testing.T) {

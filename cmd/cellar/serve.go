@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/cellar-cache/cellar/cluster/purgestream"
+	"github.com/cellar-cache/cellar/compress"
 	"github.com/cellar-cache/cellar/internal/accesslog"
 	"github.com/cellar-cache/cellar/internal/bytesize"
 	"github.com/cellar-cache/cellar/internal/cli"
@@ -209,6 +210,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready f
 	defer st.Close()
 	if os.Getenv("GOMEMLIMIT") == "" {
 		limitToStore(st, s.store.MemoryBytes)
+		compress.NotifyEncoderBytes(func() { limitToStore(st, s.store.MemoryBytes) })
 		bg.Add(1)
 		go func() {
 			defer bg.Done()
