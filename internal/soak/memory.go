@@ -157,11 +157,12 @@ func (p *cellarProc) status(field string) int64 {
 
 // breakdown prints what the resident memory is now: anonymous (the Go
 // runtime's, and C allocations such as pebble's memtables and block
-// cache) and file-backed (the binary's pages).
+// cache) and file-backed (the binary's pages), and what the Go runtime
+// holds (obtained from the system and not released).
 func (p *cellarProc) breakdown(prefix string) {
 	fmt.Printf("%s now RSS %.1f MiB = %.1f anonymous + %.1f file; the Go runtime holds %.1f MiB, its heap in use %.1f MiB\n",
 		prefix, mib(p.status("VmRSS")), mib(p.status("RssAnon")), mib(p.status("RssFile")),
-		p.metric("go_memstats_sys_bytes")/(1<<20), p.metric("go_memstats_heap_inuse_bytes")/(1<<20))
+		(p.metric("go_memstats_sys_bytes")-p.metric("go_memstats_heap_released_bytes"))/(1<<20), p.metric("go_memstats_heap_inuse_bytes")/(1<<20))
 }
 
 // metric returns the first sample of a metric (with its labels, if any,
