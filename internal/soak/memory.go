@@ -334,7 +334,7 @@ func memMixed(bin, originURL string, conns int, dur time.Duration, hot int) erro
 			}
 		}
 	})
-	start := time.Now()
+	start, gcs := time.Now(), p.metric("go_gc_duration_seconds_count")
 	for range conns {
 		wg.Go(func() {
 			for ctx.Err() == nil {
@@ -358,9 +358,9 @@ func memMixed(bin, originURL string, conns int, dur time.Duration, hot int) erro
 	wg.Wait()
 	took := time.Since(start)
 	hwm, rss := p.status("VmHWM"), p.status("VmRSS")
-	fmt.Printf("mixed: -memory 64MiB, %d connections for %v: %d responses (%.0f/s), %d hits; %.1f MiB charged in memory\n",
+	fmt.Printf("mixed: -memory 64MiB, %d connections for %v: %d responses (%.0f/s), %d hits; %.1f MiB charged in memory; %.1f collections/s\n",
 		conns, took.Round(time.Millisecond), c.served.Load(), float64(c.served.Load())/took.Seconds(), c.hits.Load(),
-		p.metric(`cellar_store_bytes{tier="memory"}`)/(1<<20))
+		p.metric(`cellar_store_bytes{tier="memory"}`)/(1<<20), (p.metric("go_gc_duration_seconds_count")-gcs)/took.Seconds())
 	fmt.Printf("mixed: RSS %.1f MiB, peak %.1f MiB; bound %.0f MiB: %s; Go memory limit at most %.1f MiB\n",
 		mib(rss), mib(hwm), mib(mixedBound), verdict(hwm <= mixedBound), mib(limit.Load()))
 	p.breakdown("mixed:")
