@@ -162,6 +162,8 @@ type encoderPools struct {
 	idle  map[poolKey][]idleEncoder
 	bytes int64       // stateBytes of the kept encoders
 	sweep *time.Timer // pending release of idle encoders; nil when none is kept
+
+	live *atomic.Int64 // counts stateBytes of the encoders made and not let go
 }
 
 type poolKey struct {
@@ -191,7 +193,7 @@ const (
 )
 
 func newEncoderPools() *encoderPools {
-	return &encoderPools{maxIdle: defaultMaxIdle, budget: defaultIdleBudget, idleFor: defaultIdleFor, idle: map[poolKey][]idleEncoder{}}
+	return &encoderPools{maxIdle: defaultMaxIdle, budget: defaultIdleBudget, idleFor: defaultIdleFor, idle: map[poolKey][]idleEncoder{}, live: &encoderBytes}
 }
 
 // stateBytes estimates the memory an encoder of k holds once used, from
@@ -237,7 +239,7 @@ func (p *encoderPools) get(w io.Writer, k poolKey) (io.WriteCloser, error) {
 	if err != nil {
 		return nil, err
 	}
-	encoderBytes.Add(stateBytes(k))
+	p.liveBytes().Add(stateBytes(k))
 	if f := onEncoderBytes.Load(); f != nil {
 		(*f)()
 	}
@@ -263,8 +265,17 @@ func EncoderBytes() int64 { return encoderBytes.Load() }
 // next garbage collection.)
 func NotifyEncoderBytes(f func()) { onEncoderBytes.Store(&f) }
 
+// liveBytes is where p counts its encoders' memory: EncoderBytes's
+// counter (a test's pools count apart).
+func (p *encoderPools) liveBytes() *atomic.Int64 {
+	if p == nil || p.live == nil {
+		return &encoderBytes
+	}
+	return p.live
+}
+
 // letGo notes that an encoder of k is no longer kept.
-func letGo(k poolKey) { encoderBytes.Add(-stateBytes(k)) }
+func (p *encoderPools) letGo(k poolKey) { p.liveBytes().Add(-stateBytes(k)) }
 
 // drop forgets the i-th idle encoder of k. p.mu must be held.
 func (p *encoderPools) drop(k poolKey, i int) {
@@ -285,12 +296,12 @@ func (p *encoderPools) put(k poolKey, st *encoderState) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if cost > p.budget {
-		letGo(k) // the collector has it
+		p.letGo(k) // the collector has it
 		return
 	}
 	if len(p.idle[k]) >= p.maxIdle {
 		p.drop(k, 0)
-		letGo(k)
+		p.letGo(k)
 	}
 	for p.bytes+cost > p.budget {
 		p.dropOldest()
@@ -314,7 +325,7 @@ func (p *encoderPools) dropOldest() {
 	}
 	if found {
 		p.drop(oldest, 0)
-		letGo(oldest)
+		p.letGo(oldest)
 	}
 }
 
@@ -331,7 +342,7 @@ func (p *encoderPools) release() {
 		}
 		for range n {
 			p.drop(k, 0)
-			letGo(k)
+			p.letGo(k)
 		}
 	}
 	p.sweep = nil
@@ -397,7 +408,7 @@ func (w *pooledWriter) Close() error {
 	if err == nil && w.pools != nil {
 		w.pools.put(w.key, st)
 	} else {
-		letGo(w.key) // on error the state is unknown: let the encoder go
+		w.pools.letGo(w.key) // on error the state is unknown: let the encoder go
 	}
 	return err
 }

@@ -119,7 +119,8 @@ func TestEncoderPoolsStayWithinBoundsAndReleaseIdleEncoders(t *testing.T) {
 	}
 }
 
-// TestEncoderBytesCountsWhatIsKept: EncoderBytes rises by an encoder's
+// TestEncoderBytesCountsWhatIsKept: EncoderBytes (here, the count of one
+// pool's encoders) rises by an encoder's
 // estimate when one is made (telling NotifyEncoderBytes's function first),
 // stays while the encoder is in use or kept idle, and falls when the pool
 // lets it go or a writer fails.
@@ -129,23 +130,24 @@ func TestEncoderBytesCountsWhatIsKept(t *testing.T) {
 	defer NotifyEncoderBytes(func() {})
 	p := newEncoderPools()
 	p.idleFor = time.Hour
-	base := EncoderBytes()
+	p.live = new(atomic.Int64) // other tests' pools count in EncoderBytes
+	base := p.live.Load()
 	k, huge := poolKey{Brotli, 5, 1}, poolKey{Zstd, 4, 0}
 	w, _ := p.get(&bytes.Buffer{}, k)
-	if got := EncoderBytes() - base; got != stateBytes(k) || told.Load() != 1 {
+	if got := p.live.Load() - base; got != stateBytes(k) || told.Load() != 1 {
 		t.Fatalf("one encoder in use: %d bytes (told %d times), want %d once", got, told.Load(), stateBytes(k))
 	}
 	hw, _ := p.get(&bytes.Buffer{}, huge)
-	if got := EncoderBytes() - base; got != stateBytes(k)+stateBytes(huge) {
+	if got := p.live.Load() - base; got != stateBytes(k)+stateBytes(huge) {
 		t.Errorf("two encoders in use: %d bytes, want %d", got, stateBytes(k)+stateBytes(huge))
 	}
 	hw.Close() // over the pool's budget: let go
 	w.Close()  // kept idle
-	if got := EncoderBytes() - base; got != stateBytes(k) {
+	if got := p.live.Load() - base; got != stateBytes(k) {
 		t.Errorf("one encoder kept: %d bytes, want %d", got, stateBytes(k))
 	}
 	w, _ = p.get(&bytes.Buffer{}, k) // reused: no new bytes
-	if got := EncoderBytes() - base; got != stateBytes(k) || told.Load() != 2 {
+	if got := p.live.Load() - base; got != stateBytes(k) || told.Load() != 2 {
 		t.Errorf("the kept encoder reused: %d bytes (told %d times), want %d, told twice", got, told.Load(), stateBytes(k))
 	}
 	w.Close()
@@ -153,7 +155,7 @@ func TestEncoderBytesCountsWhatIsKept(t *testing.T) {
 	p.idleFor = 0
 	p.mu.Unlock()
 	p.release()
-	if got := EncoderBytes() - base; got != 0 {
+	if got := p.live.Load() - base; got != 0 {
 		t.Errorf("after the release: %d bytes, want 0", got)
 	}
 }
