@@ -80,6 +80,7 @@ func newReplacer(capacity, expectedObjects int64, seed uint64, index map[string]
 	// it grew the window to plain LRU and stayed there.
 	p.SetKeepNewest(true)
 	p.SetWarmMargin(true)
+	p.WidenSketch()
 	p.AdaptByShadows()
 	return &replacer{p: p, index: index}
 }

@@ -18,11 +18,11 @@ const (
 )
 
 // newSketch sizes the sketch for about n distinct hot keys: each row has
-// four times the next power of two of n counters (at least 256; Caffeine's
-// sketch has as many), and the sample is ten accesses per key.
-func newSketch(n int64) *sketch {
+// perKey*n counters rounded up to a power of two (at least 256; Caffeine's
+// sketch has perKey 4), and the sample is ten accesses per key.
+func newSketch(n, perKey int64) *sketch {
 	w, bits := uint64(256), uint(8)
-	for int64(w) < 4*n && w < 1<<30 {
+	for int64(w) < perKey*n && w < 1<<30 {
 		w, bits = w<<1, bits+1
 	}
 	s := &sketch{shift: 64 - bits, sampleSize: 10 * int(max(n, 16))}
