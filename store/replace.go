@@ -53,6 +53,8 @@ type replacer struct {
 	// waited for, when the drains fall behind.
 	head atomic.Uint64
 	hits [hitRing]atomic.Pointer[diskEntry]
+	// dropped counts the hits overwritten before a drain reached them.
+	dropped atomic.Uint64
 }
 
 // victim is an object the policy evicted, to remove if key still holds e.
@@ -101,6 +103,7 @@ func (r *replacer) drainLocked() {
 	head := r.head.Load()
 	from := r.drained + 1
 	if head >= hitRing && from < head-hitRing+1 {
+		r.dropped.Add(head - hitRing + 1 - from)
 		from = head - hitRing + 1
 	}
 	for i := from; i <= head; i++ {
