@@ -36,20 +36,27 @@ func restoreLimit(t *testing.T) {
 	t.Cleanup(func() { debug.SetMemoryLimit(limit) })
 }
 
-func TestServeMemoryLimitFollowsTheCache(t *testing.T) {
+// serveWithLimit starts serve with -memory 64MiB and no GOMEMLIMIT in
+// front of an origin answering every request with body as ctype.
+func serveWithLimit(t *testing.T, ctype, body string) *running {
 	restoreLimit(t)
 	t.Setenv("GOMEMLIMIT", "")
 	debug.SetMemoryLimit(math.MaxInt64)
-	body := strings.Repeat("x", 1<<20)
 	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "max-age=600")
+		w.Header().Set("Content-Type", ctype)
 		io.WriteString(w, body)
 	}))
-	defer origin.Close()
+	t.Cleanup(origin.Close)
 	r, err := startServe(t, "-origin", origin.URL, "-data-dir", t.TempDir(), "-memory", "64MiB", "-access-log=false")
 	if err != nil {
 		t.Fatal(err)
 	}
+	return r
+}
+
+func TestServeMemoryLimitFollowsTheCache(t *testing.T) {
+	r := serveWithLimit(t, "application/octet-stream", strings.Repeat("x", 1<<20))
 	waitLimit := func(what string, ok func(int64) bool) {
 		t.Helper()
 		deadline := time.Now().Add(20 * time.Second)
@@ -73,20 +80,7 @@ func TestServeMemoryLimitFollowsTheCache(t *testing.T) {
 // TestServeMemoryLimitMakesRoomForEncoders: an encoding job's encoders
 // raise the limit by what they hold, from when they are made.
 func TestServeMemoryLimitMakesRoomForEncoders(t *testing.T) {
-	restoreLimit(t)
-	t.Setenv("GOMEMLIMIT", "")
-	debug.SetMemoryLimit(math.MaxInt64)
-	body := strings.Repeat("<p>a compressible page</p>\n", 4<<10)
-	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Cache-Control", "max-age=600")
-		w.Header().Set("Content-Type", "text/html")
-		io.WriteString(w, body)
-	}))
-	defer origin.Close()
-	r, err := startServe(t, "-origin", origin.URL, "-data-dir", t.TempDir(), "-memory", "64MiB", "-access-log=false")
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := serveWithLimit(t, "text/html", strings.Repeat("<p>a compressible page</p>\n", 4<<10))
 	get(t, "http://"+r.proxy+"/page") // stores it and starts its encoding job
 	deadline := time.Now().Add(20 * time.Second)
 	for {
