@@ -14,9 +14,9 @@ import (
 	"github.com/cespare/xxhash/v2"
 )
 
-// storePolicy is the disk tier's replacement policy alone, configured as
-// store/replace.go configures it (keep-newest window, warm margin, wide
-// sketch, shadow-chosen window, its key hash), holding keys by count or by bytes.
+// storePolicy is the disk tier's replacement policy alone
+// (wtinylfu.NewShadowed, with store/replace.go's key hash), holding keys by
+// count or by bytes.
 type storePolicy struct {
 	p     *wtinylfu.Policy[uint64]
 	bytes bool
@@ -26,12 +26,7 @@ func newStorePolicy(capacity, expectedKeys int64, bytes bool, seed uint64) *stor
 	hash := func(k uint64) uint64 {
 		return splitmix.Mix64(xxhash.Sum64String("https://bench.invalid/o/"+strconv.FormatUint(k, 10)) ^ seed)
 	}
-	p := wtinylfu.New(capacity, expectedKeys, hash)
-	p.SetKeepNewest(true)
-	p.SetWarmMargin(true)
-	p.WidenSketch()
-	p.AdaptByShadows()
-	return &storePolicy{p: p, bytes: bytes}
+	return &storePolicy{p: wtinylfu.NewShadowed(capacity, expectedKeys, hash), bytes: bytes}
 }
 
 func (s *storePolicy) Name() string { return "store-policy" }

@@ -76,15 +76,7 @@ func newReplacer(capacity, expectedObjects int64, seed uint64, index map[string]
 		seed = rand.Uint64()
 	}
 	hash := func(k string) uint64 { return splitmix.Mix64(xxhash.Sum64String(k) ^ seed) }
-	p := wtinylfu.New(capacity, expectedObjects, hash)
-	// Shadow policies choose the window rather than Caffeine's hill
-	// climber, which the shipped traces mislead (docs/DESIGN.md): on a loop
-	// it grew the window to plain LRU and stayed there.
-	p.SetKeepNewest(true)
-	p.SetWarmMargin(true)
-	p.WidenSketch()
-	p.AdaptByShadows()
-	return &replacer{p: p, index: index}
+	return &replacer{p: wtinylfu.NewShadowed(capacity, expectedObjects, hash), index: index}
 }
 
 // hit counts a request served by e. It takes no lock unless it is its

@@ -85,6 +85,21 @@ func (p *Policy[K]) AdaptByShadows() {
 	p.shadows = s
 }
 
+// NewShadowed returns New's policy with the settings cellar's disk tier
+// uses (store/replace.go): SetKeepNewest, SetWarmMargin, WidenSketch and
+// AdaptByShadows, the window chosen by shadows rather than Caffeine's hill
+// climber, which the shipped traces mislead (docs/DESIGN.md: on a loop it
+// grew the window to plain LRU and stayed there). bench's policy-alone
+// test replays the same settings.
+func NewShadowed[K comparable](capacity, expectedKeys int64, hash func(K) uint64) *Policy[K] {
+	p := New(capacity, expectedKeys, hash)
+	p.SetKeepNewest(true)
+	p.SetWarmMargin(true)
+	p.WidenSketch()
+	p.AdaptByShadows()
+	return p
+}
+
 // sampled reports whether the shadows see the key of hash h. The low bits
 // are taken after a mix, so that hashes with poor low bits sample evenly.
 func (s *shadowSet[K]) sampled(h uint64) bool {
