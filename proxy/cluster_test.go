@@ -528,11 +528,17 @@ func TestClusterLocalHot(t *testing.T) {
 		return testutil.ToFloat64(asker.server.peers.fetches.WithLabelValues(nodes[own].cl.Self(), "ok"))
 	}
 
-	get("fwd=peer")
-	obj, err := asker.store.Get(t.Context(), key)
-	if err != nil || !obj.Hot() {
-		t.Fatalf("the non-owner's store has %+v, %v: want a hot copy", obj, err)
+	// The handler keeps the copy once it has written the body, and the
+	// memory tier admits it in the background: wait for it.
+	waitHot := func() {
+		t.Helper()
+		waitFor(t, "the non-owner keeps a hot copy", func() bool {
+			obj, err := asker.store.Get(t.Context(), key)
+			return err == nil && obj.Hot()
+		})
 	}
+	get("fwd=peer")
+	waitHot()
 	if l, err := asker.store.List(t.Context(), store.Selector{URL: key}, 0); err != nil || len(l) != 0 {
 		t.Fatalf("the non-owner's disk lists %d objects (%v), want none", len(l), err)
 	}
@@ -560,6 +566,7 @@ func TestClusterLocalHot(t *testing.T) {
 	if peerFetches() != 2 {
 		t.Errorf("after the purge, %v peer fetches, want 2", peerFetches())
 	}
+	waitHot()
 	get("detail=hot")
 
 	// An answer that varies is streamed through only.
