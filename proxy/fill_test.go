@@ -411,3 +411,39 @@ func TestInvalidationOutlivesTheClient(t *testing.T) {
 		return err != nil
 	})
 }
+
+// TestInvalidationWhenTheClientLeavesBeforeTheOriginAnswers: a POST the
+// origin received invalidates its target even when the client leaves
+// before the origin answers (the proxy never sees the response's status).
+func TestInvalidationWhenTheClientLeavesBeforeTheOriginAnswers(t *testing.T) {
+	release := make(chan struct{})
+	defer close(release) // before the rig's cleanup waits for the origin
+	r := newRig(t, func(w http.ResponseWriter, req *http.Request) {
+		if req.Method == http.MethodPost {
+			<-release
+		}
+		w.Header().Set("Cache-Control", "max-age=60")
+		io.WriteString(w, "body of "+req.URL.Path)
+	})
+	r.get("/x")
+	r.waitIdle()
+	if resp, _ := r.get("/x"); !isHit(resp.Header.Get("Cache-Status")) {
+		t.Fatalf("/x not stored: %q", resp.Header.Get("Cache-Status"))
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	posted := make(chan struct{})
+	go func() {
+		defer close(posted)
+		req := newReq(r, http.MethodPost, "/x").WithContext(ctx)
+		if resp, err := r.front.Client().Do(req); err == nil {
+			resp.Body.Close()
+		}
+	}()
+	waitFor(t, "the POST reached the origin", func() bool { return r.origin.lastRequest() != nil && r.origin.lastRequest().Method == http.MethodPost })
+	cancel()
+	<-posted
+	waitFor(t, "/x invalidated", func() bool {
+		_, err := r.store.Get(context.Background(), "http://"+testHost+"/x")
+		return err != nil
+	})
+}

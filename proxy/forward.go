@@ -82,21 +82,7 @@ func (s *Server) modifyPassResponse(resp *http.Response) error {
 	if !ok {
 		in = r
 	}
-	if !safeMethod(r.Method) {
-		// §4.4: the target URI is the client's, the key it is stored under.
-		for _, raw := range cache.Invalidations(in, resp.StatusCode, resp.Header) {
-			key, err := s.policy.KeyFromURL(raw)
-			if err != nil {
-				continue
-			}
-			// Under the server's context: a client that leaves must
-			// not cancel the invalidation its request caused.
-			if _, err := s.store.Purge(s.bg, store.Selector{URL: key}, false); err != nil {
-				s.storeError("invalidate", key, err)
-			}
-			s.flights.clearHitForMiss(key)
-		}
-	}
+	s.invalidate(in, resp.StatusCode, resp.Header)
 	s.policy.StripForClient(resp.Header)
 	resp.Header.Add("Via", viaValue(resp.ProtoMajor, resp.ProtoMinor, s.via))
 	if st, ok := r.Context().Value(passStatus{}).(*cache.Status); ok {
@@ -106,8 +92,40 @@ func (s *Server) modifyPassResponse(resp *http.Response) error {
 	return nil
 }
 
+// invalidate purges what a response with status and header to the unsafe
+// request in invalidates (§4.4); it does nothing for a safe method.
+func (s *Server) invalidate(in *http.Request, status int, header http.Header) {
+	if safeMethod(in.Method) {
+		return
+	}
+	// §4.4: the target URI is the client's, the key it is stored under.
+	for _, raw := range cache.Invalidations(in, status, header) {
+		key, err := s.policy.KeyFromURL(raw)
+		if err != nil {
+			continue
+		}
+		// Under the server's context: a client that leaves must not
+		// cancel the invalidation its request caused.
+		if _, err := s.store.Purge(s.bg, store.Selector{URL: key}, false); err != nil {
+			s.storeError("invalidate", key, err)
+		}
+		s.flights.clearHitForMiss(key)
+	}
+}
+
 // passError answers a forwarded request whose origin failed.
+//
+// An unsafe request that failed may still have reached the origin and
+// changed the resource (the client left while the origin worked on it, or
+// the origin's answer was lost), so its target URI is invalidated as if a
+// non-error response had come: a needless invalidation costs one miss, a
+// missed one serves a stale object.
 func (s *Server) passError(w http.ResponseWriter, r *http.Request, err error) {
+	in, ok := r.Context().Value(passRequest{}).(*http.Request)
+	if !ok {
+		in = r
+	}
+	s.invalidate(in, http.StatusOK, nil)
 	if code := clientFailure(r); code != 0 {
 		// The client's body failed (clientbody.go), not the origin. (A
 		// stalled body also cancelled r's context.)
