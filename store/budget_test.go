@@ -50,21 +50,32 @@ func TestDataDirStaysWithinBudget(t *testing.T) {
 			ctx := context.Background()
 			for i := range n {
 				// Storing pauses while compactions catch up (the space
-				// gate): such a fill is refused, as on a full disk.
-				err := func() error {
-					w, err := s.Create(ctx, fmt.Sprintf("http://h/%d", i), testMeta(), CreateOptions{SizeHint: obj})
-					if err != nil {
+				// gate): such a fill is refused, as on a full disk, and
+				// tried again as a client would, a little later. How many
+				// are refused depends on how fast compactions run beside
+				// the loop (machine load); that the gate reopens does not.
+				deadline := time.Now().Add(time.Minute)
+				for {
+					err := func() error {
+						w, err := s.Create(ctx, fmt.Sprintf("http://h/%d", i), testMeta(), CreateOptions{SizeHint: obj})
+						if err != nil {
+							return err
+						}
+						w.Write(randomBody(rng, obj))
+						_, err = w.Commit(ctx)
 						return err
+					}()
+					if err == nil {
+						break
 					}
-					w.Write(randomBody(rng, obj))
-					_, err = w.Commit(ctx)
-					return err
-				}()
-				if errors.Is(err, ErrUnavailable) {
+					if !errors.Is(err, ErrUnavailable) {
+						t.Fatal(err)
+					}
 					refused++
-					time.Sleep(time.Millisecond) // as a client would not refill at once
-				} else if err != nil {
-					t.Fatal(err)
+					if time.Now().After(deadline) {
+						t.Fatalf("fill %d of %d refused for a minute: the space gate did not reopen (%v)", i, n, err)
+					}
+					time.Sleep(time.Millisecond)
 				}
 				if i%max(1, n/400) == 0 {
 					peak = max(peak, dirSize(t, opts.Dir))
@@ -72,7 +83,7 @@ func TestDataDirStaysWithinBudget(t *testing.T) {
 			}
 			peak = max(peak, dirSize(t, opts.Dir))
 			st := s.Stats()
-			t.Logf("-disk %s: after a 2x fill (%d of %d fills refused while compactions caught up) the data dir peaked at %s (%.1f%% of -disk), ends at %s; objects charged %s of %s",
+			t.Logf("-disk %s: after a 2x fill (%d refusals of %d fills while compactions caught up) the data dir peaked at %s (%.1f%% of -disk), ends at %s; objects charged %s of %s",
 				bytesize.Format(budget), refused, n, bytesize.Format(peak), 100*float64(peak)/float64(budget),
 				bytesize.Format(dirSize(t, opts.Dir)), bytesize.Format(st.DiskBytes), bytesize.Format(st.DiskObjectBudget))
 			if peak > budget+budget/20 {
@@ -80,10 +91,6 @@ func TestDataDirStaysWithinBudget(t *testing.T) {
 			}
 			if st.Evictions == 0 || st.DiskBytes > budget {
 				t.Fatalf("no eviction or over budget: %+v", st)
-			}
-			// The newest objects are still there.
-			if refused > n/2 {
-				t.Fatalf("%d of %d fills refused", refused, n)
 			}
 		})
 	}
