@@ -16,13 +16,20 @@ import (
 )
 
 // A connection's state, for Shutdown: only an idle one (waiting for a
-// request, nothing read of it) may be closed under it.
+// request, nothing read of it) may be closed under it, and a new one only
+// once it has waited newConnGrace for its first request.
 const (
 	stateActive int32 = iota
 	stateIdle
+	stateNew     // accepted, its first request not yet begun
 	stateClosing // closed by Shutdown or Close
 	stateHijacked
 )
+
+// newConnGrace is how long Shutdown leaves a new connection to send its
+// first request (net/http's Shutdown gives a StateNew connection as long):
+// a client that connected just before a reload still gets its answer.
+const newConnGrace = 5 * time.Second
 
 // Buffer sizes: a request header of the usual size fits in the read
 // buffer, and a batch of small responses in the write buffer.
@@ -49,6 +56,7 @@ type conn struct {
 	remote string
 	tls    *tls.ConnectionState // of a TLS connection, shared by its requests
 	state  atomic.Int32
+	born   time.Time // when it was accepted
 
 	// The read buffer: buf[r:w] is read and not yet consumed.
 	buf  []byte
@@ -93,7 +101,8 @@ func newConn(s *Server, rw net.Conn) *conn {
 	c.resp.c = c
 	c.resp.h = make(http.Header, 8)
 	c.req.c = c
-	c.state.Store(stateIdle)
+	c.state.Store(stateNew)
+	c.born = time.Now()
 	return c
 }
 
@@ -163,7 +172,11 @@ func (c *conn) nextRequest(first bool) bool {
 		if err := c.fill(); err != nil {
 			return false
 		}
-		if !c.state.CompareAndSwap(stateIdle, stateActive) {
+		from := stateIdle
+		if first {
+			from = stateNew
+		}
+		if !c.state.CompareAndSwap(from, stateActive) {
 			return false // Shutdown closed it
 		}
 		c.setState(http.StateActive)
@@ -172,7 +185,7 @@ func (c *conn) nextRequest(first bool) bool {
 			c.setReadDeadline(c.srv.headerTimeout())
 		}
 	} else {
-		if c.state.Load() == stateIdle && !c.state.CompareAndSwap(stateIdle, stateActive) {
+		if st := c.state.Load(); (st == stateIdle || st == stateNew) && !c.state.CompareAndSwap(st, stateActive) {
 			return false
 		}
 		if !c.headerComplete() {

@@ -169,13 +169,14 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 }
 
-// closeIdle closes the connections waiting for a request and reports
-// whether none is left.
+// closeIdle closes the connections waiting for a request (new ones once
+// they have waited newConnGrace) and reports whether none is left.
 func (s *Server) closeIdle() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for c := range s.conns {
-		if c.state.CompareAndSwap(stateIdle, stateClosing) {
+		if c.state.CompareAndSwap(stateIdle, stateClosing) ||
+			time.Since(c.born) >= newConnGrace && c.state.CompareAndSwap(stateNew, stateClosing) {
 			c.rwc.Close()
 		}
 	}

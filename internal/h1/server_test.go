@@ -640,6 +640,58 @@ func TestShutdownWaitsForRequestsAndClosesIdleConnections(t *testing.T) {
 	}
 }
 
+// TestShutdownServesANewConnectionsFirstRequest: a connection accepted
+// before Shutdown whose first request has not arrived yet is not closed
+// with the idle ones (a client that connected just before a reload), as
+// net/http leaves a StateNew connection alone for 5 s.
+func TestShutdownServesANewConnectionsFirstRequest(t *testing.T) {
+	seen := make(chan struct{}, 2)
+	cfg := &http.Server{ConnState: func(_ net.Conn, st http.ConnState) {
+		if st == http.StateNew {
+			seen <- struct{}{}
+		}
+	}}
+	s, addr := start(t, cfg, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "done")
+	}))
+	idle, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idle.Close()
+	io.WriteString(idle, "GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+	br := bufio.NewReader(idle)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.ReadAll(resp.Body)
+	fresh, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fresh.Close()
+	<-seen
+	<-seen // both accepted
+	shut := make(chan error, 1)
+	go func() { shut <- s.Shutdown(context.Background()) }()
+	// Shutdown's first pass over the connections closes the idle one.
+	idle.SetReadDeadline(time.Now().Add(time.Minute))
+	if _, err := br.ReadByte(); err != io.EOF {
+		t.Fatalf("idle connection: %v, want EOF", err)
+	}
+	// The new one, looked at in the same pass, still gets its answer.
+	fresh.SetDeadline(time.Now().Add(time.Minute))
+	io.WriteString(fresh, "GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+	b, err := io.ReadAll(fresh)
+	if out := string(b); !strings.HasPrefix(out, "HTTP/1.1 200") || !strings.Contains(out, "Connection: close") || !strings.HasSuffix(out, "done") {
+		t.Fatalf("new connection got %q (%v)", out, err)
+	}
+	if err := <-shut; err != nil {
+		t.Errorf("Shutdown: %v", err)
+	}
+}
+
 func TestHandlerPanicClosesTheConnection(t *testing.T) {
 	var logged strings.Builder
 	var mu sync.Mutex
