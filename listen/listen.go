@@ -305,23 +305,28 @@ func (g *Group) Serve(ctx context.Context, grace time.Duration) error {
 	defer cancel()
 	var wg sync.WaitGroup
 	for _, s := range g.servers {
-		if s.split != nil {
-			s.split.close()
-		}
-		if s.h1 != nil {
-			wg.Go(func() {
-				if s.h1.Shutdown(sctx) != nil {
-					s.h1.Close()
-				}
-			})
-		}
-		if s.h1 == nil || s.split != nil {
-			wg.Go(func() {
-				if s.srv.Shutdown(sctx) != nil {
-					s.srv.Close()
-				}
-			})
-		}
+		wg.Go(func() {
+			if s.split != nil {
+				// Handshakes in progress reach their engine first.
+				s.split.close(sctx)
+			}
+			var engines sync.WaitGroup
+			if s.h1 != nil {
+				engines.Go(func() {
+					if s.h1.Shutdown(sctx) != nil {
+						s.h1.Close()
+					}
+				})
+			}
+			if s.h1 == nil || s.split != nil {
+				engines.Go(func() {
+					if s.srv.Shutdown(sctx) != nil {
+						s.srv.Close()
+					}
+				})
+			}
+			engines.Wait()
+		})
 	}
 	for _, h := range g.h3 {
 		wg.Go(func() {

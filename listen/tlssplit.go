@@ -59,7 +59,7 @@ func (t *tlsSplit) serve(e *h1.Server, srv *http.Server) error {
 	go func() { errc <- srv.Serve(t.h2q) }()
 	go func() { errc <- e.Serve(t.h1q) }()
 	err := t.accept()
-	t.close()
+	t.close(context.Background()) // handshakes end within their timeout
 	for range 2 {
 		if err2 := <-errc; err == nil && !isClosed(err2) {
 			err = err2
@@ -97,10 +97,7 @@ func (t *tlsSplit) shake(c *tls.Conn) {
 	ctx, cancel := context.WithTimeout(context.Background(), t.timeout)
 	err := c.HandshakeContext(ctx)
 	cancel()
-	if !t.track(c, false) {
-		c.Close()
-		return
-	}
+	t.track(c, false)
 	if err != nil {
 		if !errors.Is(err, net.ErrClosed) {
 			t.logf("http: TLS handshake error from %s: %v", c.RemoteAddr(), err)
@@ -115,8 +112,8 @@ func (t *tlsSplit) shake(c *tls.Conn) {
 	q.put(c)
 }
 
-// track adds c to the handshakes in progress or removes it; it reports
-// false once the split is closed.
+// track adds c to the handshakes in progress or removes it; adding
+// reports false once the split is closed.
 func (t *tlsSplit) track(c net.Conn, add bool) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -129,25 +126,38 @@ func (t *tlsSplit) track(c net.Conn, add bool) bool {
 		return true
 	}
 	delete(t.shaking, c)
-	return !t.closed
+	return true
 }
 
-// close stops accepting, ends the handshakes in progress and closes both
-// queues (the engines' Serve then return); the connections they serve are
-// theirs to shut down.
-func (t *tlsSplit) close() {
+// close stops accepting and lets the handshakes in progress finish, each
+// connection going to its engine, until ctx ends (then it closes those
+// left), as net/http serves a connection accepted before its Shutdown:
+// a client that connected just before a reload gets its answer. Then it
+// closes both queues (the engines' Serve return); the connections they
+// serve are theirs to shut down. The engines must be shut down after it
+// returns, not before: their Shutdown closes the queues.
+func (t *tlsSplit) close(ctx context.Context) {
 	t.ln.Close()
 	t.mu.Lock()
-	if !t.closed {
-		t.closed = true
+	t.closed = true
+	t.mu.Unlock()
+	done := make(chan struct{})
+	go func() {
+		t.handshake.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		t.mu.Lock()
 		for c := range t.shaking {
 			c.Close()
 		}
+		t.mu.Unlock()
+		<-done
 	}
-	t.mu.Unlock()
 	t.h1q.Close()
 	t.h2q.Close()
-	t.handshake.Wait()
 }
 
 func (t *tlsSplit) logf(format string, args ...any) {

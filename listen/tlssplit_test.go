@@ -2,6 +2,7 @@ package listen
 
 import (
 	"bufio"
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
@@ -83,5 +84,73 @@ func TestTLSListenerServesHTTP1WithTheEngineAndHTTP2WithNetHTTP(t *testing.T) {
 				t.Errorf("a request with Content-Length and Transfer-Encoding: %d; want %d", resp.StatusCode, want)
 			}
 		})
+	}
+}
+
+// TestShutdownLetsAHandshakeInProgressFinish: a TLS connection accepted
+// before shutdown, its handshake not yet done, completes it and gets its
+// answer (a client that connected just before a reload), as under
+// net/http.
+func TestShutdownLetsAHandshakeInProgressFinish(t *testing.T) {
+	leaktest.Check(t)
+	dir := t.TempDir()
+	files, cert := testCert(t, dir, "a.test")
+	roots := x509.NewCertPool()
+	roots.AddCert(cert)
+	g, err := Open(Options{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "answered")
+	}), ReadHeaderTimeout: time.Minute, Listeners: []Listener{{Address: "127.0.0.1:0", Certs: []CertFiles{files}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := strings.TrimPrefix(g.Addrs()[0], "https://")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	served := make(chan error, 1)
+	go func() { served <- g.Serve(ctx, time.Minute) }()
+
+	raw, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	split := g.servers[0].split
+	waitUntil(t, "the connection is in its handshake", func() bool {
+		split.mu.Lock()
+		defer split.mu.Unlock()
+		return len(split.shaking) == 1
+	})
+	cancel()
+	waitUntil(t, "the listener is closed", func() bool {
+		c, err := net.Dial("tcp", addr)
+		if err == nil {
+			c.Close()
+		}
+		return err != nil
+	})
+	c := tls.Client(raw, &tls.Config{RootCAs: roots, ServerName: "a.test", NextProtos: []string{"http/1.1"}})
+	c.SetDeadline(time.Now().Add(time.Minute))
+	if err := c.Handshake(); err != nil {
+		t.Fatalf("handshake after shutdown began: %v", err)
+	}
+	io.WriteString(c, "GET / HTTP/1.1\r\nHost: a.test\r\n\r\n")
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if body := readAll(t, resp, err); body != "answered" {
+		t.Errorf("answer %q", body)
+	}
+	if err := <-served; err != nil {
+		t.Errorf("Serve: %v", err)
+	}
+}
+
+// waitUntil polls cond every few milliseconds for up to a minute.
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting until %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
