@@ -95,13 +95,16 @@ type Options struct {
 	// TestDataDirStaysWithinBudget).
 	EvictStart, EvictTarget float64
 	// BlockCacheBytes is pebble's block cache size. Default DiskBytes/64,
-	// between 1 MiB and 64 MiB.
+	// at most MemoryBytes/8 (it is memory outside the Go heap, where the
+	// memory limit does not reach it), between 1 MiB and 64 MiB.
 	BlockCacheBytes int64
 	// MemTableBytes is the size of one pebble memtable. Pebble queues at
 	// most two before it stalls writes, and each has a WAL file of about
 	// its size; with recycled WAL files and the MANIFEST, seven times it
 	// counts against DiskBytes. Default DiskBytes/128, between 64 KiB and
-	// 16 MiB.
+	// 4 MiB (pebble's own default): memtables live outside the Go heap,
+	// where the memory limit does not reach them, and two of 16 MiB put
+	// 20 MiB on the resident memory of a filled cache (make soak-memory).
 	MemTableBytes int64
 	// ReserveBytes is the size of a ballast file kept in Dir and deleted
 	// when the disk fills up, so that pebble can finish what it is writing
@@ -185,10 +188,14 @@ func (o *Options) EnsureDefaults() {
 		o.EvictTarget = 0.995
 	}
 	if o.BlockCacheBytes == 0 {
-		o.BlockCacheBytes = clamp(o.DiskBytes/64, 1<<20, 64<<20)
+		bc := o.DiskBytes / 64
+		if o.MemoryBytes > 0 {
+			bc = min(bc, o.MemoryBytes/8)
+		}
+		o.BlockCacheBytes = clamp(bc, 1<<20, 64<<20)
 	}
 	if o.MemTableBytes == 0 {
-		o.MemTableBytes = clamp(o.DiskBytes/128, 64<<10, 16<<20)
+		o.MemTableBytes = clamp(o.DiskBytes/128, 64<<10, 4<<20)
 	}
 	if o.ReserveBytes == 0 {
 		o.ReserveBytes = clamp(o.DiskBytes/32, 64<<10, 64<<20)
