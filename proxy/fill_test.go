@@ -393,18 +393,7 @@ func TestInvalidationOutlivesTheClient(t *testing.T) {
 	case <-time.After(time.Minute):
 		t.Fatal("the commit of /a never reached its fsync")
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	posted := make(chan struct{})
-	go func() {
-		defer close(posted)
-		req := newReq(r, http.MethodPost, "/x").WithContext(ctx)
-		if resp, err := r.front.Client().Do(req); err == nil {
-			resp.Body.Close()
-		}
-	}()
-	waitFor(t, "the POST reached the origin", func() bool { return r.origin.lastRequest() != nil && r.origin.lastRequest().Method == http.MethodPost })
-	cancel()
-	<-posted
+	postAndLeave(t, r, "/x")
 	g.Release()
 	waitFor(t, "/x invalidated", func() bool {
 		_, err := r.store.Get(context.Background(), "http://"+testHost+"/x")
@@ -430,11 +419,22 @@ func TestInvalidationWhenTheClientLeavesBeforeTheOriginAnswers(t *testing.T) {
 	if resp, _ := r.get("/x"); !isHit(resp.Header.Get("Cache-Status")) {
 		t.Fatalf("/x not stored: %q", resp.Header.Get("Cache-Status"))
 	}
+	postAndLeave(t, r, "/x")
+	waitFor(t, "/x invalidated", func() bool {
+		_, err := r.store.Get(context.Background(), "http://"+testHost+"/x")
+		return err != nil
+	})
+}
+
+// postAndLeave sends a POST to path and cancels it once the origin has
+// received it, before the answer reaches the client.
+func postAndLeave(t *testing.T, r *rig, path string) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	posted := make(chan struct{})
 	go func() {
 		defer close(posted)
-		req := newReq(r, http.MethodPost, "/x").WithContext(ctx)
+		req := newReq(r, http.MethodPost, path).WithContext(ctx)
 		if resp, err := r.front.Client().Do(req); err == nil {
 			resp.Body.Close()
 		}
@@ -442,8 +442,4 @@ func TestInvalidationWhenTheClientLeavesBeforeTheOriginAnswers(t *testing.T) {
 	waitFor(t, "the POST reached the origin", func() bool { return r.origin.lastRequest() != nil && r.origin.lastRequest().Method == http.MethodPost })
 	cancel()
 	<-posted
-	waitFor(t, "/x invalidated", func() bool {
-		_, err := r.store.Get(context.Background(), "http://"+testHost+"/x")
-		return err != nil
-	})
 }

@@ -594,18 +594,7 @@ func TestShutdownWaitsForRequestsAndClosesIdleConnections(t *testing.T) {
 		}
 		io.WriteString(w, "done")
 	}))
-	idle, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer idle.Close()
-	io.WriteString(idle, "GET / HTTP/1.1\r\nHost: h\r\n\r\n")
-	br := bufio.NewReader(idle)
-	resp, err := http.ReadResponse(br, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	io.ReadAll(resp.Body)
+	idle, br := idleConn(t, addr)
 	slow := make(chan string, 1)
 	go func() {
 		c, err := net.Dial("tcp", addr)
@@ -654,18 +643,7 @@ func TestShutdownServesANewConnectionsFirstRequest(t *testing.T) {
 	s, addr := start(t, cfg, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, "done")
 	}))
-	idle, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer idle.Close()
-	io.WriteString(idle, "GET / HTTP/1.1\r\nHost: h\r\n\r\n")
-	br := bufio.NewReader(idle)
-	resp, err := http.ReadResponse(br, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	io.ReadAll(resp.Body)
+	idle, br := idleConn(t, addr)
 	fresh, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
@@ -733,4 +711,23 @@ func TestClientVanishingMidBody(t *testing.T) {
 			t.Errorf("%q: body read error %v, want unexpected EOF", framing, err)
 		}
 	}
+}
+
+// idleConn is a connection to addr that has been answered one request and
+// waits for the next; it is closed at the end of the test.
+func idleConn(t *testing.T, addr string) (net.Conn, *bufio.Reader) {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	io.WriteString(c, "GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.ReadAll(resp.Body)
+	return c, br
 }
