@@ -134,10 +134,13 @@ var _ indexPeer = (*memTier)(nil)
 // stored offers o to the cache when it is resident, and otherwise drops
 // whatever older object key held.
 func (m *memTier) stored(o *Object) {
+	// Del first, always: ristretto applies Sets in the background and
+	// drops a new Set of a key whose earlier Set is still buffered, which
+	// would leave the object o replaces in memory; the Del is queued
+	// between the two.
+	m.del(o.Key)
 	if o.resident {
 		m.set(o, false)
-	} else {
-		m.del(o.Key)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"testing"
@@ -127,5 +128,40 @@ func TestResidentBodyHasNoSlack(t *testing.T) {
 	}
 	if cap(b) > size+size/32 {
 		t.Errorf("resident body of %d bytes has capacity %d", len(b), cap(b))
+	}
+}
+
+// TestReplacedObjectIsNotShadowedInMemory: two commits of one key in
+// quick succession leave the newer object in memory. ristretto applies its
+// Sets in the background and ignores a second new Set of a key whose first
+// is still buffered, so without a Del between them the memory tier kept the
+// older object while the disk held the newer one.
+func TestReplacedObjectIsNotShadowedInMemory(t *testing.T) {
+	s := openTest(t, testOptions(t))
+	ctx := context.Background()
+	const n = 300
+	key := func(i int) string { return fmt.Sprintf("http://a.test/r/%d", i) }
+	for i := range n {
+		put(t, s, key(i), body(100, 1), CreateOptions{})
+		put(t, s, key(i), body(100, 2), CreateOptions{})
+	}
+	s.mem.c.Wait()
+	stale, resident := 0, 0
+	for i := range n {
+		o, err := s.Get(ctx, key(i))
+		if err != nil {
+			t.Fatalf("Get(%q): %v", key(i), err)
+		}
+		b, ok := o.Body()
+		if !ok {
+			continue // read from disk: the newer object
+		}
+		resident++
+		if !bytes.Equal(b, body(100, 2)) {
+			stale++
+		}
+	}
+	if stale > 0 || resident == 0 {
+		t.Errorf("%d of %d keys read back their older object from memory (%d from memory)", stale, n, resident)
 	}
 }
