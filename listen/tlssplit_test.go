@@ -24,10 +24,7 @@ import (
 // HTTP/2; a client that never completes its handshake holds up nobody.
 func TestTLSListenerServesHTTP1WithTheEngineAndHTTP2WithNetHTTP(t *testing.T) {
 	leaktest.Check(t)
-	dir := t.TempDir()
-	files, cert := testCert(t, dir, "a.test")
-	roots := x509.NewCertPool()
-	roots.AddCert(cert)
+	files, roots := testRoots(t, "a.test")
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.Copy(io.Discard, r.Body)
 		sni := ""
@@ -93,10 +90,7 @@ func TestTLSListenerServesHTTP1WithTheEngineAndHTTP2WithNetHTTP(t *testing.T) {
 // net/http.
 func TestShutdownLetsAHandshakeInProgressFinish(t *testing.T) {
 	leaktest.Check(t)
-	dir := t.TempDir()
-	files, cert := testCert(t, dir, "a.test")
-	roots := x509.NewCertPool()
-	roots.AddCert(cert)
+	files, roots := testRoots(t, "a.test")
 	g, err := Open(Options{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, "answered")
 	}), ReadHeaderTimeout: time.Minute, Listeners: []Listener{{Address: "127.0.0.1:0", Certs: []CertFiles{files}}}})
@@ -153,4 +147,14 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// testRoots writes a certificate for name and returns its files and a
+// pool that trusts it.
+func testRoots(t *testing.T, name string) (CertFiles, *x509.CertPool) {
+	t.Helper()
+	files, cert := testCert(t, t.TempDir(), name)
+	roots := x509.NewCertPool()
+	roots.AddCert(cert)
+	return files, roots
 }

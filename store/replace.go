@@ -127,14 +127,12 @@ func (r *replacer) committed(key string, weight int64) bool {
 }
 
 // resize sets the policy's capacity (what committed objects may fill:
-// diskTier.policyCapacity) and reports whether it evicted objects. Call it
-// with diskTier.mu held.
-func (r *replacer) resize(capacity int64) bool {
+// diskTier.policyCapacity); the objects it evicts join the victims. Call
+// it with diskTier.mu held.
+func (r *replacer) resize(capacity int64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	n := len(r.victims)
 	r.p.SetCapacity(capacity, r.evicted)
-	return len(r.victims) > n
 }
 
 // reweighed changes the weight of key if the policy holds it. Call it with
