@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cellar-cache/cellar/internal/deadline"
 	"github.com/cellar-cache/cellar/internal/h1"
 )
 
@@ -100,15 +101,10 @@ type limitConn struct {
 	net.Conn
 	l       *limitListener
 	once    sync.Once
-	framing *framing     // the requests' framing, as read
-	served  atomic.Int64 // requests that reached the handler
-	// refreshAt is when the write deadline is next moved, in nanoseconds
-	// of the monotonic clock since epoch; 0: at the next write.
-	refreshAt atomic.Int64
+	framing *framing      // the requests' framing, as read
+	served  atomic.Int64  // requests that reached the handler
+	write   deadline.Lazy // the write deadline, moved by writeDeadline
 }
-
-// epoch is the start of the monotonic clock limitConn reads.
-var epoch = time.Now()
 
 func (c *limitConn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)
@@ -132,28 +128,23 @@ func (c *limitConn) WriteBuffers(v *net.Buffers) (int64, error) {
 // writeDeadline moves the write deadline to the write timeout from now,
 // unless it was moved less than a quarter of the timeout ago.
 func (c *limitConn) writeDeadline() {
-	idle := c.l.writeIdle
-	if idle <= 0 {
-		return
+	if idle := c.l.writeIdle; idle > 0 {
+		if t, ok := c.write.Due(idle); ok {
+			c.Conn.SetWriteDeadline(t)
+		}
 	}
-	now := time.Since(epoch)
-	if int64(now) < c.refreshAt.Load() {
-		return
-	}
-	c.refreshAt.Store(int64(now + idle/4))
-	c.Conn.SetWriteDeadline(epoch.Add(now + idle))
 }
 
 // SetWriteDeadline and SetDeadline set the connection's deadline until
 // the next write, which moves it to the write timeout again (as before
 // the quarter rule: a handler cannot lift the timeout).
 func (c *limitConn) SetWriteDeadline(t time.Time) error {
-	c.refreshAt.Store(0)
+	c.write.Reset()
 	return c.Conn.SetWriteDeadline(t)
 }
 
 func (c *limitConn) SetDeadline(t time.Time) error {
-	c.refreshAt.Store(0)
+	c.write.Reset()
 	return c.Conn.SetDeadline(t)
 }
 

@@ -13,6 +13,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/cellar-cache/cellar/internal/deadline"
 )
 
 // A connection's state, for Shutdown: only an idle one (waiting for a
@@ -78,10 +80,9 @@ type conn struct {
 
 	broken bool // the connection cannot serve another request (set by the serving goroutine)
 
-	// readFor is the timeout setReadDeadline last set the read deadline
-	// to, readAt when (on the monotonic clock, since epoch); readFor < 0:
-	// the deadline was set otherwise since.
-	readFor, readAt time.Duration
+	// readIdle is the idle read deadline setReadDeadline moves; reset when
+	// the deadline is set otherwise.
+	readIdle deadline.Lazy
 
 	bg backgroundRead
 
@@ -97,7 +98,6 @@ func newConn(s *Server, rw net.Conn) *conn {
 	case *net.TCPConn:
 		c.writev = func(v *net.Buffers) (int64, error) { return v.WriteTo(w) }
 	}
-	c.readFor = -1
 	c.resp.c = c
 	c.resp.h = make(http.Header, 8)
 	c.req.c = c
@@ -208,31 +208,23 @@ func (c *conn) nextRequest(first bool) bool {
 	return true
 }
 
-// epoch is the start of the monotonic clock setReadDeadline reads.
-var epoch = time.Now()
-
-// setReadDeadline bounds the next reads by d from now; 0: none. A
-// deadline costs a timer update in the runtime, so one set for the same
-// d less than a quarter of d ago is kept: a read then has between three
-// quarters of d and d.
+// setReadDeadline bounds the next reads by d from now; 0: none. One set
+// for the same d less than a quarter of d ago is kept (deadline.Lazy).
 func (c *conn) setReadDeadline(d time.Duration) {
 	if d <= 0 {
 		c.setReadDeadlineAt(time.Time{})
 		return
 	}
-	now := time.Since(epoch)
-	if d == c.readFor && now-c.readAt < d/4 {
-		return
+	if t, ok := c.readIdle.Due(d); ok {
+		c.rwc.SetReadDeadline(t)
 	}
-	c.readFor, c.readAt = d, now
-	c.rwc.SetReadDeadline(epoch.Add(now + d))
 }
 
 // setReadDeadlineAt sets the read deadline to t. Call it, never
 // rwc.SetReadDeadline, from the serving goroutine or its handler, so that
 // setReadDeadline knows the deadline changed.
 func (c *conn) setReadDeadlineAt(t time.Time) {
-	c.readFor = -1
+	c.readIdle.Reset()
 	c.rwc.SetReadDeadline(t)
 }
 
@@ -501,7 +493,7 @@ func (b *backgroundRead) startLocked(c *conn) {
 	b.done = make(chan struct{})
 	ctx := b.ctx
 	// Cleared here, under mu, so that stop's deadline comes after; stop,
-	// in the serving goroutine, tells setReadDeadline (readFor).
+	// in the serving goroutine, tells setReadDeadline (c.readIdle).
 	c.rwc.SetReadDeadline(time.Time{})
 	go func() {
 		defer close(b.done)

@@ -425,7 +425,7 @@ func (w *response) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	w.hijacked = true
 	c.state.Store(stateHijacked)
 	c.setState(http.StateHijacked)
-	c.readFor = -1
+	c.readIdle.Reset()
 	c.rwc.SetDeadline(time.Time{})
 	var rd io.Reader = c.rwc
 	if c.r < c.w {
@@ -437,7 +437,7 @@ func (w *response) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 
 // SetReadDeadline and SetWriteDeadline serve http.ResponseController.
 func (w *response) SetReadDeadline(t time.Time) error {
-	w.c.readFor = -1
+	w.c.readIdle.Reset()
 	return w.c.rwc.SetReadDeadline(t)
 }
 func (w *response) SetWriteDeadline(t time.Time) error { return w.c.rwc.SetWriteDeadline(t) }
