@@ -10,16 +10,24 @@ import (
 )
 
 // DefaultBuffer is the default bound, in bytes, of the lines waiting to be
-// written: about 4,000 lines, a tenth of a second of a busy server. A
-// Writer holds two buffers of this size (one filling, one being written).
+// written (those being written included): about 3,000 lines, a tenth of a
+// second of a busy server.
 const DefaultBuffer = 1 << 20
 
 // DefaultInterval is how long a line may wait before it is written.
 const DefaultInterval = 100 * time.Millisecond
 
-// Writer collects access lines in a bounded buffer and writes them from a
+// chunkSize is the size of the buffers that hold the lines: the bound is
+// split into chunks, a full one is written out at once, and a written one
+// is the next to fill. So the lines of a busy server are appended to memory
+// that is still in the CPU's cache (a line appended to a buffer of the
+// whole bound went to memory out of cache, which cost a busy server 2% of a
+// 1 KiB hit), and what is written is never more than one chunk behind.
+const chunkSize = 64 << 10
+
+// Writer collects access lines in bounded buffers and writes them from a
 // background goroutine, in batches, so that a request never waits on the
-// log's I/O. A line that does not fit in the buffer (the output is slower
+// log's I/O. A line that does not fit in the bound (the output is slower
 // than the traffic) is dropped and counted (Dropped) rather than making
 // requests wait: serving comes first. Close writes every line accepted
 // before it; Reopen reopens a file after rotation.
@@ -27,28 +35,35 @@ const DefaultInterval = 100 * time.Millisecond
 // Its methods are safe for concurrent use.
 type Writer struct {
 	path     string // the file reopened by Reopen; "" for a fixed output
-	max      int
+	chunk    int    // the size of a chunk
+	chunks   int    // how many chunks the bound holds
 	interval time.Duration
 
-	mu      sync.Mutex // guards buf and closed
-	buf     []byte     // lines accepted and not yet handed to the flusher
+	mu      sync.Mutex // guards cur, full, free, made and closed
+	cur     []byte     // the chunk being filled (nil when none was free)
+	full    [][]byte   // filled chunks, oldest first, not yet taken by Flush
+	free    [][]byte   // written chunks, the last written on top
+	made    int        // chunks allocated (at most chunks)
 	closed  bool
 	dropped atomic.Uint64
 	errs    atomic.Uint64
 
-	outMu sync.Mutex // guards out and spare; held while writing out
+	outMu sync.Mutex // guards out and batch; held while writing out
 	out   io.Writer
-	spare []byte // the flusher's batch, swapped with buf
+	batch [][]byte // the chunks Flush is writing
 
-	kick chan struct{} // the buffer went from empty to not empty
-	full chan struct{} // the buffer passed half its bound
+	kick chan struct{} // lines arrived when none were waiting
+	more chan struct{} // a chunk filled
 	stop chan struct{}
 	done chan struct{}
 }
 
 // Options configure a Writer; zero fields mean the defaults.
 type Options struct {
-	// Buffer bounds the bytes waiting to be written; default DefaultBuffer.
+	// Buffer bounds the bytes waiting to be written, those being
+	// written included; default DefaultBuffer. It is held in chunks of
+	// 64 KiB (two halves of a smaller bound), allocated as they are first
+	// needed.
 	Buffer int
 	// Interval is the longest a line waits before it is written; default
 	// DefaultInterval.
@@ -57,26 +72,33 @@ type Options struct {
 
 // New returns a Writer to out, which it does not close.
 func New(out io.Writer, opts Options) *Writer {
+	w := newWriter(out, opts)
+	go w.run()
+	return w
+}
+
+// newWriter returns New's Writer without its background writer.
+func newWriter(out io.Writer, opts Options) *Writer {
 	w := &Writer{
 		out:      out,
-		max:      opts.Buffer,
 		interval: opts.Interval,
 		kick:     make(chan struct{}, 1),
-		full:     make(chan struct{}, 1),
+		more:     make(chan struct{}, 1),
 		stop:     make(chan struct{}),
 		done:     make(chan struct{}),
 	}
-	if w.max <= 0 {
-		w.max = DefaultBuffer
+	bound := opts.Buffer
+	if bound <= 0 {
+		bound = DefaultBuffer
 	}
 	if w.interval <= 0 {
 		w.interval = DefaultInterval
 	}
-	// Two buffers of the whole bound, swapped at each flush: a line is
-	// never refused for a buffer that has to grow, and the buffers never
-	// grow (a buffer regrown after each burst cost a tenth of a hit).
-	w.buf, w.spare = make([]byte, 0, w.max), make([]byte, 0, w.max)
-	go w.run()
+	w.chunk = min(chunkSize, max(bound/2, 1))
+	w.chunks = bound / w.chunk
+	w.full = make([][]byte, 0, w.chunks)
+	w.free = make([][]byte, 0, w.chunks)
+	w.batch = make([][]byte, 0, w.chunks)
 	return w
 }
 
@@ -97,27 +119,86 @@ func openFile(path string) (*os.File, error) {
 }
 
 // Write accepts one or more whole lines. It copies p and never waits on
-// the output; when the buffer is full the lines are dropped and counted.
+// the output; when the bound is full the lines are dropped and counted.
 // It always returns len(p), nil, as a log line is not the caller's
 // concern; after Close it drops.
 func (w *Writer) Write(p []byte) (int, error) {
+	size := len(p)
+	if size == 0 {
+		return 0, nil
+	}
 	w.mu.Lock()
-	if w.closed || len(w.buf)+len(p) > w.max {
+	if w.closed || !w.fits(size) {
 		w.mu.Unlock()
 		w.dropped.Add(1)
-		return len(p), nil
+		return size, nil
 	}
-	was := len(w.buf)
-	w.buf = append(w.buf, p...)
-	now := len(w.buf)
+	idle := len(w.full) == 0 && len(w.cur) == 0
+	if w.cur == nil {
+		w.cur = w.take()
+	}
+	sealed := false
+	if len(w.cur)+size > w.chunk && size <= w.chunk {
+		// A line stays in one chunk when it fits in one.
+		w.seal()
+		sealed = true
+	}
+	for {
+		n := copy(w.cur[len(w.cur):w.chunk], p)
+		w.cur, p = w.cur[:len(w.cur)+n], p[n:]
+		if len(p) == 0 {
+			break
+		}
+		w.seal()
+		sealed = true
+	}
 	w.mu.Unlock()
-	if was == 0 {
+	if idle {
 		signal(w.kick)
 	}
-	if was < w.max/2 && now >= w.max/2 {
-		signal(w.full)
+	if sealed {
+		signal(w.more)
 	}
-	return len(p), nil
+	return size, nil
+}
+
+// fits reports whether n more bytes fit in the bound: in the chunk being
+// filled, else in chunks not in use (a line longer than a chunk goes on
+// into the next ones). Call it with mu held.
+func (w *Writer) fits(n int) bool {
+	room := 0
+	if w.cur != nil && (n > w.chunk || len(w.cur)+n <= w.chunk) {
+		room = w.chunk - len(w.cur)
+	}
+	return room+(len(w.free)+w.chunks-w.made)*w.chunk >= n
+}
+
+// seal queues the chunk being filled (if it holds lines) for the flusher
+// and takes the next: the last written, or a new one. fits has said that
+// one is there. Call it with mu held.
+func (w *Writer) seal() {
+	if len(w.cur) > 0 {
+		w.full = append(w.full, w.cur)
+		w.cur = nil
+	}
+	if w.cur == nil {
+		w.cur = w.take()
+	}
+}
+
+// take returns an empty chunk (nil when every one is in use). Call it with
+// mu held.
+func (w *Writer) take() []byte {
+	if n := len(w.free); n > 0 {
+		c := w.free[n-1]
+		w.free = w.free[:n-1]
+		return c
+	}
+	if w.made < w.chunks {
+		w.made++
+		return make([]byte, 0, w.chunk)
+	}
+	return nil
 }
 
 func signal(c chan struct{}) {
@@ -134,7 +215,7 @@ func (w *Writer) Dropped() uint64 { return w.dropped.Load() }
 func (w *Writer) Errors() uint64 { return w.errs.Load() }
 
 // run writes a batch at most interval after the first line of it arrived,
-// or as soon as the buffer is half full.
+// or as soon as a chunk is full.
 func (w *Writer) run() {
 	defer close(w.done)
 	t := time.NewTimer(w.interval)
@@ -151,7 +232,7 @@ func (w *Writer) run() {
 			t.Stop()
 			return
 		case <-t.C:
-		case <-w.full:
+		case <-w.more:
 			t.Stop()
 		}
 		w.Flush()
@@ -163,16 +244,29 @@ func (w *Writer) Flush() error {
 	w.outMu.Lock()
 	defer w.outMu.Unlock()
 	w.mu.Lock()
-	w.buf, w.spare = w.spare[:0], w.buf
+	w.batch = append(w.batch[:0], w.full...)
+	clear(w.full)
+	w.full = w.full[:0]
+	if len(w.cur) > 0 {
+		// The next line takes a free chunk: after this flush, the one
+		// written last.
+		w.batch = append(w.batch, w.cur)
+		w.cur = nil
+	}
 	w.mu.Unlock()
-	if len(w.spare) == 0 {
-		return nil
+	var err error
+	for _, c := range w.batch {
+		if _, werr := w.out.Write(c); werr != nil && err == nil {
+			w.errs.Add(1)
+			err = werr
+		}
 	}
-	_, err := w.out.Write(w.spare)
-	if err != nil {
-		w.errs.Add(1)
+	w.mu.Lock()
+	for _, c := range w.batch {
+		w.free = append(w.free, c[:0])
 	}
-	w.spare = w.spare[:0]
+	w.mu.Unlock()
+	clear(w.batch)
 	return err
 }
 
