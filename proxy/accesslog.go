@@ -88,19 +88,30 @@ func traced(w http.ResponseWriter, r *http.Request) *http.Request {
 	return r.WithContext(context.WithValue(r.Context(), entryKey{}, rec))
 }
 
-// startAccess wraps w for the access log.
-func (s *Server) startAccess(w http.ResponseWriter) *recorder {
+// startAccess wraps w for the access log of a request that arrived at
+// start.
+func (s *Server) startAccess(w http.ResponseWriter, start time.Time) *recorder {
 	rec := recorderPool.Get().(*recorder)
-	*rec = recorder{ResponseWriter: w, start: s.now(), seq: accesslog.NextSeq()}
+	*rec = recorder{ResponseWriter: w, start: start, seq: accesslog.NextSeq()}
 	return rec
 }
 
-// logAccess writes rec's access line and returns rec to the pool.
-func (s *Server) logAccess(rec *recorder, r *http.Request) {
-	now := s.now()
+// logAccess writes rec's access line and returns rec to the pool. When
+// Metrics.Instrument wraps the server (sw is its writer), it is given the
+// duration, so that the request's end is read once.
+func (s *Server) logAccess(rec *recorder, r *http.Request, sw *statusWriter) {
+	var d time.Duration
+	if s.clock == nil {
+		d = time.Since(rec.start) // the monotonic clock only
+	} else {
+		d = s.now().Sub(rec.start)
+	}
+	if sw != nil && sw.start.Equal(rec.start) {
+		sw.elapsed, sw.timed = d, true
+	}
 	e := accesslog.Entry{
 		Time:       rec.start,
-		Duration:   now.Sub(rec.start),
+		Duration:   d,
 		Remote:     s.clients.ClientAddr(r),
 		Method:     r.Method,
 		Host:       r.Host,

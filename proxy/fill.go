@@ -129,7 +129,7 @@ func (s *Server) fetchVariant(w http.ResponseWriter, r *http.Request, f found, r
 		s.flights.leave(fl)
 		select {
 		case <-fl.done:
-			s.serveCacheable(w, r)
+			s.serveCacheable(w, r, s.now())
 		case <-r.Context().Done():
 		}
 		return

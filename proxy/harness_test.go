@@ -165,7 +165,7 @@ func (r *rig) start() {
 	if err != nil {
 		t.Fatalf("proxy.New: %v", err)
 	}
-	srv.now = r.clock.now
+	srv.clock = r.clock.now
 	r.store, r.server = st, srv
 	// The front is configured as cellar serve configures it: the edge's
 	// limits on the http.Server and the listener.

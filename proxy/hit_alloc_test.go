@@ -51,7 +51,7 @@ func TestHitAllocations(t *testing.T) {
 			if tc.restart {
 				r.restart()
 			}
-			r.server.now = time.Now
+			r.server.clock = nil
 			req := httptest.NewRequest(http.MethodGet, "http://"+testHost+"/obj", nil)
 			req.RemoteAddr = "127.0.0.1:1234"
 			if tc.ae != "" {

@@ -33,7 +33,7 @@ func BenchmarkMemoryHit(b *testing.B) {
 				w.Header().Set("Content-Type", "application/octet-stream")
 				w.Write(body)
 			})
-			r.server.now = time.Now
+			r.server.clock = nil
 			bare := bareServer(b, map[string][]byte{"/obj": body})
 
 			// Warm: store the object and check it is a memory hit.
@@ -155,7 +155,7 @@ func BenchmarkLargeDiskHit(b *testing.B) {
 		w.Header().Set("Content-Type", "application/octet-stream")
 		w.Write(body)
 	})
-	r.server.now = time.Now
+	r.server.clock = nil
 	path := filepath.Join(b.TempDir(), "obj")
 	if err := os.WriteFile(path, body, 0o600); err != nil {
 		b.Fatal(err)
@@ -229,7 +229,7 @@ func BenchmarkHandlerHit(b *testing.B) {
 					o.AccessLog, o.AccessLogOutput = &on, accesslog.New(io.Discard, accesslog.Options{})
 				}
 			}))
-			r.server.now = time.Now
+			r.server.clock = nil
 			var h http.Handler = r.server
 			if tc.defaults {
 				h = r.server.metrics.Instrument(r.server, nil)

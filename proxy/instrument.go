@@ -76,15 +76,18 @@ func (m *Metrics) Instrument(h http.Handler, observe func(r *http.Request, statu
 		responses[c] = m.http.responses.WithLabelValues(name)
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		start := time.Now()
 		sw := statusWriters.Get().(*statusWriter)
-		sw.ResponseWriter = w
+		sw.ResponseWriter, sw.start = w, time.Now()
 		defer func() {
 			var cs string
 			if v := w.Header()["Cache-Status"]; len(v) > 0 {
 				cs = v[0]
 			}
-			durations[outcomeOf(cs)].Observe(time.Since(start).Seconds())
+			d := sw.elapsed
+			if !sw.timed {
+				d = time.Since(sw.start)
+			}
+			durations[outcomeOf(cs)].Observe(d.Seconds())
 			if sw.code != 0 {
 				responses[statusClass(sw.code)].Inc()
 			}
@@ -151,12 +154,17 @@ func statusClass(code int) int {
 // statusWriters recycles the statusWriters of answered requests.
 var statusWriters = sync.Pool{New: func() any { return new(statusWriter) }}
 
-// statusWriter notes the final status of a response. It passes Flush,
+// statusWriter notes the final status of a response and when its request
+// arrived, which the Server inside reads instead of the clock (and, when
+// it logs the request, tells the duration: timed). It passes Flush,
 // ReadFrom (sendfile) and, through Unwrap, everything else
 // http.ResponseController offers.
 type statusWriter struct {
 	http.ResponseWriter
-	code int
+	code    int
+	start   time.Time
+	elapsed time.Duration // with timed: the request's duration, from the Server
+	timed   bool
 }
 
 func (w *statusWriter) WriteHeader(code int) {

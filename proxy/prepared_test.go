@@ -31,7 +31,7 @@ func TestPreparedHitFollowsTheServingConfiguration(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer next.Close()
-	next.now = r.clock.now
+	next.clock = r.clock.now
 
 	hit := func(s *Server) http.Header {
 		t.Helper()

@@ -43,8 +43,9 @@ type Server struct {
 	clients      TrustedProxies // decides a request's client address
 	edge         edge           // limits, rate limits and header edits (edge.go)
 
-	// now is the clock; tests may replace it before serving.
-	now func() time.Time
+	// clock replaces the real clock (time.Now) when not nil: tests set
+	// it before serving. Read it with now.
+	clock func() time.Time
 
 	flights flightGroup
 	// sliceFlights collapses fetches of one slice (slice.go).
@@ -93,7 +94,6 @@ func New(opts Options, p *cache.Policy, st *store.Store) (*Server, error) {
 		accessFormat: opts.AccessLogFormat,
 		via:          opts.Via,
 		metrics:      opts.Metrics,
-		now:          time.Now,
 
 		responseVia: "1.1 " + opts.Via,
 		viaValues:   []string{"1.1 " + opts.Via},
@@ -165,12 +165,33 @@ func (s *Server) Close() error {
 	return nil
 }
 
+// now is the server's clock: the real one unless a test set clock.
+func (s *Server) now() time.Time {
+	if s.clock != nil {
+		return s.clock()
+	}
+	return time.Now()
+}
+
+// arrival is when a request arrived by the server's clock: the time
+// Metrics.Instrument read when it wraps the server (sw is its writer) and
+// the clock is the real one, so that a request reads the clock once for
+// its metrics, its access line and its freshness.
+func (s *Server) arrival(sw *statusWriter) time.Time {
+	if sw != nil && s.clock == nil && !sw.start.IsZero() {
+		return sw.start
+	}
+	return s.now()
+}
+
 // ServeHTTP answers one client request.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	sw, _ := w.(*statusWriter)
+	now := s.arrival(sw)
 	if s.accessLog {
-		rec := s.startAccess(w)
+		rec := s.startAccess(w, now)
 		w = rec
-		defer s.logAccess(rec, r)
+		defer s.logAccess(rec, r, sw)
 	}
 	w, r, ok := s.admit(w, r)
 	if !ok {
@@ -189,13 +210,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.forward(w, traced(w, r))
 		return
 	}
-	s.serveCacheable(w, r)
+	s.serveCacheable(w, r, now)
 }
 
 // serveCacheable answers a GET or HEAD that the cache may handle: from the
 // store when the stored entry may be used (§4), else through a coalesced
-// fill (§4.3 validation, or a plain miss).
-func (s *Server) serveCacheable(w http.ResponseWriter, r *http.Request) {
+// fill (§4.3 validation, or a plain miss). now is the request's arrival.
+func (s *Server) serveCacheable(w http.ResponseWriter, r *http.Request, now time.Time) {
 	ctx := r.Context()
 	primary := s.policy.Key(r)
 	if l := s.opts.Limits.MaxTarget; on(l) && len(primary) > l {
@@ -206,14 +227,13 @@ func (s *Server) serveCacheable(w http.ResponseWriter, r *http.Request) {
 	}
 	// §5.2.1.7: only-if-cached never goes forward, not even for a key
 	// that is marked hit-for-miss.
-	if s.flights.hitForMiss(primary, s.now()) && !cache.OnlyIfCached(r) {
+	if s.flights.hitForMiss(primary, now) && !cache.OnlyIfCached(r) {
 		s.metrics.hitForMiss.Inc()
 		s.metrics.passes.Inc()
 		s.forwardCacheable(w, traced(w, r), cache.Status{Fwd: "miss", Detail: "hit-for-miss"})
 		return
 	}
 	found := s.lookup(ctx, r, primary)
-	now := s.now()
 	if found.obj != nil && found.obj.Hot() && s.policy.Evaluate(r, &found.obj.Meta, now).Action != cache.Serve {
 		// peer.go: a hot copy is served fresh or not at all; never
 		// revalidated nor stored here (its owner does that).
@@ -257,7 +277,7 @@ func (s *Server) serveCacheable(w http.ResponseWriter, r *http.Request) {
 	if found.obj == nil && s.peers != nil && !isPeerRequest(r) {
 		// Another member owns the key: it coalesces this miss with the
 		// other nodes' (peer.go). If it fails, the origin answers.
-		if o := s.peers.cluster.Owner(primary, s.now()); !o.Self && s.fetchFromPeer(w, r, o, primary) {
+		if o := s.peers.cluster.Owner(primary, now); !o.Self && s.fetchFromPeer(w, r, o, primary) {
 			return
 		}
 	}
