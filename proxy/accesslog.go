@@ -136,8 +136,7 @@ func (s *Server) logAccess(rec *recorder, r *http.Request, sw *statusWriter) {
 	if e.RequestID == "" {
 		e.RequestID, _ = s.clientRequestID(r)
 	}
-	var arr [1024]byte
-	s.access.Write(s.accessFormat.Append(arr[:0], &e))
+	s.access.WriteEntry(s.accessFormat, &e)
 	*rec = recorder{}
 	recorderPool.Put(rec)
 }

@@ -354,3 +354,44 @@ func TestWrittenChunksAreReused(t *testing.T) {
 		t.Error("the next line does not go to the chunk written last")
 	}
 }
+
+// TestWriteEntryWritesWhatAppendFormats formats entries in place, some
+// longer than the room kept for a line and some across chunk ends, in
+// every format: the output is what Append gives, line for line, and a
+// line of usual length allocates nothing.
+func TestWriteEntryWritesWhatAppendFormats(t *testing.T) {
+	for _, f := range []Format{Text, JSON, Combined} {
+		var out writeLog
+		w := New(&out, Options{Interval: time.Hour})
+		var want strings.Builder
+		for i := range 2000 {
+			e := entry()
+			e.Seq, e.RequestID = uint64(i), ""
+			e.URI = "/" + strings.Repeat("u", i%300)
+			if i%400 == 3 {
+				e.URI = "/" + strings.Repeat("l", 5000) // longer than lineRoom
+			}
+			want.Write(f.Append(nil, e))
+			w.WriteEntry(f, e)
+		}
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.Join(out.writes, ""); got != want.String() {
+			t.Errorf("%v: WriteEntry wrote %d bytes that differ from Append's %d", f, len(got), want.Len())
+		}
+		if w.Dropped() != 0 {
+			t.Errorf("%v: %d lines dropped", f, w.Dropped())
+		}
+	}
+	w := newWriter(io.Discard, Options{})
+	e := entry()
+	if n := testing.AllocsPerRun(1000, func() {
+		w.WriteEntry(Text, e)
+		if w.made == w.chunks && len(w.free) == 0 {
+			w.Flush()
+		}
+	}); n != 0 {
+		t.Errorf("%.2f allocations per WriteEntry", n)
+	}
+}

@@ -162,6 +162,54 @@ func (w *Writer) Write(p []byte) (int, error) {
 	return size, nil
 }
 
+// lineRoom is the room in the chunk being filled below which WriteEntry
+// starts the next chunk before formatting a line in place: more than most
+// lines need.
+const lineRoom = 2 << 10
+
+// WriteEntry appends e's line in format f, as Write(f.Append(nil, e))
+// would, but formats it in place, in the chunk that holds it: one pass, no
+// copy. A line longer than the room left (rare: lineRoom) goes by Write.
+func (w *Writer) WriteEntry(f Format, e *Entry) {
+	w.mu.Lock()
+	room := lineRoom
+	if w.chunk < 2*lineRoom {
+		room = 0 // small chunks (tests): always by Write
+	}
+	if w.closed || room == 0 || !w.fits(room) {
+		w.mu.Unlock()
+		var arr [1024]byte
+		w.Write(f.Append(arr[:0], e))
+		return
+	}
+	idle := len(w.full) == 0 && len(w.cur) == 0
+	if w.cur == nil {
+		w.cur = w.take()
+	}
+	sealed := false
+	if w.chunk-len(w.cur) < room {
+		w.seal()
+		sealed = true
+	}
+	n := len(w.cur)
+	line := f.Append(w.cur[n:n:w.chunk], e)
+	inPlace := len(line) <= w.chunk-n // else append moved it elsewhere
+	if inPlace {
+		w.cur = w.cur[:n+len(line)]
+	}
+	w.mu.Unlock()
+	if sealed {
+		signal(w.more)
+	}
+	if !inPlace {
+		w.Write(line)
+		return
+	}
+	if idle {
+		signal(w.kick)
+	}
+}
+
 // fits reports whether n more bytes fit in the bound: in the chunk being
 // filled, else in chunks not in use (a line longer than a chunk goes on
 // into the next ones). Call it with mu held.
