@@ -112,6 +112,7 @@ func TestChargeMatchesTheFootprint(t *testing.T) {
 		tags      []string
 		realistic bool
 	}{
+		{"1KiB", 1 << 10, nil, false},
 		{"4KiB", 4 << 10, nil, false},
 		{"4KiB-tags", 4 << 10, []string{"product-123", "category-7"}, false},
 		{"100KiB", 100 << 10, nil, false},

@@ -89,7 +89,7 @@ type Options struct {
 	// fills in progress have written (at most a quarter of the budget):
 	// the reserve for fills follows what is in flight. When fills in
 	// progress beyond that bound take the charge past EvictStart, the
-	// policy's victims are evicted down to EvictTarget. Defaults 0.995
+	// policy's victims are evicted down to EvictTarget. Defaults 0.999
 	// and 1. pebble's compaction transients have their own room among the
 	// fixed overheads (fixedOverhead; measured by
 	// TestDataDirStaysWithinBudget).
@@ -154,6 +154,8 @@ type Options struct {
 
 	// now replaces time.Now (tests).
 	now func() time.Time
+	// blockSize replaces dataBlockSize, pebble's block size (benchmarks).
+	blockSize int
 	// noSweep leaves bans to lookups (tests of the lazy path).
 	noSweep bool
 }
@@ -185,7 +187,7 @@ func (o *Options) EnsureDefaults() {
 		o.EvictStart = 1
 	}
 	if o.EvictTarget == 0 {
-		o.EvictTarget = 0.995
+		o.EvictTarget = 0.999
 	}
 	if o.BlockCacheBytes == 0 {
 		bc := o.DiskBytes / 64

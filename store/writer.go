@@ -203,9 +203,10 @@ func (w *Writer) flushLocked() error {
 	}
 	n := int64(len(w.buf))
 	w.flushed += n
-	w.charged += n + chunkOverhead
-	w.d.used.Add(n + chunkOverhead)
-	w.d.filling.Add(n + chunkOverhead)
+	c := w.d.chunkCharge(n)
+	w.charged += c
+	w.d.used.Add(c)
+	w.d.filling.Add(c)
 	w.buf = w.buf[:0]
 	w.bufStart = w.flushed
 	w.d.kick() // the policy shrinks by what the fill wrote
@@ -521,7 +522,7 @@ func (w *Writer) commit() (*Object, error) {
 	}
 	w.mu.Unlock()
 
-	e := &diskEntry{key: w.key, fill: w.fill, size: w.size, charge: chargeOf(w.key, rec, len(mv))}
+	e := &diskEntry{key: w.key, fill: w.fill, size: w.size, charge: d.chargeOf(w.key, rec, len(mv))}
 	if d.opts.Simulate {
 		e.sim.Store(rec)
 	}
