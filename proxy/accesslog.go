@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/cellar-cache/cellar/internal/accesslog"
+	"github.com/cellar-cache/cellar/internal/h1"
 )
 
 // recorder notes what the access line of one request needs: its status
@@ -55,6 +56,9 @@ func (r *recorder) noteOrigin(origin string, d time.Duration) {
 
 // Unwrap lets http.ResponseController reach the real writer (Flush).
 func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+// PresetFields passes ready-made header fields on (prepared.go).
+func (r *recorder) PresetFields(f *h1.Fields) bool { return presetFields(r.ResponseWriter, f) }
 
 // Hijack notes a switch of protocols (101, RFC 9110 §15.2.2): the reverse
 // proxy hijacks the client connection only once the origin agreed to it.

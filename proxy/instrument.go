@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cellar-cache/cellar/internal/h1"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -191,6 +192,9 @@ func (w *statusWriter) ReadFrom(src io.Reader) (int64, error) {
 func (w *statusWriter) Flush() { http.NewResponseController(w.ResponseWriter).Flush() }
 
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// PresetFields passes ready-made header fields on (prepared.go).
+func (w *statusWriter) PresetFields(f *h1.Fields) bool { return presetFields(w.ResponseWriter, f) }
 
 // OriginState is one origin's state in the round robin.
 type OriginState struct {

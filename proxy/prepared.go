@@ -9,6 +9,7 @@ import (
 
 	"github.com/cellar-cache/cellar/cache"
 	"github.com/cellar-cache/cellar/compress"
+	"github.com/cellar-cache/cellar/internal/h1"
 	"github.com/cellar-cache/cellar/store"
 )
 
@@ -20,29 +21,59 @@ type headerField struct {
 	values []string
 }
 
-// fieldList is a response header as a list, which a hit copies into the
-// response's header map without filtering or canonicalising anything.
-type fieldList []headerField
+// fieldList is a response header ready to send: as a list, which a hit
+// copies into the response's header map without filtering or
+// canonicalising anything, and in the HTTP/1.1 engine's wire form, which
+// the engine sends as it is (sendFields). Immutable once made.
+type fieldList struct {
+	fields []headerField
+	wire   *h1.Fields // nil: the fields go through the header map (h1.NewFields)
+}
 
 // listOf is h as a fieldList, in no particular order.
 func listOf(h http.Header) fieldList {
-	l := make(fieldList, 0, len(h))
+	l := make([]headerField, 0, len(h))
 	for k, v := range h {
 		l = append(l, headerField{k, v[:len(v):len(v)]})
 	}
-	return l
+	return fieldList{fields: l, wire: h1.NewFields(h)}
 }
 
 // setIn sets every field of l in h.
 func (l fieldList) setIn(h http.Header) {
-	for _, f := range l {
+	for _, f := range l.fields {
 		h[f.name] = f.values
 	}
 }
 
+// sendIn has w send l's fields: preset in the HTTP/1.1 engine's response
+// (the wrappers between pass the call on, fieldPresetter) when w has one,
+// else set in w's header map. Nothing may change those fields afterwards;
+// fields may still be added.
+func (l fieldList) sendIn(w http.ResponseWriter) {
+	if l.wire == nil || !presetFields(w, l.wire) {
+		l.setIn(w.Header())
+	}
+}
+
+// fieldPresetter is a ResponseWriter that can send ready-made header
+// fields besides those of its map: the HTTP/1.1 engine's, and the wrappers
+// around it that pass the call on (PresetFields reports false when they do
+// not: a wrapper that would edit one of the fields).
+type fieldPresetter interface {
+	PresetFields(f *h1.Fields) bool
+}
+
+// presetFields presets f in w when w can take them, and reports whether
+// it did.
+func presetFields(w http.ResponseWriter, f *h1.Fields) bool {
+	p, ok := w.(fieldPresetter)
+	return ok && p.PresetFields(f)
+}
+
 // get returns the first value of the field name, or "".
 func (l fieldList) get(name string) string {
-	for _, f := range l {
+	for _, f := range l.fields {
 		if f.name == name && len(f.values) > 0 {
 			return f.values[0]
 		}
@@ -53,8 +84,8 @@ func (l fieldList) get(name string) string {
 // with returns a copy of l where the field name has values (nil: without
 // the field).
 func (l fieldList) with(name string, values []string) fieldList {
-	out := make(fieldList, 0, len(l)+1)
-	for _, f := range l {
+	out := make([]headerField, 0, len(l.fields)+1)
+	for _, f := range l.fields {
 		if f.name != name {
 			out = append(out, f)
 		}
@@ -62,7 +93,11 @@ func (l fieldList) with(name string, values []string) fieldList {
 	if values != nil {
 		out = append(out, headerField{name, values[:len(values):len(values)]})
 	}
-	return out
+	h := make(http.Header, len(out))
+	for _, f := range out {
+		h[f.name] = f.values
+	}
+	return fieldList{fields: out, wire: h1.NewFields(h)}
 }
 
 // preparedHit is what every hit of one stored response sends, worked out
@@ -70,12 +105,14 @@ func (l fieldList) with(name string, values []string) fieldList {
 // that a hit neither ranges over nor copies the stored header map: the
 // fields a client may see (Policy.ServeHeader's choice, cellar's Via member,
 // Vary: Accept-Encoding when the response is offered in several codings)
-// as a list; the facts pickEncoding decides from (the stored body's coding,
-// the recorded variants and their keys, whether the response is worth
-// compressing); and, made on first use, the field list of each coding
-// variant. Content-Length is not in the lists of a response with a body:
-// the served body's size gives it. Immutable once made, but for the
-// variant lists, which are set at most once each.
+// as a fieldList (a list, and the HTTP/1.1 engine's wire form); the facts
+// pickEncoding decides from (the stored body's coding, the recorded
+// variants and their keys, whether the response is worth compressing);
+// and, made on first use, the field list of each coding variant.
+// Content-Length is not in the lists of a response with a body (the
+// served body's size gives it), nor are Age and Cache-Status (each hit
+// sets its own). Immutable once made, but for the variant lists, which are
+// set at most once each.
 type preparedHit struct {
 	gen    uint64     // hitPreparer.gen of the server that made it
 	status int        // the stored status code
@@ -158,6 +195,9 @@ func (s *Server) prepare(obj *store.Object) *preparedHit {
 	if bodyAllowed(m.Status) {
 		delete(h, "Content-Length")
 	}
+	// Each hit sets its own.
+	delete(h, "Age")
+	delete(h, "Cache-Status")
 	s.addVia(h)
 	if m.Status == http.StatusOK {
 		p.src = storedCoding(m.Header["Content-Encoding"])

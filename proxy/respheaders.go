@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+
+	"github.com/cellar-cache/cellar/internal/h1"
 )
 
 // HeaderOps change the header fields of every response cellar sends to
@@ -113,6 +115,25 @@ func (w *headerWriter) Write(p []byte) (int, error) {
 // Unwrap lets http.ResponseController reach the real writer (Flush,
 // Hijack, deadlines).
 func (w *headerWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// PresetFields passes ready-made header fields on (prepared.go) when no
+// edit removes or replaces one of them: an added line goes after them, as
+// it would after the values in the header map.
+func (w *headerWriter) PresetFields(f *h1.Fields) bool {
+	for _, e := range w.edits {
+		for _, k := range e.remove {
+			if f.Has(k) {
+				return false
+			}
+		}
+		for _, kv := range e.set {
+			if f.Has(kv[0]) {
+				return false
+			}
+		}
+	}
+	return presetFields(w.ResponseWriter, f)
+}
 
 // validFieldName reports whether s is a token (RFC 9110 §5.1, §5.6.2).
 func validFieldName(s string) bool {

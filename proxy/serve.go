@@ -46,7 +46,11 @@ func (s *Server) serveObject(w http.ResponseWriter, r *http.Request, obj *store.
 	}
 
 	h := w.Header()
-	a.fields.setIn(h)
+	if conditional(r) {
+		a.fields.setIn(h) // what the answer is depends on them
+	} else {
+		a.fields.sendIn(w) // nothing changes them: the engine may send them as they are
+	}
 	h["Age"] = ageValue(lk.Age)
 	h["Cache-Status"] = s.statusValues(st, obj.Key)
 	if conditional(r) {

@@ -34,6 +34,8 @@ type response struct {
 	trailers    bool    // the handler declared trailer fields
 	pre         []byte  // body written before the header, while its length is unknown
 	fields      []field // commit's list of the fields to write, reused
+	preset      *Fields // fields sent before the header map's (PresetFields); nil: none
+	wideMap     bool    // h held more than smallHeader fields at the last reset
 
 	dateSec int64
 	date    [29]byte
@@ -56,10 +58,25 @@ var (
 	_ io.StringWriter     = (*response)(nil)
 )
 
+// smallHeader is how many fields a header map holds in its first group:
+// clearing a map costs what it grew to, not what it holds.
+const smallHeader = 8
+
 func (w *response) reset(r *http.Request, p *requestParser) {
-	if len(w.h) > 0 {
+	// A map grown by a large header is cleared while the responses are
+	// large, and replaced by a small one at the first that is not (the
+	// responses a cache's hits make with PresetFields hold a few fields).
+	switch n := len(w.h); {
+	case n > smallHeader:
+		clear(w.h)
+		w.wideMap = true
+	case w.wideMap:
+		w.h = make(http.Header, smallHeader)
+		w.wideMap = false
+	case n > 0:
 		clear(w.h)
 	}
+	w.preset = nil
 	w.req = r
 	w.status = 0
 	w.wroteHeader, w.committed, w.hijacked, w.handlerDone = false, false, false, false
@@ -210,7 +227,9 @@ func (w *response) commit(final bool, p []byte) error {
 	// the framing and the defaults depend on.
 	fs := w.fields[:0]
 	var clv, conn []string
-	hasCL, hasTE, hasDate, hasType := false, false, false, false
+	hasCL, hasTE := false, false
+	hasDate := w.preset != nil && w.preset.date
+	hasType := w.preset != nil && w.preset.ctype
 	for k, vs := range h {
 		switch k {
 		case "Content-Length":
@@ -281,6 +300,9 @@ func (w *response) commit(final bool, p []byte) error {
 	}
 
 	c.out = appendStatusLine(c.out, code)
+	if w.preset != nil {
+		c.out = append(c.out, w.preset.wire...)
+	}
 	for _, f := range fs {
 		switch f.k {
 		case "Content-Length":
