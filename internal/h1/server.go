@@ -41,7 +41,9 @@ type Server struct {
 	mu        sync.Mutex // protects listeners, conns
 	listeners map[*net.Listener]struct{}
 	conns     map[*conn]struct{}
-	closing   atomic.Bool // Shutdown or Close was called
+	closing   atomic.Bool    // Shutdown or Close was called
+	closed    atomic.Bool    // Close was called: a connection accepted now is closed
+	serving   sync.WaitGroup // the Serve loops
 	connsWG   sync.WaitGroup
 }
 
@@ -107,19 +109,26 @@ func (s *Server) track(ln *net.Listener, add bool) bool {
 	defer s.mu.Unlock()
 	if !add {
 		delete(s.listeners, ln)
+		s.serving.Done()
 		return true
 	}
 	if s.closing.Load() {
 		return false
 	}
 	s.listeners[ln] = struct{}{}
+	s.serving.Add(1)
 	return true
 }
 
+// addConn registers a connection Serve accepted; it reports false after
+// Close. A connection accepted before Shutdown closed the listener is
+// served, as net/http serves it: a client that connected just before a
+// reload gets its answer (for a TLS listener, the split hands over the
+// connections whose handshake was in progress, listen/tlssplit.go).
 func (s *Server) addConn(c *conn) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closing.Load() {
+	if s.closed.Load() {
 		return false
 	}
 	s.conns[c] = struct{}{}
@@ -155,6 +164,18 @@ func (s *Server) closeListeners() error {
 // for.
 func (s *Server) Shutdown(ctx context.Context) error {
 	err := s.closeListeners()
+	// Once the Serve loops are done, every connection they accepted is
+	// known.
+	loops := make(chan struct{})
+	go func() {
+		s.serving.Wait()
+		close(loops)
+	}()
+	select {
+	case <-loops:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
 	for {
@@ -185,6 +206,7 @@ func (s *Server) closeIdle() bool {
 
 // Close closes the listeners and every connection at once.
 func (s *Server) Close() error {
+	s.closed.Store(true)
 	err := s.closeListeners()
 	s.mu.Lock()
 	for c := range s.conns {

@@ -670,6 +670,68 @@ func TestShutdownServesANewConnectionsFirstRequest(t *testing.T) {
 	}
 }
 
+// TestShutdownServesAConnectionAcceptedAsItBegan: a connection the accept
+// loop holds when Shutdown closes the listener is served, as net/http
+// serves it (listen's TLS split hands the engine the connections whose
+// handshake was in progress at shutdown just so; its
+// TestShutdownLetsAHandshakeInProgressFinish failed 1 in 5 under load).
+func TestShutdownServesAConnectionAcceptedAsItBegan(t *testing.T) {
+	real, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln := &heldListener{Listener: real, held: make(chan struct{}), closed: make(chan struct{})}
+	s := New(&http.Server{Handler: hello})
+	served := make(chan error, 1)
+	go func() { served <- s.Serve(ln) }()
+	c, err := net.Dial("tcp", real.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(time.Minute))
+	io.WriteString(c, "GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+	<-ln.held
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := s.Shutdown(ctx); err != nil {
+		t.Errorf("Shutdown: %v", err)
+	}
+	b, err := io.ReadAll(c)
+	if out := string(b); !strings.HasPrefix(out, "HTTP/1.1 200") || !strings.HasSuffix(out, "hello") {
+		t.Errorf("the connection got %q (%v)", out, err)
+	}
+	if err := <-served; !errors.Is(err, http.ErrServerClosed) {
+		t.Errorf("Serve: %v", err)
+	}
+}
+
+// heldListener hands over its first connection only once it is closed,
+// and then no other.
+type heldListener struct {
+	net.Listener
+	once   sync.Once
+	held   chan struct{} // closed once Accept holds the connection
+	closed chan struct{}
+	taken  bool // by Accept, which one goroutine calls
+}
+
+func (l *heldListener) Accept() (net.Conn, error) {
+	if l.taken {
+		return nil, net.ErrClosed
+	}
+	l.taken = true
+	c, err := l.Listener.Accept()
+	close(l.held)
+	<-l.closed
+	return c, err
+}
+
+func (l *heldListener) Close() error {
+	l.once.Do(func() { close(l.closed) })
+	return l.Listener.Close()
+}
+
 func TestHandlerPanicClosesTheConnection(t *testing.T) {
 	var logged strings.Builder
 	var mu sync.Mutex
