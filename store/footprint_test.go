@@ -120,7 +120,11 @@ func TestChargeMatchesTheFootprint(t *testing.T) {
 		{"4KiB-real-tags", 4 << 10, []string{"product-123", "category-7"}, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			f := measureFootprint(t, 2000, tc.size, tc.tags, tc.realistic)
+			// At least 8 MiB of bodies: a table's own blocks (index,
+			// properties, footer), spread over fewer objects, moved the
+			// 1 KiB figure by 10 bytes from run to run at 2000 objects
+			// (69.5-72.5 bytes under load; 63 at 8192 objects).
+			f := measureFootprint(t, max(2000, (8<<20)/tc.size), tc.size, tc.tags, tc.realistic)
 			t.Logf("%s objects: %.1f bytes per object beyond the body in pebble's tables, %.1f charged; records per object %v",
 				tc.name, f.perObject, f.charged, f.records)
 			// Honest: the charge is never much below what an object
