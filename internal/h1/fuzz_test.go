@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -48,7 +49,8 @@ func serveBytes(in []byte) (reqs []*http.Request, out string) {
 
 // FuzzRequests: any bytes are served without a panic, every request that
 // reaches the handler is one net/http reads alike (method, target, Host,
-// body framing), and the first answer is a well-formed response.
+// body framing, header fields), and the first answer is a well-formed
+// response.
 func FuzzRequests(f *testing.F) {
 	for _, s := range []string{
 		"GET / HTTP/1.1\r\nHost: a\r\n\r\n",
@@ -60,6 +62,7 @@ func FuzzRequests(f *testing.F) {
 		"GET / HTTP/1.1\r\nHost: a\r\nX: 1\r\n 2\r\n\r\n",
 		"\r\nGET / HTTP/1.1\nHost: a\n\n",
 		"PUT / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\nz",
+		"GET / HTTP/1.1\r\nhost: a\r\nuser-agent: x\r\nACCEPT: */*\r\nPragma: no-cache\r\nX-Custom: 1\r\nx-custom: 2\r\nAccept:\r\n\r\n",
 	} {
 		f.Add([]byte(s))
 	}
@@ -96,6 +99,9 @@ func FuzzRequests(f *testing.F) {
 			t.Fatalf("read differently from net/http:\n got %s %s host %q url %q len %d close %v\nwant %s %s host %q url %q len %d close %v\n%q",
 				got.Method, got.RequestURI, got.Host, got.URL, got.ContentLength, got.Close,
 				want.Method, want.RequestURI, want.Host, want.URL, want.ContentLength, want.Close, in)
+		}
+		if !reflect.DeepEqual(got.Header, want.Header) {
+			t.Fatalf("header read differently from net/http:\n got %q\nwant %q\n%q", got.Header, want.Header, in)
 		}
 	})
 }

@@ -36,8 +36,13 @@ type requestParser struct {
 	body    *body           // nil when bodyLen is 0
 	expect  bool            // the client waits for 100 Continue
 
-	keys   map[string]string // canonical field names met on this connection
-	values map[string]string // the last value of each field name, to reuse its string
+	// The strings of field names and values met before on the
+	// connection, reused rather than made again: last holds the last value
+	// of each of commonFields; keys and values (both bounded by maxKeys)
+	// the other names and their last values.
+	last   [len(commonFields)]string
+	keys   map[string]string
+	values map[string]string
 }
 
 // perRequest is allocated once per request: what the handler may keep.
@@ -122,26 +127,79 @@ var (
 	proto10 = "HTTP/1.0"
 )
 
-// methods are the usual methods, so that their strings are not made per
-// request.
-var methods = map[string]string{}
-
-func init() {
-	for _, m := range []string{"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH", "CONNECT", "TRACE", "PURGE", "BAN"} {
-		methods[m] = m
+// methodOf is the method named b: the usual methods' strings are not
+// made per request.
+func methodOf(b []byte) string {
+	switch string(b) {
+	case "GET":
+		return "GET"
+	case "HEAD":
+		return "HEAD"
+	case "POST":
+		return "POST"
+	case "PUT":
+		return "PUT"
+	case "DELETE":
+		return "DELETE"
+	case "OPTIONS":
+		return "OPTIONS"
+	case "PATCH":
+		return "PATCH"
+	case "CONNECT":
+		return "CONNECT"
+	case "TRACE":
+		return "TRACE"
+	case "PURGE":
+		return "PURGE"
+	case "BAN":
+		return "BAN"
 	}
-	for _, k := range []string{"Accept", "Accept-Charset", "Accept-Encoding", "Accept-Language", "Authorization",
-		"Cache-Control", "Connection", "Content-Length", "Content-Type", "Cookie", "Expect", "Forwarded", "Host",
-		"If-Match", "If-Modified-Since", "If-None-Match", "If-Range", "If-Unmodified-Since", "Origin", "Pragma",
-		"Range", "Referer", "Te", "Trailer", "Transfer-Encoding", "Upgrade", "User-Agent", "Via",
-		"X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "X-Real-Ip", "X-Request-Id",
-		"Sec-Websocket-Key", "Sec-Websocket-Version", "Sec-Websocket-Extensions", "Sec-Websocket-Protocol",
-		"Sec-Fetch-Dest", "Sec-Fetch-Mode", "Sec-Fetch-Site", "Sec-Fetch-User", "Upgrade-Insecure-Requests", "Dnt"} {
-		commonKeys[k] = k
-	}
+	return string(b)
 }
 
-var commonKeys = map[string]string{}
+// commonFields are the canonical names of the usual request fields: key
+// returns these strings, and a connection keeps the last value of each
+// (requestParser.last), found without a map (commonField).
+var commonFields = [...]string{"Accept", "Accept-Charset", "Accept-Encoding", "Accept-Language", "Authorization",
+	"Cache-Control", "Connection", "Content-Length", "Content-Type", "Cookie", "Expect", "Forwarded", "Host",
+	"If-Match", "If-Modified-Since", "If-None-Match", "If-Range", "If-Unmodified-Since", "Origin", "Pragma",
+	"Range", "Referer", "Te", "Trailer", "Transfer-Encoding", "Upgrade", "User-Agent", "Via",
+	"X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "X-Real-Ip", "X-Request-Id",
+	"Sec-Websocket-Key", "Sec-Websocket-Version", "Sec-Websocket-Extensions", "Sec-Websocket-Protocol",
+	"Sec-Fetch-Dest", "Sec-Fetch-Mode", "Sec-Fetch-Site", "Sec-Fetch-User", "Upgrade-Insecure-Requests", "Dnt",
+	"Sec-Ch-Ua", "Sec-Ch-Ua-Mobile", "Sec-Ch-Ua-Platform", "Priority", "Purpose", "Sec-Purpose"}
+
+// fieldSlots indexes commonFields by fieldHash, plus one (0: empty),
+// probed linearly: a cache line's worth of table, and a hash of three
+// bytes, where a map would hash the whole name.
+var fieldSlots = func() (t [256]uint8) {
+	for i, k := range commonFields {
+		h := fieldHash([]byte(k))
+		for t[h] != 0 {
+			h++
+		}
+		t[h] = uint8(i + 1)
+	}
+	return t
+}()
+
+func fieldHash(canon []byte) uint8 {
+	return uint8(len(canon)*29 + int(canon[0])*7 + int(canon[len(canon)-1])*3 + int(canon[len(canon)/2]))
+}
+
+// commonField returns the index in commonFields of the canonical name,
+// or -1.
+func commonField(canon []byte) int {
+	for h := fieldHash(canon); ; h++ {
+		i := fieldSlots[h]
+		if i == 0 {
+			return -1
+		}
+		if commonFields[i-1] == string(canon) {
+			return int(i - 1)
+		}
+	}
+}
 
 // maxKeys bounds the names and values a connection remembers.
 const maxKeys = 64
@@ -187,10 +245,7 @@ func (p *requestParser) parse(block []byte) (*http.Request, error) {
 		}
 		r.Proto, r.ProtoMajor, r.ProtoMinor = string(vb), major, minor
 	}
-	method, ok := methods[string(mb)]
-	if !ok {
-		method = string(mb)
-	}
+	method := methodOf(mb)
 	r.Method = method
 	target := string(tb)
 
@@ -210,7 +265,7 @@ func (p *requestParser) parse(block []byte) (*http.Request, error) {
 	}
 	var host, cl, te, expect string
 	var hosts, cls, tes int
-	connClose, connKeepAlive := false, false
+	connClose, connKeepAlive, pragma := false, false, false
 	var trailer []string
 	for i := 0; i < n; i++ {
 		e := bytes.IndexByte(rest, '\n')
@@ -242,6 +297,8 @@ func (p *requestParser) parse(block []byte) (*http.Request, error) {
 			expect = v
 		case "Trailer":
 			trailer = append(trailer, v)
+		case "Pragma":
+			pragma = true
 		}
 		if vals == nil {
 			vals = make([]string, n) // a lone field other than Host
@@ -326,23 +383,29 @@ func (p *requestParser) parse(block []byte) (*http.Request, error) {
 
 	// As net/http does (RFC 9111 §5.4): a lone "Pragma: no-cache" counts
 	// as "Cache-Control: no-cache".
-	if pv, ok := h["Pragma"]; ok && len(pv) > 0 && pv[0] == "no-cache" {
+	if pragma && h["Pragma"][0] == "no-cache" {
 		if _, ok := h["Cache-Control"]; !ok {
 			h["Cache-Control"] = noCache
 		}
 	}
 
+	// As net/http does: the fields a chunked body's trailer section will
+	// have are in r.Trailer, not in the header (of a body not chunked,
+	// Trailer stays in the header, unread).
 	r.Trailer = nil
-	if len(trailer) > 0 {
-		r.Trailer = http.Header{}
+	if len(trailer) > 0 && p.bodyLen < 0 {
+		delete(h, "Trailer")
 		for _, v := range trailer {
-			for _, k := range strings.Split(v, ",") {
+			for k := range strings.SplitSeq(v, ",") {
 				k = http.CanonicalHeaderKey(strings.TrimSpace(k))
 				switch k {
 				case "Transfer-Encoding", "Trailer", "Content-Length":
 					return nil, badRequest("bad trailer key")
 				case "":
 					continue
+				}
+				if r.Trailer == nil {
+					r.Trailer = http.Header{}
 				}
 				r.Trailer[k] = nil
 			}
@@ -397,7 +460,15 @@ func (p *requestParser) field(line []byte) (key, value string, err error) {
 			return "", "", badRequest("invalid header value")
 		}
 	}
-	key = p.key(name)
+	key, i := p.key(name)
+	if i >= 0 {
+		if old := p.last[i]; old == string(v) {
+			return key, old, nil
+		}
+		value = string(v)
+		p.last[i] = value
+		return key, value, nil
+	}
 	if p.values != nil {
 		if old, ok := p.values[key]; ok && old == string(v) {
 			return key, old, nil
@@ -414,8 +485,9 @@ func (p *requestParser) field(line []byte) (key, value string, err error) {
 }
 
 // key returns the canonical form of a field name (a token), without
-// allocating for the usual names and those seen before on the connection.
-func (p *requestParser) key(name []byte) string {
+// allocating for the usual names and those seen before on the connection,
+// and its index in commonFields (-1: not one of them).
+func (p *requestParser) key(name []byte) (string, int) {
 	var arr [64]byte
 	var canon []byte
 	if len(name) <= len(arr) {
@@ -433,11 +505,11 @@ func (p *requestParser) key(name []byte) string {
 		canon[i] = b
 		upper = b == '-'
 	}
-	if k, ok := commonKeys[string(canon)]; ok {
-		return k
+	if i := commonField(canon); i >= 0 {
+		return commonFields[i], i
 	}
 	if k, ok := p.keys[string(canon)]; ok {
-		return k
+		return k, -1
 	}
 	k := string(canon)
 	if p.keys == nil {
@@ -446,7 +518,7 @@ func (p *requestParser) key(name []byte) string {
 	if len(p.keys) < maxKeys {
 		p.keys[k] = k
 	}
-	return k
+	return k, -1
 }
 
 // finish completes a request after its handler: the body the handler did
