@@ -189,7 +189,9 @@ type Simulation struct {
 	// Bytes makes Capacities byte budgets.
 	Bytes bool
 	// CellarMemShare is the share of a capacity given to the cellar
-	// policy's memory tier; the rest is its disk budget. Zero means 0.1.
+	// policy's memory tier, in front of a disk tier whose budget for
+	// objects is the whole capacity (the memory tier holds copies of disk
+	// objects: newCellarPolicy). Zero means 0.1.
 	CellarMemShare float64
 	// Seed seeds the cellar policy's hashes (CellarOptions.Seed).
 	Seed uint64
