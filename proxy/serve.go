@@ -75,6 +75,7 @@ func (s *Server) serveObject(w http.ResponseWriter, r *http.Request, obj *store.
 		return
 	}
 	if inMemory {
+		releaseRequest(w) // nothing of r is kept past this hit (release.go)
 		// One Write of the stored bytes: a server may send them with the
 		// header in one system call. A client gone is a short write.
 		n, _ := w.Write(body)

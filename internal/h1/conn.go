@@ -78,6 +78,11 @@ type conn struct {
 
 	tmpl http.Request // the fields shared by every request of the connection
 
+	// The request being served and the one released for reuse (reuse.go).
+	cur, spare         *perRequest
+	curVals, spareVals []string
+	released           bool // the handler called ReleaseRequest
+
 	broken bool // the connection cannot serve another request (set by the serving goroutine)
 
 	// readIdle is the idle read deadline setReadDeadline moves; reset when
@@ -263,6 +268,7 @@ func (c *conn) serveRequest(r *http.Request) {
 	if c.bg.gone {
 		c.broken = true
 	}
+	c.recycle()
 	c.req.finish()
 	if w.closeAfter {
 		c.broken = true

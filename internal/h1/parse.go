@@ -45,19 +45,6 @@ type requestParser struct {
 	values map[string]string
 }
 
-// perRequest is allocated once per request: what the handler may keep.
-type perRequest struct {
-	ctx requestContext
-	url url.URL
-}
-
-// perRequestVals is a perRequest with room for the header's value slices,
-// allocated when the request has more fields than Host.
-type perRequestVals struct {
-	perRequest
-	vals [12]string
-}
-
 // read reads the next request header and returns the request to serve.
 func (p *requestParser) read() (*http.Request, error) {
 	c := p.c
@@ -252,14 +239,7 @@ func (p *requestParser) parse(block []byte) (*http.Request, error) {
 	// Header fields.
 	n := bytes.Count(rest, []byte{'\n'}) - 1
 	h := make(http.Header, n)
-	var pr *perRequest
-	var vals []string
-	if n > 1 {
-		pv := &perRequestVals{}
-		pr, vals = &pv.perRequest, pv.vals[:]
-	} else {
-		pr = &perRequest{}
-	}
+	pr, vals := c.perRequest(n)
 	if n > len(vals) && n > 1 {
 		vals = make([]string, n)
 	}
@@ -423,10 +403,7 @@ func (p *requestParser) parse(block []byte) (*http.Request, error) {
 		// The body is read without a deadline; the handler sets its own.
 		c.setReadDeadlineAt(zeroTime)
 	}
-	pr.ctx.Context = c.ctx
-	pr.ctx.c = c
-	p.ctx = &pr.ctx
-	req := r.WithContext(&pr.ctx)
+	req := c.request(pr)
 	if p.body != nil {
 		p.body.req = req
 	}
