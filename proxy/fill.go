@@ -392,7 +392,7 @@ func (fi *fill) storedMeanwhile() (fillResult, bool) {
 	if f.obj != nil {
 		return fillResult{}, false
 	}
-	again := s.lookup(fi.ctx, fi.r, f.primary)
+	again := s.lookup(fi.ctx, fi.r, f.primary, time.Time{})
 	if again.obj == nil || again.key != f.key {
 		return fillResult{}, false
 	}

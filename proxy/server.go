@@ -233,7 +233,7 @@ func (s *Server) serveCacheable(w http.ResponseWriter, r *http.Request, now time
 		s.forwardCacheable(w, traced(w, r), cache.Status{Fwd: "miss", Detail: "hit-for-miss"})
 		return
 	}
-	found := s.lookup(ctx, r, primary)
+	found := s.lookup(ctx, r, primary, now)
 	if found.obj != nil && found.obj.Hot() && s.policy.Evaluate(r, &found.obj.Meta, now).Action != cache.Serve {
 		// peer.go: a hot copy is served fresh or not at all; never
 		// revalidated nor stored here (its owner does that).
@@ -314,9 +314,10 @@ func (f found) fwd() string {
 // lookup finds the stored response for r (§4): the entry at the primary key,
 // or, when that is a Vary marker, the variant selected by r's header fields
 // (§4.1). Store errors other than a miss are logged and count as a miss.
-func (s *Server) lookup(ctx context.Context, r *http.Request, primary string) found {
+// now is the request's arrival (zero: none read).
+func (s *Server) lookup(ctx context.Context, r *http.Request, primary string, now time.Time) found {
 	f := found{primary: primary, key: primary}
-	obj, err := s.store.Get(ctx, primary)
+	obj, err := s.storeGet(ctx, primary, now)
 	if err != nil {
 		s.storeError("get", primary, err)
 		return f
@@ -328,13 +329,23 @@ func (s *Server) lookup(ctx context.Context, r *http.Request, primary string) fo
 	f.marker = obj
 	f.vary, _ = cache.VaryFields(obj.Meta.Header)
 	f.key = s.variantKey(primary, f.vary, r.Header)
-	obj, err = s.store.Get(ctx, f.key)
+	obj, err = s.storeGet(ctx, f.key, now)
 	if err != nil {
 		s.storeError("get", f.key, err)
 		return f
 	}
 	f.obj = obj
 	return f
+}
+
+// storeGet is the store's Get for a request that arrived at now: when the
+// server's clock is the real one (and now was read), the store reads no
+// clock of its own for a memory hit.
+func (s *Server) storeGet(ctx context.Context, key string, now time.Time) (*store.Object, error) {
+	if s.clock == nil && !now.IsZero() {
+		return s.store.GetAt(ctx, key, now)
+	}
+	return s.store.Get(ctx, key)
 }
 
 // A Vary marker is stored at a URL's primary key when the origin's response

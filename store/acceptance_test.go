@@ -45,7 +45,7 @@ func (a memAdapter) put(t *testing.T, key string, meta cache.Meta, body []byte, 
 	a.m.set(o, true)
 }
 func (a memAdapter) get(key string) (*Object, error) {
-	if o, ok := a.m.get(key); ok {
+	if o, ok := a.m.get(key, time.Time{}); ok {
 		return o, nil
 	}
 	return nil, ErrNotFound
@@ -58,7 +58,7 @@ func (a memAdapter) body(t *testing.T, o *Object) []byte {
 	return b
 }
 func (a memAdapter) updateMeta(key string, meta cache.Meta, ku time.Time) error {
-	if _, ok := a.m.get(key); !ok {
+	if _, ok := a.m.get(key, time.Time{}); !ok {
 		return ErrNotFound
 	}
 	a.m.updated(key, meta, ku, 0)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 )
 
 // Listed is one stored object as List reports it: the object (its body is
@@ -50,7 +51,7 @@ func (s *Store) List(ctx context.Context, sel Selector, limit int) ([]Listed, er
 		}
 		l := Listed{Object: o}
 		if s.mem != nil {
-			_, l.InMemory = s.mem.get(k)
+			_, l.InMemory = s.mem.get(k, time.Time{})
 		}
 		out = append(out, l)
 	}

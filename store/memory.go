@@ -113,14 +113,21 @@ func cost(o *Object) int64 {
 	return n
 }
 
-// get returns the object under key, if resident and not past KeepUntil
-// (an expired object is dropped).
-func (m *memTier) get(key string) (*Object, bool) {
+// get returns the object under key, if resident and not past KeepUntil at
+// now (zero: the tier's clock, read only for an object with a KeepUntil);
+// an expired object is dropped.
+func (m *memTier) get(key string, now time.Time) (*Object, bool) {
 	o, ok := m.c.Get(key)
 	if !ok || o.Key != key {
 		return nil, false
 	}
-	if !o.KeepUntil.IsZero() && o.expired(m.now()) {
+	if o.KeepUntil.IsZero() {
+		return o, true
+	}
+	if now.IsZero() {
+		now = m.now()
+	}
+	if o.expired(now) {
 		m.c.Del(key)
 		return nil, false
 	}
@@ -147,7 +154,7 @@ func (m *memTier) stored(o *Object) {
 // updated replaces the metadata and keep time of the resident object
 // under key with a new Object sharing its body (generation gen).
 func (m *memTier) updated(key string, meta cache.Meta, keepUntil time.Time, gen uint64) {
-	o, ok := m.get(key)
+	o, ok := m.get(key, time.Time{})
 	if !ok {
 		// A Set still in ristretto's buffer would land after us with the
 		// old meta; a Del is queued behind it.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 )
@@ -60,7 +61,7 @@ func TestDiskHitIsPromotedToMemory(t *testing.T) {
 		t.Fatal("small disk hit not read whole")
 	}
 	s.mem.c.Wait()
-	if _, ok := s.mem.get("k"); !ok {
+	if _, ok := s.mem.get("k", time.Time{}); !ok {
 		t.Fatal("disk hit not promoted into the memory tier")
 	}
 	if st := s.Stats(); st.MemoryObjects != 1 || st.Hits != 1 || st.MemoryBytes <= 5000 {
@@ -84,7 +85,7 @@ func TestLargeObjectsSkipMemory(t *testing.T) {
 		t.Fatal("object above MaxMemoryObject is resident")
 	}
 	s.mem.c.Wait()
-	if _, ok := s.mem.get("big"); ok {
+	if _, ok := s.mem.get("big", time.Time{}); ok {
 		t.Fatal("object above MaxMemoryObject in the memory tier")
 	}
 	o = put(t, s, "small", body(1000, 1), CreateOptions{SizeHint: -1})
@@ -116,5 +117,44 @@ func TestPebbleMemoryFollowsTheBudgets(t *testing.T) {
 			t.Errorf("disk %d, memory %d: block cache %d, memtable %d; want %d, %d",
 				c.disk, c.memory, o.BlockCacheBytes, o.MemTableBytes, c.blockCache, c.memTable)
 		}
+	}
+}
+
+// TestGetAtTakesTheCallersReadingOfTheRealClock: on the real clock, a
+// memory hit checks KeepUntil at the time the caller read (a reading past
+// it drops the memory copy, as the clock would); on a test clock, the
+// store reads its own and ignores the caller's.
+func TestGetAtTakesTheCallersReadingOfTheRealClock(t *testing.T) {
+	ctx := context.Background()
+	opts := testOptions(t)
+	s := openTest(t, opts)
+	if !s.opts.realClock {
+		t.Fatal("a store opened without a clock is not on the real one")
+	}
+	keep := time.Now().Add(time.Hour)
+	put(t, s, "k", body(100, 1), CreateOptions{SizeHint: -1, KeepUntil: keep})
+	s.mem.c.Wait()
+	mem, err := s.GetAt(ctx, "k", keep.Add(-time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again, ok := s.mem.get("k", time.Time{}); !ok || again != mem {
+		t.Fatal("GetAt before KeepUntil did not answer from the memory tier")
+	}
+	// Past KeepUntil by the caller's reading, the memory copy is dropped;
+	// the disk tier (on its own clock) reads the object back.
+	if o, err := s.GetAt(ctx, "k", keep.Add(time.Second)); err == nil && o == mem {
+		t.Error("GetAt past KeepUntil answered from the memory tier")
+	}
+
+	clk := newClock()
+	opts = testOptions(t)
+	opts.now = clk.now
+	s = openTest(t, opts)
+	put(t, s, "k", body(100, 1), CreateOptions{SizeHint: -1, KeepUntil: clk.now().Add(time.Minute)})
+	s.mem.c.Wait()
+	mem, _ = s.mem.get("k", time.Time{})
+	if o, err := s.GetAt(ctx, "k", clk.now().Add(time.Hour)); err != nil || o != mem {
+		t.Errorf("GetAt on a test clock took the caller's time: %v", err)
 	}
 }

@@ -152,8 +152,9 @@ type Options struct {
 	// no one can choose keys that collide in the sketch.
 	Seed uint64
 
-	// now replaces time.Now (tests).
-	now func() time.Time
+	// now replaces time.Now (tests); realClock: it is time.Now.
+	now       func() time.Time
+	realClock bool
 	// blockSize replaces dataBlockSize, pebble's block size (benchmarks).
 	blockSize int
 	// noSweep leaves bans to lookups (tests of the lazy path).
@@ -212,7 +213,7 @@ func (o *Options) EnsureDefaults() {
 		}
 	}
 	if o.now == nil {
-		o.now = time.Now
+		o.now, o.realClock = time.Now, true
 	}
 }
 
@@ -453,8 +454,24 @@ func (s *Store) Close() error {
 // matches (it is then removed; a soft ban returns it marked Invalid; see
 // Ban), and while HoldStored holds it.
 func (s *Store) Get(ctx context.Context, key string) (*Object, error) {
+	return s.get(ctx, key, time.Time{})
+}
+
+// GetAt is Get for a caller that has just read the real clock (now: a
+// request's arrival, say), so that a memory hit reads no clock of its own
+// for KeepUntil. A store on another clock (tests) reads its own.
+func (s *Store) GetAt(ctx context.Context, key string, now time.Time) (*Object, error) {
+	if !s.opts.realClock {
+		now = time.Time{}
+	}
+	return s.get(ctx, key, now)
+}
+
+// get is Get with the time of a memory hit's KeepUntil check (zero: read
+// the store's clock when needed).
+func (s *Store) get(ctx context.Context, key string, now time.Time) (*Object, error) {
 	if s.mem != nil {
-		if o, ok := s.mem.get(key); ok && !s.isHeld(o) {
+		if o, ok := s.mem.get(key, now); ok && !s.isHeld(o) {
 			if o.entry != nil && o.loc.tier != nil {
 				o.loc.tier.touch(o.entry)
 			}
