@@ -8,7 +8,9 @@ import (
 
 	"github.com/cellar-cache/cellar/cache"
 
+	"github.com/cespare/xxhash/v2"
 	"github.com/dgraph-io/ristretto/v2"
+	"github.com/dgraph-io/ristretto/v2/z"
 )
 
 // entryOverhead is the fixed memory cost charged per memory-tier entry on
@@ -90,12 +92,19 @@ func newMemTier(opts Options) (*memTier, error) {
 		BufferItems: 64,
 		// The cost we pass in is already the object's whole footprint.
 		IgnoreInternalCost: true,
+		KeyToHash:          keyToHash,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("store: memory tier: %w", err)
 	}
 	m.c = c
 	return m, nil
+}
+
+// keyToHash is ristretto's own hash of a string key (z.KeyToHash), without
+// its switch on the key's type through an interface on every Get.
+func keyToHash(key string) (uint64, uint64) {
+	return z.MemHashString(key), xxhash.Sum64String(key)
 }
 
 // cost is the memory charged for o: header and body bytes plus overhead.

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/dgraph-io/ristretto/v2/z"
 )
 
 func TestOptionsValidateReportsEveryProblem(t *testing.T) {
@@ -156,5 +157,18 @@ func TestGetAtTakesTheCallersReadingOfTheRealClock(t *testing.T) {
 	mem, _ = s.mem.get("k", time.Time{})
 	if o, err := s.GetAt(ctx, "k", clk.now().Add(time.Hour)); err != nil || o != mem {
 		t.Errorf("GetAt on a test clock took the caller's time: %v", err)
+	}
+}
+
+// TestKeyToHashIsRistrettosOwn: the memory tier's key hash is the one
+// ristretto would use by default, so that its admission decisions are
+// unchanged.
+func TestKeyToHashIsRistrettosOwn(t *testing.T) {
+	for _, k := range []string{"", "k", "GET http://example.com/a?b=c", strings.Repeat("x", 1000)} {
+		a1, b1 := keyToHash(k)
+		a2, b2 := z.KeyToHash(k)
+		if a1 != a2 || b1 != b2 {
+			t.Errorf("keyToHash(%q) = %x %x, ristretto's %x %x", k, a1, b1, a2, b2)
+		}
 	}
 }
