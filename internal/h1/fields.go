@@ -1,6 +1,7 @@
 package h1
 
 import (
+	"bytes"
 	"net/http"
 	"slices"
 	"strings"
@@ -12,10 +13,9 @@ import (
 // fields into its header map nor has each one checked and written again
 // (PresetFields). Immutable.
 type Fields struct {
-	wire  []byte   // the field lines, sorted by name, as appendField writes them
-	names []string // the names, sorted
-	date  bool     // a Date field: the engine adds none
-	ctype bool     // a Content-Type field: the engine sniffs none
+	wire  []byte // the field lines, sorted by name, as appendField writes them
+	date  bool   // a Date field: the engine adds none
+	ctype bool   // a Content-Type field: the engine sniffs none
 }
 
 // NewFields returns h's fields as Fields, or nil when h has one of the
@@ -26,7 +26,8 @@ type Fields struct {
 // that is not a token is left out, values are trimmed and cannot split
 // the response), in the order of their names.
 func NewFields(h http.Header) *Fields {
-	f := &Fields{names: make([]string, 0, len(h))}
+	f := &Fields{}
+	names := make([]string, 0, len(h))
 	for k := range h {
 		switch k {
 		case "Content-Length", "Transfer-Encoding", "Connection", "Trailer":
@@ -39,10 +40,10 @@ func NewFields(h http.Header) *Fields {
 		if strings.HasPrefix(k, http.TrailerPrefix) {
 			return nil
 		}
-		f.names = append(f.names, k)
+		names = append(names, k)
 	}
-	slices.Sort(f.names)
-	for _, k := range f.names {
+	slices.Sort(names)
+	for _, k := range names {
 		f.wire = appendField(f.wire, k, h[k])
 	}
 	f.wire = slices.Clip(f.wire)
@@ -50,11 +51,20 @@ func NewFields(h http.Header) *Fields {
 }
 
 // Has reports whether f has a field of that name (canonical, as in an
-// http.Header).
+// http.Header). It reads the lines (a value holds no CR or LF), so that
+// Fields keep nothing but their bytes.
 func (f *Fields) Has(name string) bool {
-	_, ok := slices.BinarySearch(f.names, name)
-	return ok
+	for rest := f.wire; len(rest) > 0; {
+		line, after, _ := bytes.Cut(rest, crlf)
+		if k, _, _ := bytes.Cut(line, colon); string(k) == name {
+			return true
+		}
+		rest = after
+	}
+	return false
 }
+
+var crlf, colon = []byte("\r\n"), []byte(":")
 
 // PresetFields has the response send f's fields in its header, before
 // those of its header map, with which they are not merged: the map must

@@ -193,9 +193,11 @@ func TestNewFieldsLeavesFramingToTheHeaderMap(t *testing.T) {
 			t.Errorf("NewFields took %s", k)
 		}
 	}
-	f := NewFields(http.Header{"Etag": {`"v"`}, "Via": {"1.1 a"}})
-	if !f.Has("Etag") || !f.Has("Via") || f.Has("Date") {
-		t.Errorf("Has: Etag %v, Via %v, Date %v", f.Has("Etag"), f.Has("Via"), f.Has("Date"))
+	f := NewFields(http.Header{"Etag": {`"v"`}, "Via": {"1.1 a", "1.1 b"}, "X-Note": {"Date: today"}})
+	for name, want := range map[string]bool{"Etag": true, "Via": true, "X-Note": true, "Date": false, "Vi": false, "1.1 b": false, "": false} {
+		if f.Has(name) != want {
+			t.Errorf("Has(%q) = %v, want %v", name, !want, want)
+		}
 	}
 }
 
