@@ -22,6 +22,7 @@ import (
 	"github.com/quic-go/quic-go/http3"
 
 	"github.com/cellar-cache/cellar/internal/h1"
+	"github.com/cellar-cache/cellar/internal/poller"
 )
 
 // The HTTP/1.x server engines (Options.Engine).
@@ -93,6 +94,12 @@ type Options struct {
 	// net/http's. Both engines take their settings from the same
 	// http.Server (after Configure).
 	Engine string
+	// Poller makes cellar's engine's plain keep-alive connections wait for
+	// their next request on an epoll instance of the group's own
+	// (internal/poller: woken in the order their bytes arrived, with no
+	// read(2) that fails first); off, or where epoll is missing, they wait
+	// in a read.
+	Poller bool
 	// Listen, when set, binds each TCP listener in place of net.Listen; a
 	// config reload passes one that hands over the sockets of addresses
 	// already bound, so that they never stop accepting.
@@ -103,6 +110,7 @@ type Options struct {
 type Group struct {
 	servers []*server
 	h3      []*h3server
+	poller  *poller.Poller // Options.Poller's, or nil
 }
 
 // server is one TCP listener and its HTTP server.
@@ -200,6 +208,7 @@ func (g *Group) open(opts Options) error {
 			s.srv.Protocols.SetUnencryptedHTTP2(l.H2C)
 			if !l.H2C && opts.Engine != EngineNetHTTP {
 				s.h1 = h1.New(s.srv)
+				g.usePoller(opts, s.h1)
 			}
 			continue
 		}
@@ -352,8 +361,27 @@ func isClosed(err error) bool {
 	return err == nil || errors.Is(err, http.ErrServerClosed) || errors.Is(err, net.ErrClosed) || errors.Is(err, quic.ErrServerClosed)
 }
 
+// usePoller gives h the group's poller when opts ask for one, starting
+// it on first use; without epoll, h waits in its reads.
+func (g *Group) usePoller(opts Options, h *h1.Server) {
+	if !opts.Poller {
+		return
+	}
+	if g.poller == nil {
+		p, err := poller.New()
+		if err != nil {
+			return
+		}
+		g.poller = p
+	}
+	h.SetPoller(g.poller)
+}
+
 // Close releases the sockets of a group that is not serving (idempotent).
 func (g *Group) Close() {
+	if g.poller != nil {
+		g.poller.Close() // wakes the connections still waiting on it
+	}
 	for _, s := range g.servers {
 		s.ln.Close()
 	}

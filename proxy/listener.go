@@ -106,6 +106,10 @@ type limitConn struct {
 	write   deadline.Lazy // the write deadline, moved by writeDeadline
 }
 
+// PlainNetConn is the connection c wraps, whose reads c passes on
+// unbuffered: h1's poller (internal/poller) waits on its descriptor.
+func (c *limitConn) PlainNetConn() net.Conn { return c.Conn }
+
 func (c *limitConn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)
 	c.framing.feed(p[:n])

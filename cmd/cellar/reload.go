@@ -367,7 +367,7 @@ func (d *daemon) serveListeners() {
 // served yet; on error nothing changes.
 func (d *daemon) bindListeners(s settings, g *generation) (fr *front, adminLn *listener, err error) {
 	specs := s.frontListeners()
-	limits := edgeLimits{s.proxy.Limits.MaxConns, s.proxy.Limits.MaxHeaderBytes, s.proxy.WriteTimeout, certStamp(specs), s.engine}
+	limits := edgeLimits{s.proxy.Limits.MaxConns, s.proxy.Limits.MaxHeaderBytes, s.proxy.WriteTimeout, certStamp(specs), s.engine, s.poller}
 	if d.front != nil && d.front.limits == limits && slices.EqualFunc(specs, d.front.specs, sameListener) {
 		fr = d.front
 	} else if fr, err = d.openFront(specs, limits, g, s.shutdownTimeout); err != nil {
@@ -425,6 +425,7 @@ func (d *daemon) openFront(specs []listen.Listener, limits edgeLimits, g *genera
 		Wrap:      g.srv.Listener,            // connection limit, write timeout
 		Configure: g.srv.ConfigureHTTPServer, // header size limit
 		Engine:    limits.engine,
+		Poller:    limits.poller,
 		Listen:    bind,
 	})
 	if err != nil {
@@ -442,6 +443,7 @@ type edgeLimits struct {
 	writeTimeout             time.Duration
 	certs                    string // certStamp: a replaced certificate file opens a new set
 	engine                   string // the HTTP/1.x engine: a change opens a new set
+	poller                   bool   // server.poller: a change opens a new set
 }
 
 // certStamp identifies the contents of the listeners' certificate files

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/cellar-cache/cellar/internal/deadline"
+	"github.com/cellar-cache/cellar/internal/poller"
 )
 
 // A connection's state, for Shutdown: only an idle one (waiting for a
@@ -90,6 +91,7 @@ type conn struct {
 	readIdle deadline.Lazy
 
 	bg backgroundRead
+	pw *poller.Waiter // the connection's registration with the server's poller, or nil
 
 	wmu         sync.Mutex  // orders a 100 Continue written by a body reader with flushes
 	canContinue atomic.Bool // a 100 Continue may still be sent
@@ -108,6 +110,7 @@ func newConn(s *Server, rw net.Conn) *conn {
 	c.req.c = c
 	c.state.Store(stateNew)
 	c.born = time.Now()
+	c.pollRegister()
 	return c
 }
 
@@ -126,6 +129,7 @@ func (c *conn) serve() {
 			buf = buf[:runtime.Stack(buf, false)]
 			c.srv.logf("h1: panic serving %v: %v\n%s", c.remote, v, buf)
 		}
+		c.pollUnregister()
 		if !c.resp.hijacked {
 			c.rwc.Close()
 			c.setState(http.StateClosed)
@@ -173,6 +177,7 @@ func (c *conn) nextRequest(first bool) bool {
 		c.setReadDeadline(timeout)
 		if !first {
 			c.setState(http.StateIdle)
+			c.pollWait(timeout)
 		}
 		if err := c.fill(); err != nil {
 			return false

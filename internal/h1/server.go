@@ -25,6 +25,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/cellar-cache/cellar/internal/poller"
 )
 
 // Server serves HTTP/1.x with the settings of an http.Server, which must
@@ -45,6 +47,7 @@ type Server struct {
 	closed    atomic.Bool    // Close was called: a connection accepted now is closed
 	serving   sync.WaitGroup // the Serve loops
 	connsWG   sync.WaitGroup
+	poller    *poller.Poller // nil: connections wait in their reads (poll.go)
 }
 
 // New returns a server with cfg's settings.
@@ -199,6 +202,7 @@ func (s *Server) closeIdle() bool {
 		if c.state.CompareAndSwap(stateIdle, stateClosing) ||
 			time.Since(c.born) >= newConnGrace && c.state.CompareAndSwap(stateNew, stateClosing) {
 			c.rwc.Close()
+			c.pollWake()
 		}
 	}
 	return len(s.conns) == 0
@@ -212,6 +216,7 @@ func (s *Server) Close() error {
 	for c := range s.conns {
 		c.state.Store(stateClosing)
 		c.rwc.Close()
+		c.pollWake()
 	}
 	s.mu.Unlock()
 	return err

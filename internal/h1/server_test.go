@@ -32,6 +32,7 @@ func start(t *testing.T, cfg *http.Server, h http.Handler) (*Server, string) {
 		t.Fatal(err)
 	}
 	s := New(cfg)
+	withTestPoller(t, s)
 	done := make(chan error, 1)
 	go func() { done <- s.Serve(ln) }()
 	t.Cleanup(func() {

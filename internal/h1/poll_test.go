@@ -1,0 +1,111 @@
+package h1
+
+import (
+	"io"
+	"net"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/cellar-cache/cellar/internal/poller"
+)
+
+// testPoller, when set, makes start give its server a poller.
+var testPoller *poller.Poller
+
+func withTestPoller(t *testing.T, s *Server) {
+	if testPoller != nil {
+		s.SetPoller(testPoller)
+	}
+}
+
+// TestServingWithThePoller runs the tests of keep-alive, pipelining,
+// timeouts, shutdown, hijacking and departing clients with the
+// connections waiting for their next request on a poller.
+func TestServingWithThePoller(t *testing.T) {
+	p, err := poller.New()
+	if err != nil {
+		t.Skip(err) // no epoll
+	}
+	testPoller = p
+	defer func() {
+		testPoller = nil
+		p.Close()
+	}()
+	for _, tc := range []struct {
+		name string
+		f    func(*testing.T)
+	}{
+		{"KeepAlive", TestKeepAliveWithTheGoClient},
+		{"Pipelined", TestPipelinedRequestsAreAnsweredInOrder},
+		{"HTTP10", TestHTTP10KeepAliveAndCloseDelimitedBodies},
+		{"Timeouts", TestTimeouts},
+		{"Shutdown", TestShutdownWaitsForRequestsAndClosesIdleConnections},
+		{"ShutdownNew", TestShutdownServesANewConnectionsFirstRequest},
+		{"Hijack", TestHijack},
+		{"ContextEnds", TestContextEndsWhenTheClientGoesAway},
+		{"VanishingMidBody", TestClientVanishingMidBody},
+		{"ExpectContinue", TestExpectContinue},
+		{"ParkedClientCloses", testParkedClientCloses},
+		{"ParkedClose", testParkedConnectionsEndOnClose},
+	} {
+		t.Run(tc.name, tc.f)
+		waitFor(t, tc.name+"'s connections to unregister", func() bool { return p.Len() == 0 })
+	}
+}
+
+// waitFor polls cond until it holds, for up to 20 s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for end := time.Now().Add(20 * time.Second); !cond(); time.Sleep(time.Millisecond) {
+		if time.Now().After(end) {
+			t.Fatalf("waited 20 s for %s", what)
+		}
+	}
+}
+
+// testParkedClientCloses: a connection parked on the poller ends when its
+// client closes it.
+func testParkedClientCloses(t *testing.T) {
+	closed := make(chan struct{})
+	cfg := &http.Server{ConnState: func(_ net.Conn, st http.ConnState) {
+		if st == http.StateClosed {
+			close(closed)
+		}
+	}}
+	_, addr := start(t, cfg, hello)
+	c, br := idleConn(t, addr)
+	waitFor(t, "the connection to park", func() bool { return testPoller.Len() == 1 })
+	// It serves the next request, woken by the poller, and parks again.
+	events := testPoller.Events()
+	io.WriteString(c, "GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := io.ReadAll(resp.Body); string(b) != "hello" {
+		t.Errorf("second response %q", b)
+	}
+	if testPoller.Events() == events {
+		t.Error("the second request did not come through the poller")
+	}
+	c.Close()
+	select {
+	case <-closed:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the parked connection was not closed after its client left")
+	}
+	waitFor(t, "the connection to unregister", func() bool { return testPoller.Len() == 0 })
+}
+
+// testParkedConnectionsEndOnClose: Close ends the parked connections'
+// goroutines (the leak check after the tests finds any left).
+func testParkedConnectionsEndOnClose(t *testing.T) {
+	s, addr := start(t, nil, hello)
+	for range 3 {
+		idleConn(t, addr)
+	}
+	waitFor(t, "three connections to park", func() bool { return testPoller.Len() == 3 })
+	s.Close()
+	waitFor(t, "the connections to unregister", func() bool { return testPoller.Len() == 0 })
+}
