@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -41,6 +42,7 @@ func startServeConfig(t *testing.T, config string) []string {
 	case a := <-ready:
 		return a.listeners
 	case err := <-done:
+		done <- nil // reported here: the cleanup must not wait for it again
 		t.Fatalf("serve: %v\n%s", err, log)
 	case <-time.After(20 * time.Second):
 		t.Fatal("serve did not become ready in 20s")
@@ -149,4 +151,54 @@ func read(t *testing.T, resp *http.Response, err error) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// TestIdleTimeoutClosesClientConnections: timeouts.idle bounds how long a
+// client's keep-alive connection waits for its next request, on both
+// HTTP/1.x engines (it used to reach only the upstream connections, and
+// clients kept listen's default of 90 s).
+func TestIdleTimeoutClosesClientConnections(t *testing.T) {
+	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "ok")
+	}))
+	defer origin.Close()
+	for _, engine := range []string{"cellar", "net/http"} {
+		t.Run(strings.ReplaceAll(engine, "/", ""), func(t *testing.T) {
+			ls := startServeConfig(t, "origin: "+origin.URL+`
+server: {engine: `+engine+`}
+listeners:
+  - address: 127.0.0.1:0
+timeouts:
+  idle: 400ms
+`)
+			c, err := net.Dial("tcp", strings.TrimPrefix(ls[0], "http://"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			if _, err := io.WriteString(c, "GET /idle HTTP/1.1\r\nHost: example.com\r\n\r\n"); err != nil {
+				t.Fatal(err)
+			}
+			br := bufio.NewReader(c)
+			resp, err := http.ReadResponse(br, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 || string(body) != "ok" || resp.Close {
+				t.Fatalf("got %d %q (close %v), want a kept-alive 200 ok", resp.StatusCode, body, resp.Close)
+			}
+			idle := time.Now()
+			// The default (90 s) would outlast this bound.
+			c.SetReadDeadline(time.Now().Add(30 * time.Second))
+			n, err := br.Read(make([]byte, 1))
+			if n != 0 || err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+				t.Fatalf("idle connection: read %d bytes, %v; want the server to close it after timeouts.idle", n, err)
+			}
+			if waited := time.Since(idle); waited < 400*time.Millisecond {
+				t.Errorf("closed after %v, before timeouts.idle (400ms)", waited)
+			}
+		})
+	}
 }

@@ -367,7 +367,7 @@ func (d *daemon) serveListeners() {
 // served yet; on error nothing changes.
 func (d *daemon) bindListeners(s settings, g *generation) (fr *front, adminLn *listener, err error) {
 	specs := s.frontListeners()
-	limits := edgeLimits{s.proxy.Limits.MaxConns, s.proxy.Limits.MaxHeaderBytes, s.proxy.WriteTimeout, certStamp(specs), s.engine, s.poller}
+	limits := edgeLimits{s.proxy.Limits.MaxConns, s.proxy.Limits.MaxHeaderBytes, s.proxy.WriteTimeout, s.proxy.IdleTimeout, certStamp(specs), s.engine, s.poller}
 	if d.front != nil && d.front.limits == limits && slices.EqualFunc(specs, d.front.specs, sameListener) {
 		fr = d.front
 	} else if fr, err = d.openFront(specs, limits, g, s.shutdownTimeout); err != nil {
@@ -427,6 +427,9 @@ func (d *daemon) openFront(specs []listen.Listener, limits edgeLimits, g *genera
 		Engine:    limits.engine,
 		Poller:    limits.poller,
 		Listen:    bind,
+		// timeouts.idle: how long a client's keep-alive connection may
+		// wait for its next request (0: listen's default, the proxy's too).
+		IdleTimeout: limits.idleTimeout,
 	})
 	if err != nil {
 		return nil, err
@@ -441,9 +444,10 @@ func (d *daemon) openFront(specs []listen.Listener, limits edgeLimits, g *genera
 type edgeLimits struct {
 	maxConns, maxHeaderBytes int
 	writeTimeout             time.Duration
-	certs                    string // certStamp: a replaced certificate file opens a new set
-	engine                   string // the HTTP/1.x engine: a change opens a new set
-	poller                   bool   // server.poller: a change opens a new set
+	idleTimeout              time.Duration // timeouts.idle for client connections
+	certs                    string        // certStamp: a replaced certificate file opens a new set
+	engine                   string        // the HTTP/1.x engine: a change opens a new set
+	poller                   bool          // server.poller: a change opens a new set
 }
 
 // certStamp identifies the contents of the listeners' certificate files
