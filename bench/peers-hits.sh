@@ -19,7 +19,8 @@
 # Environment: ROUNDS (3), DURATION (10s per measurement), WARMUP (3s),
 # URLS (1000), BUDGET (256MiB), SERVERS ("cellar varnish nginx"; also
 # "cellar-nethttp": cellar with `server: {engine: net/http}`, to compare
-# its HTTP/1.x engines in one run). The runs also give each server's CPU
+# its HTTP/1.x engines in one run; "cellar-poller": cellar with `server:
+# {poller: true}`). The runs also give each server's CPU
 # time per request (user + system, µs), which other load on the machine
 # disturbs less than requests/s.
 set -euo pipefail
@@ -183,7 +184,7 @@ EOF
 # start NAME: starts the server NAME pinned to CPU 0; sets pid and port.
 start() {
 	case $1 in
-	cellar | cellar-nethttp)
+	cellar | cellar-nethttp | cellar-poller)
 		port=$cellar_port
 		mkdir -p "$work/cellar-data"
 		rm -rf "${work:?}/cellar-data/"*
@@ -191,6 +192,9 @@ start() {
 		if [[ $1 == cellar-nethttp ]]; then
 			printf 'server:\n  engine: net/http\n' >"$work/nethttp.yaml"
 			config=(-config "$work/nethttp.yaml")
+		elif [[ $1 == cellar-poller ]]; then
+			printf 'server:\n  poller: true\n' >"$work/poller.yaml"
+			config=(-config "$work/poller.yaml")
 		fi
 		# Defaults, access log included (to a file, as in production).
 		taskset -c 0 "$work/cellar" serve "${config[@]}" -origin http://127.0.0.1:$origin_port -listen 127.0.0.1:$cellar_port \
