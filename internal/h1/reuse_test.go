@@ -5,6 +5,8 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"strings"
+	"sync"
 	"testing"
 )
 
@@ -85,18 +87,25 @@ func TestRequestKeptUnlessReleased(t *testing.T) {
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			var mu sync.Mutex
 			var kept []*http.Request
 			h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				mu.Lock()
 				kept = append(kept, r)
+				mu.Unlock()
 				tc.h(w, r)
 			})
-			in := "GET /a HTTP/1.1\r\nHost: x\r\nA: 1\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\nA: 2\r\n\r\nGET /c HTTP/1.1\r\nHost: x\r\n\r\n"
-			s := New(&http.Server{Handler: h})
-			pc := &pipeConn{in: bytes.NewReader([]byte(in))}
-			c := newConn(s, pc)
-			c.ctx = context.Background()
-			s.addConn(c)
-			c.serve()
+			// Over loopback, with a client that stays until the server
+			// closes: an in-memory connection that ends after its bytes
+			// would look like a client gone to the background read that
+			// asking for Done starts, and end the connection early.
+			_, addr := start(t, nil, h)
+			out := exchange(t, addr, "GET /a HTTP/1.1\r\nHost: x\r\nA: 1\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\nA: 2\r\n\r\nGET /c HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+			if n := strings.Count(out, "HTTP/1.1 200 OK"); n != 3 {
+				t.Fatalf("%d responses, want 3:\n%s", n, out)
+			}
+			mu.Lock()
+			defer mu.Unlock()
 			var got []string
 			for _, r := range kept {
 				got = append(got, r.URL.Path+" "+r.Header.Get("A"))
