@@ -31,11 +31,13 @@ run: build
 vet:
 	$(GO) vet ./...
 
-# The allocation counts of the hit path are checked without -race too (its
-# sync.Pool allocates at random, so they skip under it).
+# The allocation counts of the hit path (its sync.Pool allocates at random
+# under -race) and the poller's wake-up order (the race detector's scheduler
+# runs woken goroutines in a random order) skip under -race, so they run
+# without it too.
 test: vet
 	$(GO) test -race -timeout 30m ./...
-	$(GO) test -count=1 -run 'Allocations' ./proxy/
+	$(GO) test -count=1 -run 'Allocations|WakeInOrder' ./proxy/ ./internal/poller/
 
 # bench: the proxy's hit-path benchmarks against a bare net/http server.
 bench:

@@ -63,24 +63,36 @@ func returns(t *testing.T, done chan struct{}, what string) {
 	}
 }
 
-func parked(w *Waiter) {
-	for w.state.Load() != stateWaiting {
-		runtime.Gosched()
+// parked waits (20 s at most) until a Wait is parked on w.
+func parked(t *testing.T, w *Waiter) {
+	t.Helper()
+	for end := time.Now().Add(20 * time.Second); w.state.Load() != stateWaiting; runtime.Gosched() {
+		if time.Now().After(end) {
+			t.Fatal("Wait did not park in 20s")
+		}
 	}
 }
 
-func TestWaitEndsOnInputHangUpDeadlineWakeAndClose(t *testing.T) {
+// registered is a poller with one loopback connection registered: the
+// waiter, the server's side and the client's.
+func registered(t *testing.T) (*Waiter, *net.TCPConn, net.Conn) {
+	t.Helper()
 	p := newPoller(t)
 	sc, cc := pair(t)
 	w, err := p.Register(sc)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer w.Unregister()
+	t.Cleanup(w.Unregister)
+	return w, sc, cc
+}
+
+func TestWaitEndsOnInputHangUpDeadlineWakeAndClose(t *testing.T) {
+	w, sc, cc := registered(t)
 
 	// Input.
 	done := waitAsync(w, time.Time{})
-	parked(w)
+	parked(t, w)
 	select {
 	case <-done:
 		t.Fatal("Wait returned with nothing to read")
@@ -100,29 +112,27 @@ func TestWaitEndsOnInputHangUpDeadlineWakeAndClose(t *testing.T) {
 		runtime.Gosched()
 	}
 	sc.Read(b[:])
-	done = waitAsync(w, time.Now().Add(200*time.Millisecond))
-	parked(w)
-	// The deadline ends it (to within sweepEvery).
+	start := time.Now()
+	done = waitAsync(w, start.Add(200*time.Millisecond))
+	parked(t, w)
+	// The deadline ends it (to within sweepEvery), not the stale event.
 	returns(t, done, "deadline")
+	if waited := time.Since(start); waited < 200*time.Millisecond {
+		t.Errorf("Wait returned after %v, before its deadline: the stale event ended it", waited)
+	}
 
 	// Wake ends it, and every later Wait.
 	done = waitAsync(w, time.Time{})
-	parked(w)
+	parked(t, w)
 	w.Wake()
 	returns(t, done, "Wake")
 	returns(t, waitAsync(w, time.Time{}), "a Wait after Wake")
 }
 
 func TestWaitEndsWhenTheClientCloses(t *testing.T) {
-	p := newPoller(t)
-	sc, cc := pair(t)
-	w, err := p.Register(sc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Unregister()
+	w, _, cc := registered(t)
 	done := waitAsync(w, time.Time{})
-	parked(w)
+	parked(t, w)
 	cc.Close()
 	returns(t, done, "the client's close")
 }
@@ -141,7 +151,7 @@ func TestCloseEndsWaitsAndUnregisterForgets(t *testing.T) {
 		t.Errorf("Len %d after Register, want 1", p.Len())
 	}
 	done := waitAsync(w, time.Time{})
-	parked(w)
+	parked(t, w)
 	p.Close()
 	returns(t, done, "Close")
 	w.Unregister()
