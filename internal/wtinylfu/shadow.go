@@ -10,7 +10,7 @@ package wtinylfu
 // time, so the swings of the workload cancel out. This is the idea of
 // Caffeine's simulator's "MiniSim" climber.
 //
-// A shadow holds keys and weights only. Remove (a deletion, such as a
+// A shadow holds key hashes and weights only. Remove (a deletion, such as a
 // purge) does not reach the shadows: a removed key stays in them until they
 // evict it, which only blurs their estimates a little. Large caches sample keys: a shadow
 // sees only the keys whose hash falls in a fixed 1/mod of the hash space,
@@ -37,9 +37,12 @@ const (
 	shadowMargin = 0.01
 )
 
-// shadowSet is the policy's shadows and their scores.
-type shadowSet[K comparable] struct {
-	p      []*Policy[K]
+// shadowSet is the policy's shadows and their scores. A shadow holds the
+// keys' hashes rather than the keys: a lookup hashes no string and
+// compares none (two keys of one 64-bit hash would share a shadow node,
+// which only blurs the estimates as much as one shared sketch counter).
+type shadowSet struct {
+	p      []*Policy[uint64]
 	hits   []int     // hits in the current period
 	score  []float64 // decayed hits of past periods
 	mod    uint64    // a key is sampled when its hash % mod == 0
@@ -60,7 +63,7 @@ type shadowSet[K comparable] struct {
 func (p *Policy[K]) AdaptByShadows() {
 	keys := max(p.expectedKeys, 1)
 	mod := uint64(max(keys/shadowKeys, 1))
-	s := &shadowSet[K]{
+	s := &shadowSet{
 		hits:   make([]int, len(shadowShares)),
 		score:  make([]float64, len(shadowShares)),
 		mod:    mod,
@@ -68,10 +71,10 @@ func (p *Policy[K]) AdaptByShadows() {
 		best:   1, // 1%: the policy's initial window
 	}
 	for _, share := range shadowShares {
-		q := &Policy[K]{
-			hash:       p.hash,
+		q := &Policy[uint64]{
+			hash:       func(h uint64) uint64 { return h },
 			capacity:   max(p.capacity/int64(mod), 1),
-			nodes:      make(map[K]*node[K]),
+			nodes:      make(map[uint64]*node[uint64]),
 			sketch:     p.sketch,
 			keepNewest: p.keepNewest,
 			warmMargin: p.warmMargin,
@@ -102,22 +105,22 @@ func NewShadowed[K comparable](capacity, expectedKeys int64, hash func(K) uint64
 
 // sampled reports whether the shadows see the key of hash h. The low bits
 // are taken after a mix, so that hashes with poor low bits sample evenly.
-func (s *shadowSet[K]) sampled(h uint64) bool {
+func (s *shadowSet) sampled(h uint64) bool {
 	return s.mod == 1 || (h*0x9e3779b97f4a7c15)>>32%s.mod == 0
 }
 
-// access counts a request for k (hash h) in every shadow: a hit moves it
-// as in the policy; a miss adds it when the policy holds it (weight w),
-// since the policy will then not call Add; otherwise add does, when the
-// missed object is stored.
-func (s *shadowSet[K]) access(k K, h uint64, held bool, w int64) {
+// access counts a request for the key of hash h in every shadow: a hit
+// moves it as in the policy; a miss adds it when the policy holds it
+// (weight w), since the policy will then not call Add; otherwise add
+// does, when the missed object is stored.
+func (s *shadowSet) access(h uint64, held bool, w int64) {
 	if s.sampled(h) {
 		for i, q := range s.p {
-			if n, ok := q.nodes[k]; ok {
+			if n, ok := q.nodes[h]; ok {
 				s.hits[i]++
 				q.onHit(n)
 			} else if held {
-				q.insert(k, h, w, discardKey[K])
+				q.insert(h, h, w, discardKey)
 			}
 		}
 	}
@@ -126,24 +129,24 @@ func (s *shadowSet[K]) access(k K, h uint64, held bool, w int64) {
 	}
 }
 
-// add adds k (or re-weighs it) in every shadow.
-func (s *shadowSet[K]) add(k K, h uint64, w int64) {
+// add adds the key of hash h (or re-weighs it) in every shadow.
+func (s *shadowSet) add(h uint64, w int64) {
 	if !s.sampled(h) {
 		return
 	}
 	for _, q := range s.p {
-		if n, ok := q.nodes[k]; ok {
+		if n, ok := q.nodes[h]; ok {
 			q.reweigh(n, w)
-			q.trim(discardKey[K])
+			q.trim(discardKey)
 		} else {
-			q.insert(k, h, w, discardKey[K])
+			q.insert(h, h, w, discardKey)
 		}
 	}
 }
 
 // endPeriod scores the period and picks the best shadow; ties keep the
 // current one.
-func (s *shadowSet[K]) endPeriod() {
+func (s *shadowSet) endPeriod() {
 	top := s.best
 	for i := range s.p {
 		s.score[i] = shadowDecay*s.score[i] + float64(s.hits[i])
@@ -160,4 +163,4 @@ func (s *shadowSet[K]) endPeriod() {
 	s.count = 0
 }
 
-func discardKey[K comparable](K) {}
+func discardKey(uint64) {}

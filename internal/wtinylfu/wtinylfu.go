@@ -46,7 +46,7 @@ type Policy[K comparable] struct {
 	expectedKeys                 int64
 
 	// shadows, if set, adapt the window instead of hill climbing.
-	shadows *shadowSet[K]
+	shadows *shadowSet
 
 	// Hill climbing.
 	sampleHits, sampleMisses int
@@ -243,7 +243,7 @@ func (p *Policy[K]) Access(k K) bool {
 			w = n.weight
 			p.onHit(n)
 		}
-		s.access(k, h, ok, w)
+		s.access(h, ok, w)
 		if want := int64(shadowShares[s.best] * float64(p.capacity)); want != p.windowMax {
 			p.resizeWindow(want - p.windowMax)
 		}
@@ -302,7 +302,7 @@ func (p *Policy[K]) Add(k K, w int64, evict func(K)) {
 		n = p.insert(k, p.hash(k), w, evict)
 	}
 	if p.shadows != nil {
-		p.shadows.add(k, n.hash, w)
+		p.shadows.add(n.hash, w)
 	}
 }
 
