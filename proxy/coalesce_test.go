@@ -634,3 +634,34 @@ func TestHitForMissMarksAreBounded(t *testing.T) {
 		}
 	})
 }
+
+// TestHitForMissCountsItsMarks: hitForMiss skips the lock while no key is
+// marked, so the count it reads must follow every mark, expiry and clear.
+func TestHitForMissCountsItsMarks(t *testing.T) {
+	now := time.Unix(1e9, 0)
+	var g flightGroup
+	check := func(step string) {
+		t.Helper()
+		if got := g.marks.Load(); got != int64(len(g.hfm)) {
+			t.Errorf("after %s: marks = %d, %d keys marked", step, got, len(g.hfm))
+		}
+	}
+	if g.hitForMiss("a", now) {
+		t.Error("a key is hit-for-miss before any mark")
+	}
+	g.markHitForMiss("a", now, time.Second)
+	g.markHitForMiss("b", now, time.Minute)
+	check("two marks")
+	if !g.hitForMiss("a", now) || !g.hitForMiss("b", now) {
+		t.Error("a marked key is not hit-for-miss")
+	}
+	if g.hitForMiss("a", now.Add(time.Second)) {
+		t.Error("an expired mark still holds")
+	}
+	check("an expiry")
+	g.clearHitForMiss("b")
+	check("a clear")
+	if g.marks.Load() != 0 || g.hitForMiss("b", now) {
+		t.Error("a cleared mark still holds")
+	}
+}

@@ -17,6 +17,9 @@ type flightGroup struct {
 	m       map[string]*flight   // fills in progress by key
 	hfm     map[string]time.Time // hit-for-miss keys and when that ends
 	sweepAt int                  // len(hfm) at which expired marks are swept
+	// marks is len(hfm), stored under mu and read without it: a request
+	// while no key is marked (nearly always) takes no lock to learn so.
+	marks atomic.Int64
 }
 
 // maxHitForMiss bounds the hit-for-miss marks kept at once, so that a
@@ -118,15 +121,20 @@ func (g *flightGroup) markHitForMiss(key string, now time.Time, d time.Duration)
 		}
 	}
 	g.hfm[key] = now.Add(d)
+	g.marks.Store(int64(len(g.hfm)))
 }
 
 // hitForMiss reports whether key is marked hit-for-miss at now.
 func (g *flightGroup) hitForMiss(key string, now time.Time) bool {
+	if g.marks.Load() == 0 {
+		return false
+	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	until, ok := g.hfm[key]
 	if ok && !now.Before(until) {
 		delete(g.hfm, key)
+		g.marks.Store(int64(len(g.hfm)))
 		ok = false
 	}
 	return ok
@@ -137,5 +145,6 @@ func (g *flightGroup) hitForMiss(key string, now time.Time) bool {
 func (g *flightGroup) clearHitForMiss(key string) {
 	g.mu.Lock()
 	delete(g.hfm, key)
+	g.marks.Store(int64(len(g.hfm)))
 	g.mu.Unlock()
 }
