@@ -106,6 +106,17 @@ type Options struct {
 	Listen func(network, address string) (net.Listener, error)
 }
 
+// EngineFramer is implemented by a listener from Options.Wrap that
+// follows the request framing of its plain connections for net/http, which
+// serves a request with both Content-Length and Transfer-Encoding where
+// RFC 9112 §6.1 says to close (proxy.Server.Listener). Open calls
+// EngineFramesRequests, before serving, on a plain listener whose every
+// connection cellar's engine serves: that engine refuses such a request
+// itself, so the listener need not follow the bytes.
+type EngineFramer interface {
+	EngineFramesRequests()
+}
+
 // Group is a set of open listeners serving one handler.
 type Group struct {
 	servers []*server
@@ -209,6 +220,9 @@ func (g *Group) open(opts Options) error {
 			if !l.H2C && opts.Engine != EngineNetHTTP {
 				s.h1 = h1.New(s.srv)
 				g.usePoller(opts, s.h1)
+				if f, ok := s.ln.(EngineFramer); ok {
+					f.EngineFramesRequests()
+				}
 			}
 			continue
 		}

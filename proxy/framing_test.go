@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cellar-cache/cellar/listen"
 )
 
 func TestFramingFindsTheRequestWithBothLengths(t *testing.T) {
@@ -130,4 +132,36 @@ func FuzzFraming(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestListenerFollowsNoFramingForAnEngineThatFrames: once told that an
+// engine which refuses ambiguous framing itself serves every connection
+// (listen.EngineFramer), the listener's connections skip the scan and
+// badFraming finds nothing on them.
+func TestListenerFollowsNoFramingForAnEngineThatFrames(t *testing.T) {
+	s := &Server{metrics: newMetrics()}
+	for _, engineFrames := range []bool{false, true} {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		l := s.Listener(ln)
+		if engineFrames {
+			l.(listen.EngineFramer).EngineFramesRequests()
+		}
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		sc, err := l.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := sc.(*limitConn).framing != nil; got == engineFrames {
+			t.Errorf("engine frames: %v; the connection follows the framing: %v", engineFrames, got)
+		}
+		sc.Close()
+		c.Close()
+		l.Close()
+	}
 }

@@ -60,7 +60,7 @@ type connKey struct{}
 // per request: it counts the connection's requests.
 func badFraming(r *http.Request) bool {
 	c, ok := r.Context().Value(connKey{}).(*limitConn)
-	if !ok || r.ProtoMajor != 1 {
+	if !ok || c.framing == nil || r.ProtoMajor != 1 {
 		return false
 	}
 	n := c.served.Add(1)
@@ -73,7 +73,18 @@ type limitListener struct {
 	s         *Server
 	slots     chan struct{} // one per open connection; nil: no limit
 	writeIdle time.Duration
+	// engineFrames is set when the engine that serves every connection
+	// refuses ambiguous framing itself (listen.EngineFramer): the
+	// connections then have no framing to follow.
+	engineFrames atomic.Bool
 }
+
+// EngineFramesRequests tells l that cellar's HTTP/1.1 engine serves all
+// of its connections (listen.EngineFramer): it refuses a request with
+// both Content-Length and Transfer-Encoding before the handler sees it,
+// so the connections accepted from now on do not follow their requests'
+// framing (see framing), which costs every read a scan of its bytes.
+func (l *limitListener) EngineFramesRequests() { l.engineFrames.Store(true) }
 
 func (l *limitListener) Accept() (net.Conn, error) {
 	for {
@@ -91,7 +102,11 @@ func (l *limitListener) Accept() (net.Conn, error) {
 			}
 		}
 		l.s.metrics.connsOpen.Inc()
-		return &limitConn{Conn: c, l: l, framing: newFraming()}, nil
+		lc := &limitConn{Conn: c, l: l}
+		if !l.engineFrames.Load() {
+			lc.framing = newFraming()
+		}
+		return lc, nil
 	}
 }
 
@@ -101,7 +116,7 @@ type limitConn struct {
 	net.Conn
 	l       *limitListener
 	once    sync.Once
-	framing *framing      // the requests' framing, as read
+	framing *framing      // the requests' framing, as read; nil: not followed
 	served  atomic.Int64  // requests that reached the handler
 	write   deadline.Lazy // the write deadline, moved by writeDeadline
 }
@@ -112,7 +127,9 @@ func (c *limitConn) PlainNetConn() net.Conn { return c.Conn }
 
 func (c *limitConn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)
-	c.framing.feed(p[:n])
+	if c.framing != nil {
+		c.framing.feed(p[:n])
+	}
 	return n, err
 }
 

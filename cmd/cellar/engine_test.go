@@ -53,3 +53,46 @@ func TestServeEngineSwitch(t *testing.T) {
 		})
 	}
 }
+
+// TestBothFramingsAre400AndCloseOnEitherEngine: a request with both
+// Content-Length and Transfer-Encoding (RFC 9112 §6.1, a smuggling risk)
+// is answered 400 and ends the connection on a plain listener of either
+// engine: cellar's engine refuses it itself (the proxy's listener then
+// follows no framing), net/http's is refused by the proxy's framing
+// tracker.
+func TestBothFramingsAre400AndCloseOnEitherEngine(t *testing.T) {
+	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		io.WriteString(w, "from the origin")
+	}))
+	defer origin.Close()
+	for _, engine := range []string{"cellar", "net/http"} {
+		t.Run(strings.ReplaceAll(engine, "/", ""), func(t *testing.T) {
+			ls := startServeConfig(t, "listen: 127.0.0.1:0\norigin: "+origin.URL+"\naccess_log: false\nserver:\n  engine: "+engine+"\n")
+			c, err := net.Dial("tcp", strings.TrimPrefix(ls[0], "http://"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(20 * time.Second))
+			io.WriteString(c, "GET /first HTTP/1.1\r\nHost: a\r\n\r\n"+
+				"POST /smuggle HTTP/1.1\r\nHost: a\r\nContent-Length: 40\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"+
+				"GET /next HTTP/1.1\r\nHost: a\r\n\r\n")
+			br := bufio.NewReader(c)
+			for i, want := range []int{200, 400} {
+				resp, err := http.ReadResponse(br, nil)
+				if err != nil {
+					t.Fatalf("response %d: %v", i+1, err)
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != want {
+					t.Fatalf("response %d: status %d, want %d", i+1, resp.StatusCode, want)
+				}
+			}
+			if resp, err := http.ReadResponse(br, nil); err == nil {
+				t.Fatalf("the connection stayed open: a response %d to the next pipelined request", resp.StatusCode)
+			}
+		})
+	}
+}
