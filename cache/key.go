@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unsafe"
 
 	"github.com/cellar-cache/cellar/internal/httpheader"
 )
@@ -25,15 +26,21 @@ var ErrBadURL = errors.New("cache: not an absolute http(s) URL")
 // default port dropped; the path is r.URL.EscapedPath() ("/" if empty); the
 // query follows "?" as sent.
 func PrimaryKey(r *http.Request) string {
-	scheme := "http"
+	return buildKey(primaryParts(r))
+}
+
+// primaryParts are the parts of r's primary key, the host not yet
+// normalized.
+func primaryParts(r *http.Request) (scheme, host, path, query string, forceQuery bool) {
+	scheme = "http"
 	if r.TLS != nil {
 		scheme = "https"
 	}
-	host := r.Host
+	host = r.Host
 	if host == "" && r.URL != nil {
 		host = r.URL.Host
 	}
-	path, query, force := "/", "", false
+	path = "/"
 	if r.URL != nil {
 		if p := r.URL.EscapedPath(); p != "" {
 			path = p
@@ -41,12 +48,12 @@ func PrimaryKey(r *http.Request) string {
 				path = "/" + p // "*" (OPTIONS) or a malformed target
 			}
 		}
-		query, force = r.URL.RawQuery, r.URL.ForceQuery
+		query, forceQuery = r.URL.RawQuery, r.URL.ForceQuery
 		// A raw "#" (never sent by conforming clients) would end the
 		// URL in KeyFromURL; escape it so both agree.
 		path, query = escapeHash(path), escapeHash(query)
 	}
-	return buildKey(scheme, host, path, query, force)
+	return scheme, host, path, query, forceQuery
 }
 
 // KeyFromURL normalizes an absolute http or https URL string the way
@@ -83,21 +90,27 @@ func keyFromParsed(u *url.URL, raw string) (string, error) {
 
 func buildKey(scheme, host, path, query string, forceQuery bool) string {
 	host = normalizeHost(scheme, host)
+	b := appendKey(make([]byte, 0, keyLen(scheme, host, path, query, forceQuery)), scheme, host, path, query, forceQuery)
+	return unsafe.String(unsafe.SliceData(b), len(b)) // b is not written again
+}
+
+// keyLen is the length of the key appendKey makes of these parts.
+func keyLen(scheme, host, path, query string, forceQuery bool) int {
 	n := len(scheme) + 3 + len(host) + len(path)
 	if query != "" || forceQuery {
 		n += 1 + len(query)
 	}
-	var b strings.Builder
-	b.Grow(n)
-	b.WriteString(scheme)
-	b.WriteString("://")
-	b.WriteString(host)
-	b.WriteString(path)
+	return n
+}
+
+// appendKey appends the key "scheme://host/path?query" to dst; host is
+// already normalized.
+func appendKey(dst []byte, scheme, host, path, query string, forceQuery bool) []byte {
+	dst = append(append(append(append(dst, scheme...), "://"...), host...), path...)
 	if query != "" || forceQuery {
-		b.WriteByte('?')
-		b.WriteString(query)
+		dst = append(append(dst, '?'), query...)
 	}
-	return b.String()
+	return dst
 }
 
 // NormalizeHost is the host of a primary key: host lowercased, without

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/cellar-cache/cellar/internal/httpheader"
+	"github.com/cellar-cache/cellar/internal/intern"
 )
 
 // ErrInvalidOptions is wrapped by the error that Validate returns.
@@ -304,6 +305,8 @@ type Policy struct {
 	ruleStatusTTL []statusTTLs
 	// hostRules is set when some rule has Hosts.
 	hostRules bool
+	// keys are the primary keys met lately (Key).
+	keys *intern.Table
 }
 
 // New returns a Policy for opts after EnsureDefaults and Validate.
@@ -318,7 +321,7 @@ func New(opts Options) (*Policy, error) {
 		forcedTTLField:   true,
 		overrideField:    true,
 		EncodingsField:   true,
-	}}
+	}, keys: intern.New(keySlots, maxInternedKey)}
 	opts.Key = opts.Key.canonical()
 	for i := range opts.Rules {
 		if k := opts.Rules[i].Key; k != nil {
@@ -408,12 +411,32 @@ func matchHost(hosts []string, host string) bool {
 
 // Key returns the primary cache key of r (RequestKey with the key options
 // of r's rule, else Options.Key). The proxy stores and looks up under it.
+// A primary key without key options, up to maxInternedKey bytes long, is
+// the policy's copy when it met the key lately (p.keys): a hot URL's key
+// costs no allocation.
 func (p *Policy) Key(r *http.Request) string {
+	k := &p.opts.Key
 	if rl := p.rule(r); rl != nil && rl.Key != nil {
-		return RequestKey(r, rl.Key)
+		k = rl.Key
 	}
-	return RequestKey(r, &p.opts.Key)
+	if !k.IsZero() {
+		return RequestKey(r, k)
+	}
+	scheme, host, path, query, force := primaryParts(r)
+	host = normalizeHost(scheme, host)
+	if keyLen(scheme, host, path, query, force) > maxInternedKey {
+		return buildKey(scheme, host, path, query, force)
+	}
+	var buf [maxInternedKey]byte
+	return p.keys.Bytes(appendKey(buf[:0], scheme, host, path, query, force))
 }
+
+// The policy keeps the primary keys it made last, up to keySlots of at
+// most maxInternedKey bytes each (about 1 MiB at most).
+const (
+	keySlots       = 4096
+	maxInternedKey = 256
+)
 
 // KeyFromURL returns the key that purges and inspection use for the
 // absolute URL raw (URLKey with the options of the rule a GET of raw

@@ -191,6 +191,14 @@ func commonField(canon []byte) int {
 // maxKeys bounds the names and values a connection remembers.
 const maxKeys = 64
 
+// A server keeps the request targets it met last, up to targetSlots of at
+// most maxInternedTarget bytes each (about 1 MiB at most), so that a hot
+// URL's target string is not made again for each request (Server.targets).
+const (
+	targetSlots       = 4096
+	maxInternedTarget = 256
+)
+
 // parse reads a request line and its header fields (RFC 9112 §3, §5).
 func (p *requestParser) parse(block []byte) (*http.Request, error) {
 	c := p.c
@@ -234,12 +242,12 @@ func (p *requestParser) parse(block []byte) (*http.Request, error) {
 	}
 	method := methodOf(mb)
 	r.Method = method
-	target := string(tb)
+	target := c.srv.targets.Bytes(tb)
 
 	// Header fields.
 	n := bytes.Count(rest, []byte{'\n'}) - 1
-	h := make(http.Header, n)
 	pr, vals := c.perRequest(n)
+	h := pr.header
 	if n > len(vals) && n > 1 {
 		vals = make([]string, n)
 	}

@@ -6,18 +6,20 @@ import (
 )
 
 // perRequest is what a handler may keep of a request: the Request, its
-// URL and context, in one allocation per request, unless the handler
-// released the previous request of the connection (ReleaseRequest): then
-// the next request is read into it.
+// URL, context and header map, in one allocation per request (plus the
+// map's), unless the handler released the previous request of the
+// connection (ReleaseRequest): then the next request is read into it, the
+// map cleared and filled again.
 //
 // Why it matters (docs/DESIGN.md, the tail of small hits): on one CPU each
 // collection stops serving for several milliseconds, and these objects
 // were nine tenths of the bytes a 1 KiB hit allocated, so they set how
 // often the collector runs.
 type perRequest struct {
-	req http.Request
-	ctx requestContext
-	url url.URL
+	req    http.Request
+	ctx    requestContext
+	url    url.URL
+	header http.Header
 }
 
 // perRequestVals is a perRequest with room for the header's value slices,
@@ -38,17 +40,21 @@ type perRequestVals struct {
 func (w *response) ReleaseRequest() { w.c.released = true }
 
 // perRequest returns the memory for a request with n header lines: the
-// released one of the previous request when there is one that fits, else
-// a new one; vals is room for the header's values (nil: none).
+// released one of the previous request when there is one that fits (its
+// header map empty), else a new one; vals is room for the header's values
+// (nil: none).
 func (c *conn) perRequest(n int) (pr *perRequest, vals []string) {
 	if pr, vals = c.spare, c.spareVals; pr != nil && (n <= 1 || vals != nil) {
-		*pr = perRequest{}
+		h := pr.header
+		clear(h)
+		*pr = perRequest{header: h}
 		clear(vals)
 	} else if n > 1 {
 		pv := &perRequestVals{}
 		pr, vals = &pv.perRequest, pv.vals[:]
+		pr.header = make(http.Header, n)
 	} else {
-		pr, vals = &perRequest{}, nil
+		pr, vals = &perRequest{header: make(http.Header, n)}, nil
 	}
 	c.spare, c.spareVals = nil, nil
 	c.cur, c.curVals = pr, vals

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -19,19 +20,24 @@ func releasing(h http.Handler) http.Handler {
 	})
 }
 
-// A released request costs no allocation of its Request, URL and context:
-// fewer bytes per hit, fewer collections (docs/DESIGN.md, the tail of
-// small hits).
+// A released request costs no allocation of its Request, URL, context,
+// header map or target string (a target met before is the server's
+// copy): in steady state a request as wrk sends it allocates nothing.
+// Fewer bytes per hit, fewer collections (docs/DESIGN.md, the tail of
+// small hits). The connection's own allocations are left out by counting
+// the difference between 400 and 200 requests on one connection.
 func TestReleasedRequestAllocatesNoRequest(t *testing.T) {
-	const n = 200
 	per := func(h http.Handler) float64 {
 		s := New(&http.Server{Handler: h})
-		return testing.AllocsPerRun(5, func() { servePipelined(s, wrkRequest, n) }) / n
+		servePipelined(s, wrkRequest, 1) // the server meets the target
+		a := testing.AllocsPerRun(5, func() { servePipelined(s, wrkRequest, 200) })
+		b := testing.AllocsPerRun(5, func() { servePipelined(s, wrkRequest, 400) })
+		return (b - a) / 200
 	}
 	kept, released := per(hitHandler()), per(releasing(hitHandler()))
 	t.Logf("allocations per request: %.2f kept, %.2f released", kept, released)
-	if released > kept-0.9 {
-		t.Errorf("a released request allocates %.2f times, one that is kept %.2f: want at least one fewer", released, kept)
+	if released > 0.05 {
+		t.Errorf("a released request allocates %.2f times (kept: %.2f), want 0", released, kept)
 	}
 }
 
@@ -40,8 +46,10 @@ func TestReleasedRequestAllocatesNoRequest(t *testing.T) {
 func TestReleasedMemoryHoldsOnlyTheNextRequest(t *testing.T) {
 	var seen []string
 	var ptrs []*http.Request
+	var maps []uintptr
 	h := releasing(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ptrs = append(ptrs, r)
+		maps = append(maps, reflect.ValueOf(r.Header).Pointer())
 		seen = append(seen, fmt.Sprintf("%s %s?%s a=%q b=%q n=%d err=%v", r.Method, r.URL.Path, r.URL.RawQuery,
 			r.Header.Get("A"), r.Header.Get("B"), len(r.Header), r.Context().Err()))
 	}))
@@ -65,10 +73,11 @@ func TestReleasedMemoryHoldsOnlyTheNextRequest(t *testing.T) {
 		t.Errorf("requests seen:\n%q\nwant\n%q", seen, want)
 	}
 	// The first request had two fields: its memory has room for values,
-	// and every later one fits in it.
+	// and every later one fits in it, its header map too.
 	for i := 1; i < len(ptrs); i++ {
-		if ptrs[i] != ptrs[0] {
-			t.Errorf("request %d was not read into the released memory", i+1)
+		if ptrs[i] != ptrs[0] || maps[i] != maps[0] {
+			t.Errorf("request %d was not read into the released memory (same Request %v, same header map %v)",
+				i+1, ptrs[i] == ptrs[0], maps[i] == maps[0])
 		}
 	}
 }

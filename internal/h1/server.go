@@ -26,6 +26,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cellar-cache/cellar/internal/intern"
 	"github.com/cellar-cache/cellar/internal/poller"
 )
 
@@ -48,11 +49,13 @@ type Server struct {
 	serving   sync.WaitGroup // the Serve loops
 	connsWG   sync.WaitGroup
 	poller    *poller.Poller // nil: connections wait in their reads (poll.go)
+	targets   *intern.Table  // request targets met before, not made again per request
 }
 
 // New returns a server with cfg's settings.
 func New(cfg *http.Server) *Server {
-	return &Server{cfg: cfg, listeners: map[*net.Listener]struct{}{}, conns: map[*conn]struct{}{}}
+	return &Server{cfg: cfg, listeners: map[*net.Listener]struct{}{}, conns: map[*conn]struct{}{},
+		targets: intern.New(targetSlots, maxInternedTarget)}
 }
 
 // Serve accepts connections on ln and serves each in its own goroutine
