@@ -240,7 +240,8 @@ func FuzzHTTPDate(f *testing.F) {
 }
 
 // FuzzPrimaryKey checks that a request's key is a fixed point of
-// KeyFromURL, so purge-by-URL finds what PrimaryKey stored.
+// KeyFromURL, so purge-by-URL finds what PrimaryKey stored, and that the
+// policy's key (made in place, or its kept copy) is the same.
 func FuzzPrimaryKey(f *testing.F) {
 	f.Add("Example.COM:80", "/a%20b?x=1", false)
 	f.Add("[::1]:443", "/", true)
@@ -255,6 +256,11 @@ func FuzzPrimaryKey(f *testing.F) {
 			r.TLS = &tlspkg.ConnectionState{}
 		}
 		k := PrimaryKey(r)
+		for range 2 {
+			if pk := defaultPolicy.Key(r); pk != k {
+				t.Fatalf("PrimaryKey %q, Policy.Key %q", k, pk)
+			}
+		}
 		k2, err := KeyFromURL(k)
 		if err != nil {
 			return // hosts url.Parse rejects cannot be purged by URL

@@ -103,10 +103,18 @@ func keyLen(scheme, host, path, query string, forceQuery bool) int {
 	return n
 }
 
-// appendKey appends the key "scheme://host/path?query" to dst; host is
-// already normalized.
+// appendKey appends the key "scheme://host/path?query" to dst, host's
+// ASCII letters lowercased (its default port already dropped).
 func appendKey(dst []byte, scheme, host, path, query string, forceQuery bool) []byte {
-	dst = append(append(append(append(dst, scheme...), "://"...), host...), path...)
+	dst = append(append(dst, scheme...), "://"...)
+	for i := 0; i < len(host); i++ {
+		c := host[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		dst = append(dst, c)
+	}
+	dst = append(dst, path...)
 	if query != "" || forceQuery {
 		dst = append(append(dst, '?'), query...)
 	}
@@ -119,23 +127,32 @@ func NormalizeHost(scheme, host string) string { return normalizeHost(scheme, ho
 
 // normalizeHost lowercases host and drops the scheme's default port.
 func normalizeHost(scheme, host string) string {
-	if strings.IndexByte(host, ':') < 0 {
-		// The common case: no port, nothing to split (SplitHostPort would
-		// allocate its error).
-	} else if h, port, err := net.SplitHostPort(host); err == nil {
-		if port == "" || (scheme == "http" && port == "80") || (scheme == "https" && port == "443") {
-			if strings.IndexByte(h, ':') >= 0 {
-				h = "[" + h + "]"
-			}
-			host = h
-		}
-	} else {
-		host = strings.TrimRight(host, ":") // empty ports
-	}
+	host = dropDefaultPort(scheme, host)
 	for i := 0; i < len(host); i++ {
 		if c := host[i]; 'A' <= c && c <= 'Z' {
 			return strings.ToLower(host)
 		}
+	}
+	return host
+}
+
+// dropDefaultPort drops the scheme's default port (and an empty one) from
+// host.
+func dropDefaultPort(scheme, host string) string {
+	if strings.IndexByte(host, ':') < 0 {
+		// The common case: no port, nothing to split (SplitHostPort would
+		// allocate its error).
+		return host
+	}
+	h, port, err := net.SplitHostPort(host)
+	if err != nil {
+		return strings.TrimRight(host, ":") // empty ports
+	}
+	if port == "" || (scheme == "http" && port == "80") || (scheme == "https" && port == "443") {
+		if strings.IndexByte(h, ':') >= 0 {
+			h = "[" + h + "]"
+		}
+		return h
 	}
 	return host
 }

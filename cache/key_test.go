@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"unsafe"
 )
 
 // TestPrimaryKey covers the primary cache key (RFC 9111 §2, DESIGN.md).
@@ -38,11 +39,56 @@ func TestPrimaryKey(t *testing.T) {
 			if got := PrimaryKey(r); got != tt.want {
 				t.Errorf("PrimaryKey = %q, want %q", got, tt.want)
 			}
+			// The policy's key without key options is the same, made
+			// or kept.
+			for range 2 {
+				if got := defaultPolicy.Key(r); got != tt.want {
+					t.Errorf("Policy.Key = %q, want %q", got, tt.want)
+				}
+			}
 		})
 	}
 	r := &http.Request{Method: "GET", Host: "h"}
 	if got := PrimaryKey(r); got != "http://h/" {
 		t.Errorf("PrimaryKey without URL = %q", got)
+	}
+}
+
+var defaultPolicy = func() *Policy {
+	p, err := New(Options{})
+	if err != nil {
+		panic(err)
+	}
+	return p
+}()
+
+// A hot URL's key is the policy's kept copy, handed out without
+// allocating; a key too long to keep, or shaped by key options, is made
+// as before and still right.
+func TestPolicyKeyKeepsHotKeys(t *testing.T) {
+	p := defaultPolicy
+	r := get("http://Cellar.Test:80/1k/17?a=1")
+	first := p.Key(r)
+	if first != "http://cellar.test/1k/17?a=1" {
+		t.Fatalf("Key = %q", first)
+	}
+	if again := p.Key(get("http://cellar.test/1k/17?a=1")); unsafe.StringData(again) != unsafe.StringData(first) {
+		t.Errorf("the key of a URL met lately is a new copy")
+	}
+	if n := testing.AllocsPerRun(100, func() { p.Key(r) }); n != 0 {
+		t.Errorf("%.1f allocations for the key of a URL met lately, want 0", n)
+	}
+	long := "/" + strings.Repeat("x", maxInternedKey)
+	lr := get("http://h" + long)
+	if a, b := p.Key(lr), p.Key(lr); a != "http://h"+long || unsafe.StringData(a) == unsafe.StringData(b) {
+		t.Errorf("a key over %d bytes: %q (kept: %v)", maxInternedKey, a, unsafe.StringData(a) == unsafe.StringData(b))
+	}
+	shaped, err := New(Options{Key: KeyOptions{FoldCase: true, Query: QuerySort}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := shaped.Key(get("http://h/A/B?b=2&a=1")); got != "http://h/a/b?a=1&b=2" {
+		t.Errorf("shaped Key = %q", got)
 	}
 }
 

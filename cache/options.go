@@ -423,12 +423,21 @@ func (p *Policy) Key(r *http.Request) string {
 		return RequestKey(r, k)
 	}
 	scheme, host, path, query, force := primaryParts(r)
-	host = normalizeHost(scheme, host)
-	if keyLen(scheme, host, path, query, force) > maxInternedKey {
+	host = dropDefaultPort(scheme, host)
+	if keyLen(scheme, host, path, query, force) > maxInternedKey || !isASCII(host) {
 		return buildKey(scheme, host, path, query, force)
 	}
 	var buf [maxInternedKey]byte
 	return p.keys.Bytes(appendKey(buf[:0], scheme, host, path, query, force))
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
 }
 
 // The policy keeps the primary keys it made last, up to keySlots of at

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/cellar-cache/cellar/internal/intern"
 )
 
 // Tracker keeps what the dashboard shows beyond the metrics: the most
@@ -22,7 +24,20 @@ type Tracker struct {
 	errors  ring[Event]
 	purges  ring[Event]
 	maxURLs int
+
+	// urls are the sampled URLs met lately: a URL that comes back into
+	// the summary after it left (a hot set larger than maxURLs churns
+	// through it) takes no new string.
+	urls *intern.Table
 }
+
+// The Tracker keeps the sampled URLs it met last, up to urlSlots of at
+// most maxKeptURL bytes each (a longer URL is made for each time it
+// enters the summary).
+const (
+	urlSlots   = 4096
+	maxKeptURL = 256
+)
 
 // urlCount is a URL's count in the space-saving summary: count is at most
 // over by err. at is its index in Tracker.least.
@@ -55,7 +70,8 @@ const topSample = 4
 // NewTracker returns a Tracker keeping the top URLs among up to maxURLs
 // candidates and the last n errors and purges.
 func NewTracker(maxURLs, n int) *Tracker {
-	return &Tracker{top: map[string]*urlCount{}, errors: newRing[Event](n), purges: newRing[Event](n), maxURLs: maxURLs}
+	return &Tracker{top: map[string]*urlCount{}, errors: newRing[Event](n), purges: newRing[Event](n), maxURLs: maxURLs,
+		urls: intern.New(urlSlots, maxKeptURL)}
 }
 
 // Request notes a proxied request and its status: its URL for the top
@@ -80,8 +96,8 @@ func (t *Tracker) Request(r *http.Request, status int, detail string) {
 
 // count adds topSample to u's count (space-saving: when the summary is
 // full, the least counted URL gives its place and its count to u). It
-// takes O(log maxURLs) and allocates only for a URL new to the summary.
-// Call with t.mu held.
+// takes O(log maxURLs) and allocates only for a URL new to the summary
+// and not met lately. Call with t.mu held.
 func (t *Tracker) count(u []byte) {
 	if c, ok := t.top[string(u)]; ok {
 		c.count += topSample
@@ -89,7 +105,7 @@ func (t *Tracker) count(u []byte) {
 		return
 	}
 	if len(t.least) < t.maxURLs {
-		c := &urlCount{url: string(u), count: topSample, at: len(t.least)}
+		c := &urlCount{url: t.urls.Bytes(u), count: topSample, at: len(t.least)}
 		t.top[c.url] = c
 		t.least = append(t.least, c)
 		t.up(c.at)
@@ -100,7 +116,7 @@ func (t *Tracker) count(u []byte) {
 	}
 	c := t.least[0]
 	delete(t.top, c.url)
-	c.url, c.err = string(u), c.count
+	c.url, c.err = t.urls.Bytes(u), c.count
 	c.count += topSample
 	t.top[c.url] = c
 	t.down(0)
