@@ -37,7 +37,7 @@ vet:
 # without it too.
 test: vet
 	$(GO) test -race -timeout 30m ./...
-	$(GO) test -count=1 -run 'Allocations|WakeInOrder' ./proxy/ ./internal/poller/
+	$(GO) test -count=1 -run 'Allocations|WakeInOrder' ./proxy/ ./cmd/cellar/ ./internal/poller/
 
 # bench: the proxy's hit-path benchmarks against a bare net/http server.
 bench:

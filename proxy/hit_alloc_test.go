@@ -1,17 +1,15 @@
 package proxy
 
 import (
-	"bytes"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
-	"runtime"
 	"testing"
 	"time"
 
 	"github.com/cellar-cache/cellar/internal/accesslog"
+	"github.com/cellar-cache/cellar/internal/proxytest"
 )
 
 // TestHitAllocations holds a memory hit, access log on, to no allocation
@@ -129,17 +127,18 @@ func TestWireHitAllocations(t *testing.T) {
 	}), withFront(func(h http.Handler) http.Handler {
 		return h.(*Server).metrics.Instrument(h, nil)
 	}))
-	const objects = 16
-	for i := range objects {
-		r.get(fmt.Sprintf("/1k/%d", i))
+	paths := make([]string, 16)
+	for i := range paths {
+		paths[i] = fmt.Sprintf("/1k/%d", i)
+		r.get(paths[i])
 	}
 	r.waitIdle()
-	for deadline := time.Now().Add(10 * time.Second); r.store.Stats().MemoryObjects < objects; {
+	for deadline := time.Now().Add(10 * time.Second); r.store.Stats().MemoryObjects < int64(len(paths)); {
 		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d objects in memory after 10s", r.store.Stats().MemoryObjects, objects)
+			t.Fatalf("%d of %d objects in memory after 10s", r.store.Stats().MemoryObjects, len(paths))
 		}
-		for i := range objects {
-			r.get(fmt.Sprintf("/1k/%d", i))
+		for _, p := range paths {
+			r.get(p)
 		}
 	}
 	for _, shape := range []struct{ name, fields string }{
@@ -149,15 +148,9 @@ func TestWireHitAllocations(t *testing.T) {
 			"Referer: https://cellar.test/\r\nConnection: keep-alive\r\nSec-Fetch-Mode: no-cors\r\n"},
 	} {
 		t.Run(shape.name, func(t *testing.T) {
-			c := dialHits(t, r.front.Listener.Addr().String(), objects, shape.fields)
-			c.hits(t, 1000) // the first of each URL, buffers grown
-			const n = 5000
-			var before, after runtime.MemStats
-			runtime.ReadMemStats(&before)
-			c.hits(t, n)
-			runtime.ReadMemStats(&after)
-			allocs := float64(after.Mallocs-before.Mallocs) / n
-			bytes := float64(after.TotalAlloc-before.TotalAlloc) / n
+			c := proxytest.DialHits(t, r.front.Listener.Addr().String(), testHost, paths, shape.fields, len(body))
+			c.Hits(t, 1000) // the first of each URL, buffers grown
+			allocs, bytes := c.AllocsPerHit(t, 3, 5000)
 			t.Logf("per 1 KiB memory hit: %.3f allocations, %.1f bytes", allocs, bytes)
 			// Budget: ristretto's 1/64 allocation and 8 bytes per hit,
 			// with room for the runtime's and the test's own.
@@ -165,64 +158,5 @@ func TestWireHitAllocations(t *testing.T) {
 				t.Errorf("a memory hit allocates %.3f times, %.1f bytes; want at most 0.05 and 16", allocs, bytes)
 			}
 		})
-	}
-}
-
-// hitClient sends keep-alive GETs of /1k/0 to /1k/<objects-1> in turn on
-// one connection and reads their answers, all without allocating.
-type hitClient struct {
-	conn net.Conn
-	reqs [][]byte
-	buf  []byte
-	next int
-}
-
-func dialHits(t *testing.T, addr string, objects int, fields string) *hitClient {
-	conn, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	conn.SetDeadline(time.Now().Add(2 * time.Minute))
-	c := &hitClient{conn: conn, buf: make([]byte, 64<<10)}
-	for i := range objects {
-		c.reqs = append(c.reqs, fmt.Appendf(nil, "GET /1k/%d HTTP/1.1\r\nHost: %s\r\n%s\r\n", i, testHost, fields))
-	}
-	return c
-}
-
-var (
-	headerEnd        = []byte("\r\n\r\n")
-	contentLength1K  = []byte("\r\nContent-Length: 1024\r\n")
-	cacheStatusHitIn = []byte("hit;")
-)
-
-// hits sends n requests one after the other and checks that each is
-// answered 200 from the cache with a 1 KiB body.
-func (c *hitClient) hits(t *testing.T, n int) {
-	t.Helper()
-	for range n {
-		if _, err := c.conn.Write(c.reqs[c.next%len(c.reqs)]); err != nil {
-			t.Fatal(err)
-		}
-		c.next++
-		have, end := 0, -1
-		for end < 0 || have < end+1024 {
-			m, err := c.conn.Read(c.buf[have:])
-			if err != nil {
-				t.Fatalf("reading the answer after %d bytes: %v", have, err)
-			}
-			have += m
-			if end < 0 {
-				if i := bytes.Index(c.buf[:have], headerEnd); i >= 0 {
-					end = i + len(headerEnd)
-				}
-			}
-		}
-		head := c.buf[:end]
-		if !bytes.HasPrefix(head, []byte("HTTP/1.1 200 ")) || !bytes.Contains(head, contentLength1K) ||
-			!bytes.Contains(head, cacheStatusHitIn) || have != end+1024 {
-			t.Fatalf("not a 1 KiB memory hit (%d bytes read):\n%s", have, head)
-		}
 	}
 }

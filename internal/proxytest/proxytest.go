@@ -1,6 +1,8 @@
 // Package proxytest holds the helpers that the end-to-end tests of several
 // packages (proxy, purge, cmd/cellar) share: a log sink safe for a
-// server's goroutines, and a client call through a proxy under test.
+// server's goroutines, a client call through a proxy under test, and a
+// keep-alive client of hits that counts what the server allocates per hit
+// (hits.go).
 package proxytest
 
 import (
