@@ -355,6 +355,7 @@ func (d *diskTier) recover() error {
 		return fmt.Errorf("store: recovery: %w", err)
 	}
 	var used int64
+	lost := 0 // corrupt meta records: the chunks of their fills are found below
 	for it.First(); it.Valid(); it.Next() {
 		key := string(it.Key()[1:])
 		v, err := it.ValueAndErr()
@@ -366,7 +367,8 @@ func (d *diskTier) recover() error {
 		if err != nil {
 			d.ctr.corrupt.Add(1)
 			d.log.Warn("deleting corrupt meta record", "key", key, "err", err)
-			b.Delete(it.Key(), nil) // its fill record goes below
+			b.Delete(it.Key(), nil)
+			lost++
 			continue
 		}
 		e := &diskEntry{key: key, fill: rec.fill, size: rec.size, charge: d.charge(key, rec.size, rec.chunkSize, len(v), tags, tagBytes)}
@@ -413,6 +415,16 @@ func (d *diskTier) recover() error {
 	}
 	if err := it.Close(); err != nil {
 		return fmt.Errorf("store: recovery: %w", err)
+	}
+	if lost > 0 {
+		// A fill committed in one batch has no fill record: find the
+		// bodies no meta record names by their chunks, one seek per fill
+		// (the lost records' fills are not known).
+		n, err := d.removeUnnamedChunks(b, byFill)
+		if err != nil {
+			return fmt.Errorf("store: recovery: %w", err)
+		}
+		leftovers += n
 	}
 
 	// Access times persisted at the last Close: older stores' records by
@@ -487,6 +499,37 @@ func (d *diskTier) recover() error {
 		d.log.Info("removed incomplete or orphaned fills", "count", leftovers)
 	}
 	return nil
+}
+
+// removeUnnamedChunks adds to b the removal of every body whose fill has
+// no entry in byFill, and returns how many it found.
+func (d *diskTier) removeUnnamedChunks(b *pebble.Batch, byFill map[uint64]*diskEntry) (int, error) {
+	it, err := d.db.NewIter(&pebble.IterOptions{LowerBound: []byte{prefixChunk}, UpperBound: []byte{prefixChunk + 1}})
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for valid := it.First(); valid; {
+		k := it.Key()
+		if len(k) < 9 {
+			b.Delete(k, nil)
+			valid = it.Next()
+			continue
+		}
+		fill := beUint64(k[1:])
+		start, end := chunkSpan(fill)
+		if byFill[fill] == nil {
+			b.DeleteRange(start, end, nil)
+			n++
+		}
+		valid = it.SeekGE(end)
+	}
+	return n, it.Close()
+}
+
+func beUint32(b []byte) uint32 {
+	_ = b[3]
+	return uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
 }
 
 func beUint64(b []byte) uint64 {
@@ -722,7 +765,7 @@ func (d *diskTier) remove(key string, e *diskEntry, wo *pebble.WriteOptions) boo
 			// DeleteRange (a tag purge, eviction) was quadratic.
 			if n := rec.chunks(); rec.fill == cur.fill && n <= maxPointDeletes {
 				for i := range n {
-					b.Delete(chunkKey(nil, cur.fill, uint32(i)), nil)
+					b.Delete(rec.chunkKey(nil, uint32(i)), nil)
 				}
 				pointDeleted = true
 			}
@@ -1057,7 +1100,7 @@ func (r *chunkReader) load(idx int64) error {
 	if r.it == nil {
 		return r.loadOne(idx, want)
 	}
-	if !r.it.SeekGE(r.key) || !bytes.Equal(r.it.Key(), r.key) {
+	if !r.it.SeekGE(r.key) || !r.isChunk(r.it.Key(), idx) {
 		err := r.it.Error()
 		if err == nil {
 			return fmt.Errorf("store: chunk %d of %q is gone (object replaced or removed): %w", idx, r.o.Key, ErrNotFound)
@@ -1088,9 +1131,23 @@ func (r *chunkReader) load(idx int64) error {
 	return nil
 }
 
+// isChunk reports whether k is the key of chunk idx (the first chunk of
+// an object of meta record version 1 has an index in its key).
+func (r *chunkReader) isChunk(k []byte, idx int64) bool {
+	if bytes.Equal(k, r.key) {
+		return true
+	}
+	return idx == 0 && len(k) == len(r.key)+4 && bytes.HasPrefix(k, r.key) && beUint32(k[len(r.key):]) == 0
+}
+
 // loadOne reads chunk idx with a point read (readers of one chunk).
 func (r *chunkReader) loadOne(idx, want int64) error {
 	v, closer, err := r.d.db.Get(r.key)
+	if errors.Is(err, pebble.ErrNotFound) && idx == 0 {
+		// An object of meta record version 1.
+		r.key = indexedFirstChunkKey(r.key, r.o.loc.fill)
+		v, closer, err = r.d.db.Get(r.key)
+	}
 	if errors.Is(err, pebble.ErrNotFound) {
 		return fmt.Errorf("store: chunk %d of %q is gone (object replaced or removed): %w", idx, r.o.Key, ErrNotFound)
 	}

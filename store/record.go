@@ -14,36 +14,51 @@ import (
 // Record layout in pebble. Every value starts with the CRC-32C of the rest.
 //
 //	"m" key                      meta record: metaRecord, the commit point
-//	"c" fill(8, BE) index(4, BE) one body chunk
+//	"c" fill(8, BE)              a body's first chunk
+//	"c" fill(8, BE) index(4, BE) its next chunks (index 1, 2, ...)
 //	"f" fill(8, BE)              fill registry (empty payload; stores written
 //	                             before it was emptied hold the key): written
-//	                             with the first chunk, deleted with the body
-//
+//	                             with the first chunk a fill writes before its
+//	                             commit, deleted with the body; a fill
+//	                             committed in one batch has none
 //	"t" uvarint(len tag) tag key tag index entry (empty payload)
-//	"u" fill(8, BE)              last access, unix milliseconds (persisted lazily)
-//	"a" key                      last access as older stores kept it, by key:
-//	                             read and replaced by "u" records at Open
+//	"o" index(4, BE)             last access of up to accessPerRecord
+//	                             objects (accessRecord), rewritten whole at
+//	                             Close
+//	"u" fill(8, BE)              last access of one object, unix
+//	                             milliseconds, as older stores kept it
+//	"a" key                      the same by key, as still older stores
+//	                             kept it: both read and replaced at Open
 //
-// The key is in the meta record's key and the tag entries only: fill and
-// access records name the fill, 8 bytes, rather than the URL (a third of
-// what an object's small records took with varied URLs,
-// TestChargeMatchesTheFootprint).
+// The key is in the meta record's key and the tag entries only: chunks and
+// access entries name the fill, not the URL. Meta records of version 1
+// (metaVersionIndexedFirst) belong to objects whose first chunk is under
+// "c" fill 0(4), as every chunk was before, and that have a fill record.
 //
 // Chunks are keyed by fill id, not by key, so a new fill never overwrites
 // the chunks of the object it replaces, and one DeleteRange over
 // ["c" fill, "c" fill+1) removes an object's body. At Open, a fill record
-// whose key has no meta record naming that fill (a crash mid-fill, or a
-// meta record lost to corruption) has its chunks removed.
+// whose key has no meta record naming that fill (a crash mid-fill) has its
+// chunks removed; when a meta record is lost to corruption, Open removes
+// every chunk whose fill no meta record names.
 const (
 	prefixMeta   = 'm'
 	prefixChunk  = 'c'
 	prefixFill   = 'f'
 	prefixTag    = 't'
 	prefixAccess = 'a' // older stores' access records, by key
-	prefixUse    = 'u'
+	prefixUse    = 'u' // older stores' access records, by fill
+	prefixOrder  = 'o'
 )
 
-const metaVersion = 1
+// Meta record versions: version 2 objects keep their first chunk under
+// "c" fill and have a fill record only when a chunk was written before
+// the commit; version 1 objects keep it under "c" fill 0(4) and always
+// have one.
+const (
+	metaVersion             = 2
+	metaVersionIndexedFirst = 1
+)
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
@@ -84,10 +99,30 @@ func fillKey(fill uint64) []byte {
 	return binary.BigEndian.AppendUint64([]byte{prefixFill}, fill)
 }
 
+// chunkKey is the key of chunk idx of fill: the first chunk without an
+// index (most bodies have one chunk: 4 bytes less per object, as pebble
+// stores the part of a key that differs from the key before it).
 func chunkKey(dst []byte, fill uint64, idx uint32) []byte {
 	dst = append(dst[:0], prefixChunk)
 	dst = binary.BigEndian.AppendUint64(dst, fill)
+	if idx == 0 {
+		return dst
+	}
 	return binary.BigEndian.AppendUint32(dst, idx)
+}
+
+// indexedFirstChunkKey is the key of fill's first chunk in objects of
+// meta record version 1.
+func indexedFirstChunkKey(dst []byte, fill uint64) []byte {
+	return binary.BigEndian.AppendUint32(chunkKey(dst, fill, 0), 0)
+}
+
+// chunkKey is the key of chunk idx of r's object.
+func (r *metaRecord) chunkKey(dst []byte, idx uint32) []byte {
+	if idx == 0 && r.version == metaVersionIndexedFirst {
+		return indexedFirstChunkKey(dst, r.fill)
+	}
+	return chunkKey(dst, r.fill, idx)
 }
 
 // chunkSpan returns the key range holding every chunk of fill.
@@ -120,6 +155,7 @@ func prefixEnd(p []byte) []byte {
 
 // metaRecord is the decoded meta record of one committed object.
 type metaRecord struct {
+	version   byte // as decoded; 0 (new records): metaVersion
 	fill      uint64
 	size      int64
 	chunkSize int64
@@ -148,7 +184,11 @@ func putString(b []byte, s string) []byte {
 // encode returns the sealed meta record.
 func (r *metaRecord) encode() []byte {
 	b := make([]byte, 4, 128)
-	b = append(b, metaVersion)
+	v := r.version // a rewritten record keeps its object's layout
+	if v == 0 {
+		v = metaVersion
+	}
+	b = append(b, v)
 	b = binary.AppendUvarint(b, r.fill)
 	b = binary.AppendUvarint(b, uint64(r.size))
 	b = binary.AppendUvarint(b, uint64(r.chunkSize))
@@ -248,6 +288,10 @@ func (d *decoder) string() string {
 	return s
 }
 
+func knownVersion(v byte) bool {
+	return v == metaVersion || v == metaVersionIndexedFirst
+}
+
 // decodeIndexFields verifies a sealed meta record and decodes only what the
 // index needs (Open reads every record: skipping the header fields makes it
 // several times faster). Errors wrap ErrCorrupt.
@@ -257,8 +301,8 @@ func decodeIndexFields(v []byte) (r metaRecord, tags, tagBytes int, err error) {
 		return r, 0, 0, err
 	}
 	d := decoder{b: p}
-	if ver := d.byte(); d.err == nil && ver != metaVersion {
-		return r, 0, 0, fmt.Errorf("meta record version %d: %w", ver, ErrCorrupt)
+	if r.version = d.byte(); d.err == nil && !knownVersion(r.version) {
+		return r, 0, 0, fmt.Errorf("meta record version %d: %w", r.version, ErrCorrupt)
 	}
 	r.fill = d.uvarint()
 	r.size = int64(d.uvarint())
@@ -291,10 +335,10 @@ func decodeMeta(v []byte) (*metaRecord, error) {
 		return nil, err
 	}
 	d := decoder{b: p}
-	if ver := d.byte(); d.err == nil && ver != metaVersion {
-		return nil, fmt.Errorf("meta record version %d: %w", ver, ErrCorrupt)
+	r := &metaRecord{version: d.byte()}
+	if d.err == nil && !knownVersion(r.version) {
+		return nil, fmt.Errorf("meta record version %d: %w", r.version, ErrCorrupt)
 	}
-	r := &metaRecord{}
 	r.fill = d.uvarint()
 	r.size = int64(d.uvarint())
 	r.chunkSize = int64(d.uvarint())

@@ -503,9 +503,6 @@ func (w *Writer) commit() (*Object, error) {
 		b.Set(tagKey(t, w.key), sealed(nil), nil)
 	}
 	b.Set(metaKey(w.key), mv, nil)
-	if !w.marker {
-		b.Set(fillKey(w.fill), sealed(nil), nil)
-	}
 	wo := pebble.Sync
 	if d.opts.NoSync {
 		wo = pebble.NoSync
