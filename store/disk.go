@@ -22,21 +22,26 @@ import (
 // to what objects take in pebble's tables once flushed and compacted
 // (TestChargeMatchesTheFootprint measures it):
 //   - a chunk record costs chunkRecordOverhead bytes beyond its payload
-//     (key, lengths, checksum) and its share of a block's cost
-//     (blockOverhead: trailer, restart points, index entry), by the part
-//     of a block it fills: a 4 KiB chunk in a 16 KiB block a quarter, a
-//     64 KiB chunk a block of its own. Measured at 4, 8, 16 and 32 KiB
-//     blocks: 98, 76, 65 and 60 bytes per 4 KiB object (blockOverhead 44);
-//     a chunk took 13-29 bytes at 16 KiB blocks (1-8 KiB bodies);
-//   - the small records (meta record, fill and access records, tag
-//     entries), which pebble prefix-compresses and compresses by block,
-//     take about 3/7 of the bytes of the key, the meta record and the tag
-//     entries (0.3-0.45 measured, from the bench's uniform metadata to
-//     varied URLs and headers; 47 bytes for an empty bench object).
+//     (the part of its key that differs from the key before it, lengths,
+//     checksum; chunkIndexBytes more after the first chunk, whose key has
+//     no index) and its share of a block's cost (blockOverhead: trailer,
+//     restart points, index entry), by the part of a block it fills: a
+//     4 KiB chunk in a 16 KiB block a quarter, a 64 KiB chunk a block of
+//     its own. Measured at 4, 8, 16 and 32 KiB blocks: 98, 76, 65 and 60
+//     bytes per 4 KiB object (blockOverhead 44, before the first chunk's
+//     key lost its index);
+//   - the small records (meta record, tag entries, the object's entry in
+//     the access records), which pebble prefix-compresses and compresses
+//     by block, take about 5/9 of the raw bytes of the key, the meta
+//     record and the tag entries less 34 bytes, and at least a fifth of
+//     them: 24 bytes for the bench's uniform metadata (110 raw bytes), 122
+//     with varied URLs, headers and times (285 raw bytes).
 const (
-	chunkRecordOverhead              = 17
-	blockOverhead                    = 44
-	smallRecordsNum, smallRecordsDen = 3, 7
+	chunkRecordOverhead                  = 13
+	chunkIndexBytes                      = 4
+	blockOverhead                        = 44
+	smallRecordsNum, smallRecordsDen     = 5, 9
+	smallRecordsFree, smallRecordsMinDen = 34, 5
 )
 
 // dataBlockSize is the size of pebble's blocks. Chunks up to a fraction
@@ -427,45 +432,8 @@ func (d *diskTier) recover() error {
 		leftovers += n
 	}
 
-	// Access times persisted at the last Close: older stores' records by
-	// key are taken and removed (e.saved stays apart from the access time,
-	// so that the next Close writes the record by fill), then the records
-	// by fill.
-	it, err = d.db.NewIter(&pebble.IterOptions{LowerBound: []byte{prefixAccess}, UpperBound: []byte{prefixAccess + 1}})
-	if err != nil {
-		return fmt.Errorf("store: recovery: %w", err)
-	}
-	for it.First(); it.Valid(); it.Next() {
-		b.Delete(it.Key(), nil)
-		e := d.index[string(it.Key()[1:])]
-		p, err := unseal(it.Value())
-		if e == nil || err != nil || len(p) != 8 {
-			continue
-		}
-		e.access.Store(int64(beUint64(p)))
-		e.saved = e.access.Load() - 1
-	}
-	if err := it.Close(); err != nil {
-		return fmt.Errorf("store: recovery: %w", err)
-	}
-	it, err = d.db.NewIter(&pebble.IterOptions{LowerBound: []byte{prefixUse}, UpperBound: []byte{prefixUse + 1}})
-	if err != nil {
-		return fmt.Errorf("store: recovery: %w", err)
-	}
-	for it.First(); it.Valid(); it.Next() {
-		var e *diskEntry
-		if k := it.Key(); len(k) == 9 {
-			e = byFill[beUint64(k[1:])]
-		}
-		p, err := unseal(it.Value())
-		if e == nil || err != nil || len(p) != 8 {
-			b.Delete(it.Key(), nil)
-			continue
-		}
-		e.access.Store(int64(beUint64(p)))
-		e.saved = e.access.Load()
-	}
-	if err := it.Close(); err != nil {
+	// Access times persisted at the last Close.
+	if err := d.loadAccess(b, byFill); err != nil {
 		return fmt.Errorf("store: recovery: %w", err)
 	}
 
@@ -539,8 +507,8 @@ func beUint64(b []byte) uint64 {
 }
 
 // chargeOf is the budget charge of an object: body, chunk records, and
-// 3/7 of the key and meta record bytes and of the tag entries' (see
-// chunkRecordOverhead).
+// the small records by the raw bytes of the key, the meta record and the
+// tag entries (see chunkRecordOverhead).
 func (d *diskTier) chargeOf(key string, rec *metaRecord, metaLen int) int64 {
 	tagBytes := 0
 	for _, t := range rec.tags {
@@ -551,12 +519,15 @@ func (d *diskTier) chargeOf(key string, rec *metaRecord, metaLen int) int64 {
 
 func (d *diskTier) charge(key string, size, chunkSize int64, metaLen, tags, tagBytes int) int64 {
 	small := int64(len(key) + metaLen + tagBytes + tags*len(key))
-	c := size + small*smallRecordsNum/smallRecordsDen
+	c := size + max(small*smallRecordsNum/smallRecordsDen-smallRecordsFree, small/smallRecordsMinDen)
 	if full := size / chunkSize; full > 0 {
 		c += full * (d.chunkCharge(chunkSize) - chunkSize)
 	}
 	if last := size % chunkSize; last > 0 {
 		c += d.chunkCharge(last) - last
+	}
+	if n := (size + chunkSize - 1) / chunkSize; n > 1 {
+		c += (n - 1) * chunkIndexBytes
 	}
 	return c
 }
@@ -773,7 +744,6 @@ func (d *diskTier) remove(key string, e *diskEntry, wo *pebble.WriteOptions) boo
 		closer.Close()
 	}
 	b.Delete(metaKey(key), nil)
-	b.Delete(useKey(cur.fill), nil)
 	b.Delete(fillKey(cur.fill), nil)
 	if !pointDeleted {
 		start, end := chunkSpan(cur.fill)
@@ -1447,28 +1417,6 @@ func (d *diskTier) sweepExpired() {
 			d.remove(k, e, pebble.NoSync)
 		}
 	}
-}
-
-// saveAccess persists access times that moved since they were loaded, so
-// that eviction order survives a restart.
-func (d *diskTier) saveAccess() error {
-	b := d.db.NewBatch()
-	defer b.Close()
-	var buf [12]byte
-	d.mu.Lock()
-	for _, e := range d.index {
-		if a := e.access.Load(); a != e.saved {
-			v := buf[:4]
-			v = append(v, byte(a>>56), byte(a>>48), byte(a>>40), byte(a>>32), byte(a>>24), byte(a>>16), byte(a>>8), byte(a))
-			b.Set(useKey(e.fill), seal(v), nil)
-			e.saved = a
-		}
-	}
-	d.mu.Unlock()
-	if b.Empty() {
-		return nil
-	}
-	return d.commit(b, pebble.Sync)
 }
 
 // close stops the background loop, persists access times (unless the

@@ -43,12 +43,14 @@ func measureFootprint(t *testing.T, n, size int, tags []string, realistic bool) 
 		key, m := "https://bench.invalid/o/"+strconv.Itoa(100000+i), meta
 		if realistic {
 			key = fmt.Sprintf("https://%s.example.com/%x/%x?v=%d", []string{"img", "static", "www", "api"}[rng.IntN(4)], rng.Uint64(), rng.Uint32(), rng.IntN(100))
-			m = cache.Meta{Status: http.StatusOK, RequestTime: now, ResponseTime: now, Header: http.Header{
+			// Each response at its own time (the bench's share one).
+			req := now.Add(time.Duration(rng.Int64N(int64(time.Hour))))
+			m = cache.Meta{Status: http.StatusOK, RequestTime: req, ResponseTime: req.Add(time.Duration(rng.Int64N(int64(200 * time.Millisecond)))), Header: http.Header{
 				"Content-Type":   {"image/jpeg"},
 				"Cache-Control":  {"public, max-age=86400"},
 				"Etag":           {fmt.Sprintf(`"%x"`, rng.Uint64())},
 				"Last-Modified":  {now.Add(-time.Duration(rng.IntN(1e6)) * time.Second).UTC().Format(http.TimeFormat)},
-				"Date":           {now.UTC().Format(http.TimeFormat)},
+				"Date":           {req.UTC().Format(http.TimeFormat)},
 				"Content-Length": {strconv.Itoa(size)},
 			}}
 		}
@@ -65,7 +67,8 @@ func measureFootprint(t *testing.T, n, size int, tags []string, realistic bool) 
 	defer d.release()
 	d.mu.Lock()
 	for _, e := range d.index {
-		e.access.Add(1) // every object was read since it was stored
+		// Every object was read since it was stored, in the hour after.
+		e.access.Add(1 + rng.Int64N(3_600_000))
 	}
 	d.mu.Unlock()
 	if err := d.saveAccess(); err != nil {
@@ -138,16 +141,25 @@ func TestChargeMatchesTheFootprint(t *testing.T) {
 	}
 }
 
-// TestOlderRecordsAreReadAndReplaced: a data directory written before the
-// fill and access records named the fill instead of the key (fill records
-// holding the key, access records keyed by URL) opens with every object,
-// its access time and crash-leftover cleaning intact; Open removes the
-// old access records and the next Close writes them by fill.
+// useKey is the key of an access record by fill, as older stores wrote
+// them.
+func useKey(fill uint64) []byte {
+	return binary.BigEndian.AppendUint64([]byte{prefixUse}, fill)
+}
+
+// TestOlderRecordsAreReadAndReplaced: a data directory written by older
+// stores (meta records of version 1 with the first chunk under an indexed
+// key, fill records holding the key, access records by URL or by fill)
+// opens with every object, its body, its access time and crash-leftover
+// cleaning intact; Open removes the old access records and the next Close
+// writes access records in their place; removing an object removes its
+// indexed first chunk.
 func TestOlderRecordsAreReadAndReplaced(t *testing.T) {
 	opts := testOptions(t)
 	opts.MemoryBytes = -1
+	opts.ChunkSize = 4096
 	s := openTest(t, opts)
-	bodies := map[string][]byte{"x": body(10_000, 1), "y": body(3_000, 2), "z": body(100, 3)}
+	bodies := map[string][]byte{"x": body(10_000, 1), "y": body(3_000, 2), "z": body(100, 3), "gone": body(5_000, 4)}
 	for k, b := range bodies {
 		put(t, s, k, b, CreateOptions{SizeHint: -1})
 	}
@@ -161,21 +173,34 @@ func TestOlderRecordsAreReadAndReplaced(t *testing.T) {
 	}
 	b := db.NewBatch()
 	it, _ := db.NewIter(&pebble.IterOptions{LowerBound: []byte{prefixMeta}, UpperBound: []byte{prefixMeta + 1}})
-	access := map[string]int64{"x": 1000, "y": 3000, "z": 2000}
+	access := map[string]int64{"x": 1000, "y": 3000, "z": 2000, "gone": 500}
 	for it.First(); it.Valid(); it.Next() {
 		key := string(it.Key()[1:])
 		rec, err := decodeMeta(it.Value())
 		if err != nil {
 			t.Fatal(err)
 		}
+		rec.version = metaVersionIndexedFirst
+		b.Set(it.Key(), rec.encode(), nil)
+		first, closer, err := db.Get(chunkKey(nil, rec.fill, 0))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.Set(indexedFirstChunkKey(nil, rec.fill), append([]byte(nil), first...), nil)
+		closer.Close()
+		b.Delete(chunkKey(nil, rec.fill, 0), nil)
 		b.Set(fillKey(rec.fill), sealed([]byte(key)), nil)
-		b.Delete(useKey(rec.fill), nil)
-		b.Set(append([]byte{prefixAccess}, key...), sealed(binary.BigEndian.AppendUint64(nil, uint64(access[key]))), nil)
+		if key == "y" {
+			b.Set(useKey(rec.fill), sealed(binary.BigEndian.AppendUint64(nil, uint64(access[key]))), nil)
+		} else {
+			b.Set(append([]byte{prefixAccess}, key...), sealed(binary.BigEndian.AppendUint64(nil, uint64(access[key]))), nil)
+		}
 	}
 	it.Close()
+	b.DeleteRange([]byte{prefixOrder}, []byte{prefixOrder + 1}, nil)
 	const leftover = 1 << 40
 	b.Set(fillKey(leftover), sealed([]byte("x")), nil)
-	b.Set(chunkKey(nil, leftover, 0), sealed([]byte("partial")), nil)
+	b.Set(indexedFirstChunkKey(nil, leftover), sealed([]byte("partial")), nil)
 	if err := b.Commit(pebble.Sync); err != nil {
 		t.Fatal(err)
 	}
@@ -190,10 +215,9 @@ func TestOlderRecordsAreReadAndReplaced(t *testing.T) {
 		}
 	}
 	d.mu.Unlock()
-	for k := range access {
-		if _, closer, err := d.db.Get(append([]byte{prefixAccess}, k...)); err == nil {
-			closer.Close()
-			t.Errorf("the older access record of %q is still there", k)
+	for _, k := range []byte{prefixAccess, prefixUse} {
+		if n := rawKeysOf(t, d.db, k); n != 0 {
+			t.Errorf("%d older access records %q after Open, want 0", n, k)
 		}
 	}
 	ctx := context.Background()
@@ -206,16 +230,43 @@ func TestOlderRecordsAreReadAndReplaced(t *testing.T) {
 			t.Errorf("Get(%q): %d bytes, not the %d stored", k, len(got), len(want))
 		}
 	}
-	if _, closer, err := d.db.Get(chunkKey(nil, leftover, 0)); err == nil {
+	if _, closer, err := d.db.Get(indexedFirstChunkKey(nil, leftover)); err == nil {
 		closer.Close()
 		t.Error("the leftover fill's chunk was not removed")
 	}
+	if !d.remove("gone", nil, pebble.Sync) {
+		t.Fatal("removing an older object failed")
+	}
+	d.mu.Lock()
+	closed := map[string]int64{}
+	for k, e := range d.index {
+		closed[k] = e.access.Load() // the Gets above moved them
+	}
+	d.mu.Unlock()
 	d.release()
 	s.Close()
-	if n := rawKeys(t, opts.Dir, prefixUse); n != len(bodies) {
-		t.Errorf("%d access records by fill after Close, want %d", n, len(bodies))
+	// x's three chunks, y's and z's one each.
+	if n := rawKeys(t, opts.Dir, prefixChunk); n != 5 {
+		t.Errorf("%d chunk records after removing an older object, want 5", n)
 	}
-	if n := rawKeys(t, opts.Dir, prefixAccess); n != 0 {
-		t.Errorf("%d older access records after Close, want 0", n)
+	if n := rawKeys(t, opts.Dir, prefixOrder); n != 1 {
+		t.Errorf("%d access records after Close, want 1", n)
 	}
+	for _, k := range []byte{prefixAccess, prefixUse} {
+		if n := rawKeys(t, opts.Dir, k); n != 0 {
+			t.Errorf("%d older access records %q after Close, want 0", n, k)
+		}
+	}
+
+	// The order survives the next restart from the new records.
+	s = openTest(t, opts)
+	d = s.acquire()
+	d.mu.Lock()
+	for k, want := range closed {
+		if e := d.index[k]; e == nil || e.access.Load() != want {
+			t.Errorf("%q after a second restart: entry %v, want access time %d", k, e, want)
+		}
+	}
+	d.mu.Unlock()
+	d.release()
 }

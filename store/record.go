@@ -90,11 +90,6 @@ func metaKey(key string) []byte {
 	return append([]byte{prefixMeta}, key...)
 }
 
-// useKey is the key of fill's access record.
-func useKey(fill uint64) []byte {
-	return binary.BigEndian.AppendUint64([]byte{prefixUse}, fill)
-}
-
 func fillKey(fill uint64) []byte {
 	return binary.BigEndian.AppendUint64([]byte{prefixFill}, fill)
 }
@@ -160,7 +155,7 @@ type metaRecord struct {
 	size      int64
 	chunkSize int64
 	keepUntil time.Time
-	committed time.Time
+	committed time.Time // to the millisecond
 	tags      []string
 	meta      cache.Meta
 }
@@ -193,7 +188,11 @@ func (r *metaRecord) encode() []byte {
 	b = binary.AppendUvarint(b, uint64(r.size))
 	b = binary.AppendUvarint(b, uint64(r.chunkSize))
 	b = putTime(b, r.keepUntil)
-	b = putTime(b, r.committed)
+	if v == metaVersionIndexedFirst {
+		b = putTime(b, r.committed)
+	} else {
+		b = binary.AppendVarint(b, r.committed.UnixMilli())
+	}
 	b = binary.AppendUvarint(b, uint64(len(r.tags)))
 	for _, t := range r.tags {
 		b = putString(b, t)
@@ -257,6 +256,15 @@ func (d *decoder) time() time.Time {
 	return time.Time{}
 }
 
+// committed reads the commit time: unix nanoseconds in version 1
+// records, milliseconds since (it only orders objects by last access).
+func (d *decoder) committed(version byte) time.Time {
+	if version == metaVersionIndexedFirst {
+		return d.time()
+	}
+	return time.UnixMilli(d.varint())
+}
+
 func (d *decoder) byte() byte {
 	if d.err != nil || len(d.b) == 0 {
 		d.err = errShort
@@ -308,7 +316,7 @@ func decodeIndexFields(v []byte) (r metaRecord, tags, tagBytes int, err error) {
 	r.size = int64(d.uvarint())
 	r.chunkSize = int64(d.uvarint())
 	r.keepUntil = d.time()
-	r.committed = d.time()
+	r.committed = d.committed(r.version)
 	tags = d.count()
 	for range tags {
 		n := d.count()
@@ -343,7 +351,7 @@ func decodeMeta(v []byte) (*metaRecord, error) {
 	r.size = int64(d.uvarint())
 	r.chunkSize = int64(d.uvarint())
 	r.keepUntil = d.time()
-	r.committed = d.time()
+	r.committed = d.committed(r.version)
 	if n := d.count(); n > 0 {
 		r.tags = make([]string, n)
 		for i := range r.tags {

@@ -493,7 +493,6 @@ func (w *Writer) commit() (*Object, error) {
 		for _, t := range oldTags {
 			b.Delete(tagKey(t, w.key), nil)
 		}
-		b.Delete(useKey(old.fill), nil)
 	}
 	lastChunk := int64(len(w.buf))
 	if lastChunk > 0 && !d.opts.Simulate {
