@@ -83,7 +83,10 @@ func (d *diskTier) loadAccess(b *pebble.Batch, byFill map[uint64]*diskEntry) err
 	}
 	for it.First(); it.Valid(); it.Next() {
 		err := decodeAccess(it.Value(), func(a accessEntry) {
-			if e := byFill[a.fill]; e != nil {
+			// An object is accessed after its commit: an earlier entry
+			// names an object removed since whose fill id a later fill
+			// took (Open continues from the highest fill it finds).
+			if e := byFill[a.fill]; e != nil && a.access >= e.access.Load() {
 				e.access.Store(a.access)
 				e.saved = a.access
 			}
