@@ -35,3 +35,13 @@ func (l *Lazy) Due(timeout time.Duration) (time.Time, bool) {
 
 // Reset tells l the deadline was set otherwise: the next Due moves it.
 func (l *Lazy) Reset() { l.timeout.Store(0) }
+
+// At returns the deadline the last Due set, or the zero time after a
+// Reset (or before any Due).
+func (l *Lazy) At() time.Time {
+	timeout := time.Duration(l.timeout.Load())
+	if timeout == 0 {
+		return time.Time{}
+	}
+	return epoch.Add(time.Duration(l.next.Load()) - timeout/4 + timeout)
+}

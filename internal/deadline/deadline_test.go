@@ -15,10 +15,20 @@ func TestLazyMovesOncePerQuarterOfTheTimeoutOrAfterAReset(t *testing.T) {
 	if _, ok := l.Due(time.Hour); ok {
 		t.Error("a second Due within a quarter of the timeout moved the deadline")
 	}
-	if _, ok := l.Due(time.Minute); !ok {
+	if got := l.At(); !got.Equal(at) {
+		t.Errorf("At = %v, want the deadline the first Due set, %v", got, at)
+	}
+	at, ok = l.Due(time.Minute)
+	if !ok {
 		t.Error("a Due for another timeout did not move the deadline")
 	}
+	if got := l.At(); !got.Equal(at) {
+		t.Errorf("At = %v, want the deadline the last Due set, %v", got, at)
+	}
 	l.Reset()
+	if !l.At().IsZero() {
+		t.Error("At after Reset is not zero")
+	}
 	if _, ok := l.Due(time.Minute); !ok {
 		t.Error("a Due after Reset did not move the deadline")
 	}

@@ -37,15 +37,18 @@ func (c *conn) pollRegister() {
 }
 
 // pollWait waits on the poller, if the connection has one, until the
-// next request's bytes arrive or timeout (0: none) passes; the read that
-// follows then finds them, or fails as it would have.
+// next request's bytes arrive or the read deadline setReadDeadline(timeout)
+// set passes (timeout 0: none); the read that follows then finds them, or
+// fails as it would have.
 func (c *conn) pollWait(timeout time.Duration) {
 	if c.pw == nil {
 		return
 	}
 	var d time.Time
 	if timeout > 0 {
-		d = time.Now().Add(timeout)
+		if d = c.readIdle.At(); d.IsZero() {
+			d = time.Now().Add(timeout)
+		}
 	}
 	c.pw.Wait(d)
 }
@@ -57,7 +60,7 @@ func (c *conn) pollWake() {
 	}
 }
 
-// pollUnregister removes the connection from the poller.
+// pollUnregister removes the connection from the poller (again: nothing).
 func (c *conn) pollUnregister() {
 	if c.pw != nil {
 		c.pw.Unregister()

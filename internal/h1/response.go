@@ -445,6 +445,7 @@ func (w *response) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	}
 	c.bg.stop(c)
 	w.hijacked = true
+	c.pollUnregister() // the connection is the handler's now
 	c.state.Store(stateHijacked)
 	c.setState(http.StateHijacked)
 	c.readIdle.Reset()

@@ -11,6 +11,7 @@ package poller
 
 import (
 	"errors"
+	"math"
 	"os"
 	"runtime"
 	"sync"
@@ -30,9 +31,9 @@ const (
 	stateClosed               // Close was called: Wait returns at once
 )
 
-// sweepEvery is how often waiters past their deadline are woken: a
-// deadline is kept to within this much.
-const sweepEvery = 250 * time.Millisecond
+// epoch is when deadlines are counted from, on the monotonic clock (a
+// change of the wall clock moves none).
+var epoch = time.Now()
 
 // Poller is an epoll instance and the goroutine that waits on it.
 type Poller struct {
@@ -46,6 +47,13 @@ type Poller struct {
 	closed  bool
 
 	events atomic.Int64 // events for registered connections
+
+	// The sweep wakes the waiters whose deadline passed. It runs at the
+	// earliest deadline of the waiters it saw (sweepAt, since epoch;
+	// math.MaxInt64: none, or a sweep is running), and when a Wait with an
+	// earlier deadline pokes it; with no deadline waiting it sleeps.
+	sweepAt atomic.Int64
+	poke    chan struct{} // buffered: a poke while one is pending is kept
 
 	done      chan struct{} // closed by Close
 	closeOnce sync.Once
@@ -68,7 +76,9 @@ func New() (*Poller, error) {
 		f.Close()
 		return nil, err
 	}
-	p := &Poller{epfd: epfd, file: f, raw: raw, waiters: map[uint64]*Waiter{}, next: 1, done: make(chan struct{})}
+	p := &Poller{epfd: epfd, file: f, raw: raw, waiters: map[uint64]*Waiter{}, next: 1,
+		poke: make(chan struct{}, 1), done: make(chan struct{})}
+	p.sweepAt.Store(math.MaxInt64)
 	p.wg.Add(2)
 	go p.loop()
 	go p.sweep()
@@ -113,8 +123,9 @@ type Waiter struct {
 	p        *Poller
 	id       uint64
 	rc       syscall.RawConn
+	gone     atomic.Bool // Unregister was called
 	state    atomic.Int32
-	deadline atomic.Int64 // unix nanoseconds; 0: none
+	deadline atomic.Int64 // since epoch; 0: none
 	ch       chan struct{}
 }
 
@@ -139,29 +150,45 @@ func (p *Poller) Register(c syscall.Conn) (*Waiter, error) {
 	p.next++
 	p.waiters[w.id] = w
 	p.mu.Unlock()
-	var cerr error
-	err = rc.Control(func(fd uintptr) {
-		ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLET}
-		setID(&ev, w.id)
-		cerr = unix.EpollCtl(p.epfd, unix.EPOLL_CTL_ADD, int(fd), &ev)
-	})
-	if err == nil {
-		err = cerr
-	}
-	if err != nil {
+	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLET}
+	setID(&ev, w.id)
+	if err := w.ctl(unix.EPOLL_CTL_ADD, &ev); err != nil {
 		p.forget(w)
-		return nil, os.NewSyscallError("epoll_ctl", err)
+		return nil, err
 	}
 	return w, nil
 }
 
-// Unregister removes w's descriptor from the poller; call it before the
-// connection is closed.
+// Unregister removes w's descriptor from the poller, if the connection is
+// still open (closing it removes it too); a second call does nothing.
 func (w *Waiter) Unregister() {
+	if w.gone.Swap(true) {
+		return
+	}
 	w.p.forget(w)
-	w.rc.Control(func(fd uintptr) {
-		unix.EpollCtl(w.p.epfd, unix.EPOLL_CTL_DEL, int(fd), nil)
+	w.ctl(unix.EPOLL_CTL_DEL, nil)
+}
+
+// ctl applies op to w's descriptor in the poller's epoll instance. Both
+// descriptors are held open meanwhile (RawConn.Control), so that neither
+// number can be reused by another file under it: it fails once either is
+// closed.
+func (w *Waiter) ctl(op int, ev *unix.EpollEvent) error {
+	var cerr, errno error
+	err := w.p.raw.Control(func(epfd uintptr) {
+		cerr = w.rc.Control(func(fd uintptr) {
+			errno = unix.EpollCtl(int(epfd), op, int(fd), ev)
+		})
 	})
+	for _, e := range []error{cerr, errno} {
+		if err == nil {
+			err = e
+		}
+	}
+	if err != nil {
+		return os.NewSyscallError("epoll_ctl", err)
+	}
+	return nil
 }
 
 // Events is the number of events for registered connections so far.
@@ -181,8 +208,8 @@ func (p *Poller) forget(w *Waiter) {
 }
 
 // Wait returns once input or a hang-up arrived on the descriptor since the
-// last Wait, deadline (zero: none) passed to within sweepEvery, Wake was
-// called, or the poller closed.
+// last Wait, deadline (zero: none) passed, Wake was called, or the poller
+// closed.
 func (w *Waiter) Wait(deadline time.Time) {
 	// An event that came while nobody waited may be for bytes the last
 	// read already took: wait unless bytes (or the end) are there.
@@ -191,13 +218,21 @@ func (w *Waiter) Wait(deadline time.Time) {
 	}
 	var d int64
 	if !deadline.IsZero() {
-		d = deadline.UnixNano()
+		d = max(int64(deadline.Sub(epoch)), 1)
 	}
 	w.deadline.Store(d)
 	if !w.state.CompareAndSwap(stateNone, stateWaiting) {
 		// Ready arrived meanwhile, or closed.
 		w.state.CompareAndSwap(stateReady, stateNone)
 		return
+	}
+	if d != 0 && d < w.p.sweepAt.Load() {
+		// The sweep is not planned before d (or is running, and may not
+		// have seen this Wait): tell it.
+		select {
+		case w.p.poke <- struct{}{}:
+		default:
+		}
 	}
 	<-w.ch
 }
@@ -308,31 +343,49 @@ func wakeInOrder(ws []*Waiter) {
 	ws[0].ch <- struct{}{}
 }
 
-// sweep wakes the waiters past their deadline.
+// sweep wakes the waiters past their deadline, at the earliest deadline
+// it knows of (see sweepAt).
 func (p *Poller) sweep() {
 	defer p.wg.Done()
-	t := time.NewTicker(sweepEvery)
+	t := time.NewTimer(time.Hour)
+	t.Stop()
 	defer t.Stop()
 	var due []*Waiter
 	for {
 		select {
 		case <-p.done:
 			return
-		case now := <-t.C:
-			due = due[:0]
-			p.mu.Lock()
-			for _, w := range p.waiters {
-				if d := w.deadline.Load(); d != 0 && d <= now.UnixNano() && w.state.Load() == stateWaiting {
-					due = append(due, w)
-				}
+		case <-p.poke:
+		case <-t.C:
+		}
+		// A Wait from now on pokes: this pass may miss it.
+		p.sweepAt.Store(math.MaxInt64)
+		now := int64(time.Since(epoch))
+		next := int64(math.MaxInt64)
+		due = due[:0]
+		p.mu.Lock()
+		for _, w := range p.waiters {
+			if w.state.Load() != stateWaiting {
+				continue
 			}
-			p.mu.Unlock()
-			for _, w := range due {
-				if w.ready(stateReady) {
-					w.ch <- struct{}{}
-				}
+			switch d := w.deadline.Load(); {
+			case d == 0:
+			case d <= now:
+				due = append(due, w)
+			case d < next:
+				next = d
 			}
-			clear(due)
+		}
+		p.mu.Unlock()
+		for _, w := range due {
+			if w.ready(stateReady) {
+				w.ch <- struct{}{}
+			}
+		}
+		clear(due)
+		p.sweepAt.Store(next)
+		if next != math.MaxInt64 {
+			t.Reset(time.Duration(next) - time.Since(epoch))
 		}
 	}
 }

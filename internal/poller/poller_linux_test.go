@@ -1,6 +1,7 @@
 package poller
 
 import (
+	"math"
 	"net"
 	"os"
 	"runtime"
@@ -115,7 +116,7 @@ func TestWaitEndsOnInputHangUpDeadlineWakeAndClose(t *testing.T) {
 	start := time.Now()
 	done = waitAsync(w, start.Add(200*time.Millisecond))
 	parked(t, w)
-	// The deadline ends it (to within sweepEvery), not the stale event.
+	// The deadline ends it, not the stale event.
 	returns(t, done, "deadline")
 	if waited := time.Since(start); waited < 200*time.Millisecond {
 		t.Errorf("Wait returned after %v, before its deadline: the stale event ended it", waited)
@@ -200,6 +201,53 @@ func TestWakeInOrder(t *testing.T) {
 	for i, got := range order {
 		if got != i {
 			t.Fatalf("woken in order %v, want 0 to %d", order, n-1)
+		}
+	}
+}
+
+// TestSweepRunsAtTheEarliestDeadline: the sweep that ends Waits past their
+// deadline is planned for the earliest one (so that a short idle timeout
+// is kept, and nothing runs while no deadline is near), and a Wait with a
+// deadline before the planned sweep brings it forward.
+func TestSweepRunsAtTheEarliestDeadline(t *testing.T) {
+	p := newPoller(t)
+	var ws []*Waiter
+	for range 2 {
+		sc, _ := pair(t)
+		w, err := p.Register(sc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(w.Unregister)
+		ws = append(ws, w)
+	}
+	// Nothing waits: no sweep is planned.
+	if at := p.sweepAt.Load(); at != math.MaxInt64 {
+		t.Errorf("sweep planned at %d with nothing waiting", at)
+	}
+	late := time.Now().Add(time.Hour)
+	lateDone := waitAsync(ws[0], late)
+	parked(t, ws[0])
+	want := int64(late.Sub(epoch))
+	waitFor(t, "the sweep to be planned for the deadline", func() bool { return p.sweepAt.Load() == want })
+
+	// A Wait with an earlier deadline ends at it, not an hour later.
+	start := time.Now()
+	returns(t, waitAsync(ws[1], start.Add(20*time.Millisecond)), "a deadline before the planned sweep")
+	if waited := time.Since(start); waited < 20*time.Millisecond {
+		t.Errorf("Wait returned after %v, before its deadline", waited)
+	}
+	waitFor(t, "the sweep to be planned for the remaining deadline", func() bool { return p.sweepAt.Load() == want })
+	ws[0].Wake()
+	returns(t, lateDone, "Wake")
+}
+
+// waitFor polls cond until it holds, for up to 20 s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for end := time.Now().Add(20 * time.Second); !cond(); time.Sleep(time.Millisecond) {
+		if time.Now().After(end) {
+			t.Fatalf("waited 20 s for %s", what)
 		}
 	}
 }
