@@ -48,6 +48,7 @@ func TestServingWithThePoller(t *testing.T) {
 		{"ExpectContinue", TestExpectContinue},
 		{"ParkedClientCloses", testParkedClientCloses},
 		{"ParkedClose", testParkedConnectionsEndOnClose},
+		{"HijackUnregisters", testHijackUnregisters},
 	} {
 		t.Run(tc.name, tc.f)
 		waitFor(t, tc.name+"'s connections to unregister", func() bool { return p.Len() == 0 })
@@ -108,4 +109,33 @@ func testParkedConnectionsEndOnClose(t *testing.T) {
 	waitFor(t, "three connections to park", func() bool { return testPoller.Len() == 3 })
 	s.Close()
 	waitFor(t, "the connections to unregister", func() bool { return testPoller.Len() == 0 })
+}
+
+// testHijackUnregisters: a hijacked connection leaves the poller at
+// Hijack, while its handler still holds it (its traffic is the handler's).
+func testHijackUnregisters(t *testing.T) {
+	registered := make(chan [2]int, 1)
+	_, addr := start(t, nil, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		before := testPoller.Len()
+		c, _, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			panic(err)
+		}
+		defer c.Close()
+		registered <- [2]int{before, testPoller.Len()}
+	}))
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	io.WriteString(c, "GET / HTTP/1.1\r\nHost: h\r\nUpgrade: x\r\nConnection: Upgrade\r\n\r\n")
+	select {
+	case n := <-registered:
+		if n != [2]int{1, 0} {
+			t.Errorf("connections registered before and after Hijack: %v, want [1 0]", n)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the handler did not run")
+	}
 }
