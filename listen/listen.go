@@ -391,6 +391,16 @@ func (g *Group) usePoller(opts Options, h *h1.Server) {
 	h.SetPoller(g.poller)
 }
 
+// Poller reports whether the group's plain connections wait on a poller
+// (Options.Poller, where epoll exists) and how many are registered with
+// it now.
+func (g *Group) Poller() (on bool, conns int) {
+	if g.poller == nil {
+		return false, 0
+	}
+	return true, g.poller.Len()
+}
+
 // Close releases the sockets of a group that is not serving (idempotent).
 func (g *Group) Close() {
 	if g.poller != nil {
