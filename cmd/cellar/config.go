@@ -75,10 +75,11 @@ type fileConfig struct {
 // "net/http".
 type serverConfig struct {
 	Engine string `yaml:"engine"`
-	// Poller: cellar's engine's keep-alive connections wait for their
-	// next request on cellar's own epoll poller (listen.Options.Poller;
-	// off by default, an experiment of issue 14).
-	Poller bool `yaml:"poller"`
+	// Poller: cellar's engine's plain keep-alive connections wait for
+	// their next request on cellar's own epoll poller
+	// (listen.Options.Poller); on unless set to false. Without epoll (not
+	// Linux) they wait in their reads whatever it says.
+	Poller *bool `yaml:"poller"`
 }
 
 // clusterConfig is the cluster section: cluster.Config, local_hot
@@ -520,7 +521,7 @@ type settings struct {
 	nats natsSettings
 	// engine is the HTTP/1.x engine (listen.Options.Engine); "": cellar's.
 	engine string
-	// poller is server.poller (listen.Options.Poller).
+	// poller is server.poller (listen.Options.Poller); on by default.
 	poller bool
 }
 
@@ -736,7 +737,9 @@ func (fc *fileConfig) apply(s *settings, lines map[string]int) error {
 		p.add("server.engine", fc.Server.Engine, "is cellar or net/http")
 	}
 	s.engine = fc.Server.Engine
-	s.poller = fc.Server.Poller
+	if fc.Server.Poller != nil {
+		s.poller = *fc.Server.Poller
+	}
 	p.duration("timeouts.tunnel_idle", fc.Timeouts.TunnelIdle, &s.proxy.TunnelIdleTimeout)
 
 	c := fc.Cache

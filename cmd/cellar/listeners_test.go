@@ -155,17 +155,18 @@ func read(t *testing.T, resp *http.Response, err error) string {
 
 // TestIdleTimeoutClosesClientConnections: timeouts.idle bounds how long a
 // client's keep-alive connection waits for its next request, on both
-// HTTP/1.x engines (it used to reach only the upstream connections, and
-// clients kept listen's default of 90 s).
+// HTTP/1.x engines, cellar's with its keep-alive poller (the default) and
+// without (it used to reach only the upstream connections, and clients
+// kept listen's default of 90 s).
 func TestIdleTimeoutClosesClientConnections(t *testing.T) {
 	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, "ok")
 	}))
 	defer origin.Close()
-	for _, engine := range []string{"cellar", "net/http"} {
-		t.Run(strings.ReplaceAll(engine, "/", ""), func(t *testing.T) {
+	for _, server := range []string{"{engine: cellar}", "{engine: cellar, poller: false}", "{engine: net/http}"} {
+		t.Run(strings.Trim(strings.ReplaceAll(server, "/", ""), "{}"), func(t *testing.T) {
 			ls := startServeConfig(t, "origin: "+origin.URL+`
-server: {engine: `+engine+`}
+server: `+server+`
 listeners:
   - address: 127.0.0.1:0
 timeouts:

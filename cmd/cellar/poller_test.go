@@ -2,81 +2,180 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
 	"time"
 )
 
-// epolls counts the process's epoll instances.
-func epolls(t *testing.T) int {
-	fds, err := filepath.Glob("/proc/self/fd/*")
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := 0
-	for _, fd := range fds {
-		if l, err := os.Readlink(fd); err == nil && l == "anon_inode:[eventpoll]" {
-			n++
-		}
-	}
-	return n
-}
-
-// TestServePoller: with server.poller, keep-alive connections wait for
-// their next request on cellar's own epoll instance and are served as
+// TestServePoller: by default (on Linux) the proxy's keep-alive
+// connections wait for their next request on cellar's own epoll poller,
+// which the start's log line and the cellar_poller_connections gauge show;
+// `server: {poller: false}` turns it off. Either way they are served as
 // before: one request at a time, pipelined, and closed when asked.
 func TestServePoller(t *testing.T) {
-	if runtime.GOOS != "linux" {
-		t.Skip("the poller needs epoll")
-	}
 	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "max-age=60")
 		io.WriteString(w, "body of "+r.URL.Path)
 	}))
 	defer origin.Close()
-	before := epolls(t)
-	ls := startServeConfig(t, "listen: 127.0.0.1:0\norigin: "+origin.URL+"\naccess_log: false\n"+
-		"server:\n  poller: true\n")
-	if n := epolls(t); n != before+1 {
-		t.Errorf("%d epoll instances after serve began, want %d (the poller's)", n, before+1)
+	for _, tc := range []struct {
+		name   string
+		config string
+		on     bool
+	}{
+		{"default", "", runtime.GOOS == "linux"},
+		{"off", "server:\n  poller: false\n", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r, err := startServe(t, "-origin", origin.URL, "-access-log=false", "-data-dir", t.TempDir(),
+				"-config", writeConfig(t, "# serve's flags say the rest\n"+tc.config))
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := "poller=off"
+			if tc.on {
+				want = "poller=on"
+			}
+			if !strings.Contains(r.log.String(), want) {
+				t.Errorf("the log does not say %s:\n%s", want, r.log)
+			}
+			c, err := net.Dial("tcp", r.proxy)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(30 * time.Second))
+			br := bufio.NewReader(c)
+			read := func(path string) {
+				t.Helper()
+				resp, err := http.ReadResponse(br, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				b, _ := io.ReadAll(resp.Body)
+				if resp.StatusCode != 200 || string(b) != "body of "+path {
+					t.Fatalf("%s: %d %q", path, resp.StatusCode, b)
+				}
+			}
+			// One at a time (a miss, then hits), each after the connection
+			// waited.
+			for range 3 {
+				io.WriteString(c, "GET /a HTTP/1.1\r\nHost: h\r\n\r\n")
+				read("/a")
+			}
+			// The connection is idle: registered with the poller if on.
+			wantConns := 0.0
+			if tc.on {
+				wantConns = 1
+			}
+			if _, m := get(t, "http://"+r.admin+"/metrics"); metricValue(m, "cellar_poller_connections") != wantConns {
+				t.Errorf("cellar_poller_connections = %v, want %v", metricValue(m, "cellar_poller_connections"), wantConns)
+			}
+			// Pipelined.
+			io.WriteString(c, "GET /a HTTP/1.1\r\nHost: h\r\n\r\nGET /b HTTP/1.1\r\nHost: h\r\n\r\n")
+			read("/a")
+			read("/b")
+			io.WriteString(c, "GET /b HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
+			read("/b")
+			if _, err := br.ReadByte(); err != io.EOF {
+				t.Errorf("after Connection: close: %v, want EOF", err)
+			}
+		})
 	}
-	c, err := net.Dial("tcp", strings.TrimPrefix(ls[0], "http://"))
+}
+
+// TestReloadSwitchesThePoller: a reload that turns server.poller off opens
+// a new listener set on the same socket; the old set closes the
+// connection that waited on its poller and stops the poller's goroutines;
+// turned on again, the next set has a poller of its own.
+func TestReloadSwitchesThePoller(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("the poller needs epoll")
+	}
+	a := namedOrigin(t, "A", nil, nil)
+	dir := t.TempDir()
+	base := "origin: " + a.URL + "\nlisteners:\n  - address: 127.0.0.1:0\n"
+	cfg := writeConfig(t, base)
+	r, err := startServeNoListen(t, "-config", cfg, "-admin", "127.0.0.1:0", "-data-dir", dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(30 * time.Second))
-	br := bufio.NewReader(c)
-	read := func(path string) {
+	// idle opens a connection, makes one request and leaves it waiting.
+	idle := func() *bufio.Reader {
 		t.Helper()
+		c, err := net.Dial("tcp", r.proxy)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		c.SetDeadline(time.Now().Add(30 * time.Second))
+		io.WriteString(c, "GET /x HTTP/1.1\r\nHost: h\r\n\r\n")
+		br := bufio.NewReader(c)
 		resp, err := http.ReadResponse(br, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
-		b, _ := io.ReadAll(resp.Body)
-		if resp.StatusCode != 200 || string(b) != "body of "+path {
-			t.Fatalf("%s: %d %q", path, resp.StatusCode, b)
+		if b, _ := io.ReadAll(resp.Body); string(b) != "A" {
+			t.Fatalf("got %q", b)
+		}
+		return br
+	}
+	polled := func(want float64) {
+		t.Helper()
+		if _, m := get(t, "http://"+r.admin+"/metrics"); metricValue(m, "cellar_poller_connections") != want {
+			t.Errorf("cellar_poller_connections = %v, want %v", metricValue(m, "cellar_poller_connections"), want)
 		}
 	}
-	// One at a time (a miss, then hits), each after the connection waited.
-	for range 3 {
-		io.WriteString(c, "GET /a HTTP/1.1\r\nHost: h\r\n\r\n")
-		read("/a")
+	reload := func(config string) {
+		t.Helper()
+		if err := os.WriteFile(cfg, []byte(config), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		var out, errb strings.Builder
+		if err := run(context.Background(), []string{"reload", "-admin", r.admin, "-data-dir", dir}, &out, &errb); err != nil {
+			t.Fatalf("reload: %v\n%s", err, errb.String())
+		}
 	}
-	// Pipelined.
-	io.WriteString(c, "GET /a HTTP/1.1\r\nHost: h\r\n\r\nGET /b HTTP/1.1\r\nHost: h\r\n\r\n")
-	read("/a")
-	read("/b")
-	io.WriteString(c, "GET /b HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
-	read("/b")
-	if _, err := br.ReadByte(); err != io.EOF {
-		t.Errorf("after Connection: close: %v, want EOF", err)
+	loops := func() int { return strings.Count(allStacks(), "poller.(*Poller).loop") }
+	waitLoops := func(want int) {
+		t.Helper()
+		for end := time.Now().Add(20 * time.Second); loops() != want; time.Sleep(5 * time.Millisecond) {
+			if time.Now().After(end) {
+				t.Fatalf("%d poller loops running, want %d", loops(), want)
+			}
+		}
+	}
+	before := loops()
+	parked := idle()
+	polled(1)
+	reload(base + "server: {poller: false}\n")
+	if _, err := parked.ReadByte(); err != io.EOF {
+		t.Errorf("the connection waiting on the old set's poller: %v, want EOF", err)
+	}
+	waitLoops(before - 1)
+	idle()
+	polled(0)
+	reload(base)
+	waitLoops(before)
+	idle()
+	polled(1)
+}
+
+// allStacks is every goroutine's stack.
+func allStacks() string {
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			return string(buf[:n])
+		}
+		buf = make([]byte, 2*len(buf))
 	}
 }

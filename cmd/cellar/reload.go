@@ -152,6 +152,12 @@ func (d *daemon) registerMetrics() error {
 	if err := d.reg.Register(clusterCollector{d}); err != nil {
 		return err
 	}
+	if err := d.reg.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "cellar_poller_connections",
+		Help: "Client connections registered with the keep-alive poller (server.poller): the plain HTTP/1.x ones; 0 when it is off.",
+	}, func() float64 { _, n := d.poller(); return float64(n) })); err != nil {
+		return err
+	}
 	return d.ops.register(d.reg)
 }
 
@@ -549,6 +555,29 @@ func (d *daemon) frontAddrs() []string {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.front.group.Addrs()
+}
+
+// poller reports whether the proxy listeners' keep-alive connections
+// wait on cellar's poller (server.poller, where epoll exists) and how
+// many are registered with it.
+func (d *daemon) poller() (on bool, conns int) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.front == nil {
+		return false, 0
+	}
+	return d.front.group.Poller()
+}
+
+// pollerState is server.poller as it took effect, for the log.
+func (d *daemon) pollerState() string {
+	if on, _ := d.poller(); on {
+		return "on"
+	}
+	if d.current().s.poller {
+		return "off (no epoll here)"
+	}
+	return "off"
 }
 
 // adminAddr is the bound address of the admin listener.

@@ -90,6 +90,7 @@ func defaultSettings() settings {
 		listen:          "127.0.0.1:8080",
 		admin:           "127.0.0.1:8081",
 		shutdownTimeout: 10 * time.Second,
+		poller:          true, // where epoll exists (server.poller)
 		store: store.Options{
 			Dir:         defaultDataDir(),
 			MemoryBytes: 256 << 20,
@@ -295,7 +296,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready f
 	log.Info("cellar started",
 		"listen", strings.Join(d.frontAddrs(), ","), "admin", d.adminAddr(),
 		"origins", strings.Join(origins, ","), "data_dir", s.store.Dir,
-		"memory", bytesize.Format(s.store.MemoryBytes), "disk", bytesize.Format(s.store.DiskBytes))
+		"memory", bytesize.Format(s.store.MemoryBytes), "disk", bytesize.Format(s.store.DiskBytes),
+		"poller", d.pollerState())
 	if demoOrigin != "" {
 		log.Info("no origin given: serving the bundled demo origin", "try", "curl -i "+d.frontAddrs()[0]+"/page/1")
 	}
