@@ -20,7 +20,8 @@
 # URLS (1000), BUDGET (256MiB), SERVERS ("cellar varnish nginx"; also
 # "cellar-nethttp": cellar with `server: {engine: net/http}`, to compare
 # its HTTP/1.x engines in one run; "cellar-poller": cellar with `server:
-# {poller: true}`). The runs also give each server's CPU
+# {poller: true}`, the default; "cellar-nopoller": with `server: {poller:
+# false}`). The runs also give each server's CPU
 # time per request (user + system, µs), which other load on the machine
 # disturbs less than requests/s.
 set -euo pipefail
@@ -184,7 +185,7 @@ EOF
 # start NAME: starts the server NAME pinned to CPU 0; sets pid and port.
 start() {
 	case $1 in
-	cellar | cellar-nethttp | cellar-poller)
+	cellar | cellar-nethttp | cellar-poller | cellar-nopoller)
 		port=$cellar_port
 		mkdir -p "$work/cellar-data"
 		rm -rf "${work:?}/cellar-data/"*
@@ -195,6 +196,9 @@ start() {
 		elif [[ $1 == cellar-poller ]]; then
 			printf 'server:\n  poller: true\n' >"$work/poller.yaml"
 			config=(-config "$work/poller.yaml")
+		elif [[ $1 == cellar-nopoller ]]; then
+			printf 'server:\n  poller: false\n' >"$work/nopoller.yaml"
+			config=(-config "$work/nopoller.yaml")
 		fi
 		# Defaults, access log included (to a file, as in production).
 		taskset -c 0 "$work/cellar" serve "${config[@]}" -origin http://127.0.0.1:$origin_port -listen 127.0.0.1:$cellar_port \
