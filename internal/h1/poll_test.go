@@ -1,6 +1,8 @@
 package h1
 
 import (
+	"bufio"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -49,6 +51,7 @@ func TestServingWithThePoller(t *testing.T) {
 		{"ParkedClientCloses", testParkedClientCloses},
 		{"ParkedClose", testParkedConnectionsEndOnClose},
 		{"HijackUnregisters", testHijackUnregisters},
+		{"ManyConnections", testManyParkedConnections},
 	} {
 		t.Run(tc.name, tc.f)
 		waitFor(t, tc.name+"'s connections to unregister", func() bool { return p.Len() == 0 })
@@ -137,5 +140,48 @@ func testHijackUnregisters(t *testing.T) {
 		}
 	case <-time.After(20 * time.Second):
 		t.Fatal("the handler did not run")
+	}
+}
+
+// testManyParkedConnections: 200 connections parked at once are each
+// woken for their own requests, sent by all of them concurrently.
+func testManyParkedConnections(t *testing.T) {
+	_, addr := start(t, nil, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, r.URL.Path)
+	}))
+	const n = 200
+	conns := make([]net.Conn, n)
+	brs := make([]*bufio.Reader, n)
+	for i := range conns {
+		conns[i], brs[i] = idleConn(t, addr)
+	}
+	waitFor(t, "the connections to register", func() bool { return testPoller.Len() == n })
+	errs := make(chan error, n)
+	for i := range conns {
+		go func() {
+			conns[i].SetDeadline(time.Now().Add(60 * time.Second))
+			for j := range 5 {
+				path := fmt.Sprintf("/%d/%d", i, j)
+				io.WriteString(conns[i], "GET "+path+" HTTP/1.1\r\nHost: h\r\n\r\n")
+				resp, err := http.ReadResponse(brs[i], nil)
+				if err != nil {
+					errs <- err
+					return
+				}
+				if b, _ := io.ReadAll(resp.Body); string(b) != path {
+					errs <- fmt.Errorf("%s answered %q", path, b)
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range n {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+	for _, c := range conns {
+		c.Close()
 	}
 }
