@@ -123,7 +123,9 @@ type Waiter struct {
 	p        *Poller
 	id       uint64
 	rc       syscall.RawConn
-	gone     atomic.Bool // Unregister was called
+	peek     func(fd uintptr) // sets readable; made once (see readable)
+	readOK   bool             // peek's answer
+	gone     atomic.Bool      // Unregister was called
 	state    atomic.Int32
 	deadline atomic.Int64 // since epoch; 0: none
 	ch       chan struct{}
@@ -141,6 +143,7 @@ func (p *Poller) Register(c syscall.Conn) (*Waiter, error) {
 		return nil, ErrUnsupported
 	}
 	w := &Waiter{p: p, rc: rc, ch: make(chan struct{}, 1)}
+	w.peek = w.peekFD
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
@@ -237,16 +240,20 @@ func (w *Waiter) Wait(deadline time.Time) {
 	<-w.ch
 }
 
-// readable reports whether a read would not block.
+// readable reports whether a read would not block (w.peek, made once
+// per connection: a closure made here would be allocated at each call).
 func (w *Waiter) readable() bool {
-	readable := true
-	w.rc.Control(func(fd uintptr) {
-		var b [1]byte
-		_, _, errno := unix.Syscall6(unix.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&b[0])), 1,
-			unix.MSG_PEEK|unix.MSG_DONTWAIT, 0, 0)
-		readable = errno != unix.EAGAIN
-	})
-	return readable
+	w.readOK = true
+	w.rc.Control(w.peek)
+	return w.readOK
+}
+
+// peekFD sets w.readOK to whether a read of fd would not block.
+func (w *Waiter) peekFD(fd uintptr) {
+	var b [1]byte
+	_, _, errno := unix.Syscall6(unix.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&b[0])), 1,
+		unix.MSG_PEEK|unix.MSG_DONTWAIT, 0, 0)
+	w.readOK = errno != unix.EAGAIN
 }
 
 // Wake ends a Wait in progress, and the next Waits (for a connection
@@ -293,16 +300,19 @@ func (p *Poller) loop() {
 	defer p.wg.Done()
 	events := make([]unix.EpollEvent, 256)
 	wake := make([]*Waiter, 0, len(events))
+	// One closure for every wait: made in the loop it would be allocated
+	// at each batch.
+	var n int
+	var werr error
+	poll := func(fd uintptr) bool {
+		n, werr = unix.EpollWait(int(fd), events, 0)
+		if werr == unix.EINTR {
+			n, werr = 0, nil
+		}
+		return n > 0 || werr != nil
+	}
 	for {
-		var n int
-		var werr error
-		err := p.raw.Read(func(fd uintptr) bool {
-			n, werr = unix.EpollWait(int(fd), events, 0)
-			if werr == unix.EINTR {
-				n, werr = 0, nil
-			}
-			return n > 0 || werr != nil
-		})
+		err := p.raw.Read(poll)
 		if err != nil || werr != nil {
 			// Closed, or epoll failed (which it does only when misused):
 			// the connections go back to waiting in their reads.
