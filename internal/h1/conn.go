@@ -18,8 +18,8 @@ import (
 	"github.com/cellar-cache/cellar/internal/poller"
 )
 
-// A connection's state, for Shutdown: only an idle one (waiting for a
-// request, nothing read of it) may be closed under it, and a new one only
+// A connection's state, for Shutdown: only an idle one (its responses
+// written, waiting for a request, nothing read of it) may be closed under it, and a new one only
 // once it has waited newConnGrace for its first request.
 const (
 	stateActive int32 = iota
@@ -176,6 +176,10 @@ func (c *conn) nextRequest(first bool) bool {
 		}
 		c.setReadDeadline(timeout)
 		if !first {
+			// Idle only now that its responses are written: Shutdown
+			// closes an idle connection at once, and one marked idle
+			// with its last response still in c.out lost that response.
+			c.state.CompareAndSwap(stateActive, stateIdle)
 			c.setState(http.StateIdle)
 			c.pollWait(timeout)
 		}
@@ -211,11 +215,7 @@ func (c *conn) nextRequest(first bool) bool {
 		c.rwc.SetWriteDeadline(time.Now().Add(wt))
 	}
 	c.serveRequest(r)
-	if c.resp.hijacked {
-		return false
-	}
-	c.state.CompareAndSwap(stateActive, stateIdle)
-	return true
+	return !c.resp.hijacked
 }
 
 // setReadDeadline bounds the next reads by d from now; 0: none. One set
