@@ -677,32 +677,57 @@ func TestShutdownServesANewConnectionsFirstRequest(t *testing.T) {
 // handshake was in progress at shutdown just so; its
 // TestShutdownLetsAHandshakeInProgressFinish failed 1 in 5 under load).
 func TestShutdownServesAConnectionAcceptedAsItBegan(t *testing.T) {
+	var ln *heldListener
+	r := startOneRequest(t, func(real net.Listener) net.Listener {
+		ln = &heldListener{Listener: real, held: make(chan struct{}), closed: make(chan struct{})}
+		return ln
+	})
+	<-ln.held
+	r.shutDownAnswered(t)
+}
+
+// oneRequest is a server of hello and a connection that sent it one
+// request, for the shutdown tests.
+type oneRequest struct {
+	s      *Server
+	c      net.Conn
+	served chan error
+}
+
+// startOneRequest serves hello on wrap(a loopback listener) and sends it
+// one request on a new connection.
+func startOneRequest(t *testing.T, wrap func(net.Listener) net.Listener) *oneRequest {
+	t.Helper()
 	real, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln := &heldListener{Listener: real, held: make(chan struct{}), closed: make(chan struct{})}
-	s := New(&http.Server{Handler: hello})
-	served := make(chan error, 1)
-	go func() { served <- s.Serve(ln) }()
-	c, err := net.Dial("tcp", real.Addr().String())
-	if err != nil {
+	r := &oneRequest{s: New(&http.Server{Handler: hello}), served: make(chan error, 1)}
+	ln := wrap(real)
+	go func() { r.served <- r.s.Serve(ln) }()
+	if r.c, err = net.Dial("tcp", real.Addr().String()); err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(time.Minute))
-	io.WriteString(c, "GET / HTTP/1.1\r\nHost: h\r\n\r\n")
-	<-ln.held
+	t.Cleanup(func() { r.c.Close() })
+	r.c.SetDeadline(time.Now().Add(time.Minute))
+	io.WriteString(r.c, "GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+	return r
+}
+
+// shutDownAnswered shuts the server down and checks that the connection
+// got its answer and Serve ended as it should.
+func (r *oneRequest) shutDownAnswered(t *testing.T) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	if err := s.Shutdown(ctx); err != nil {
+	if err := r.s.Shutdown(ctx); err != nil && !errors.Is(err, net.ErrClosed) { // a test may have closed the listener
 		t.Errorf("Shutdown: %v", err)
 	}
-	b, err := io.ReadAll(c)
+	b, err := io.ReadAll(r.c)
 	if out := string(b); !strings.HasPrefix(out, "HTTP/1.1 200") || !strings.HasSuffix(out, "hello") {
 		t.Errorf("the connection got %q (%v)", out, err)
 	}
-	if err := <-served; !errors.Is(err, http.ErrServerClosed) {
+	if err := <-r.served; !errors.Is(err, http.ErrServerClosed) {
 		t.Errorf("Serve: %v", err)
 	}
 }
@@ -740,39 +765,18 @@ func (l *heldListener) Close() error {
 // Shutdown at that moment closed it (listen's TLS shutdown test lost its
 // answer so about once in 150 loaded runs).
 func TestShutdownKeepsAResponseBeingWritten(t *testing.T) {
-	real, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln := &heldWriteListener{Listener: real, writing: make(chan struct{}), release: make(chan struct{})}
-	s := New(&http.Server{Handler: hello})
-	served := make(chan error, 1)
-	go func() { served <- s.Serve(ln) }()
-	c, err := net.Dial("tcp", real.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(time.Minute))
-	io.WriteString(c, "GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+	var ln *heldWriteListener
+	r := startOneRequest(t, func(real net.Listener) net.Listener {
+		ln = &heldWriteListener{Listener: real, writing: make(chan struct{}), release: make(chan struct{})}
+		return ln
+	})
 	<-ln.writing
 	// Shutdown's first pass over the connections, while the response is
 	// on its way out.
-	s.closeListeners()
-	s.closeIdle()
+	r.s.closeListeners()
+	r.s.closeIdle()
 	close(ln.release)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	if err := s.Shutdown(ctx); err != nil && !errors.Is(err, net.ErrClosed) { // its listener is closed already
-		t.Errorf("Shutdown: %v", err)
-	}
-	b, err := io.ReadAll(c)
-	if out := string(b); !strings.HasPrefix(out, "HTTP/1.1 200") || !strings.HasSuffix(out, "hello") {
-		t.Errorf("the connection got %q (%v)", out, err)
-	}
-	if err := <-served; !errors.Is(err, http.ErrServerClosed) {
-		t.Errorf("Serve: %v", err)
-	}
+	r.shutDownAnswered(t)
 }
 
 // heldWriteListener's connections hold their first write until release
