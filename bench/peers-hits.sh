@@ -23,7 +23,11 @@
 # {poller: true}`, the default; "cellar-nopoller": with `server: {poller:
 # false}`). The runs also give each server's CPU
 # time per request (user + system, µs), which other load on the machine
-# disturbs less than requests/s.
+# disturbs less than requests/s, and "other CPU %": the share of the
+# machine's CPUs that went to anything but the server, the origin and wrk
+# during the measurement (other processes, a hypervisor's steal, and the
+# kernel's loopback work outside them: a few percent on a quiet machine).
+# A run with more than that was disturbed; compare it with care.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -127,6 +131,10 @@ cpu_ticks() {
 	done
 	echo "$total"
 }
+
+# busy_ticks: the CPU time the whole machine spent (every CPU; interrupts
+# and the time a hypervisor took from it included), in clock ticks.
+busy_ticks() { awk '$1 == "cpu" {print $2 + $3 + $4 + $7 + $8 + $9}' /proc/stat; }
 
 echo "peers-hits.sh: building cellar" >&2
 (cd "$root" && go build -o "$work/cellar" ./cmd/cellar)
@@ -242,8 +250,8 @@ hitcheck() {
 
 results=$out/runs.txt
 : >"$results"
-echo "| round | server | size | requests/s | p99 ms | errors | RSS MiB | CPU µs/request |" >"$out/runs.md"
-echo "| --- | --- | --- | --- | --- | --- | --- | --- |" >>"$out/runs.md"
+echo "| round | server | size | requests/s | p99 ms | errors | RSS MiB | CPU µs/request | other CPU % |" >"$out/runs.md"
+echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- |" >>"$out/runs.md"
 for ((round = 1; round <= rounds; round++)); do
 	order=("${servers[@]:$(((round - 1) % ${#servers[@]}))}" "${servers[@]:0:$(((round - 1) % ${#servers[@]}))}")
 	for name in "${order[@]}"; do
@@ -259,14 +267,33 @@ for ((round = 1; round <= rounds; round++)); do
 				((try < 6)) || hitcheck "$port" "/$size/$((urls - 1))"
 			done
 			cpu0=$(cpu_ticks "$pid")
-			line=$(taskset -c 1 wrk -t1 -c64 -d"$duration" -s "$work/hot.lua" "http://127.0.0.1:$port/$size/" | grep '^RESULT')
+			org0=$(cpu_ticks "$origin_pid")
+			busy0=$(busy_ticks)
+			# The subshell prints wrk's line, then the CPU time of the
+			# children it waited for (wrk): fields 16 and 17 of its stat.
+			out2=$(
+				taskset -c 1 wrk -t1 -c64 -d"$duration" -s "$work/hot.lua" "http://127.0.0.1:$port/$size/" | grep '^RESULT'
+				read -r -a st <"/proc/$BASHPID/stat"
+				echo "LOADGEN $((st[15] + st[16]))"
+			)
+			busy1=$(busy_ticks)
 			cpu1=$(cpu_ticks "$pid")
+			org1=$(cpu_ticks "$origin_pid")
+			line=$(grep '^RESULT' <<<"$out2")
+			wrkt=$(awk '/^LOADGEN/ {print $2}' <<<"$out2")
 			read -r _ rps p99 errs <<<"$line"
+			# What else ran: the machine's CPU time beyond the server's,
+			# the origin's and wrk's, as a share of all its CPUs (the
+			# kernel's work for loopback traffic outside those processes
+			# included, so a quiet machine shows a few percent).
+			other=$(awk -v b="$((busy1 - busy0 - (cpu1 - cpu0) - (org1 - org0) - ${wrkt:-0}))" \
+				-v hz="$(getconf CLK_TCK)" -v n="$(nproc)" -v d="${duration%s}" \
+				'BEGIN {v = b / (hz * n * d) * 100; if (v < 0) v = 0; printf "%.1f", v}')
 			rss=$(($(rss_kib "$pid") / 1024))
 			cpu=$(awk -v t="$((cpu1 - cpu0))" -v hz="$(getconf CLK_TCK)" -v r="$rps" -v d="${duration%s}" \
 				'BEGIN {if (r > 0) printf "%.2f", t / hz * 1e6 / (r * d); else print "n/a"}')
-			echo "$name $size $rps $p99 $errs $rss $round $cpu" >>"$results"
-			echo "| $round | $name | $size | $rps | $p99 | $errs | $rss | $cpu |" >>"$out/runs.md"
+			echo "$name $size $rps $p99 $errs $rss $round $cpu $other" >>"$results"
+			echo "| $round | $name | $size | $rps | $p99 | $errs | $rss | $cpu | $other |" >>"$out/runs.md"
 		done
 		kill "$pid" 2>/dev/null || true
 		wait "$pid" 2>/dev/null || true
@@ -300,7 +327,7 @@ for name in "${servers[@]}"; do
 	echo "| $name | $r1 | $q1 | $r100 | $q100 | $(median "$name" 100k 6) | $(ratio "$r1" "$c1") / $(ratio "$r100" "$c100") | $(ratio "$q1" "$p1") / $(ratio "$q100" "$p100") |"
 done
 echo
-echo "Every run:"
+echo "Every run (other CPU %: the machine's CPU time beyond the server's, the origin's and wrk's, as a share of all CPUs):"
 echo
 cat "$out/runs.md"
 echo "logs in $out" >&2
