@@ -27,7 +27,10 @@
 # machine's CPUs that went to anything but the server, the origin and wrk
 # during the measurement (other processes, a hypervisor's steal, and the
 # kernel's loopback work outside them: a few percent on a quiet machine).
-# A run with more than that was disturbed; compare it with care.
+# A run with more than that was disturbed; compare it with care. "wrk CPU
+# %" is the load generator's share of its CPU: near 100 it is a bottleneck
+# as well, and the latencies it reports include its own backlog (a server
+# that answers faster then shows a longer tail).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -250,8 +253,8 @@ hitcheck() {
 
 results=$out/runs.txt
 : >"$results"
-echo "| round | server | size | requests/s | p99 ms | errors | RSS MiB | CPU µs/request | other CPU % |" >"$out/runs.md"
-echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- |" >>"$out/runs.md"
+echo "| round | server | size | requests/s | p99 ms | errors | RSS MiB | CPU µs/request | wrk CPU % | other CPU % |" >"$out/runs.md"
+echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |" >>"$out/runs.md"
 for ((round = 1; round <= rounds; round++)); do
 	order=("${servers[@]:$(((round - 1) % ${#servers[@]}))}" "${servers[@]:0:$(((round - 1) % ${#servers[@]}))}")
 	for name in "${order[@]}"; do
@@ -289,11 +292,14 @@ for ((round = 1; round <= rounds; round++)); do
 			other=$(awk -v b="$((busy1 - busy0 - (cpu1 - cpu0) - (org1 - org0) - ${wrkt:-0}))" \
 				-v hz="$(getconf CLK_TCK)" -v n="$(nproc)" -v d="${duration%s}" \
 				'BEGIN {v = b / (hz * n * d) * 100; if (v < 0) v = 0; printf "%.1f", v}')
+			# wrk's share of its CPU: near 100, the load generator is a
+			# bottleneck too, and its latencies include its own backlog.
+			wrkcpu=$(awk -v t="${wrkt:-0}" -v hz="$(getconf CLK_TCK)" -v d="${duration%s}" 'BEGIN {printf "%.0f", t / (hz * d) * 100}')
 			rss=$(($(rss_kib "$pid") / 1024))
 			cpu=$(awk -v t="$((cpu1 - cpu0))" -v hz="$(getconf CLK_TCK)" -v r="$rps" -v d="${duration%s}" \
 				'BEGIN {if (r > 0) printf "%.2f", t / hz * 1e6 / (r * d); else print "n/a"}')
-			echo "$name $size $rps $p99 $errs $rss $round $cpu $other" >>"$results"
-			echo "| $round | $name | $size | $rps | $p99 | $errs | $rss | $cpu | $other |" >>"$out/runs.md"
+			echo "$name $size $rps $p99 $errs $rss $round $cpu $other $wrkcpu" >>"$results"
+			echo "| $round | $name | $size | $rps | $p99 | $errs | $rss | $cpu | $wrkcpu | $other |" >>"$out/runs.md"
 		done
 		kill "$pid" 2>/dev/null || true
 		wait "$pid" 2>/dev/null || true
@@ -327,7 +333,7 @@ for name in "${servers[@]}"; do
 	echo "| $name | $r1 | $q1 | $r100 | $q100 | $(median "$name" 100k 6) | $(ratio "$r1" "$c1") / $(ratio "$r100" "$c100") | $(ratio "$q1" "$p1") / $(ratio "$q100" "$p100") |"
 done
 echo
-echo "Every run (other CPU %: the machine's CPU time beyond the server's, the origin's and wrk's, as a share of all CPUs):"
+echo "Every run (wrk CPU %: the load generator's share of its CPU; other CPU %: the machine's CPU time beyond the server's, the origin's and wrk's, as a share of all CPUs):"
 echo
 cat "$out/runs.md"
 echo "logs in $out" >&2
