@@ -44,6 +44,9 @@ type Policy[K comparable] struct {
 	keepNewest                   bool
 	warmMargin                   bool
 	expectedKeys                 int64
+	// filled is whether the policy has evicted or refused a key: it has
+	// been full, so window sizes can differ in what they keep.
+	filled bool
 
 	// shadows, if set, adapt the window instead of hill climbing.
 	shadows *shadowSet
@@ -243,7 +246,7 @@ func (p *Policy[K]) Access(k K) bool {
 			w = n.weight
 			p.onHit(n)
 		}
-		s.access(h, ok, w)
+		s.access(h, ok, w, p.filled)
 		if want := int64(shadowShares[s.best] * float64(p.capacity)); want != p.windowMax {
 			p.resizeWindow(want - p.windowMax)
 		}
@@ -401,16 +404,14 @@ func (p *Policy[K]) admit(c *node[K], evict func(K)) {
 			v = p.protected.back()
 		}
 		if v == nil { // c alone is heavier than the main space
-			delete(p.nodes, c.key)
-			evict(c.key)
+			p.refuse(c, evict)
 			return
 		}
 		if cf < 0 {
 			cf = p.sketch.estimate(c.hash)
 		}
 		if vf := p.sketch.estimate(v.hash); cf <= vf || (p.warmMargin && vf >= warmFrequency && cf == vf+1) {
-			delete(p.nodes, c.key)
-			evict(c.key)
+			p.refuse(c, evict)
 			return
 		}
 		p.evictNode(v, evict)
@@ -419,7 +420,15 @@ func (p *Policy[K]) admit(c *node[K], evict func(K)) {
 	p.probation.pushFront(c)
 }
 
+// refuse evicts candidate c, which admit unlinked from the window.
+func (p *Policy[K]) refuse(c *node[K], evict func(K)) {
+	p.filled = true
+	delete(p.nodes, c.key)
+	evict(c.key)
+}
+
 func (p *Policy[K]) evictNode(n *node[K], evict func(K)) {
+	p.filled = true
 	p.unlink(n)
 	delete(p.nodes, n.key)
 	evict(n.key)

@@ -189,6 +189,49 @@ func TestShadowsAdaptTheWindow(t *testing.T) {
 	checkWindowGrowsOnRecency(t, p)
 }
 
+// TestShadowPeriodsStartWhenThePolicyFills: the shadows' periods count
+// only the requests made once the policy has evicted or refused a key, and
+// a period in which every shadow hit alike leaves the scores as they were
+// (neither scored nor decayed).
+func TestShadowPeriodsStartWhenThePolicyFills(t *testing.T) {
+	const capacity = 1000
+	p := New[uint64](capacity, capacity, ident)
+	p.AdaptByShadows()
+	s := p.shadows
+	request := func(k uint64) {
+		if !p.Access(k) {
+			p.Add(k, 1, func(uint64) {})
+		}
+	}
+	for round := range 3 { // four periods of requests, none evicting
+		for k := uint64(1); k < capacity; k++ {
+			if round == 0 || k%2 == 0 {
+				request(k)
+			}
+		}
+	}
+	if s.count != 0 || slices.ContainsFunc(s.score, func(f float64) bool { return f != 0 }) {
+		t.Fatalf("before the policy filled: %d requests counted in the period, scores %v; want none", s.count, s.score)
+	}
+	request(capacity)
+	request(capacity + 1) // the first eviction
+	request(capacity + 2)
+	if !p.filled || s.count != 1 {
+		t.Fatalf("after the first eviction and a request: filled %v, %d requests counted; want true and 1", p.filled, s.count)
+	}
+	// A period of new keys: every shadow misses every one.
+	for i := range s.score {
+		s.score[i] = float64(100 + i)
+	}
+	want := slices.Clone(s.score)
+	for k := uint64(capacity + 3); k < capacity+3+uint64(2*s.period); k++ {
+		request(k)
+	}
+	if !slices.Equal(s.score, want) {
+		t.Errorf("after periods in which every shadow hit alike: scores %v; want them unchanged, %v", s.score, want)
+	}
+}
+
 func TestSetCapacityEvictsTheLeastRecentAndMakesRoom(t *testing.T) {
 	p := New[uint64](100, 100, ident)
 	p.SetKeepNewest(true)
