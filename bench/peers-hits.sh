@@ -21,7 +21,8 @@
 # "cellar-nethttp": cellar with `server: {engine: net/http}`, to compare
 # its HTTP/1.x engines in one run; "cellar-poller": cellar with `server:
 # {poller: true}`, the default; "cellar-nopoller": with `server: {poller:
-# false}`). The runs also give each server's CPU
+# false}`; "cellar-nolog": with `-access-log=false`, as the peers run
+# here, to show what the default access log costs). The runs also give each server's CPU
 # time per request (user + system, µs), which other load on the machine
 # disturbs less than requests/s, and "other CPU %": the share of the
 # machine's CPUs that went to anything but the server, the origin and wrk
@@ -204,11 +205,12 @@ EOF
 # start NAME: starts the server NAME pinned to CPU 0; sets pid and port.
 start() {
 	case $1 in
-	cellar | cellar-nethttp | cellar-poller | cellar-nopoller)
+	cellar | cellar-nethttp | cellar-poller | cellar-nopoller | cellar-nolog)
 		port=$cellar_port
 		mkdir -p "$work/cellar-data"
 		rm -rf "${work:?}/cellar-data/"*
 		local config=()
+		local log=(-access-log-path "$work/cellar-access.log")
 		if [[ $1 == cellar-nethttp ]]; then
 			printf 'server:\n  engine: net/http\n' >"$work/nethttp.yaml"
 			config=(-config "$work/nethttp.yaml")
@@ -218,11 +220,13 @@ start() {
 		elif [[ $1 == cellar-nopoller ]]; then
 			printf 'server:\n  poller: false\n' >"$work/nopoller.yaml"
 			config=(-config "$work/nopoller.yaml")
+		elif [[ $1 == cellar-nolog ]]; then
+			log=(-access-log=false)
 		fi
 		# Defaults, access log included (to a file, as in production).
 		taskset -c 0 "$work/cellar" serve "${config[@]}" -origin http://127.0.0.1:$origin_port -listen 127.0.0.1:$cellar_port \
 			-admin 127.0.0.1:$admin_port -data-dir "$work/cellar-data" -memory "$budget" -disk "$budget" \
-			-access-log-path "$work/cellar-access.log" 2>>"$out/cellar.log" &
+			"${log[@]}" 2>>"$out/cellar.log" &
 		;;
 	varnish)
 		port=$varnish_port
