@@ -195,10 +195,11 @@ request = function()
 end
 done = function(summary, latency, requests)
     local e = summary.errors
-    io.write(string.format("RESULT %.0f %.3f %d\n",
+    io.write(string.format("RESULT %.0f %.3f %d %.3f %.3f\n",
         summary.requests / (summary.duration / 1e6),
         latency:percentile(99) / 1000,
-        e.connect + e.read + e.write + e.timeout + e.status))
+        e.connect + e.read + e.write + e.timeout + e.status,
+        latency:percentile(50) / 1000, latency:percentile(90) / 1000))
 end
 EOF
 
@@ -265,7 +266,7 @@ hitcheck() {
 
 results=$out/runs.txt
 : >"$results"
-echo "| round | server | size | requests/s | p99 ms | errors | RSS MiB | CPU µs/request | wrk CPU % | other CPU % |" >"$out/runs.md"
+echo "| round | server | size | requests/s | p50 / p90 / p99 ms | errors | RSS MiB | CPU µs/request | wrk CPU % | other CPU % |" >"$out/runs.md"
 echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |" >>"$out/runs.md"
 for ((round = 1; round <= rounds; round++)); do
 	order=("${servers[@]:$(((round - 1) % ${#servers[@]}))}" "${servers[@]:0:$(((round - 1) % ${#servers[@]}))}")
@@ -296,7 +297,7 @@ for ((round = 1; round <= rounds; round++)); do
 			org1=$(cpu_ticks "$origin_pid")
 			line=$(grep '^RESULT' <<<"$out2")
 			wrkt=$(awk '/^LOADGEN/ {print $2}' <<<"$out2")
-			read -r _ rps p99 errs <<<"$line"
+			read -r _ rps p99 errs p50 p90 <<<"$line"
 			# What else ran: the machine's CPU time beyond the server's,
 			# the origin's and wrk's, as a share of all its CPUs (the
 			# kernel's work for loopback traffic outside those processes
@@ -310,8 +311,8 @@ for ((round = 1; round <= rounds; round++)); do
 			rss=$(($(rss_kib "$pid") / 1024))
 			cpu=$(awk -v t="$((cpu1 - cpu0))" -v hz="$(getconf CLK_TCK)" -v r="$rps" -v d="${duration%s}" \
 				'BEGIN {if (r > 0) printf "%.2f", t / hz * 1e6 / (r * d); else print "n/a"}')
-			echo "$name $size $rps $p99 $errs $rss $round $cpu $other $wrkcpu" >>"$results"
-			echo "| $round | $name | $size | $rps | $p99 | $errs | $rss | $cpu | $wrkcpu | $other |" >>"$out/runs.md"
+			echo "$name $size $rps $p99 $errs $rss $round $cpu $other $wrkcpu $p50 $p90" >>"$results"
+			echo "| $round | $name | $size | $rps | $p50 / $p90 / $p99 | $errs | $rss | $cpu | $wrkcpu | $other |" >>"$out/runs.md"
 		done
 		kill "$pid" 2>/dev/null || true
 		wait "$pid" 2>/dev/null || true
@@ -320,7 +321,7 @@ for ((round = 1; round <= rounds; round++)); do
 done
 
 # median NAME SIZE FIELD: the median over the rounds (field 3 requests/s,
-# 4 p99, 6 RSS).
+# 4 p99, 6 RSS, 11 p50).
 median() {
 	awk -v n="$1" -v s="$2" -v f="$3" '$1 == n && $2 == s {print $f}' "$results" | sort -g |
 		awk '{v[NR] = $1} END {if (NR == 0) print "n/a"; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2}'
@@ -331,7 +332,7 @@ echo
 echo "Hits from memory: $urls hot URLs, wrk -t1 -c64 on CPU 1, each server and the origin on CPU 0,"
 echo "$duration per measurement after a $warmup warm-up, medians of $rounds interleaved rounds; cellar at its defaults."
 echo
-echo "| server | 1 KiB req/s | 1 KiB p99 ms | 100 KiB req/s | 100 KiB p99 ms | RSS MiB (after 100 KiB) | req/s vs cellar (1 KiB / 100 KiB) | p99 vs cellar (1 KiB / 100 KiB) |"
+echo "| server | 1 KiB req/s | 1 KiB p50 / p99 ms | 100 KiB req/s | 100 KiB p50 / p99 ms | RSS MiB (after 100 KiB) | req/s vs cellar (1 KiB / 100 KiB) | p99 vs cellar (1 KiB / 100 KiB) |"
 echo "| --- | --- | --- | --- | --- | --- | --- | --- |"
 c1=$(median cellar 1k 3)
 c100=$(median cellar 100k 3)
@@ -342,7 +343,7 @@ for name in "${servers[@]}"; do
 	r100=$(median "$name" 100k 3)
 	q1=$(median "$name" 1k 4)
 	q100=$(median "$name" 100k 4)
-	echo "| $name | $r1 | $q1 | $r100 | $q100 | $(median "$name" 100k 6) | $(ratio "$r1" "$c1") / $(ratio "$r100" "$c100") | $(ratio "$q1" "$p1") / $(ratio "$q100" "$p100") |"
+	echo "| $name | $r1 | $(median "$name" 1k 11) / $q1 | $r100 | $(median "$name" 100k 11) / $q100 | $(median "$name" 100k 6) | $(ratio "$r1" "$c1") / $(ratio "$r100" "$c100") | $(ratio "$q1" "$p1") / $(ratio "$q100" "$p100") |"
 done
 echo
 echo "Every run (wrk CPU %: the load generator's share of its CPU; other CPU %: the machine's CPU time beyond the server's, the origin's and wrk's, as a share of all CPUs):"
