@@ -242,13 +242,16 @@ func TestReplacerHitsWhateverTheSeed(t *testing.T) {
 // TestReplacerKeepsBytesOfVariedSizes replays the adaptsize trace (objects
 // of 1 B to 4 MB, 67k requests) through the disk tier's policy, weighted by
 // bytes as the store weighs objects, for seeds 1 to 3, and checks that its
-// mean hit ratio and byte hit ratio are at least LRU's, and each seed's
-// within half a point. The trace is short: at 128 MiB the cache fills in
-// its first half. With shadow periods of a request per expected key,
-// counted from the first request, the policy kept its initial 1% window
-// until the last fifth of the trace and hit 40.9% of the bytes at 128 MiB
-// against LRU's 41.2% (any window of 10% or more hits 41.2-41.5%); now the
-// periods are a quarter as long and start when the policy fills.
+// hit ratio and byte hit ratio are at least LRU's for every seed. Two
+// decisions of the policy make it so:
+//   - the shadows' periods are a quarter request per expected key and start
+//     when the policy fills: with periods of one request per expected key
+//     counted from the first request, the policy kept its initial 1% window
+//     at 128 MiB until the last fifth of the trace (which fills the cache in
+//     its first half) and hit 40.9% of the bytes against LRU's 41.2%;
+//   - a heavy candidate competes with the victims it displaces on average
+//     (SetAdmitByBytes): beating each in turn, it hit 38.8-39.5% of the
+//     bytes at 64 MiB depending on the seed (LRU 38.85%), now 39.9-40.1%.
 func TestReplacerKeepsBytesOfVariedSizes(t *testing.T) {
 	if testing.Short() {
 		t.Skip("replays the adaptsize trace 8 times")
@@ -259,12 +262,10 @@ func TestReplacerKeepsBytesOfVariedSizes(t *testing.T) {
 		total += s
 	}
 	mean := total / int64(len(sizes))
-	const seeds = 3
 	for _, capacity := range []int64{64 << 20, 128 << 20} {
 		lruHits, lruBytes := lruReplay(keys, sizes, capacity)
 		lru, lruB := float64(lruHits)/float64(len(keys)), float64(lruBytes)/float64(total)
-		var sum, sumB float64
-		for seed := uint64(1); seed <= seeds; seed++ {
+		for seed := uint64(1); seed <= 3; seed++ {
 			r := newReplacer(capacity, capacity/mean, seed, nil)
 			var hits int
 			var bytes int64
@@ -277,14 +278,10 @@ func TestReplacerKeepsBytesOfVariedSizes(t *testing.T) {
 				r.p.Add(k, sizes[i], func(string) {})
 			}
 			h, b := float64(hits)/float64(len(keys)), float64(bytes)/float64(total)
-			sum, sumB = sum+h, sumB+b
 			t.Logf("%d MiB, seed %d: hit %.2f%% (bytes %.2f%%); LRU %.2f%% (%.2f%%)", capacity>>20, seed, 100*h, 100*b, 100*lru, 100*lruB)
-			if h < lru-0.005 || b < lruB-0.005 {
-				t.Errorf("%d MiB, seed %d: the policy hit %.2f%% (bytes %.2f%%); LRU %.2f%% (%.2f%%); want within half a point", capacity>>20, seed, 100*h, 100*b, 100*lru, 100*lruB)
+			if h < lru || b < lruB {
+				t.Errorf("%d MiB, seed %d: the policy hit %.2f%% (bytes %.2f%%); LRU %.2f%% (%.2f%%); want at least LRU's", capacity>>20, seed, 100*h, 100*b, 100*lru, 100*lruB)
 			}
-		}
-		if sum/seeds < lru || sumB/seeds < lruB {
-			t.Errorf("%d MiB: the policy hit %.2f%% (bytes %.2f%%) on average; LRU %.2f%% (%.2f%%); want at least LRU's", capacity>>20, 100*sum/seeds, 100*sumB/seeds, 100*lru, 100*lruB)
 		}
 	}
 }

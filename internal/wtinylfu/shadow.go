@@ -71,15 +71,14 @@ type shadowSet struct {
 }
 
 // AdaptByShadows replaces hill climbing with shadow policies (see above):
-// every period of about a quarter request per expected key once the
-// policy has filled, the window takes
-// the share of the shadow with the most hits, recent periods weighing
-// more. A request for a sampled key (every key of a cache expecting fewer
-// than 2*shadowKeys) then costs about len(shadowShares) times more work,
-// and the shadows hold as many sampled copies of the index (at most about
-// 2*shadowKeys keys each). Call it before the first request and
-// after SetKeepNewest and SetWarmMargin; the shadows keep new keys and
-// admit as the policy does.
+// every period of a quarter request per expected key once the policy has
+// filled, the window takes the share of the shadow with the most hits,
+// recent periods weighing more. A request for a sampled key (every key of
+// a cache expecting fewer than 2*shadowKeys) then costs about
+// len(shadowShares) times more work, and the shadows hold as many sampled
+// copies of the index (at most about 2*shadowKeys keys each). Call it
+// before the first request and after SetKeepNewest, SetWarmMargin and
+// SetAdmitByBytes; the shadows keep new keys and admit as the policy does.
 func (p *Policy[K]) AdaptByShadows() {
 	keys := max(p.expectedKeys, 1)
 	mod := uint64(max(keys/shadowKeys, 1))
@@ -92,12 +91,13 @@ func (p *Policy[K]) AdaptByShadows() {
 	}
 	for _, share := range shadowShares {
 		q := &Policy[uint64]{
-			hash:       func(h uint64) uint64 { return h },
-			capacity:   max(p.capacity/int64(mod), 1),
-			nodes:      make(map[uint64]*node[uint64]),
-			sketch:     p.sketch,
-			keepNewest: p.keepNewest,
-			warmMargin: p.warmMargin,
+			hash:         func(h uint64) uint64 { return h },
+			capacity:     max(p.capacity/int64(mod), 1),
+			nodes:        make(map[uint64]*node[uint64]),
+			sketch:       p.sketch,
+			keepNewest:   p.keepNewest,
+			warmMargin:   p.warmMargin,
+			admitByBytes: p.admitByBytes,
 		}
 		q.window.init()
 		q.probation.init()
@@ -109,15 +109,16 @@ func (p *Policy[K]) AdaptByShadows() {
 }
 
 // NewShadowed returns New's policy with the settings cellar's disk tier
-// uses (store/replace.go): SetKeepNewest, SetWarmMargin, WidenSketch and
-// AdaptByShadows, the window chosen by shadows rather than Caffeine's hill
-// climber, which the shipped traces mislead (docs/DESIGN.md: on a loop it
-// grew the window to plain LRU and stayed there). bench's policy-alone
-// test replays the same settings.
+// uses (store/replace.go): SetKeepNewest, SetWarmMargin, SetAdmitByBytes,
+// WidenSketch and AdaptByShadows, the window chosen by shadows rather than
+// Caffeine's hill climber, which the shipped traces mislead
+// (docs/DESIGN.md: on a loop it grew the window to plain LRU and stayed
+// there). bench's policy-alone test replays the same settings.
 func NewShadowed[K comparable](capacity, expectedKeys int64, hash func(K) uint64) *Policy[K] {
 	p := New(capacity, expectedKeys, hash)
 	p.SetKeepNewest(true)
 	p.SetWarmMargin(true)
+	p.SetAdmitByBytes(true)
 	p.WidenSketch()
 	p.AdaptByShadows()
 	return p

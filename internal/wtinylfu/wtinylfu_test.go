@@ -189,6 +189,47 @@ func TestShadowsAdaptTheWindow(t *testing.T) {
 	checkWindowGrowsOnRecency(t, p)
 }
 
+// TestAdmitByBytesWeighsTheVictimsTogether: a candidate of weight 10 that
+// must displace ten keys of weight 1, one of them more frequent than it,
+// is admitted with SetAdmitByBytes (it is more frequent than they are on
+// average) and the ten are evicted; without it, it is refused at the
+// frequent one, after the four before it were evicted. A candidate no more
+// frequent than their average is refused and they all stay.
+func TestAdmitByBytesWeighsTheVictimsTogether(t *testing.T) {
+	for _, c := range []struct {
+		name       string
+		byBytes    bool
+		extra      int // requests for the candidate beyond its first
+		wantHeld   bool
+		wantEvicts []uint64
+	}{
+		{"by bytes", true, 1, true, []uint64{1, 2, 3, 4, 5, 6, 7, 8, 9, 10}},
+		{"each in turn", false, 1, false, []uint64{1, 2, 3, 4, 1000}},
+		{"by bytes, as frequent as the victims", true, 0, false, []uint64{1000}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			p := New[uint64](100, 100, ident)
+			p.SetAdmitByBytes(c.byBytes)
+			var evicted []uint64
+			ev := func(k uint64) { evicted = append(evicted, k) }
+			for k := uint64(1); k <= 99; k++ { // probation 1..98, window 99
+				p.Access(k)
+				p.Add(k, 1, ev)
+			}
+			p.sketch.increment(ident(5)) // key 5: three requests
+			p.sketch.increment(ident(5))
+			p.Access(1000)
+			for range c.extra {
+				p.sketch.increment(ident(1000))
+			}
+			p.Add(1000, 10, ev)
+			if p.Contains(1000) != c.wantHeld || !slices.Equal(evicted, c.wantEvicts) {
+				t.Errorf("candidate held %v, evicted %v; want %v and %v", p.Contains(1000), evicted, c.wantHeld, c.wantEvicts)
+			}
+		})
+	}
+}
+
 // TestShadowPeriodsStartWhenThePolicyFills: the shadows' periods count
 // only the requests made once the policy has evicted or refused a key, and
 // a period in which every shadow hit alike leaves the scores as they were
