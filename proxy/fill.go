@@ -206,6 +206,12 @@ func (s *Server) fetchVariant(w http.ResponseWriter, r *http.Request, f found, r
 		}
 		s.forwardCacheable(w, r, st)
 	case resultObject:
+		if collapsed && res.stored && res.key != f.key {
+			// The leader found its own variant stored meanwhile under a
+			// Vary marker; this request may select another.
+			s.serveCacheable(w, r, s.now())
+			return
+		}
 		lk := s.policy.Evaluate(r, &res.obj.Meta, s.now())
 		if res.stored {
 			// Another fill stored it meanwhile: a hit, nothing went forward.
@@ -386,20 +392,24 @@ func (fi *fill) finish() {
 }
 
 // storedMeanwhile looks in the store again: another flight may have stored
-// the object between our lookup and joining ([gc] groupcache load).
+// the object between our lookup and joining ([gc] groupcache load). That
+// includes the variant this request selects under a Vary marker stored
+// meanwhile: the lookup found nothing at the URL, the flight keyed by it
+// ended with the marker's commit, and the variant is stored (its key is
+// not the flight's; fetch has each waiter look up its own).
 func (fi *fill) storedMeanwhile() (fillResult, bool) {
 	s, f := fi.s, fi.f
 	if f.obj != nil {
 		return fillResult{}, false
 	}
 	again := s.lookup(fi.ctx, fi.r, f.primary, time.Time{})
-	if again.obj == nil || again.key != f.key {
+	if again.obj == nil || again.key != f.key && (f.marker != nil || again.marker == nil) {
 		return fillResult{}, false
 	}
 	if lk := s.policy.Evaluate(fi.r, &again.obj.Meta, s.now()); lk.Action != cache.Serve {
 		return fillResult{}, false
 	}
-	return fillResult{kind: resultObject, obj: again.obj, key: f.key, stored: true}, true
+	return fillResult{kind: resultObject, obj: again.obj, key: again.key, stored: true}, true
 }
 
 // roundTrip sends the fill's request: conditional on the stored entries
