@@ -300,6 +300,21 @@ func knownVersion(v byte) bool {
 	return v == metaVersion || v == metaVersionIndexedFirst
 }
 
+// header decodes the fields every meta record starts with into r; an
+// unknown version is an error wrapping ErrCorrupt (other errors stay in
+// d.err).
+func (d *decoder) header(r *metaRecord) error {
+	if r.version = d.byte(); d.err == nil && !knownVersion(r.version) {
+		return fmt.Errorf("meta record version %d: %w", r.version, ErrCorrupt)
+	}
+	r.fill = d.uvarint()
+	r.size = int64(d.uvarint())
+	r.chunkSize = int64(d.uvarint())
+	r.keepUntil = d.time()
+	r.committed = d.committed(r.version)
+	return nil
+}
+
 // decodeIndexFields verifies a sealed meta record and decodes only what the
 // index needs (Open reads every record: skipping the header fields makes it
 // several times faster). Errors wrap ErrCorrupt.
@@ -309,14 +324,9 @@ func decodeIndexFields(v []byte) (r metaRecord, tags, tagBytes int, err error) {
 		return r, 0, 0, err
 	}
 	d := decoder{b: p}
-	if r.version = d.byte(); d.err == nil && !knownVersion(r.version) {
-		return r, 0, 0, fmt.Errorf("meta record version %d: %w", r.version, ErrCorrupt)
+	if err := d.header(&r); err != nil {
+		return r, 0, 0, err
 	}
-	r.fill = d.uvarint()
-	r.size = int64(d.uvarint())
-	r.chunkSize = int64(d.uvarint())
-	r.keepUntil = d.time()
-	r.committed = d.committed(r.version)
 	tags = d.count()
 	for range tags {
 		n := d.count()
@@ -343,15 +353,10 @@ func decodeMeta(v []byte) (*metaRecord, error) {
 		return nil, err
 	}
 	d := decoder{b: p}
-	r := &metaRecord{version: d.byte()}
-	if d.err == nil && !knownVersion(r.version) {
-		return nil, fmt.Errorf("meta record version %d: %w", r.version, ErrCorrupt)
+	r := &metaRecord{}
+	if err := d.header(r); err != nil {
+		return nil, err
 	}
-	r.fill = d.uvarint()
-	r.size = int64(d.uvarint())
-	r.chunkSize = int64(d.uvarint())
-	r.keepUntil = d.time()
-	r.committed = d.committed(r.version)
 	if n := d.count(); n > 0 {
 		r.tags = make([]string, n)
 		for i := range r.tags {
