@@ -10,6 +10,7 @@
 package poller
 
 import (
+	"cmp"
 	"errors"
 	"math"
 	"os"
@@ -183,12 +184,7 @@ func (w *Waiter) ctl(op int, ev *unix.EpollEvent) error {
 			errno = unix.EpollCtl(int(epfd), op, int(fd), ev)
 		})
 	})
-	for _, e := range []error{cerr, errno} {
-		if err == nil {
-			err = e
-		}
-	}
-	if err != nil {
+	if err = cmp.Or(err, cerr, errno); err != nil {
 		return os.NewSyscallError("epoll_ctl", err)
 	}
 	return nil
