@@ -16,10 +16,10 @@ import (
 // replacer chooses which disk objects to keep: W-TinyLFU (internal/wtinylfu)
 // over the disk index, its window adapted by shadow policies, each object
 // weighted by its budget charge (a heavy candidate weighed against all the
-// objects it would displace, wtinylfu's SetAdmitByBytes). A commit adds the object and the policy
-// names the objects to evict (possibly the new one, when it is less
-// frequent than what it would displace); the background loop removes them
-// from pebble. Requests are counted into the policy: hits through a lossy
+// objects it would displace, wtinylfu's SetAdmitByBytes). A commit adds
+// the object and the policy names the objects to evict (possibly the new
+// one, when it is less frequent than what it would displace); the
+// background loop removes them from pebble. Requests are counted into the policy: hits through a lossy
 // buffer (the hit path takes no lock), misses directly.
 //
 // The policy's capacity is Options.EvictTarget of the disk budget less

@@ -19,8 +19,9 @@ import (
 )
 
 // A connection's state, for Shutdown: only an idle one (its responses
-// written, waiting for a request, nothing read of it) may be closed under it, and a new one only
-// once it has waited newConnGrace for its first request.
+// written, waiting for a request, nothing read of it) may be closed under
+// it, and a new one only once it has waited newConnGrace for its first
+// request.
 const (
 	stateActive int32 = iota
 	stateIdle
