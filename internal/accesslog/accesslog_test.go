@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -393,5 +394,51 @@ func TestWriteEntryWritesWhatAppendFormats(t *testing.T) {
 		}
 	}); n != 0 {
 		t.Errorf("%.2f allocations per WriteEntry", n)
+	}
+}
+
+// logfmtReference is appendLogfmt's rule written out byte by byte.
+func logfmtReference(s string) string {
+	bare, plain := s != "", true
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < ' ' || c > '~' || c == '"' || c == '\\' {
+			plain = false
+		}
+		if c == ' ' || c == '=' {
+			bare = false
+		}
+	}
+	switch {
+	case bare && plain:
+		return s
+	case plain:
+		return `"` + s + `"`
+	}
+	return strconv.Quote(s)
+}
+
+func TestLogfmtValues(t *testing.T) {
+	values := []string{"", "GET", "a b", "k=v", `say "hi"`, `a\b`, "tab\there", "caf\xc3\xa9", "\xff", "~", "cellar; hit; ttl=3599"}
+	for c := range 256 {
+		values = append(values, string([]byte{byte(c)}), "x"+string([]byte{byte(c)})+"y")
+	}
+	for _, v := range values {
+		if got, want := string(appendLogfmt(nil, v)), logfmtReference(v); got != want {
+			t.Errorf("appendLogfmt(%q) = %s, want %s", v, got, want)
+		}
+	}
+}
+
+func TestNumbersAsStrconvWritesThem(t *testing.T) {
+	for _, v := range []uint64{0, 1, 9, 10, 15, 16, 255, 256, 0xabcdef, 1<<32 - 1, 1 << 32, 1<<64 - 1} {
+		if got, want := string(appendHex(nil, v)), strconv.FormatUint(v, 16); got != want {
+			t.Errorf("appendHex(%d) = %s, want %s", v, got, want)
+		}
+	}
+	for _, code := range []int{0, 1, 99, 100, 200, 304, 599, 999, 1000, -1} {
+		if got, want := string(appendStatus(nil, code)), strconv.Itoa(code); got != want {
+			t.Errorf("appendStatus(%d) = %s, want %s", code, got, want)
+		}
 	}
 }

@@ -123,7 +123,7 @@ func appendText(b []byte, e *Entry) []byte {
 	b = append(b, " proto="...)
 	b = appendLogfmt(b, e.Proto)
 	b = append(b, " status="...)
-	b = strconv.AppendInt(b, int64(e.Status), 10)
+	b = appendStatus(b, e.Status)
 	b = append(b, " bytes="...)
 	b = strconv.AppendInt(b, e.Bytes, 10)
 	b = append(b, " cache="...)
@@ -163,7 +163,7 @@ func appendJSON(b []byte, e *Entry) []byte {
 	b = append(b, `,"proto":`...)
 	b = appendJSONString(b, e.Proto)
 	b = append(b, `,"status":`...)
-	b = strconv.AppendInt(b, int64(e.Status), 10)
+	b = appendStatus(b, e.Status)
 	b = append(b, `,"bytes":`...)
 	b = strconv.AppendInt(b, e.Bytes, 10)
 	b = append(b, `,"cache":`...)
@@ -201,7 +201,7 @@ func appendCombined(b []byte, e *Entry) []byte {
 	b = append(b, ' ')
 	b = appendCombinedField(b, e.Proto)
 	b = append(b, "\" "...)
-	b = strconv.AppendInt(b, int64(e.Status), 10)
+	b = appendStatus(b, e.Status)
 	b = append(b, ' ')
 	b = strconv.AppendInt(b, e.Bytes, 10)
 	b = append(b, " \""...)
@@ -243,27 +243,39 @@ const hexDigits = "0123456789ABCDEF"
 // needs no escapes, as a Cache-Status value: strconv's quoting goes rune by
 // rune).
 func appendLogfmt(b []byte, s string) []byte {
-	bare, plain := s != "", true
+	var class uint8
 	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c < ' ' || c > '~' || c == '"' || c == '\\' {
-			plain = false
-			break
-		}
-		if c == ' ' || c == '=' {
-			bare = false
-		}
+		class |= logfmtClass[s[i]]
 	}
 	switch {
-	case bare && plain:
+	case class == 0 && s != "":
 		return append(b, s...)
-	case plain:
+	case class&needsEscape == 0:
 		b = append(b, '"')
 		b = append(b, s...)
 		return append(b, '"')
 	}
 	return strconv.AppendQuote(b, s)
 }
+
+// What a byte asks of a logfmt value (logfmtClass): to be quoted, or to
+// be escaped inside the quotes.
+const (
+	needsQuotes = 1 << iota // ' ' and '='
+	needsEscape             // control bytes, '"', '\' and bytes outside ASCII
+)
+
+var logfmtClass = func() (t [256]uint8) {
+	for c := range t {
+		switch {
+		case c < ' ' || c > '~' || c == '"' || c == '\\':
+			t[c] = needsEscape
+		case c == ' ' || c == '=':
+			t[c] = needsQuotes
+		}
+	}
+	return t
+}()
 
 // appendJSONString writes s as a JSON string; invalid UTF-8 becomes U+FFFD.
 func appendJSONString(b []byte, s string) []byte {
@@ -334,7 +346,32 @@ func appendID(b []byte, e *Entry) []byte {
 	if e.RequestID != "" {
 		return append(b, e.RequestID...)
 	}
-	return strconv.AppendUint(append(b, idPrefix...), e.Seq, 16)
+	return appendHex(append(b, idPrefix...), e.Seq)
+}
+
+// appendHex writes v in lower-case hexadecimal, as strconv.AppendUint(b,
+// v, 16) does, without its general conversion.
+func appendHex(b []byte, v uint64) []byte {
+	var d [16]byte
+	i := len(d)
+	for {
+		i--
+		d[i] = "0123456789abcdef"[v&0xf]
+		v >>= 4
+		if v == 0 {
+			break
+		}
+	}
+	return append(b, d[i:]...)
+}
+
+// appendStatus writes a status code: three digits directly, as every
+// valid one has.
+func appendStatus(b []byte, code int) []byte {
+	if code < 100 || code > 999 {
+		return strconv.AppendInt(b, int64(code), 10)
+	}
+	return append(b, byte('0'+code/100), byte('0'+code/10%10), byte('0'+code%10))
 }
 
 // ValidID reports whether a client's X-Request-ID may be kept: 1 to 128
