@@ -1,15 +1,15 @@
 package dashboard
 
 import (
+	"bytes"
 	"cmp"
+	"hash/maphash"
 	"net/http"
 	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/cellar-cache/cellar/internal/intern"
 )
 
 // Tracker keeps what the dashboard shows beyond the metrics: the most
@@ -19,32 +19,43 @@ type Tracker struct {
 	sample atomic.Uint64 // requests seen, for sampling the top URLs
 
 	mu      sync.Mutex           // protects the fields below
-	top     map[string]*urlCount // the summary's URLs
+	seed    maphash.Seed         // of the hashes that index top
+	top     map[uint64]*urlCount // the summary's URLs, by the hash of the URL
 	least   []*urlCount          // the same, a min-heap by count
 	errors  ring[Event]
 	purges  ring[Event]
 	maxURLs int
-
-	// urls are the sampled URLs met lately: a URL that comes back into
-	// the summary after it left (a hot set larger than maxURLs churns
-	// through it) takes no new string.
-	urls *intern.Table
 }
 
-// The Tracker keeps the sampled URLs it met last, up to urlSlots of at
-// most maxKeptURL bytes each (a longer URL is made for each time it
-// enters the summary).
-const (
-	urlSlots   = 4096
-	maxKeptURL = 256
-)
+// maxKeptURL is the longest URL an entry of the summary holds in its own
+// buffer: a URL that takes the place of another (a hot set larger than
+// the summary churns through it) is copied there, allocating nothing. A
+// longer URL is allocated each time it enters.
+const maxKeptURL = 256
 
 // urlCount is a URL's count in the space-saving summary: count is at most
 // over by err. at is its index in Tracker.least.
 type urlCount struct {
-	url        string
+	hash       uint64 // of url, its key in Tracker.top
+	url        []byte // in buf, unless longer
 	count, err uint64
 	at         int
+	// buf is apart, so that the heap's walks over counts touch one cache
+	// line per entry.
+	buf *[maxKeptURL]byte
+}
+
+// set makes c the entry of URL u, of hash h.
+func (c *urlCount) set(u []byte, h uint64) {
+	c.hash = h
+	if len(u) > maxKeptURL {
+		c.url = bytes.Clone(u)
+		return
+	}
+	if c.buf == nil {
+		c.buf = new([maxKeptURL]byte)
+	}
+	c.url = append(c.buf[:0], u...)
 }
 
 // Event is one recent error or purge.
@@ -70,8 +81,7 @@ const topSample = 4
 // NewTracker returns a Tracker keeping the top URLs among up to maxURLs
 // candidates and the last n errors and purges.
 func NewTracker(maxURLs, n int) *Tracker {
-	return &Tracker{top: map[string]*urlCount{}, errors: newRing[Event](n), purges: newRing[Event](n), maxURLs: maxURLs,
-		urls: intern.New(urlSlots, maxKeptURL)}
+	return &Tracker{seed: maphash.MakeSeed(), top: map[uint64]*urlCount{}, errors: newRing[Event](n), purges: newRing[Event](n), maxURLs: maxURLs}
 }
 
 // Request notes a proxied request and its status: its URL for the top
@@ -96,17 +106,23 @@ func (t *Tracker) Request(r *http.Request, status int, detail string) {
 
 // count adds topSample to u's count (space-saving: when the summary is
 // full, the least counted URL gives its place and its count to u). It
-// takes O(log maxURLs) and allocates only for a URL new to the summary
-// and not met lately. Call with t.mu held.
+// hashes u once, takes O(log maxURLs) and allocates only for an entry
+// new to the summary (or a URL longer than maxKeptURL). Call with t.mu
+// held.
 func (t *Tracker) count(u []byte) {
-	if c, ok := t.top[string(u)]; ok {
+	h := maphash.Bytes(t.seed, u)
+	if c, ok := t.top[h]; ok {
+		if !bytes.Equal(c.url, u) {
+			return // two URLs of one 64-bit hash: the one held keeps its place
+		}
 		c.count += topSample
 		t.down(c.at)
 		return
 	}
 	if len(t.least) < t.maxURLs {
-		c := &urlCount{url: t.urls.Bytes(u), count: topSample, at: len(t.least)}
-		t.top[c.url] = c
+		c := &urlCount{count: topSample, at: len(t.least)}
+		c.set(u, h)
+		t.top[h] = c
 		t.least = append(t.least, c)
 		t.up(c.at)
 		return
@@ -115,11 +131,20 @@ func (t *Tracker) count(u []byte) {
 		return
 	}
 	c := t.least[0]
-	delete(t.top, c.url)
-	c.url, c.err = t.urls.Bytes(u), c.count
+	delete(t.top, c.hash)
+	c.set(u, h)
+	c.err = c.count
 	c.count += topSample
-	t.top[c.url] = c
+	t.top[h] = c
 	t.down(0)
+}
+
+// held returns u's entry in the summary, or nil. Call with t.mu held.
+func (t *Tracker) held(u string) *urlCount {
+	if c := t.top[maphash.String(t.seed, u)]; c != nil && string(c.url) == u {
+		return c
+	}
+	return nil
 }
 
 // up and down restore the heap order of t.least after the count at i
@@ -168,8 +193,8 @@ func (t *Tracker) Purge(kind string, status int, detail string) {
 func (t *Tracker) Top(n int) []URLCount {
 	t.mu.Lock()
 	out := make([]URLCount, 0, len(t.top))
-	for u, c := range t.top {
-		out = append(out, URLCount{URL: u, Requests: c.count})
+	for _, c := range t.top {
+		out = append(out, URLCount{URL: string(c.url), Requests: c.count})
 	}
 	t.mu.Unlock()
 	slices.SortFunc(out, func(a, b URLCount) int {

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"runtime"
+	"strings"
 	"testing"
 )
 
@@ -76,18 +77,18 @@ func TestSpaceSavingBounds(t *testing.T) {
 		t.Fatalf("summary of %d/%d URLs, want 16", len(tr.top), len(tr.least))
 	}
 	for i, c := range tr.least {
-		if tr.top[c.url] != c || c.at != i {
+		if tr.held(string(c.url)) != c || c.at != i {
 			t.Fatalf("heap entry %d (%s) is not indexed", i, c.url)
 		}
 		if i > 0 && tr.least[(i-1)/2].count > c.count {
 			t.Fatalf("heap order broken at %d", i)
 		}
-		if c.count < truth[c.url] || c.count-c.err > truth[c.url] {
-			t.Errorf("%s: count %d (error %d), true %d", c.url, c.count, c.err, truth[c.url])
+		if v := truth[string(c.url)]; c.count < v || c.count-c.err > v {
+			t.Errorf("%s: count %d (error %d), true %d", c.url, c.count, c.err, v)
 		}
 	}
 	for u, v := range truth {
-		if v > n*topSample/16 && tr.top[u] == nil {
+		if v > n*topSample/16 && tr.held(u) == nil {
 			t.Errorf("%s (%d of %d) is not in the summary", u, v, n*topSample)
 		}
 	}
@@ -151,5 +152,22 @@ func TestRequestOfAHotSetAllocatesNothing(t *testing.T) {
 	}
 	if all := tr.Top(1000); len(all) != 200 {
 		t.Errorf("the summary holds %d URLs, want its bound 200", len(all))
+	}
+}
+
+// TestLongURLsAreCounted: a URL longer than an entry's own buffer is kept
+// whole, through churn.
+func TestLongURLsAreCounted(t *testing.T) {
+	tr := NewTracker(2, 1)
+	long := "example.com/" + strings.Repeat("x", 2*maxKeptURL)
+	for i := range 400 {
+		tr.count([]byte(long))
+		if i%2 == 0 {
+			tr.count(fmt.Appendf(nil, "example.com/cold/%d", i))
+		}
+	}
+	top := tr.Top(1)
+	if len(top) != 1 || top[0].URL != long || top[0].Requests < 400*topSample {
+		t.Errorf("Top(1) = %.40v, want the long URL counted %d times", top, 400*topSample)
 	}
 }
