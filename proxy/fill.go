@@ -162,12 +162,23 @@ func (s *Server) fetchVariant(w http.ResponseWriter, r *http.Request, f found, r
 		}
 	}
 	res := fl.res
+	if collapsed && res.kind == resultObject && res.stored && res.key != f.key {
+		// The leader found its own variant stored meanwhile under a Vary
+		// marker; this request may select another: it looks up its own
+		// (and is counted there).
+		s.serveCacheable(w, r, s.now())
+		return
+	}
 	if redirects == 0 {
 		// A response that may not be shared (no-store, private, ...) is a
-		// pass; anything else that went to the origin is a miss.
-		if res.kind == resultPass && res.notShareable {
+		// pass; one another fill stored meanwhile is a hit; anything else
+		// that went to the origin is a miss.
+		switch {
+		case res.kind == resultPass && res.notShareable:
 			s.metrics.passes.Inc()
-		} else {
+		case res.kind == resultObject && res.stored:
+			s.metrics.hits.Inc()
+		default:
 			s.metrics.misses.Inc()
 		}
 	}
@@ -206,12 +217,6 @@ func (s *Server) fetchVariant(w http.ResponseWriter, r *http.Request, f found, r
 		}
 		s.forwardCacheable(w, r, st)
 	case resultObject:
-		if collapsed && res.stored && res.key != f.key {
-			// The leader found its own variant stored meanwhile under a
-			// Vary marker; this request may select another.
-			s.serveCacheable(w, r, s.now())
-			return
-		}
 		lk := s.policy.Evaluate(r, &res.obj.Meta, s.now())
 		if res.stored {
 			// Another fill stored it meanwhile: a hit, nothing went forward.

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"sync"
@@ -19,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cellar-cache/cellar/internal/proxytest"
 	"github.com/cellar-cache/cellar/internal/walgate"
 	"github.com/cellar-cache/cellar/store"
 	"github.com/cockroachdb/pebble/v2/vfs"
@@ -476,5 +478,111 @@ func TestStoredMeanwhileFindsAVariant(t *testing.T) {
 	}
 	if want := r.server.variantKey(primary, []string{"Accept-Language"}, req.Header); res.key != want || res.obj.Key != want {
 		t.Errorf("storedMeanwhile found key %q (object %q), want the en variant %q", res.key, res.obj.Key, want)
+	}
+}
+
+// TestWaitersOfAVariantStoredMeanwhile: the waiters of a flight whose
+// leader found its variant stored meanwhile under a new Vary marker
+// (TestStoredMeanwhileFindsAVariant) joined it before the marker existed,
+// so each may select another variant than the leader's. One that selects
+// the leader's is a hit on it; one that selects another gets its own from
+// the origin, never the leader's. Each counts once among the requests'
+// outcomes.
+//
+// The test holds the URL's flight as its leader while two requests
+// through the proxy join it, then commits the en variant and the marker
+// through a second server on the same store (this one's flight for the
+// URL is held), then runs the leader's fill.
+func TestWaitersOfAVariantStoredMeanwhile(t *testing.T) {
+	var mu sync.Mutex
+	asked := map[string]int{} // origin requests by Accept-Language
+	r := newRig(t, func(w http.ResponseWriter, req *http.Request) {
+		lang := req.Header.Get("Accept-Language")
+		mu.Lock()
+		asked[lang]++
+		mu.Unlock()
+		w.Header().Set("Cache-Control", "max-age=60")
+		w.Header().Set("Vary", "Accept-Language")
+		io.WriteString(w, "in "+lang)
+	})
+	s := r.server
+	leaderReq := newReq(r, http.MethodGet, "/v")
+	leaderReq.Header.Set("Accept-Language", "en")
+	primary := s.policy.Key(leaderReq)
+	fl, leader, _ := s.flights.join(primary, s.opts.MaxWaiters, s.store.Ticket)
+	if !leader {
+		t.Fatal("a flight for /v was already in progress")
+	}
+	s.metrics.fillsInProgress.Inc() // as fetchVariant does for its leader
+
+	c := herdClient(t, 2)
+	langs := []string{"en", "de"}
+	answers := make([]herdResult, len(langs))
+	var wg sync.WaitGroup
+	for i, lang := range langs {
+		wg.Go(func() {
+			answers[i] = r.herdGet(c, context.Background(), "/v", http.Header{"Accept-Language": {lang}})
+		})
+	}
+	waitFor(t, "both requests waiting on the flight for /v", func() bool {
+		s.flights.mu.Lock()
+		defer s.flights.mu.Unlock()
+		return fl.waiting == len(langs)
+	})
+
+	opts := s.opts
+	opts.Metrics = nil // its own
+	other, err := New(opts, s.policy, r.store)
+	if err != nil {
+		t.Fatalf("proxy.New: %v", err)
+	}
+	front := httptest.NewServer(other)
+	t.Cleanup(func() { front.Close(); other.Close() })
+	en := http.Header{"Accept-Language": {"en"}}
+	if resp, body := proxytest.Do(t, front.Client(), front.URL, testHost, http.MethodGet, "/v", en); body != "in en" {
+		t.Fatalf("the first fill of /v (en): %d %q", resp.StatusCode, body)
+	}
+	waitFor(t, "the first fill of /v committed", func() bool {
+		return metricValue(t, other.metrics.fillsInProgress) == 0
+	})
+
+	if pass := s.newFill(leaderReq, found{primary: primary, key: primary}, fl).run(nil, context.Background()); pass != nil {
+		t.Fatal("the leader's fill returned a pass-through")
+	}
+	if res := fl.res; res.kind != resultObject || !res.stored || res.key == primary {
+		t.Fatalf("the leader's fill published kind %v, stored %v, key %q: want the en variant found in the store", res.kind, res.stored, res.key)
+	}
+	wg.Wait()
+
+	for i, lang := range langs {
+		a := answers[i]
+		if a.err != nil || a.status != http.StatusOK || string(a.body) != "in "+lang {
+			t.Errorf("waiter in %s: %d %q (%v), want its own variant %q", lang, a.status, a.body, a.err, "in "+lang)
+		}
+	}
+	if cs := answers[0].cacheStatus; !isHit(cs) {
+		t.Errorf("waiter in en: Cache-Status %q, want a hit on the variant stored meanwhile", cs)
+	}
+	if cs := answers[1].cacheStatus; isHit(cs) || !hasStatusParam(cs, "fwd") {
+		t.Errorf("waiter in de: Cache-Status %q, want a miss that went forward", cs)
+	}
+	mu.Lock()
+	if asked["en"] != 1 || asked["de"] != 1 || len(asked) != 2 {
+		t.Errorf("origin requests by language %v, want en once (the first fill) and de once", asked)
+	}
+	mu.Unlock()
+	if hits, misses := metricValue(t, s.metrics.hits), metricValue(t, s.metrics.misses); hits != 1 || misses != 1 {
+		t.Errorf("outcomes counted: %v hits, %v misses; want 1 and 1 (each waiter once)", hits, misses)
+	}
+
+	// A leader with a client of its own answers it from the variant found,
+	// and counts the hit it is.
+	rec := httptest.NewRecorder()
+	s.fetch(rec, leaderReq, found{primary: primary, key: primary})
+	if cs := rec.Header().Get("Cache-Status"); !isHit(cs) || rec.Body.String() != "in en" {
+		t.Errorf("the leader's own client: Cache-Status %q, body %q; want a hit on %q", cs, rec.Body, "in en")
+	}
+	if hits, misses := metricValue(t, s.metrics.hits), metricValue(t, s.metrics.misses); hits != 2 || misses != 1 {
+		t.Errorf("after the leader: %v hits, %v misses; want 2 and 1", hits, misses)
 	}
 }
