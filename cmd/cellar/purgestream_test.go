@@ -287,7 +287,10 @@ func TestPurgeStreamReachesANodeThatWasDown(t *testing.T) {
 	if resp.StatusCode != http.StatusOK || pa.Stream.Seq != 4 || pa.Purged != 1 {
 		t.Errorf("PURGE on C = %d %+v, want 200, seq 4, purged 1 here", resp.StatusCode, pa)
 	}
-	waitFor(t, "A applies the PURGE", func() bool { return a.streamStatus(t).Applied == 4 })
+	// B too: its consumer may still be waiting out its back-off (up to
+	// 5 s) since NATS went away, and cellar purge on B below waits only
+	// the stream's ApplyWait (5 s) for B to apply its purge.
+	waitFor(t, "A and B apply the PURGE", func() bool { return a.streamStatus(t).Applied == 4 && b.streamStatus(t).Applied == 4 })
 	if _, cs := a.get(t, "/x"); strings.Contains(cs, "; hit") {
 		t.Errorf("A after the PURGE on C: /x is a hit (%s)", cs)
 	}
