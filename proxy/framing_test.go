@@ -137,7 +137,8 @@ func FuzzFraming(f *testing.F) {
 // TestListenerFollowsNoFramingForAnEngineThatFrames: once told that an
 // engine which refuses ambiguous framing itself serves every connection
 // (listen.EngineFramer), the listener's connections skip the scan and
-// badFraming finds nothing on them.
+// badFraming finds nothing on them; one that follows its framing is
+// counted, so that badFraming looks its requests up.
 func TestListenerFollowsNoFramingForAnEngineThatFrames(t *testing.T) {
 	s := &Server{metrics: newMetrics()}
 	for _, engineFrames := range []bool{false, true} {
@@ -159,6 +160,10 @@ func TestListenerFollowsNoFramingForAnEngineThatFrames(t *testing.T) {
 		}
 		if got := sc.(*limitConn).framing != nil; got == engineFrames {
 			t.Errorf("engine frames: %v; the connection follows the framing: %v", engineFrames, got)
+		}
+		if !engineFrames && framedConns.Load() < 1 {
+			// badFraming would skip the lookup of this connection.
+			t.Errorf("a connection that follows its framing is open, and framedConns is %d", framedConns.Load())
 		}
 		sc.Close()
 		c.Close()

@@ -57,8 +57,14 @@ type connKey struct{}
 
 // badFraming reports whether r is a request that net/http accepted with
 // both Content-Length and Transfer-Encoding (see framing). Call it once
-// per request: it counts the connection's requests.
+// per request: it counts the connection's requests. While no open
+// connection follows its framing (cellar's HTTP/1.1 engine serves them
+// all, as by default), it answers without looking r's connection up in
+// its context.
 func badFraming(r *http.Request) bool {
+	if framedConns.Load() == 0 {
+		return false
+	}
 	c, ok := r.Context().Value(connKey{}).(*limitConn)
 	if !ok || c.framing == nil || r.ProtoMajor != 1 {
 		return false
@@ -67,6 +73,12 @@ func badFraming(r *http.Request) bool {
 	bad := c.framing.bad.Load()
 	return bad != 0 && n == bad
 }
+
+// framedConns counts the open connections, of every Server, that follow
+// their requests' framing. A connection that is never closed keeps it
+// above zero: badFraming then looks every request's connection up, as it
+// always did.
+var framedConns atomic.Int64
 
 type limitListener struct {
 	net.Listener
@@ -105,6 +117,7 @@ func (l *limitListener) Accept() (net.Conn, error) {
 		lc := &limitConn{Conn: c, l: l}
 		if !l.engineFrames.Load() {
 			lc.framing = newFraming()
+			framedConns.Add(1)
 		}
 		return lc, nil
 	}
@@ -171,6 +184,9 @@ func (c *limitConn) SetDeadline(t time.Time) error {
 
 func (c *limitConn) Close() error {
 	c.once.Do(func() {
+		if c.framing != nil {
+			framedConns.Add(-1)
+		}
 		c.l.s.metrics.connsOpen.Dec()
 		if c.l.slots != nil {
 			<-c.l.slots
