@@ -89,7 +89,11 @@ func (w *response) reset(r *http.Request, p *requestParser) {
 	if p.expect {
 		c.flush() // the 100 Continue may be written from another goroutine
 	}
-	c.canContinue.Store(p.expect)
+	if p.expect || c.canContinue.Load() {
+		// Only this goroutine sets it; commit cleared it after the
+		// last response, so a request without Expect stores nothing.
+		c.canContinue.Store(p.expect)
+	}
 }
 
 func (w *response) Header() http.Header { return w.h }
@@ -218,7 +222,7 @@ func (w *response) commit(final bool, p []byte) error {
 	w.committed = true
 	// A 100 Continue not sent by now never will be: the client may hold
 	// its body back, so the connection cannot read the next request.
-	continuePending := c.canContinue.Swap(false)
+	continuePending := c.canContinue.Load() && c.canContinue.Swap(false)
 	h := w.h
 	code := w.status
 	w.bodyOK = bodyAllowed(code)
