@@ -20,7 +20,7 @@ import (
 // smuggling"); it is served as a plain request, its Upgrade field removed
 // as hop-by-hop.
 func isUpgrade(r *http.Request) bool {
-	up := r.Header.Get("Upgrade")
+	up := headerValue(r.Header, "Upgrade") // canonical: no Get's canonicalization per request
 	if up == "" || strings.EqualFold(strings.TrimSpace(up), "h2c") {
 		return false
 	}
