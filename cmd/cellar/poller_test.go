@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -103,6 +104,7 @@ func TestReloadSwitchesThePoller(t *testing.T) {
 	dir := t.TempDir()
 	base := "origin: " + a.URL + "\nlisteners:\n  - address: 127.0.0.1:0\n"
 	cfg := writeConfig(t, base)
+	others := pollerLoops() // not this server's
 	r, err := startServeNoListen(t, "-config", cfg, "-admin", "127.0.0.1:0", "-data-dir", dir)
 	if err != nil {
 		t.Fatal(err)
@@ -143,29 +145,60 @@ func TestReloadSwitchesThePoller(t *testing.T) {
 			t.Fatalf("reload: %v\n%s", err, errb.String())
 		}
 	}
-	loops := func() int { return strings.Count(allStacks(), "poller.(*Poller).loop") }
-	waitLoops := func(want int) {
+	// newLoops waits until a poller loop that is not in known runs, and
+	// returns those.
+	newLoops := func(known map[string]bool) map[string]bool {
 		t.Helper()
-		for end := time.Now().Add(20 * time.Second); loops() != want; time.Sleep(5 * time.Millisecond) {
-			if time.Now().After(end) {
-				t.Fatalf("%d poller loops running, want %d", loops(), want)
-			}
-		}
+		var fresh map[string]bool
+		waitFor(t, "a new poller loop", func() bool {
+			fresh = pollerLoops()
+			maps.DeleteFunc(fresh, func(id string, _ bool) bool { return known[id] })
+			return len(fresh) > 0
+		})
+		return fresh
 	}
-	before := loops()
+	first := newLoops(others)
 	parked := idle()
 	polled(1)
 	reload(base + "server: {poller: false}\n")
 	if _, err := parked.ReadByte(); err != io.EOF {
 		t.Errorf("the connection waiting on the old set's poller: %v, want EOF", err)
 	}
-	waitLoops(before - 1)
-	idle()
+	waitFor(t, "the old set's poller loop ends", func() bool {
+		now := pollerLoops()
+		for id := range first {
+			if now[id] {
+				return false
+			}
+		}
+		return true
+	})
+	parked = idle()
 	polled(0)
 	reload(base)
-	waitLoops(before)
+	// The old set shares the socket until it shuts down: it closes its
+	// listener before its idle connections, so once this one is closed
+	// every new connection is the new set's.
+	if _, err := parked.ReadByte(); err != io.EOF {
+		t.Errorf("the connection waiting on the set without a poller: %v, want EOF", err)
+	}
+	maps.Copy(others, first)
+	newLoops(others)
 	idle()
 	polled(1)
+}
+
+// pollerLoops returns the ids of the goroutines that run a poller's loop.
+// A goroutine running on another thread shows no stack, so a caller waits
+// for a loop to show rather than counting them once.
+func pollerLoops() map[string]bool {
+	ids := map[string]bool{}
+	for _, g := range strings.Split(allStacks(), "\n\n") {
+		if id, _, ok := strings.Cut(strings.TrimPrefix(g, "goroutine "), " "); ok && strings.Contains(g, "poller.(*Poller).loop(") {
+			ids[id] = true
+		}
+	}
+	return ids
 }
 
 // allStacks is every goroutine's stack.
