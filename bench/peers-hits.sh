@@ -211,6 +211,10 @@ start() {
 		mkdir -p "$work/cellar-data"
 		rm -rf "${work:?}/cellar-data/"*
 		local config=()
+		# Each start writes a new log, as its data directory starts empty:
+		# appended over the rounds, the log took about 200 MiB of this
+		# tmpfs a round.
+		rm -f "$work/cellar-access.log"
 		local log=(-access-log-path "$work/cellar-access.log")
 		if [[ $1 == cellar-nethttp ]]; then
 			printf 'server:\n  engine: net/http\n' >"$work/nethttp.yaml"
