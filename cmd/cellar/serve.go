@@ -293,6 +293,13 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready f
 	warnUnreachable(ctx, log, origins)
 	d.warnOpenAdmin(s)
 
+	// SIGHUP reloads from here on (before it, it would end the process,
+	// or be lost where it is ignored, as under nohup): before the line that
+	// says cellar started, so that a SIGHUP sent on seeing it is kept until
+	// the loop below takes it.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	log.Info("cellar started",
 		"listen", strings.Join(d.frontAddrs(), ","), "admin", d.adminAddr(),
 		"origins", strings.Join(origins, ","), "data_dir", s.store.Dir,
@@ -301,10 +308,6 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready f
 	if demoOrigin != "" {
 		log.Info("no origin given: serving the bundled demo origin", "try", "curl -i "+d.frontAddrs()[0]+"/page/1")
 	}
-	// SIGHUP reloads from here on (before it, it would end the process).
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
 	d.serveListeners()
 	d.serving.Store(true)
 	var first error
