@@ -77,7 +77,9 @@ func badFraming(r *http.Request) bool {
 // framedConns counts the open connections, of every Server, that follow
 // their requests' framing. A connection that is never closed keeps it
 // above zero: badFraming then looks every request's connection up, as it
-// always did.
+// always did. It is not per Server: a reload that keeps the listeners
+// keeps them wrapped by the Server before it, while the new one serves
+// their requests.
 var framedConns atomic.Int64
 
 type limitListener struct {
