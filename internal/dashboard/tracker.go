@@ -139,14 +139,6 @@ func (t *Tracker) count(u []byte) {
 	t.down(0)
 }
 
-// held returns u's entry in the summary, or nil. Call with t.mu held.
-func (t *Tracker) held(u string) *urlCount {
-	if c := t.top[maphash.String(t.seed, u)]; c != nil && string(c.url) == u {
-		return c
-	}
-	return nil
-}
-
 // up and down restore the heap order of t.least after the count at i
 // fell or rose.
 func (t *Tracker) up(i int) {

@@ -2,6 +2,7 @@ package dashboard
 
 import (
 	"fmt"
+	"hash/maphash"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
@@ -170,4 +171,12 @@ func TestLongURLsAreCounted(t *testing.T) {
 	if len(top) != 1 || top[0].URL != long || top[0].Requests < 400*topSample {
 		t.Errorf("Top(1) = %.40v, want the long URL counted %d times", top, 400*topSample)
 	}
+}
+
+// held returns u's entry in the summary, or nil. Call with t.mu held.
+func (t *Tracker) held(u string) *urlCount {
+	if c := t.top[maphash.String(t.seed, u)]; c != nil && string(c.url) == u {
+		return c
+	}
+	return nil
 }
