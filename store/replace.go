@@ -19,8 +19,9 @@ import (
 // objects it would displace, wtinylfu's SetAdmitByBytes). A commit adds
 // the object and the policy names the objects to evict (possibly the new
 // one, when it is less frequent than what it would displace); the
-// background loop removes them from pebble. Requests are counted into the policy: hits through a lossy
-// buffer (the hit path takes no lock), misses directly.
+// background loop removes them from pebble. Requests are counted into
+// the policy: hits through a lossy buffer (the hit path takes no lock),
+// misses directly.
 //
 // The policy's capacity is Options.EvictTarget of the disk budget less
 // the bytes of fills in progress (diskTier.policyCapacity): it shrinks as
