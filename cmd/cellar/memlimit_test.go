@@ -1,10 +1,12 @@
 package main
 
 import (
+	"context"
 	"io"
 	"math"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"runtime/debug"
 	"strings"
 	"testing"
@@ -26,6 +28,34 @@ func TestHeapLimit(t *testing.T) {
 	} {
 		if got := heapLimit(c.resident, c.budget, c.encoders); got != c.want {
 			t.Errorf("heapLimit(%d MiB, %d MiB, %d MiB) = %d MiB, want %d MiB", c.resident/mib, c.budget/mib, c.encoders/mib, got/mib, c.want/mib)
+		}
+	}
+}
+
+func TestGCFloor(t *testing.T) {
+	const mib = 1 << 20
+	for _, c := range []struct{ live, held, want int64 }{
+		{0, 0, 16 * mib},
+		{100 * mib, 10 * mib, 126 * mib},   // 16 MiB of room
+		{256 * mib, 20 * mib, 292 * mib},   // 16 MiB up to a live heap of 256 MiB,
+		{1024 * mib, 40 * mib, 1128 * mib}, // then 1/16 of it
+	} {
+		if got := gcFloor(heapState{live: c.live, held: c.held}); got != c.want {
+			t.Errorf("gcFloor(live %d MiB, held %d MiB) = %d MiB, want %d MiB", c.live/mib, c.held/mib, got/mib, c.want/mib)
+		}
+	}
+}
+
+func TestAfterGCSignalsEachCollectionUntilCanceled(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	c := afterGC(ctx)
+	for range 3 {
+		runtime.GC()
+		select {
+		case <-c:
+		case <-time.After(10 * time.Second):
+			t.Fatal("no signal within 10 s of a collection")
 		}
 	}
 }
@@ -67,14 +97,35 @@ func TestServeMemoryLimitFollowsTheCache(t *testing.T) {
 			time.Sleep(10 * time.Millisecond)
 		}
 	}
-	if l := debug.SetMemoryLimit(-1); l != 32<<20 {
-		t.Fatalf("memory limit %d when ready, want 32 MiB for an empty cache", l)
+	if l := debug.SetMemoryLimit(-1); l < 32<<20 {
+		t.Fatalf("memory limit %d when ready, want at least 32 MiB for an empty cache", l)
 	}
 	for i := range 8 {
 		get(t, "http://"+r.proxy+"/"+string(rune('a'+i)))
 	}
 	// 8 MiB of bodies resident: the limit grows by 1.25 × that.
 	waitLimit("at least 32 MiB + 1.25 × 8 MiB", func(l int64) bool { return l >= 32<<20+10<<20 })
+}
+
+// TestServeMemoryLimitLeavesTheCollectorRoom: a live heap larger than the
+// empty cache's limit (32 MiB) raises the limit after the next collection
+// to at least that heap and 16 MiB, so that the collector does not run back
+// to back.
+func TestServeMemoryLimitLeavesTheCollectorRoom(t *testing.T) {
+	serveWithLimit(t, "application/octet-stream", "x")
+	live := make([]byte, 64<<20)
+	for i := range live {
+		live[i] = byte(i)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for l := debug.SetMemoryLimit(-1); l < 80<<20; l = debug.SetMemoryLimit(-1) {
+		if time.Now().After(deadline) {
+			t.Fatalf("memory limit %d MiB with 64 MiB live: want at least 80 MiB", l>>20)
+		}
+		runtime.GC()
+		time.Sleep(10 * time.Millisecond)
+	}
+	runtime.KeepAlive(live)
 }
 
 // TestServeMemoryLimitMakesRoomForEncoders: an encoding job's encoders
