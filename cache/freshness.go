@@ -388,19 +388,32 @@ func (p *Policy) derive(m *Meta) derived {
 // is never changed in place once built (see Meta), so the map's identity
 // stands for its content.
 func (p *Policy) derivedOf(m *Meta) derived {
-	if d := m.memo; d != nil && d.p == p && d.header == headerID(m.Header) &&
-		d.reqTime.Equal(m.RequestTime) && d.respTime.Equal(m.ResponseTime) {
-		return *d
+	if p.memoOf(m) {
+		return *m.memo
 	}
 	return p.derive(m)
+}
+
+// memoOf reports whether m's memo is this policy's, made from m's current
+// Header map and times.
+func (p *Policy) memoOf(m *Meta) bool {
+	d := m.memo
+	return d != nil && d.p == p && d.header == headerID(m.Header) &&
+		d.reqTime.Equal(m.RequestTime) && d.respTime.Equal(m.ResponseTime)
 }
 
 // Memoized returns m with what this policy derives from it for every
 // evaluation (its directives, freshness lifetime, initial age) worked out
 // once, as NewMeta and Freshen do for theirs: for a Meta read back from
 // disk, made by another policy (before a reload) or built by hand, so that
-// evaluating it again does not parse its header again.
-func (p *Policy) Memoized(m Meta) Meta { return p.withMemo(m) }
+// evaluating it again does not parse its header again. A Meta that has
+// this policy's memo already is returned as it is.
+func (p *Policy) Memoized(m Meta) Meta {
+	if p.memoOf(&m) {
+		return m
+	}
+	return p.withMemo(m)
+}
 
 // withMemo attaches m's derived values to m.
 func (p *Policy) withMemo(m Meta) Meta {

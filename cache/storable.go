@@ -129,11 +129,19 @@ func (p *Policy) NewMeta(r *http.Request, status int, h http.Header, requestTime
 	drop := connectionFields(h)
 	cc, viaCC := p.control(h)
 	ri, rl := p.ruleIndex(r)
+	n := 0
+	for _, v := range h {
+		n += len(v)
+	}
+	// One array holds every field's values; each field's slice has no
+	// spare capacity, so an append to one copies it.
+	values := make([]string, 0, n)
 	for k, v := range h {
 		if httpheader.IsHopByHop(k) || drop[k] || internalField(k) || proxyField(k) {
 			continue
 		}
-		stored[k] = append([]string(nil), v...)
+		values = append(values, v...)
+		stored[k] = values[len(values)-len(v) : len(values) : len(values)]
 	}
 	for _, f := range cc.privateFields {
 		delete(stored, f)
