@@ -105,7 +105,7 @@ func (d *diskTier) create(ctx context.Context, key string, meta cache.Meta, opts
 	if opts.SizeHint >= 0 {
 		initial = min(w.cs, opts.SizeHint)
 	}
-	w.buf = make([]byte, 0, initial)
+	w.buf = getChunkBuf(initial)
 	return w, nil
 }
 
@@ -407,7 +407,7 @@ func (w *Writer) commitFill(ctx context.Context) (*Object, error) {
 		return nil, err
 	}
 	w.state, w.obj = committed, o
-	w.buf = nil
+	w.releaseBufLocked()
 	w.bufStart = w.flushed
 	w.broadcast()
 	w.d.kick()
@@ -595,10 +595,19 @@ func (w *Writer) releaseIfDoneLocked() {
 	}
 }
 
+// releaseBufLocked gives the chunk buffer back to its pool (chunkBufs).
+// Readers copy from it only with w.mu held, so none holds it after.
+func (w *Writer) releaseBufLocked() {
+	if !w.d.opts.Simulate {
+		putChunkBuf(w.buf)
+	}
+	w.buf = nil
+}
+
 // dropLocked removes the fill's chunks and gives back its charge. Call it
 // with w.mu held, once no reader needs them.
 func (w *Writer) dropLocked() {
-	w.buf = nil
+	w.releaseBufLocked()
 	w.body.reset()
 	if w.marker && !w.d.faulted.Load() {
 		b := w.d.db.NewBatch()
