@@ -102,15 +102,13 @@ func (p *Policy[K]) AdaptByShadows() {
 		q := &Policy[uint64]{
 			hash:         func(h uint64) uint64 { return h },
 			capacity:     max(p.capacity/int64(mod), 1),
-			nodes:        make(map[uint64]*node[uint64]),
+			nodes:        make(map[uint64]ref),
 			sketch:       p.sketch,
 			keepNewest:   p.keepNewest,
 			warmMargin:   p.warmMargin,
 			admitByBytes: p.admitByBytes,
 		}
-		q.window.init()
-		q.probation.init()
-		q.protected.init()
+		q.initLists()
 		q.setWindowMax(int64(share * float64(q.capacity)))
 		s.p = append(s.p, q)
 	}

@@ -37,10 +37,12 @@ package wtinylfu
 type Policy[K comparable] struct {
 	hash     func(K) uint64
 	capacity int64
-	nodes    map[K]*node[K]
+	nodes    map[K]ref
+	arena    []node[K] // the nodes, and the lists' sentinels (arena.go)
+	free     ref       // first free node in arena, linked by next; none: none
 	sketch   *sketch
 
-	window, probation, protected list[K]
+	window, probation, protected list
 	windowMax, protectedMax      int64
 	keepNewest                   bool
 	warmMargin                   bool
@@ -68,46 +70,6 @@ const (
 	inProtected
 )
 
-type node[K comparable] struct {
-	key        K
-	hash       uint64
-	weight     int64
-	seg        segment
-	prev, next *node[K]
-}
-
-// list is a doubly linked list with a sentinel and the sum of its weights.
-type list[K comparable] struct {
-	root   node[K]
-	weight int64
-	n      int
-}
-
-func (l *list[K]) init() { l.root.next, l.root.prev = &l.root, &l.root }
-
-func (l *list[K]) pushFront(n *node[K]) {
-	n.prev, n.next = &l.root, l.root.next
-	l.root.next.prev = n
-	l.root.next = n
-	l.weight += n.weight
-	l.n++
-}
-
-func (l *list[K]) remove(n *node[K]) {
-	n.prev.next, n.next.prev = n.next, n.prev
-	n.prev, n.next = nil, nil
-	l.weight -= n.weight
-	l.n--
-}
-
-// back returns the least recently used node, or nil.
-func (l *list[K]) back() *node[K] {
-	if l.root.prev == &l.root {
-		return nil
-	}
-	return l.root.prev
-}
-
 const (
 	initialWindow    = 0.01
 	protectedShare   = 0.80
@@ -124,14 +86,12 @@ func New[K comparable](capacity, expectedKeys int64, hash func(K) uint64) *Polic
 	p := &Policy[K]{
 		hash:     hash,
 		capacity: max(capacity, 1),
-		nodes:    make(map[K]*node[K]),
+		nodes:    make(map[K]ref),
 		sketch:   newSketch(max(expectedKeys, 1), 4),
 
 		expectedKeys: max(expectedKeys, 1),
 	}
-	p.window.init()
-	p.probation.init()
-	p.protected.init()
+	p.initLists()
 	p.sampleSize = p.sketch.sampleSize
 	p.setWindowMax(int64(initialWindow * float64(p.capacity)))
 	p.step = -stepShare * float64(p.capacity)
@@ -253,7 +213,7 @@ func (p *Policy[K]) Access(k K) bool {
 	n, ok := p.nodes[k]
 	var h uint64
 	if ok {
-		h = n.hash
+		h = p.arena[n].hash
 	} else {
 		h = p.hash(k)
 	}
@@ -261,7 +221,7 @@ func (p *Policy[K]) Access(k K) bool {
 	if s := p.shadows; s != nil {
 		var w int64
 		if ok {
-			w = n.weight
+			w = p.arena[n].weight
 			p.onHit(n)
 		}
 		s.access(h, ok, w, p.filled)
@@ -282,29 +242,29 @@ func (p *Policy[K]) Access(k K) bool {
 	return ok
 }
 
-func (p *Policy[K]) onHit(n *node[K]) {
-	switch n.seg {
+func (p *Policy[K]) onHit(n ref) {
+	switch p.arena[n].seg {
 	case inWindow:
-		p.window.remove(n)
-		p.window.pushFront(n)
+		p.remove(&p.window, n)
+		p.pushFront(&p.window, n)
 	case inProbation:
-		p.probation.remove(n)
-		n.seg = inProtected
-		p.protected.pushFront(n)
+		p.remove(&p.probation, n)
+		p.arena[n].seg = inProtected
+		p.pushFront(&p.protected, n)
 		p.demoteProtected()
 	case inProtected:
-		p.protected.remove(n)
-		p.protected.pushFront(n)
+		p.remove(&p.protected, n)
+		p.pushFront(&p.protected, n)
 	}
 }
 
 // demoteProtected moves protected overflow to the front of probation.
 func (p *Policy[K]) demoteProtected() {
 	for p.protected.weight > p.protectedMax {
-		v := p.protected.back()
-		p.protected.remove(v)
-		v.seg = inProbation
-		p.probation.pushFront(v)
+		v := p.back(&p.protected)
+		p.remove(&p.protected, v)
+		p.arena[v].seg = inProbation
+		p.pushFront(&p.probation, v)
 	}
 }
 
@@ -316,24 +276,26 @@ func (p *Policy[K]) demoteProtected() {
 func (p *Policy[K]) Add(k K, w int64, evict func(K)) {
 	w = max(w, 0)
 	n, ok := p.nodes[k]
+	var h uint64 // read before trimming, which may free k's node
 	if ok {
+		h = p.arena[n].hash
 		p.reweigh(n, w)
 		p.trim(evict)
 	} else {
-		n = p.insert(k, p.hash(k), w, evict)
+		h = p.hash(k)
+		p.insert(k, h, w, evict)
 	}
 	if p.shadows != nil {
-		p.shadows.add(n.hash, w)
+		p.shadows.add(h, w)
 	}
 }
 
 // insert adds k, of hash h and weight w, to the window and trims.
-func (p *Policy[K]) insert(k K, h uint64, w int64, evict func(K)) *node[K] {
-	n := &node[K]{key: k, hash: h, weight: w, seg: inWindow}
+func (p *Policy[K]) insert(k K, h uint64, w int64, evict func(K)) {
+	n := p.newNode(node[K]{key: k, hash: h, weight: w, seg: inWindow})
 	p.nodes[k] = n
-	p.window.pushFront(n)
+	p.pushFront(&p.window, n)
 	p.trim(evict)
-	return n
 }
 
 // Remove forgets k (a deletion that is not an eviction). It reports
@@ -345,30 +307,31 @@ func (p *Policy[K]) Remove(k K) bool {
 	}
 	p.unlink(n)
 	delete(p.nodes, k)
+	p.freeNode(n)
 	return true
 }
 
-func (p *Policy[K]) unlink(n *node[K]) {
-	switch n.seg {
+func (p *Policy[K]) unlink(n ref) {
+	switch p.arena[n].seg {
 	case inWindow:
-		p.window.remove(n)
+		p.remove(&p.window, n)
 	case inProbation:
-		p.probation.remove(n)
+		p.remove(&p.probation, n)
 	case inProtected:
-		p.protected.remove(n)
+		p.remove(&p.protected, n)
 	}
 }
 
-func (p *Policy[K]) reweigh(n *node[K], w int64) {
+func (p *Policy[K]) reweigh(n ref, w int64) {
 	p.unlink(n)
-	n.weight = w
-	switch n.seg {
+	p.arena[n].weight = w
+	switch p.arena[n].seg {
 	case inWindow:
-		p.window.pushFront(n)
+		p.pushFront(&p.window, n)
 	case inProbation:
-		p.probation.pushFront(n)
+		p.pushFront(&p.probation, n)
 	case inProtected:
-		p.protected.pushFront(n)
+		p.pushFront(&p.protected, n)
 		p.demoteProtected()
 	}
 }
@@ -377,13 +340,21 @@ func (p *Policy[K]) reweigh(n *node[K], w int64) {
 // least recently used probation key, else protected, else the window's),
 // or false when empty. It does not remove it.
 func (p *Policy[K]) Victim() (K, bool) {
-	for _, l := range []*list[K]{&p.probation, &p.protected, &p.window} {
-		if v := l.back(); v != nil {
-			return v.key, true
-		}
+	if v := p.victim(); v != none {
+		return p.arena[v].key, true
 	}
 	var zero K
 	return zero, false
+}
+
+// victim is Victim's node, or none.
+func (p *Policy[K]) victim() ref {
+	for _, l := range []*list{&p.probation, &p.protected, &p.window} {
+		if v := p.back(l); v != none {
+			return v
+		}
+	}
+	return none
 }
 
 // trim moves window overflow into the main space through admission, then
@@ -391,13 +362,12 @@ func (p *Policy[K]) Victim() (K, bool) {
 // recent key even when that key alone is heavier than the window.
 func (p *Policy[K]) trim(evict func(K)) {
 	for p.window.weight > p.windowMax && (!p.keepNewest || p.window.n > 1) {
-		c := p.window.back()
-		p.window.remove(c)
+		c := p.back(&p.window)
+		p.remove(&p.window, c)
 		p.admit(c, evict)
 	}
 	for p.Weight() > p.capacity {
-		k, _ := p.Victim()
-		p.evictNode(p.nodes[k], evict)
+		p.evictNode(p.victim(), evict)
 	}
 }
 
@@ -415,36 +385,36 @@ func (p *Policy[K]) windowLimit() int64 {
 // protected) victim, which is then evicted; otherwise c is evicted. With
 // admitByBytes it must be more frequent than all the victims that make
 // room for it, on average by weight.
-func (p *Policy[K]) admit(c *node[K], evict func(K)) {
+func (p *Policy[K]) admit(c ref, evict func(K)) {
 	mainMax := p.capacity - p.windowLimit()
 	cf := -1
 	admitted := p.admitByBytes // decided at once; the loop evicts the victims
-	if admitted && !p.admitsOverVictims(c, p.probation.weight+p.protected.weight+c.weight-mainMax) {
+	if admitted && !p.admitsOverVictims(c, p.probation.weight+p.protected.weight+p.arena[c].weight-mainMax) {
 		p.refuse(c, evict)
 		return
 	}
-	for p.probation.weight+p.protected.weight+c.weight > mainMax {
-		v := p.probation.back()
-		if v == nil {
-			v = p.protected.back()
+	for p.probation.weight+p.protected.weight+p.arena[c].weight > mainMax {
+		v := p.back(&p.probation)
+		if v == none {
+			v = p.back(&p.protected)
 		}
-		if v == nil { // c alone is heavier than the main space
+		if v == none { // c alone is heavier than the main space
 			p.refuse(c, evict)
 			return
 		}
 		if !admitted {
 			if cf < 0 {
-				cf = p.sketch.estimate(c.hash)
+				cf = p.sketch.estimate(p.arena[c].hash)
 			}
-			if vf := p.sketch.estimate(v.hash); cf <= vf || (p.warmMargin && vf >= warmFrequency && cf == vf+1) {
+			if vf := p.sketch.estimate(p.arena[v].hash); cf <= vf || (p.warmMargin && vf >= warmFrequency && cf == vf+1) {
 				p.refuse(c, evict)
 				return
 			}
 		}
 		p.evictNode(v, evict)
 	}
-	c.seg = inProbation
-	p.probation.pushFront(c)
+	p.arena[c].seg = inProbation
+	p.pushFront(&p.probation, c)
 }
 
 // admitsOverVictims reports whether candidate c beats the main space's
@@ -453,38 +423,43 @@ func (p *Policy[K]) admit(c *node[K], evict func(K)) {
 // (each counted as at least 1), as admit compares a candidate with one
 // victim, warm margin included. It reports false when the main space
 // holds less than need.
-func (p *Policy[K]) admitsOverVictims(c *node[K], need int64) bool {
+func (p *Policy[K]) admitsOverVictims(c ref, need int64) bool {
 	if need <= 0 {
 		return true
 	}
 	var weight, sum float64
-	for _, l := range []*list[K]{&p.probation, &p.protected} {
-		for v := l.back(); v != nil && v != &l.root && need > 0; v = v.prev {
-			w := float64(max(v.weight, 1))
+	for _, l := range []*list{&p.probation, &p.protected} {
+		for v := p.back(l); v != none && v != l.root && need > 0; v = p.arena[v].prev {
+			n := &p.arena[v]
+			w := float64(max(n.weight, 1))
 			weight += w
-			sum += w * float64(p.sketch.estimate(v.hash))
-			need -= v.weight
+			sum += w * float64(p.sketch.estimate(n.hash))
+			need -= n.weight
 		}
 	}
 	if need > 0 {
 		return false
 	}
-	cf, vf := float64(p.sketch.estimate(c.hash)), sum/weight
+	cf, vf := float64(p.sketch.estimate(p.arena[c].hash)), sum/weight
 	return cf > vf && !(p.warmMargin && vf >= warmFrequency && cf < vf+2)
 }
 
 // refuse evicts candidate c, which admit unlinked from the window.
-func (p *Policy[K]) refuse(c *node[K], evict func(K)) {
+func (p *Policy[K]) refuse(c ref, evict func(K)) {
 	p.filled = true
-	delete(p.nodes, c.key)
-	evict(c.key)
+	k := p.arena[c].key
+	delete(p.nodes, k)
+	p.freeNode(c)
+	evict(k)
 }
 
-func (p *Policy[K]) evictNode(n *node[K], evict func(K)) {
+func (p *Policy[K]) evictNode(n ref, evict func(K)) {
 	p.filled = true
 	p.unlink(n)
-	delete(p.nodes, n.key)
-	evict(n.key)
+	k := p.arena[n].key
+	delete(p.nodes, k)
+	p.freeNode(n)
+	evict(k)
 }
 
 // climb ends a sample: it moves the window size by the current step and
@@ -518,13 +493,13 @@ func (p *Policy[K]) resizeWindow(delta int64) {
 		// window's most recent end, as if just admitted there.
 		mainMax := p.capacity - p.windowMax
 		for p.probation.weight+p.protected.weight > mainMax {
-			v := p.probation.back()
-			if v == nil {
-				v = p.protected.back()
+			v := p.back(&p.probation)
+			if v == none {
+				v = p.back(&p.protected)
 			}
 			p.unlink(v)
-			v.seg = inWindow
-			p.window.pushFront(v)
+			p.arena[v].seg = inWindow
+			p.pushFront(&p.window, v)
 		}
 		p.demoteProtected()
 		return
@@ -532,10 +507,10 @@ func (p *Policy[K]) resizeWindow(delta int64) {
 	// The window shrank: its oldest keys move to probation without an
 	// admission test (the main space grew by as much).
 	for p.window.weight > p.windowMax {
-		v := p.window.back()
-		p.window.remove(v)
-		v.seg = inProbation
-		p.probation.pushFront(v)
+		v := p.back(&p.window)
+		p.remove(&p.window, v)
+		p.arena[v].seg = inProbation
+		p.pushFront(&p.probation, v)
 	}
 	p.demoteProtected()
 }
