@@ -176,6 +176,11 @@ type Stream struct {
 	lastErr string              // the consumer's last error; empty after a success
 	catchUp time.Duration       // how long the catch-up took
 
+	// reconnected is ready after the connection to NATS came back: the
+	// consumer then starts its next session at once instead of at the end
+	// of its back-off.
+	reconnected chan struct{}
+
 	ctx    context.Context
 	cancel context.CancelFunc
 	done   chan struct{} // closed when the consumer loop has returned
@@ -200,6 +205,8 @@ func New(opts Options) (*Stream, error) {
 		started:  time.Now(),
 		waiters:  map[string]chan int{},
 		done:     make(chan struct{}),
+
+		reconnected: make(chan struct{}, 1),
 	}
 	s.nc, err = nats.Connect(opts.URL,
 		nats.Name("cellar "+opts.Node),
@@ -214,7 +221,13 @@ func New(opts Options) (*Stream, error) {
 				s.log.Warn("purge stream: disconnected from NATS", "err", err)
 			}
 		}),
-		nats.ReconnectHandler(func(c *nats.Conn) { s.log.Info("purge stream: reconnected to NATS", "url", c.ConnectedUrlRedacted()) }),
+		nats.ReconnectHandler(func(c *nats.Conn) {
+			s.log.Info("purge stream: reconnected to NATS", "url", c.ConnectedUrlRedacted())
+			select {
+			case s.reconnected <- struct{}{}:
+			default:
+			}
+		}),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("purgestream: %s: %w", opts.URL, err)
@@ -380,12 +393,22 @@ func (s *Stream) setErr(err error) {
 	}
 }
 
-// run is the consumer: sessions, retried with back-off, until Close.
+// consumerBackoff is the consumer's wait between sessions: first at the
+// start and after a session that made progress, afterReconnect after a
+// reconnection to NATS (whose JetStream may still be recovering), doubling
+// up to max while sessions fail.
+var consumerBackoff = struct{ first, afterReconnect, max time.Duration }{
+	100 * time.Millisecond, 100 * time.Millisecond, 5 * time.Second,
+}
+
+// run is the consumer: sessions, retried with back-off, until Close. A
+// reconnection to NATS ends the wait: the events published since are
+// applied at once rather than up to the longest back-off later.
 func (s *Stream) run(st state) {
 	defer close(s.done)
 	c := &consumer{s: s, st: st}
 	s.applied.Store(st.Applied)
-	backoff := 100 * time.Millisecond
+	backoff := consumerBackoff.first
 	for s.ctx.Err() == nil {
 		progressed, err := c.session(s.ctx)
 		if s.ctx.Err() != nil {
@@ -393,14 +416,20 @@ func (s *Stream) run(st state) {
 		}
 		s.setErr(err)
 		if progressed {
-			backoff = 100 * time.Millisecond
+			backoff = consumerBackoff.first
 		}
+		wait := time.NewTimer(backoff)
 		select {
 		case <-s.ctx.Done():
+			wait.Stop()
 			return
-		case <-time.After(backoff):
+		case <-s.reconnected:
+			wait.Stop()
+			backoff = consumerBackoff.afterReconnect
+			continue
+		case <-wait.C:
 		}
-		backoff = min(2*backoff, 5*time.Second)
+		backoff = min(2*backoff, consumerBackoff.max)
 	}
 }
 

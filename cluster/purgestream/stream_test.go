@@ -262,6 +262,48 @@ func TestNATSRestartNodesReconnect(t *testing.T) {
 	}
 }
 
+// TestReconnectEndsTheConsumersBackOff: a consumer waiting out its
+// back-off after NATS went away starts again as soon as the connection is
+// back. Here the back-off is a minute, longer than the test waits, but
+// after a reconnection (consumerBackoff.afterReconnect).
+func TestReconnectEndsTheConsumersBackOff(t *testing.T) {
+	saved := consumerBackoff
+	consumerBackoff.first, consumerBackoff.max = time.Minute, time.Minute
+	defer func() { consumerBackoff = saved }()
+	dir := t.TempDir()
+	natsDir := filepath.Join(dir, "nats")
+	srv := startServer(t, natsDir, "127.0.0.1:0")
+	_, port, _ := net.SplitHostPort(srv.URL()[len("nats://"):])
+	ra, rb := &recorder{}, &recorder{}
+	a := node(t, srv.URL(), "a", dir, ra)
+	defer a.Close()
+	b := node(t, srv.URL(), "b", dir, rb)
+	defer b.Close()
+	waitCaughtUp(t, a)
+	waitCaughtUp(t, b)
+	if _, err := a.Publish(context.Background(), "url", []byte("one")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "b applies one", func() bool { return len(rb.bodies()) == 1 })
+	srv.Close()
+	// b's session fails, and b waits its minute.
+	waitFor(t, "b's consumer fails", func() bool { return b.Status().Error != "" })
+	srv = startServer(t, natsDir, "127.0.0.1:"+port)
+	defer srv.Close()
+	waitFor(t, "a reconnects", func() bool { return a.Status().Connected })
+	var err error
+	for range 50 { // the first publishes may race the stream's recovery
+		if _, err = a.Publish(context.Background(), "url", []byte("two")); err == nil {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "b applies two before its back-off ends", func() bool { return len(rb.bodies()) >= 2 })
+}
+
 // With NATS unreachable at start the node is not caught up, says so,
 // and refuses to publish within its wait.
 func TestUnreachableNATSIsNotCaughtUp(t *testing.T) {
