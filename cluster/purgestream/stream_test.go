@@ -220,44 +220,65 @@ func TestLostEventsPurgeEverything(t *testing.T) {
 	}
 }
 
+// restartFixture is a NATS server and two nodes, a and b, both caught up
+// and having applied a's purge "one"; a test stops the server and starts
+// it again on its port and store directory.
+type restartFixture struct {
+	natsDir, port string
+	srv           *Server
+	a, b          *Stream
+	rb            *recorder // b's applied events
+}
+
+func newRestartFixture(t *testing.T) *restartFixture {
+	t.Helper()
+	dir := t.TempDir()
+	f := &restartFixture{natsDir: filepath.Join(dir, "nats"), rb: &recorder{}}
+	f.srv = startServer(t, f.natsDir, "127.0.0.1:0")
+	_, f.port, _ = net.SplitHostPort(f.srv.URL()[len("nats://"):])
+	f.a = node(t, f.srv.URL(), "a", dir, &recorder{})
+	t.Cleanup(f.a.Close)
+	f.b = node(t, f.srv.URL(), "b", dir, f.rb)
+	t.Cleanup(f.b.Close)
+	waitCaughtUp(t, f.a)
+	waitCaughtUp(t, f.b)
+	if _, err := f.a.Publish(context.Background(), "url", []byte("one")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "b applies one", func() bool { return len(f.rb.bodies()) == 1 })
+	return f
+}
+
+// restart starts the server again (it was closed) and publishes body from
+// a once a has reconnected.
+func (f *restartFixture) restart(t *testing.T, body string) {
+	t.Helper()
+	f.srv = startServer(t, f.natsDir, "127.0.0.1:"+f.port)
+	t.Cleanup(f.srv.Close)
+	waitFor(t, "a reconnects", func() bool { return f.a.Status().Connected })
+	var err error
+	for range 50 { // the first publishes may race the stream's recovery
+		if _, err = f.a.Publish(context.Background(), "url", []byte(body)); err == nil {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatal(err)
+}
+
 // The stream lives in the NATS server's store directory: a NATS restart
 // keeps it (same identity, so nothing is applied twice), and the nodes
 // reconnect by themselves and go on.
 func TestNATSRestartNodesReconnect(t *testing.T) {
-	dir := t.TempDir()
-	natsDir := filepath.Join(dir, "nats")
-	srv := startServer(t, natsDir, "127.0.0.1:0")
-	_, port, _ := net.SplitHostPort(srv.URL()[len("nats://"):])
-	ra, rb := &recorder{}, &recorder{}
-	a := node(t, srv.URL(), "a", dir, ra)
-	defer a.Close()
-	b := node(t, srv.URL(), "b", dir, rb)
-	defer b.Close()
-	waitCaughtUp(t, a)
-	if _, err := a.Publish(context.Background(), "url", []byte("one")); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, "b applies one", func() bool { return len(rb.bodies()) == 1 })
-	srv.Close()
-	waitFor(t, "b sees the disconnection", func() bool { return !b.Status().Connected })
-	if _, err := a.Publish(context.Background(), "url", []byte("lost")); err == nil {
+	f := newRestartFixture(t)
+	f.srv.Close()
+	waitFor(t, "b sees the disconnection", func() bool { return !f.b.Status().Connected })
+	if _, err := f.a.Publish(context.Background(), "url", []byte("lost")); err == nil {
 		t.Error("publish with NATS down succeeded")
 	}
-	srv = startServer(t, natsDir, "127.0.0.1:"+port)
-	defer srv.Close()
-	waitFor(t, "a reconnects", func() bool { return a.Status().Connected })
-	var err error
-	for range 50 { // the first publishes may race the stream's recovery
-		if _, err = a.Publish(context.Background(), "url", []byte("two")); err == nil {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, "b applies two", func() bool { return len(rb.bodies()) >= 2 })
-	if got := rb.bodies(); !slices.Equal(got[:2], []string{"url:one", "url:two"}) || len(got) > 2 && got[2] != "url:two" {
+	f.restart(t, "two")
+	waitFor(t, "b applies two", func() bool { return len(f.rb.bodies()) >= 2 })
+	if got := f.rb.bodies(); !slices.Equal(got[:2], []string{"url:one", "url:two"}) || len(got) > 2 && got[2] != "url:two" {
 		t.Errorf("b applied %q after the NATS restart, want one then two (one not again)", got)
 	}
 }
@@ -269,39 +290,15 @@ func TestNATSRestartNodesReconnect(t *testing.T) {
 func TestReconnectEndsTheConsumersBackOff(t *testing.T) {
 	saved := consumerBackoff
 	consumerBackoff.first, consumerBackoff.max = time.Minute, time.Minute
-	defer func() { consumerBackoff = saved }()
-	dir := t.TempDir()
-	natsDir := filepath.Join(dir, "nats")
-	srv := startServer(t, natsDir, "127.0.0.1:0")
-	_, port, _ := net.SplitHostPort(srv.URL()[len("nats://"):])
-	ra, rb := &recorder{}, &recorder{}
-	a := node(t, srv.URL(), "a", dir, ra)
-	defer a.Close()
-	b := node(t, srv.URL(), "b", dir, rb)
-	defer b.Close()
-	waitCaughtUp(t, a)
-	waitCaughtUp(t, b)
-	if _, err := a.Publish(context.Background(), "url", []byte("one")); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, "b applies one", func() bool { return len(rb.bodies()) == 1 })
-	srv.Close()
+	// A cleanup, not a defer: it must run after the nodes' (their
+	// consumers read it), and cleanups run last first.
+	t.Cleanup(func() { consumerBackoff = saved })
+	f := newRestartFixture(t)
+	f.srv.Close()
 	// b's session fails, and b waits its minute.
-	waitFor(t, "b's consumer fails", func() bool { return b.Status().Error != "" })
-	srv = startServer(t, natsDir, "127.0.0.1:"+port)
-	defer srv.Close()
-	waitFor(t, "a reconnects", func() bool { return a.Status().Connected })
-	var err error
-	for range 50 { // the first publishes may race the stream's recovery
-		if _, err = a.Publish(context.Background(), "url", []byte("two")); err == nil {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, "b applies two before its back-off ends", func() bool { return len(rb.bodies()) >= 2 })
+	waitFor(t, "b's consumer fails", func() bool { return f.b.Status().Error != "" })
+	f.restart(t, "two")
+	waitFor(t, "b applies two before its back-off ends", func() bool { return len(f.rb.bodies()) >= 2 })
 }
 
 // With NATS unreachable at start the node is not caught up, says so,
